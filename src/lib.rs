@@ -1,0 +1,21 @@
+//! siemcast: polls Microsoft cloud security data, renders each event as CEF or LEEF through
+//! user-editable mapping files, and delivers it to SIEM syslog listeners without losing any of it.
+//!
+//! # Layout
+//! - [`config`]: the TOML file plus `SIEMCAST_*` environment overrides, validated up front.
+//! - [`event`]: the source-neutral event and the batch a source appends to the spool.
+//! - [`sources`]: pollers (one per source kind); each owns its position and dedupe.
+//! - [`spool`]: the one durable FIFO between sources and destinations.
+//! - [`mapping`]: mapping files compiled into CEF/LEEF renderers.
+//! - [`destinations`]: syslog headers, framing, transports and the sender loop.
+//! - [`pipeline`]: wires sources → spool → destinations; shutdown.
+//!
+//! Data flows one way: poller → spool → destination (mapping, framing, transport).
+
+pub mod config;
+pub mod destinations;
+pub mod event;
+pub mod mapping;
+pub mod pipeline;
+pub mod sources;
+pub mod spool;
