@@ -1,1 +1,883 @@
-//! TODO
+//! The configuration: a TOML file plus `SIEMCAST_*` environment overrides (figment), read into
+//! plain serde types with named defaults, then validated as a whole. Every problem is reported at
+//! once with the file, line and column it comes from; secrets are typed so they never print.
+
+mod locate;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+pub use locate::{KeyPath, Locator, Position};
+
+use crate::event::EventKind;
+
+/// Where `siemcast run` looks when neither `-c` nor `$SIEMCAST_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/siemcast/siemcast.toml";
+
+// === the file's shape ===
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// Directory for the spool and checkpoints.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub spool: SpoolConfig,
+    #[serde(default)]
+    pub azure: AzureConfig,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default, rename = "destination")]
+    pub destinations: Vec<DestinationConfig>,
+    /// The directory relative paths are resolved against (the config file's directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/siemcast")
+}
+
+/// `[metrics]`: the Prometheus listener.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsConfig {
+    /// `host:port` for `/metrics` and `/healthz`; empty turns the listener off.
+    #[serde(default = "default_metrics_address")]
+    pub address: String,
+}
+
+fn default_metrics_address() -> String {
+    "127.0.0.1:9464".to_owned()
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            address: default_metrics_address(),
+        }
+    }
+}
+
+/// `[spool]`: the durable queue between sources and destinations.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpoolConfig {
+    /// Size cap in bytes; when reached, sources pause (nothing is dropped).
+    #[serde(default = "default_spool_max_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_spool_max_bytes() -> u64 {
+    1 << 30
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: default_spool_max_bytes(),
+        }
+    }
+}
+
+/// `[azure]`: the app registration used by the Microsoft API pollers.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AzureConfig {
+    #[serde(default = "default_cloud")]
+    pub cloud: Cloud,
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    /// Normally supplied as `SIEMCAST_AZURE__CLIENT_SECRET` or through `client_secret_file`.
+    pub client_secret: Option<Secret>,
+    pub client_secret_file: Option<PathBuf>,
+    pub certificate_file: Option<PathBuf>,
+    #[serde(default)]
+    pub managed_identity: bool,
+    pub login_endpoint: Option<String>,
+    pub management_endpoint: Option<String>,
+    pub graph_endpoint: Option<String>,
+    pub office_endpoint: Option<String>,
+}
+
+fn default_cloud() -> Cloud {
+    Cloud::Public
+}
+
+/// A secret string: its `Debug` and `Display` never show the value.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// One `[[source]]`. Kind-specific keys are optional here and checked per kind in `validate`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceConfig {
+    #[serde(default)]
+    pub name: String,
+    pub kind: Option<SourceKind>,
+    /// How often to poll.
+    #[serde(default = "default_interval")]
+    pub interval: HumanDuration,
+    /// How far back the first poll reaches.
+    #[serde(default = "default_lookback")]
+    pub lookback: HumanDuration,
+    pub subscriptions: Option<Vec<String>>,
+    pub content_types: Option<Vec<String>>,
+    pub start_at: Option<String>,
+    /// `files`: a file or a directory of files.
+    pub path: Option<PathBuf>,
+    /// `files`: the kind of the events in the files, which chooses the mapping.
+    pub source_kind: Option<EventKind>,
+    /// `files`: events per spool batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    pub bootstrap_servers: Option<String>,
+    pub topic: Option<String>,
+    pub group: Option<String>,
+    pub security: Option<String>,
+    pub connection_string_file: Option<PathBuf>,
+}
+
+fn default_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+fn default_lookback() -> HumanDuration {
+    HumanDuration(Duration::from_secs(15 * 60))
+}
+
+fn default_batch_size() -> usize {
+    1000
+}
+
+/// One `[[destination]]`: a SIEM syslog listener.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DestinationConfig {
+    #[serde(default)]
+    pub name: String,
+    /// `host:port`.
+    #[serde(default)]
+    pub address: String,
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+    #[serde(default = "default_framing")]
+    pub framing: Framing,
+    #[serde(default = "default_syslog")]
+    pub syslog: SyslogFormat,
+    /// Syslog HOSTNAME; defaults to this machine's host name.
+    pub hostname: Option<String>,
+    /// RFC 5424 APP-NAME.
+    #[serde(default = "default_app_name")]
+    pub app_name: String,
+    #[serde(default = "default_facility")]
+    pub facility: Facility,
+    /// Folder holding `<source kind>.toml`; relative to the config file's directory.
+    #[serde(default)]
+    pub mappings: PathBuf,
+    /// Events per second at most (the SIEM's EPS licence); unlimited when absent.
+    pub max_eps: Option<u32>,
+    /// Longest message on the wire, header included; longer ones are truncated and counted.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+fn default_transport() -> Transport {
+    Transport::Tcp
+}
+
+fn default_framing() -> Framing {
+    Framing::Lf
+}
+
+fn default_syslog() -> SyslogFormat {
+    SyslogFormat::Rfc3164
+}
+
+fn default_app_name() -> String {
+    "siemcast".to_owned()
+}
+
+fn default_facility() -> Facility {
+    Facility(20) // local4
+}
+
+fn default_max_message_bytes() -> usize {
+    64 * 1024
+}
+
+/// `[destination.tls]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TlsConfig {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+// === closed sets, with messages that list the choices ===
+
+/// Declares a closed set of string values with a deserializer whose error lists the choices.
+macro_rules! choice {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "\"{}\" is not one of {}",
+                        other,
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(de::Error::custom)
+            }
+        }
+    };
+}
+
+choice!(
+    /// Which Microsoft cloud the Azure endpoints belong to.
+    Cloud { Public = "public", UsGov = "usgov", China = "china" }
+);
+
+impl Default for Cloud {
+    fn default() -> Self {
+        Cloud::Public
+    }
+}
+
+choice!(
+    /// What a `[[source]]` reads.
+    SourceKind {
+        AzureActivity = "azure_activity",
+        DefenderAlerts = "defender_alerts",
+        GraphAlerts = "graph_alerts",
+        EntraAudit = "entra_audit",
+        EntraSignins = "entra_signins",
+        O365Management = "o365_management",
+        Files = "files",
+        EventHubs = "eventhubs",
+    }
+);
+
+choice!(
+    /// How bytes reach a destination.
+    Transport { Udp = "udp", Tcp = "tcp", Tls = "tls" }
+);
+
+choice!(
+    /// How messages are delimited on a stream transport.
+    Framing { Lf = "lf", OctetCounting = "octet-counting" }
+);
+
+choice!(
+    /// The syslog header written before each CEF/LEEF payload.
+    SyslogFormat { Rfc3164 = "rfc3164", Rfc5424 = "rfc5424", None = "none" }
+);
+
+/// A syslog facility, written by name (`local4`) or number (0–23).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facility(pub u8);
+
+const FACILITY_NAMES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
+impl<'de> Deserialize<'de> for Facility {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        FACILITY_NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Facility(i as u8))
+            .or_else(|| s.parse::<u8>().ok().filter(|n| *n < 24).map(Facility))
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "\"{s}\" is not a syslog facility (kern, user, ..., local0 to local7, or 0 to 23)"
+                ))
+            })
+    }
+}
+
+/// A duration written as a human string: `"60s"`, `"15m"`, `"1h 30m"`, `"500ms"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("\"{s}\" is not a duration; write it like \"60s\", \"15m\" or \"2h\"");
+        let signed: jiff::SignedDuration = s.trim().parse().map_err(|_| bad())?;
+        Duration::try_from(signed)
+            .map(HumanDuration)
+            .map_err(|_| bad())
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}
+
+// === loading ===
+
+/// One problem found in the configuration, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// `None` when the value came from the environment or has no place in the file.
+    pub position: Option<Position>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some(p) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                p.line,
+                p.column,
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// Every problem of a configuration; `Display` prints one `FILE:LINE:COL: message` per line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems with their locations.
+struct Problems<'a> {
+    file: &'a Path,
+    locator: &'a Locator,
+    list: Vec<Problem>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, path: &KeyPath, message: impl Into<String>) {
+        self.list.push(Problem {
+            file: self.file.to_owned(),
+            position: self.locator.find(path),
+            message: message.into(),
+        });
+    }
+}
+
+/// Environment variables read by the program itself rather than mapped onto config keys.
+const RESERVED_ENV: [&str; 2] = ["config", "log"];
+
+impl Config {
+    /// Reads `path` with `SIEMCAST_*` overrides and validates it. Does no network I/O.
+    ///
+    /// # Errors
+    /// Every problem found, each with its location.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let single = |message: String| {
+            ConfigErrors(vec![Problem {
+                file: path.to_owned(),
+                position: None,
+                message,
+            }])
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| single(format!("cannot read the configuration file: {e}")))?;
+        let env = Env::prefixed("SIEMCAST_")
+            .split("__")
+            .filter(|k| !RESERVED_ENV.contains(&k.as_str()));
+        Self::from_parts(path, &text, env)
+    }
+
+    /// Parses configuration text without environment overrides (tests, `demo`).
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        Self::from_parts(path, text, Env::prefixed("SIEMCAST_UNUSED_NEVER_SET_"))
+    }
+
+    fn from_parts(path: &Path, text: &str, env: Env) -> Result<Config, ConfigErrors> {
+        let locator = match Locator::parse(text) {
+            Ok(l) => l,
+            Err((pos, message)) => {
+                return Err(ConfigErrors(vec![Problem {
+                    file: path.to_owned(),
+                    position: Some(pos),
+                    message: format!("invalid TOML: {message}"),
+                }]))
+            }
+        };
+        let mut problems = Problems {
+            file: path,
+            locator: &locator,
+            list: Vec::new(),
+        };
+        let merged: figment::value::Value = Figment::new()
+            .merge(Toml::string(text))
+            .merge(env)
+            .extract()
+            .map_err(|e| {
+                ConfigErrors(vec![Problem {
+                    file: path.to_owned(),
+                    position: None,
+                    message: e.to_string(),
+                }])
+            })?;
+        let mut tree = serde_json::to_value(&merged).map_err(|e| {
+            ConfigErrors(vec![Problem {
+                file: path.to_owned(),
+                position: None,
+                message: e.to_string(),
+            }])
+        })?;
+        let mut config = deserialize_all(&mut tree, &mut problems);
+        if let Some(cfg) = &mut config {
+            cfg.base_dir = path
+                .parent()
+                .map(Path::to_owned)
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| PathBuf::from("."));
+            cfg.validate_into(&mut problems);
+        }
+        match config {
+            Some(cfg) if problems.list.is_empty() => Ok(cfg),
+            _ => Err(ConfigErrors(problems.list)),
+        }
+    }
+
+    /// Resolves a path from the config against the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// Directory of the durable spool.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.resolve(&self.state_dir).join("spool")
+    }
+
+    /// The event kinds that the configured sources produce (the mappings each destination needs).
+    pub fn event_kinds(&self) -> Vec<EventKind> {
+        let kinds: BTreeSet<EventKind> =
+            self.sources.iter().filter_map(|s| s.event_kind()).collect();
+        kinds.into_iter().collect()
+    }
+
+    /// Semantic checks, every problem recorded.
+    fn validate_into(&self, p: &mut Problems<'_>) {
+        let root = KeyPath::root();
+        if self.sources.is_empty() {
+            p.add(&root, "no [[source]] is configured; add at least one");
+        }
+        if self.destinations.is_empty() {
+            p.add(&root, "no [[destination]] is configured; add at least one");
+        }
+        if !self.metrics.address.is_empty()
+            && self
+                .metrics
+                .address
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            p.add(
+                &root.key("metrics").key("address"),
+                format!(
+                    "metrics: address \"{}\" is not an IP:port like 127.0.0.1:9464 (empty turns it off)",
+                    self.metrics.address
+                ),
+            );
+        }
+        let mut names = BTreeSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let at = root.key("source").index(i);
+            let who = if s.name.is_empty() {
+                format!("source #{}", i + 1)
+            } else {
+                format!("source \"{}\"", s.name)
+            };
+            if s.name.is_empty() {
+                p.add(&at, format!("{who}: name is missing"));
+            } else if !valid_name(&s.name) {
+                p.add(
+                    &at.key("name"),
+                    format!("{who}: name may use only letters, digits, '-' and '_'"),
+                );
+            } else if !names.insert(s.name.clone()) {
+                p.add(
+                    &at.key("name"),
+                    format!("{who}: another source has the same name"),
+                );
+            }
+            s.validate_into(&who, &at, p);
+        }
+        let mut names = BTreeSet::new();
+        for (i, d) in self.destinations.iter().enumerate() {
+            let at = root.key("destination").index(i);
+            let who = if d.name.is_empty() {
+                format!("destination #{}", i + 1)
+            } else {
+                format!("destination \"{}\"", d.name)
+            };
+            if d.name.is_empty() {
+                p.add(&at, format!("{who}: name is missing"));
+            } else if !valid_name(&d.name) {
+                p.add(
+                    &at.key("name"),
+                    format!("{who}: name may use only letters, digits, '-' and '_'"),
+                );
+            } else if !names.insert(d.name.clone()) {
+                p.add(
+                    &at.key("name"),
+                    format!("{who}: another destination has the same name"),
+                );
+            }
+            d.validate_into(self, &who, &at, p);
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl SourceConfig {
+    /// The kind of event this source produces, which selects the mapping file.
+    pub fn event_kind(&self) -> Option<EventKind> {
+        match self.kind? {
+            SourceKind::Files => self.source_kind,
+            SourceKind::AzureActivity => Some(EventKind::AzureActivity),
+            SourceKind::DefenderAlerts => Some(EventKind::DefenderAlerts),
+            SourceKind::GraphAlerts => Some(EventKind::GraphAlerts),
+            SourceKind::EntraAudit => Some(EventKind::EntraAudit),
+            SourceKind::EntraSignins => Some(EventKind::EntraSignins),
+            SourceKind::O365Management => Some(EventKind::O365Management),
+            SourceKind::EventHubs => None,
+        }
+    }
+
+    fn validate_into(&self, who: &str, at: &KeyPath, p: &mut Problems<'_>) {
+        let Some(kind) = self.kind else {
+            p.add(
+                at,
+                format!(
+                    "{who}: kind is missing; it is one of {}",
+                    SourceKind::ALL
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            return;
+        };
+        if self.interval.0.is_zero() {
+            p.add(
+                &at.key("interval"),
+                format!("{who}: interval must be longer than 0s"),
+            );
+        }
+        if self.batch_size == 0 || self.batch_size > 100_000 {
+            p.add(
+                &at.key("batch_size"),
+                format!("{who}: batch_size must be between 1 and 100000"),
+            );
+        }
+        let only_files = [
+            ("path", self.path.is_some()),
+            ("source_kind", self.source_kind.is_some()),
+        ];
+        match kind {
+            SourceKind::Files => {
+                if self.path.is_none() {
+                    p.add(
+                        at,
+                        format!("{who}: path is missing; name the file or directory to read"),
+                    );
+                }
+                if self.source_kind.is_none() {
+                    p.add(
+                        at,
+                        format!(
+                            "{who}: source_kind is missing; it names the kind of the events in the files, one of {}",
+                            EventKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                }
+            }
+            other => {
+                for (key, present) in only_files {
+                    if present {
+                        p.add(
+                            &at.key(key),
+                            format!("{who}: {key} applies only to kind \"files\""),
+                        );
+                    }
+                }
+                p.add(
+                    &at.key("kind"),
+                    format!("{who}: kind \"{other}\" is not available in this build yet; use kind \"files\""),
+                );
+            }
+        }
+    }
+}
+
+impl DestinationConfig {
+    fn validate_into(&self, cfg: &Config, who: &str, at: &KeyPath, p: &mut Problems<'_>) {
+        if self.address.is_empty() {
+            p.add(
+                at,
+                format!("{who}: address is missing; write it as host:port"),
+            );
+        } else if split_host_port(&self.address).is_none() {
+            p.add(
+                &at.key("address"),
+                format!(
+                    "{who}: address \"{}\" is not host:port (e.g. siem.example.com:514)",
+                    self.address
+                ),
+            );
+        }
+        if self.transport == Transport::Tls {
+            p.add(
+                &at.key("transport"),
+                format!(
+                    "{who}: transport \"tls\" is not available in this build yet; use udp or tcp"
+                ),
+            );
+        }
+        if self.transport == Transport::Udp && self.framing == Framing::OctetCounting {
+            p.add(
+                &at.key("framing"),
+                format!("{who}: framing applies only to tcp and tls"),
+            );
+        }
+        if self.max_eps == Some(0) {
+            p.add(
+                &at.key("max_eps"),
+                format!("{who}: max_eps must be at least 1 (omit it for no limit)"),
+            );
+        }
+        if self.max_message_bytes < 480 {
+            p.add(
+                &at.key("max_message_bytes"),
+                format!("{who}: max_message_bytes must be at least 480 (RFC 5426's minimum)"),
+            );
+        }
+        if let Some(h) = &self.hostname {
+            if h.is_empty() || h.len() > 255 || !h.chars().all(|c| c.is_ascii_graphic()) {
+                p.add(
+                    &at.key("hostname"),
+                    format!("{who}: hostname must be 1 to 255 printable ASCII characters"),
+                );
+            }
+        }
+        if self.mappings.as_os_str().is_empty() {
+            p.add(at, format!("{who}: mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\")"));
+            return;
+        }
+        let dir = cfg.resolve(&self.mappings);
+        if !dir.is_dir() {
+            p.add(
+                &at.key("mappings"),
+                format!("{who}: mappings folder {} does not exist", dir.display()),
+            );
+            return;
+        }
+        let kinds = cfg.event_kinds();
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        if let Err(errors) = crate::mapping::MappingSet::load(&dir, &kinds) {
+            for d in errors.diagnostics {
+                // Mapping problems carry their own file and position.
+                p.list.push(Problem {
+                    file: d.file.clone(),
+                    position: Some(Position {
+                        line: d.line,
+                        column: d.column,
+                    }),
+                    message: format!("{who}: {}", d.message),
+                });
+            }
+        }
+    }
+
+    /// The syslog HOSTNAME to send.
+    pub fn hostname(&self) -> String {
+        self.hostname.clone().unwrap_or_else(local_hostname)
+    }
+}
+
+/// This machine's host name, or `siemcast` when it cannot be read.
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "siemcast".to_owned())
+}
+
+/// Splits `host:port` (`[v6]:port` for IPv6).
+pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty() && port != 0).then_some((host, port))
+}
+
+/// Deserializes the merged tree into [`Config`], recording every unknown key and every bad value
+/// (each bad value is removed and deserialization retried, so all of them are found in one run).
+fn deserialize_all(tree: &mut serde_json::Value, p: &mut Problems<'_>) -> Option<Config> {
+    // Each round removes one offending key; a config cannot have more keys than this.
+    for _ in 0..256 {
+        let mut unknown = Vec::new();
+        let result: Result<Config, _> = {
+            let mut record = |path: serde_ignored::Path<'_>| {
+                unknown.push(locate::from_ignored_path(&path));
+            };
+            let de = serde_ignored::Deserializer::new(&*tree, &mut record);
+            serde_path_to_error::deserialize(de)
+        };
+        match result {
+            Ok(cfg) => {
+                for path in unknown {
+                    let key = path.last_key().unwrap_or("?").to_owned();
+                    p.add(&path, unknown_key_message(&path, &key));
+                }
+                return Some(cfg);
+            }
+            Err(err) => {
+                let path = locate::from_serde_path(err.path());
+                let message = err.inner().to_string();
+                let key = path.last_key().unwrap_or("").to_owned();
+                let who = describe_owner(tree, &path);
+                let text = if message.starts_with('"') {
+                    format!("{who}{key} {message}")
+                } else {
+                    format!("{who}{key}: {message}")
+                };
+                p.add(&path, text);
+                if !path.remove_from(tree) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+fn unknown_key_message(path: &KeyPath, key: &str) -> String {
+    let parent = KeyPath(path.0[..path.0.len().saturating_sub(1)].to_vec());
+    if parent.0.is_empty() {
+        format!("unknown key \"{key}\"")
+    } else {
+        format!("unknown key \"{key}\" in {parent}")
+    }
+}
+
+/// `destination "qradar": ` for a key inside a named destination or source.
+fn describe_owner(tree: &serde_json::Value, path: &KeyPath) -> String {
+    use locate::Seg;
+    match path.0.as_slice() {
+        [Seg::Key(section), Seg::Index(i), ..]
+            if section == "source" || section == "destination" =>
+        {
+            let name = tree
+                .get(section)
+                .and_then(|v| v.get(*i))
+                .and_then(|v| v.get("name"))
+                .and_then(|v| v.as_str());
+            match name {
+                Some(n) => format!("{section} \"{n}\": "),
+                None => format!("{section} #{}: ", i + 1),
+            }
+        }
+        [Seg::Key(section), _, ..] => format!("{section}: "),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,460 @@
-//! TODO
+//! The source-neutral event: one JSON object from a Microsoft API (or a file of them) with its
+//! kind, a stable id for dedupe and its event time. Also the spool payload encoding of an event
+//! and the reader of the JSON shapes users hand us (NDJSON, array, `value`/`records` envelopes).
+
+use std::fmt;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The kind of an event, which selects the mapping file `<kind>.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    AzureActivity,
+    DefenderAlerts,
+    GraphAlerts,
+    EntraAudit,
+    EntraSignins,
+    O365Management,
+}
+
+impl EventKind {
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::AzureActivity,
+        EventKind::DefenderAlerts,
+        EventKind::GraphAlerts,
+        EventKind::EntraAudit,
+        EventKind::EntraSignins,
+        EventKind::O365Management,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AzureActivity => "azure_activity",
+            EventKind::DefenderAlerts => "defender_alerts",
+            EventKind::GraphAlerts => "graph_alerts",
+            EventKind::EntraAudit => "entra_audit",
+            EventKind::EntraSignins => "entra_signins",
+            EventKind::O365Management => "o365_management",
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code).checked_sub(1)?).copied()
+    }
+
+    /// The JSON fields that hold this kind's unique id, most specific first.
+    fn id_fields(self) -> &'static [&'static str] {
+        match self {
+            EventKind::AzureActivity => &["eventDataId", "id"],
+            EventKind::DefenderAlerts => &["id", "name"],
+            EventKind::GraphAlerts => &["id"],
+            EventKind::EntraAudit | EventKind::EntraSignins => &["id"],
+            EventKind::O365Management => &["Id"],
+        }
+    }
+
+    /// The JSON fields that hold this kind's event time, most specific first.
+    fn time_fields(self) -> &'static [&'static [&'static str]] {
+        match self {
+            EventKind::AzureActivity => &[&["eventTimestamp"], &["submissionTimestamp"]],
+            EventKind::DefenderAlerts => &[
+                &["properties", "timeGeneratedUtc"],
+                &["properties", "startTimeUtc"],
+            ],
+            EventKind::GraphAlerts => &[&["lastUpdateDateTime"], &["createdDateTime"]],
+            EventKind::EntraAudit => &[&["activityDateTime"]],
+            EventKind::EntraSignins => &[&["createdDateTime"]],
+            EventKind::O365Management => &[&["CreationTime"]],
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("\"{s}\" is not one of {}", all.join(", "))
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}
+
+/// One event as it travels through the spool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// The name of the `[[source]]` that produced it.
+    pub source: String,
+    /// Stable unique id, used for dedupe and visible to the SIEM.
+    pub id: String,
+    /// Event time in milliseconds since the Unix epoch, when the event has one.
+    pub time_ms: Option<i64>,
+    /// The JSON object, compact.
+    pub json: Vec<u8>,
+}
+
+/// Spool payload format version written by [`Event::encode`].
+const EVENT_FORMAT: u8 = 1;
+
+/// Why a spool payload could not be read back as an event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event record is truncated")]
+    Truncated,
+    #[error("event record has unknown format version {0}")]
+    Version(u8),
+    #[error("event record has unknown event kind code {0}")]
+    Kind(u8),
+    #[error("event record field is not UTF-8")]
+    Utf8,
+}
+
+impl Event {
+    /// Builds an event from one JSON object: id and time are taken from the kind's fields; an
+    /// event without an id gets one derived from its content, so a re-read yields the same id.
+    pub fn from_json(kind: EventKind, source: &str, value: &Value) -> Event {
+        let json = serde_json::to_vec(value).unwrap_or_default();
+        let id = kind
+            .id_fields()
+            .iter()
+            .find_map(|f| value.get(*f).and_then(scalar_text))
+            .map(|id| match kind {
+                // Graph alerts change in place; each update is its own event.
+                EventKind::GraphAlerts => {
+                    match value.get("lastUpdateDateTime").and_then(Value::as_str) {
+                        Some(t) => format!("{id}@{t}"),
+                        None => id,
+                    }
+                }
+                _ => id,
+            })
+            .unwrap_or_else(|| format!("sha:{:08x}{:08x}", crc32c::crc32c(&json), json.len()));
+        let time_ms = kind.time_fields().iter().find_map(|path| {
+            let mut v = value;
+            for key in *path {
+                v = v.get(*key)?;
+            }
+            parse_time_ms(v.as_str()?)
+        });
+        Event {
+            kind,
+            source: source.to_owned(),
+            id,
+            time_ms,
+            json,
+        }
+    }
+
+    /// The spool payload: `ver u8 | kind u8 | time i64 (i64::MIN = none) | source len u16 |
+    /// source | id len u16 | id | json`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(EVENT_FORMAT);
+        out.push(self.kind.code());
+        out.extend_from_slice(&self.time_ms.unwrap_or(i64::MIN).to_le_bytes());
+        for text in [&self.source, &self.id] {
+            let bytes = &text.as_bytes()[..text.len().min(u16::MAX as usize)];
+            out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        out.extend_from_slice(&self.json);
+    }
+
+    /// Reads back what [`Event::encode`] wrote.
+    pub fn decode(payload: &[u8]) -> Result<Event, DecodeError> {
+        let mut rest = payload;
+        let mut take = |n: usize| -> Result<&[u8], DecodeError> {
+            if rest.len() < n {
+                return Err(DecodeError::Truncated);
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        let version = take(1)?[0];
+        if version != EVENT_FORMAT {
+            return Err(DecodeError::Version(version));
+        }
+        let code = take(1)?[0];
+        let kind = EventKind::from_code(code).ok_or(DecodeError::Kind(code))?;
+        let time = i64::from_le_bytes(take(8)?.try_into().map_err(|_| DecodeError::Truncated)?);
+        let mut text = || -> Result<String, DecodeError> {
+            let len = u16::from_le_bytes(take(2)?.try_into().map_err(|_| DecodeError::Truncated)?);
+            String::from_utf8(take(usize::from(len))?.to_vec()).map_err(|_| DecodeError::Utf8)
+        };
+        let source = text()?;
+        let id = text()?;
+        Ok(Event {
+            kind,
+            source,
+            id,
+            time_ms: (time != i64::MIN).then_some(time),
+            json: rest.to_vec(),
+        })
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Parses an RFC 3339 time; Microsoft's zone-less times (O365) are read as UTC.
+pub fn parse_time_ms(text: &str) -> Option<i64> {
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Some(ts.as_millisecond());
+    }
+    let civil: jiff::civil::DateTime = text.parse().ok()?;
+    civil
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp().as_millisecond())
+}
+
+/// One problem in an input document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentError {
+    /// 1-based line in the input where the bad part starts.
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// One item read from an input document: an event object, or why an item is unusable.
+pub type Item = Result<Value, DocumentError>;
+
+/// Reads the shapes users hand us, in order: a JSON array of events, an object whose `value`
+/// or `records` is an array (Microsoft APIs, Event Hubs and Azure Log Integration folders), a
+/// single event object, or NDJSON (one of those per line). Bad lines are reported as errors
+/// with their line number and do not stop the others.
+pub fn read_documents(input: &[u8]) -> Vec<Item> {
+    let trimmed = trim_ascii(input);
+    let mut out = Vec::new();
+    if trimmed.is_empty() {
+        return out;
+    }
+    // A whole-file document first; if it does not parse, NDJSON line by line.
+    match serde_json::from_slice::<Value>(trimmed) {
+        Ok(doc) => expand(doc, 1, &mut out),
+        Err(whole) => {
+            if trimmed.first() == Some(&b'[') {
+                out.push(Err(DocumentError {
+                    line: whole.line(),
+                    message: format!("not valid JSON: {whole}"),
+                }));
+                return out;
+            }
+            for (i, line) in input.split(|b| *b == b'\n').enumerate() {
+                read_line(line, i + 1, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Reads one NDJSON line (blank lines are skipped).
+pub fn read_line(line: &[u8], line_no: usize, out: &mut Vec<Item>) {
+    let line = trim_ascii(line);
+    if line.is_empty() {
+        return;
+    }
+    match serde_json::from_slice::<Value>(line) {
+        Ok(doc) => expand(doc, line_no, out),
+        Err(e) => out.push(Err(DocumentError {
+            line: line_no,
+            message: format!("not valid JSON: {e}"),
+        })),
+    }
+}
+
+fn expand(doc: Value, line: usize, out: &mut Vec<Item>) {
+    match doc {
+        Value::Array(items) => {
+            for item in items {
+                push_event(item, line, out);
+            }
+        }
+        Value::Object(mut map) => {
+            let envelope = ["value", "records"]
+                .into_iter()
+                .find(|k| map.get(*k).is_some_and(Value::is_array));
+            match envelope.and_then(|k| map.remove(k)) {
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        push_event(item, line, out);
+                    }
+                }
+                _ => out.push(Ok(Value::Object(map))),
+            }
+        }
+        other => out.push(Err(DocumentError {
+            line,
+            message: format!(
+                "expected a JSON object or array, found {}",
+                type_name(&other)
+            ),
+        })),
+    }
+}
+
+fn push_event(item: Value, line: usize, out: &mut Vec<Item>) {
+    if item.is_object() {
+        out.push(Ok(item));
+    } else {
+        out.push(Err(DocumentError {
+            line,
+            message: format!("expected an event object, found {}", type_name(&item)),
+        }));
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &b[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ids(items: &[Item]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| match i {
+                Ok(v) => v["id"].as_str().unwrap().to_owned(),
+                Err(e) => format!("err@{}", e.line),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_all_four_shapes() {
+        let ndjson = b"{\"id\":\"a\"}\n\n{\"id\":\"b\"}\n";
+        assert_eq!(ids(&read_documents(ndjson)), ["a", "b"]);
+        let array = b"[{\"id\":\"a\"},{\"id\":\"b\"}]";
+        assert_eq!(ids(&read_documents(array)), ["a", "b"]);
+        let value = b"{\"value\":[{\"id\":\"a\"}],\"nextLink\":null}";
+        assert_eq!(ids(&read_documents(value)), ["a"]);
+        let records = b"{\"records\":[{\"id\":\"a\"},{\"id\":\"b\"}]}";
+        assert_eq!(ids(&read_documents(records)), ["a", "b"]);
+        let single = b"  {\"id\":\"a\"}  ";
+        assert_eq!(ids(&read_documents(single)), ["a"]);
+    }
+
+    #[test]
+    fn bad_lines_are_reported_and_the_rest_kept() {
+        let input = b"{\"id\":\"a\"}\n{not json\n42\n{\"records\":[{\"id\":\"b\"},7]}\n";
+        assert_eq!(
+            ids(&read_documents(input)),
+            ["a", "err@2", "err@3", "b", "err@4"]
+        );
+    }
+
+    #[test]
+    fn broken_array_is_one_error() {
+        let items = read_documents(b"[{\"id\":\"a\"},\n{\"id\":");
+        assert_eq!(items.len(), 1);
+        assert!(items[0]
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("not valid JSON"));
+    }
+
+    #[test]
+    fn ids_and_times_come_from_the_kind_fields() {
+        let v = json!({"eventDataId": "e1", "eventTimestamp": "2026-11-01T10:00:00.5Z"});
+        let ev = Event::from_json(EventKind::AzureActivity, "act", &v);
+        assert_eq!(ev.id, "e1");
+        assert_eq!(ev.time_ms, Some(1_793_527_200_500));
+        let o365 = json!({"Id": "x", "CreationTime": "2026-11-01T10:00:00"});
+        let ev = Event::from_json(EventKind::O365Management, "o", &o365);
+        assert_eq!(
+            ev.time_ms,
+            Some(1_793_527_200_000),
+            "zone-less times are UTC"
+        );
+        let graph = json!({"id": "g", "lastUpdateDateTime": "2026-11-01T10:00:00Z"});
+        assert_eq!(
+            Event::from_json(EventKind::GraphAlerts, "g", &graph).id,
+            "g@2026-11-01T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn events_without_ids_get_stable_content_ids() {
+        let v = json!({"x": 1});
+        let a = Event::from_json(EventKind::AzureActivity, "s", &v);
+        let b = Event::from_json(EventKind::AzureActivity, "s", &v);
+        assert_eq!(a.id, b.id);
+        assert!(a.id.starts_with("sha:"));
+        assert_ne!(
+            a.id,
+            Event::from_json(EventKind::AzureActivity, "s", &json!({"x": 2})).id
+        );
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let v = json!({"eventDataId": "e1", "eventTimestamp": "2026-11-01T10:00:00Z", "s": "ü|="});
+        let ev = Event::from_json(EventKind::AzureActivity, "activity", &v);
+        let mut buf = Vec::new();
+        ev.encode(&mut buf);
+        assert_eq!(Event::decode(&buf).unwrap(), ev);
+        assert!(matches!(
+            Event::decode(&buf[..5]),
+            Err(DecodeError::Truncated)
+        ));
+        buf[0] = 9;
+        assert!(matches!(Event::decode(&buf), Err(DecodeError::Version(9))));
+    }
+}

@@ -13,6 +13,7 @@
 //! Data flows one way: poller → spool → destination (mapping, framing, transport).
 
 pub mod config;
+pub mod demo;
 pub mod destinations;
 pub mod event;
 pub mod mapping;

@@ -1,1 +1,380 @@
-//! TODO
+//! Destinations: one sender per SIEM listener. Each reads the spool from its own cursor,
+//! renders events with its mapping set at send time, adds the syslog header and framing, paces
+//! to `max_eps`, writes, and moves its cursor only past records the peer's kernel acknowledged.
+//! After any error it rewinds to the first unacknowledged record and resends.
+
+pub mod syslog;
+pub mod transport;
+
+use std::collections::VecDeque;
+use std::fs::OpenOptions;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, DestinationConfig};
+use crate::event::Event;
+use crate::mapping::MappingSet;
+use crate::spool::{Record, Spool, SpoolError};
+use syslog::{Stamp, SyslogWriter};
+use transport::{Connection, TransportError};
+
+/// Records read from the spool per batch.
+const BATCH_RECORDS: usize = 1000;
+/// Bytes read from the spool per batch, about.
+const BATCH_BYTES: usize = 4 << 20;
+/// Unacknowledged bytes allowed on the wire before the sender waits for the peer.
+const WINDOW_BYTES: u64 = 8 << 20;
+/// How long a stopping sender waits for the peer to acknowledge what was sent.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Backoff between reconnects: from this...
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+/// ...doubling up to this.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Counters a destination keeps.
+#[derive(Debug, Default)]
+pub struct DestinationStats {
+    /// Records acknowledged by the peer (UDP: sent).
+    pub delivered: AtomicU64,
+    /// Records sent again after a connection error.
+    pub resent: AtomicU64,
+    /// Records that could not be rendered and went to the dead-letter file.
+    pub dead_lettered: AtomicU64,
+    /// Messages cut to `max_message_bytes`.
+    pub truncated: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub connected: AtomicBool,
+}
+
+/// Why a destination could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    #[error("destination \"{name}\": {message}")]
+    Setup { name: String, message: String },
+    #[error("destination \"{name}\": spool error: {error}")]
+    Spool { name: String, error: SpoolError },
+}
+
+/// A configured destination, ready to run.
+#[derive(Debug)]
+pub struct Destination {
+    cfg: DestinationConfig,
+    mappings: MappingSet,
+    writer: SyslogWriter,
+    limiter: Option<DefaultDirectRateLimiter>,
+    dead_letter: PathBuf,
+    zone: jiff::tz::TimeZone,
+}
+
+impl Destination {
+    /// Loads the destination's mappings for every kind the sources produce.
+    pub fn from_config(cfg: &DestinationConfig, config: &Config) -> Result<Self, DestinationError> {
+        let kinds = config.event_kinds();
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        let mappings = MappingSet::load(&config.resolve(&cfg.mappings), &kinds).map_err(|e| {
+            DestinationError::Setup {
+                name: cfg.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let limiter = cfg.max_eps.and_then(NonZeroU32::new).map(|eps| {
+            // A burst of one second's worth keeps the pace smooth and batches whole.
+            RateLimiter::direct(Quota::per_second(eps).allow_burst(eps))
+        });
+        Ok(Self {
+            writer: SyslogWriter::new(cfg),
+            cfg: cfg.clone(),
+            mappings,
+            limiter,
+            dead_letter: config
+                .resolve(&config.state_dir)
+                .join("dead-letter")
+                .join(format!("{}.ndjson", cfg.name)),
+            zone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Sends until `cancel`; then waits (bounded) for the peer to acknowledge what is in flight
+    /// and persists the cursor. Connection errors are retried forever with backoff.
+    pub async fn run(
+        self,
+        spool: Arc<Spool>,
+        cancel: CancellationToken,
+        stats: Arc<DestinationStats>,
+    ) -> Result<(), DestinationError> {
+        let name = self.cfg.name.clone();
+        let spool_err = |error| DestinationError::Spool {
+            name: name.clone(),
+            error,
+        };
+        let mut acked = spool.open_cursor(&name).map_err(spool_err)?;
+        tracing::info!(message = "Destination started.", destination = %name, address = %self.cfg.address, transport = %self.cfg.transport, cursor = acked);
+        let mut failures: u32 = 0;
+        // Highest seq ever sent, to count resends after a rewind.
+        let mut high_water = acked;
+        while !cancel.is_cancelled() {
+            let mut conn = tokio::select! {
+                _ = cancel.cancelled() => break,
+                c = Connection::connect(self.cfg.transport, &self.cfg.address) => match c {
+                    Ok(c) => c,
+                    Err(error) => {
+                        failures += 1;
+                        let delay = backoff(failures);
+                        tracing::warn!(message = "Cannot connect to destination; retrying.", destination = %name, %error, delay_ms = delay.as_millis() as u64);
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(delay) => continue,
+                        }
+                    }
+                }
+            };
+            stats.connected.store(true, Ordering::Relaxed);
+            tracing::info!(message = "Connected to destination.", destination = %name, peer = %conn.peer());
+            let result = self
+                .session(
+                    &mut conn,
+                    &spool,
+                    &cancel,
+                    &stats,
+                    &mut acked,
+                    &mut high_water,
+                    &mut failures,
+                )
+                .await;
+            stats.connected.store(false, Ordering::Relaxed);
+            spool.flush_cursors().map_err(spool_err)?;
+            match result {
+                Ok(()) => break,
+                Err(SessionError::Spool(error)) => return Err(spool_err(error)),
+                Err(SessionError::Transport(error)) => {
+                    failures += 1;
+                    stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    let delay = backoff(failures);
+                    tracing::warn!(message = "Destination connection failed; resending from the first unacknowledged record.", destination = %name, %error, cursor = acked, delay_ms = delay.as_millis() as u64);
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        spool.flush_cursors().map_err(spool_err)?;
+        tracing::info!(message = "Destination stopped.", destination = %name, cursor = acked);
+        Ok(())
+    }
+
+    /// One connection's life: send batches, collect acknowledgements, until error or cancel.
+    #[allow(clippy::too_many_arguments)]
+    async fn session(
+        &self,
+        conn: &mut Connection,
+        spool: &Arc<Spool>,
+        cancel: &CancellationToken,
+        stats: &DestinationStats,
+        acked: &mut u64,
+        high_water: &mut u64,
+        failures: &mut u32,
+    ) -> Result<(), SessionError> {
+        let name = &self.cfg.name;
+        // (connection byte offset where a batch ends, cursor after that batch, records in it)
+        let mut in_flight: VecDeque<(u64, u64, u64)> = VecDeque::new();
+        let mut next = *acked;
+        let mut records = Vec::new();
+        let mut buf = Vec::new();
+        let mut ends = Vec::new();
+        let mut draining_since: Option<Instant> = None;
+        loop {
+            // Collect what the peer has acknowledged.
+            let peer_acked = conn.acknowledged()?;
+            let mut moved = false;
+            while let Some(&(end, cursor, count)) = in_flight.front() {
+                if end > peer_acked {
+                    break;
+                }
+                in_flight.pop_front();
+                *acked = cursor;
+                stats.delivered.fetch_add(count, Ordering::Relaxed);
+                moved = true;
+            }
+            if moved {
+                *failures = 0;
+                spool.ack(name, *acked)?;
+            }
+            if cancel.is_cancelled() {
+                let since = *draining_since.get_or_insert_with(Instant::now);
+                if in_flight.is_empty() {
+                    return Ok(());
+                }
+                if since.elapsed() > DRAIN_TIMEOUT {
+                    tracing::warn!(message = "Peer did not acknowledge everything before shutdown; it will be resent at next start.", destination = %name, unacknowledged_records = in_flight.iter().map(|f| f.2).sum::<u64>());
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                continue;
+            }
+            if conn.written() - peer_acked >= WINDOW_BYTES {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+            records.clear();
+            let (from, sp) = (next, spool.clone());
+            let mut taken = std::mem::take(&mut records);
+            let (read, taken) = tokio::task::spawn_blocking(move || {
+                let r = sp.read(from, BATCH_RECORDS, BATCH_BYTES, &mut taken);
+                (r, taken)
+            })
+            .await
+            .map_err(|e| {
+                SessionError::Spool(SpoolError::Io(std::io::Error::other(e.to_string())))
+            })?;
+            records = taken;
+            let after = read?;
+            if records.is_empty() {
+                next = after;
+                if !in_flight.is_empty() {
+                    // Waiting for acknowledgements of what was sent.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+                if after > *acked {
+                    // Only checkpoint records were passed over: nothing to deliver there.
+                    *acked = after;
+                    spool.ack(name, *acked)?;
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = spool.wait_for_append(after) => {}
+                    // Wake up now and then to notice a peer that closed while idle.
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                conn.probe()?;
+                continue;
+            }
+            conn.probe()?;
+            if let Some(limiter) = &self.limiter {
+                for chunk in records.chunks(self.cfg.max_eps.unwrap_or(1).max(1) as usize) {
+                    let n = NonZeroU32::new(chunk.len() as u32).unwrap_or(NonZeroU32::MIN);
+                    if limiter.until_n_ready(n).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            buf.clear();
+            ends.clear();
+            let stamp = Stamp::now(&self.zone);
+            for rec in &records {
+                let before = buf.len();
+                match self.render(rec, &stamp, &mut buf) {
+                    Ok(truncated) => {
+                        if truncated {
+                            stats.truncated.fetch_add(1, Ordering::Relaxed);
+                        }
+                        ends.push(buf.len());
+                    }
+                    Err(reason) => {
+                        buf.truncate(before);
+                        stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                        self.dead_letter(rec, &reason);
+                    }
+                }
+            }
+            conn.send(&buf, &ends).await?;
+            let last_seq = records.last().map_or(next, |r| r.seq);
+            if last_seq < *high_water {
+                let resent = records.iter().filter(|r| r.seq < *high_water).count();
+                stats.resent.fetch_add(resent as u64, Ordering::Relaxed);
+            }
+            *high_water = (*high_water).max(last_seq + 1);
+            in_flight.push_back((conn.written(), after, records.len() as u64));
+            next = after;
+        }
+    }
+
+    /// Renders one record into `buf` (framed); `Ok(true)` when it was truncated.
+    fn render(&self, rec: &Record, stamp: &Stamp, buf: &mut Vec<u8>) -> Result<bool, String> {
+        let event = Event::decode(&rec.payload).map_err(|e| e.to_string())?;
+        let mapping = self
+            .mappings
+            .get(event.kind.as_str())
+            .ok_or_else(|| format!("no mapping for kind \"{}\"", event.kind))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&event.json).map_err(|e| format!("event JSON: {e}"))?;
+        let mut payload = Vec::with_capacity(event.json.len());
+        mapping
+            .render(&value, &mut payload)
+            .map_err(|e| e.to_string())?;
+        Ok(self.writer.write(stamp, &payload, buf))
+    }
+
+    /// Keeps a record that cannot be rendered, so nothing is lost silently.
+    fn dead_letter(&self, rec: &Record, reason: &str) {
+        use std::io::Write as _;
+        let event = Event::decode(&rec.payload).ok();
+        let line = serde_json::json!({
+            "destination": self.cfg.name,
+            "seq": rec.seq,
+            "error": reason,
+            "id": event.as_ref().map(|e| e.id.clone()),
+            "kind": event.as_ref().map(|e| e.kind.as_str()),
+            "event": event.as_ref().and_then(|e| serde_json::from_slice::<serde_json::Value>(&e.json).ok()),
+        });
+        tracing::warn!(message = "Event could not be rendered; written to the dead-letter file.", destination = %self.cfg.name, seq = rec.seq, error = reason, file = %self.dead_letter.display());
+        let written = self
+            .dead_letter
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.dead_letter)
+            })
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(error) = written {
+            tracing::error!(message = "Cannot write the dead-letter file.", file = %self.dead_letter.display(), %error);
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// Exponential backoff with full jitter: a random delay up to min(max, min * 2^failures).
+fn backoff(failures: u32) -> Duration {
+    let ceiling = BACKOFF_MIN
+        .saturating_mul(1u32 << failures.min(16))
+        .min(BACKOFF_MAX);
+    let ms = rand::random_range(BACKOFF_MIN.as_millis() as u64..=ceiling.as_millis() as u64);
+    Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for f in 0..40 {
+            let d = backoff(f);
+            assert!(d >= BACKOFF_MIN && d <= BACKOFF_MAX, "{f}: {d:?}");
+        }
+        assert!((0..50)
+            .map(|_| backoff(1))
+            .all(|d| d <= Duration::from_millis(400)));
+    }
+}

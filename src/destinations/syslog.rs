@@ -1,0 +1,204 @@
+//! Syslog headers (RFC 3164, RFC 5424, or none) and stream framing (LF or RFC 6587 octet
+//! counting) around a rendered CEF/LEEF payload. Messages longer than the destination's
+//! budget are cut at a character boundary, never inside an escape sequence.
+
+use jiff::tz::TimeZone;
+
+use crate::config::{DestinationConfig, Facility, Framing, SyslogFormat, Transport};
+
+/// Syslog severity used in PRI: informational.
+const SEVERITY_INFO: u8 = 6;
+
+/// The send time, formatted once per batch for both header styles.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    rfc3164: String,
+    rfc5424: String,
+}
+
+impl Stamp {
+    /// Now, in `zone` for RFC 3164 (which has no zone field) and in UTC for RFC 5424.
+    pub fn now(zone: &TimeZone) -> Stamp {
+        Self::at(jiff::Timestamp::now(), zone)
+    }
+
+    pub fn at(ts: jiff::Timestamp, zone: &TimeZone) -> Stamp {
+        let local = ts.to_zoned(zone.clone());
+        Stamp {
+            // "Jan  5 09:03:07": the day is space-padded.
+            rfc3164: local.strftime("%b %e %H:%M:%S").to_string(),
+            rfc5424: ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        }
+    }
+}
+
+/// Writes header + payload + framing for one destination.
+#[derive(Debug, Clone)]
+pub struct SyslogWriter {
+    format: SyslogFormat,
+    framing: Option<Framing>,
+    pri: u8,
+    hostname: String,
+    app_name: String,
+    max_message_bytes: usize,
+}
+
+impl SyslogWriter {
+    pub fn new(cfg: &DestinationConfig) -> Self {
+        let Facility(facility) = cfg.facility;
+        Self {
+            format: cfg.syslog,
+            framing: (cfg.transport != Transport::Udp).then_some(cfg.framing),
+            pri: facility * 8 + SEVERITY_INFO,
+            hostname: cfg.hostname(),
+            app_name: cfg.app_name.clone(),
+            max_message_bytes: cfg.max_message_bytes,
+        }
+    }
+
+    /// A writer for previews (`siemcast render --syslog`): this host, local4, LF framing.
+    pub fn preview(format: SyslogFormat) -> Self {
+        Self {
+            format,
+            framing: Some(Framing::Lf),
+            pri: 20 * 8 + SEVERITY_INFO,
+            hostname: crate::config::local_hostname(),
+            app_name: "siemcast".to_owned(),
+            max_message_bytes: usize::MAX,
+        }
+    }
+
+    /// Appends one framed message to `out`; returns whether the message had to be truncated.
+    pub fn write(&self, stamp: &Stamp, payload: &[u8], out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        // Room for an octet-counting prefix is reserved up front and the prefix written after.
+        const PREFIX_ROOM: usize = 8;
+        if self.framing == Some(Framing::OctetCounting) {
+            out.extend_from_slice(&[b' '; PREFIX_ROOM]);
+        }
+        let msg_start = out.len();
+        self.header(stamp, out);
+        out.extend_from_slice(payload);
+        let truncated = truncate_message(out, msg_start, self.max_message_bytes);
+        match self.framing {
+            Some(Framing::Lf) => out.push(b'\n'),
+            Some(Framing::OctetCounting) => {
+                let len = (out.len() - msg_start).to_string();
+                let prefix_end = msg_start - 1;
+                // "<len> " right before the message; the unused room in front is removed.
+                out[prefix_end - len.len()..prefix_end].copy_from_slice(len.as_bytes());
+                let unused = PREFIX_ROOM - len.len() - 1;
+                out.drain(start..start + unused);
+            }
+            None => {}
+        }
+        truncated
+    }
+
+    fn header(&self, stamp: &Stamp, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        match self.format {
+            SyslogFormat::Rfc3164 => {
+                let _ = write!(out, "<{}>{} {} ", self.pri, stamp.rfc3164, self.hostname);
+            }
+            SyslogFormat::Rfc5424 => {
+                let _ = write!(
+                    out,
+                    "<{}>1 {} {} {} - - - ",
+                    self.pri, stamp.rfc5424, self.hostname, self.app_name
+                );
+            }
+            SyslogFormat::None => {}
+        }
+    }
+}
+
+/// Cuts `out[msg_start..]` to at most `max` bytes at a UTF-8 boundary, dropping a dangling
+/// escape backslash; returns whether anything was cut.
+fn truncate_message(out: &mut Vec<u8>, msg_start: usize, max: usize) -> bool {
+    if out.len() - msg_start <= max {
+        return false;
+    }
+    let mut end = msg_start + max;
+    // Step back over UTF-8 continuation bytes to the start of a character.
+    while end > msg_start && (out[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    // An odd run of trailing backslashes means the last one begins an escape that was cut.
+    let backslashes = out[msg_start..end]
+        .iter()
+        .rev()
+        .take_while(|b| **b == b'\\')
+        .count();
+    if backslashes % 2 == 1 {
+        end -= 1;
+    }
+    out.truncate(end);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(format: SyslogFormat, framing: Framing, max: usize) -> SyslogWriter {
+        SyslogWriter {
+            format,
+            framing: Some(framing),
+            pri: 166,
+            hostname: "host1".into(),
+            app_name: "siemcast".into(),
+            max_message_bytes: max,
+        }
+    }
+
+    fn stamp() -> Stamp {
+        let ts: jiff::Timestamp = "2026-01-05T09:03:07.25Z".parse().unwrap();
+        Stamp::at(ts, &TimeZone::UTC)
+    }
+
+    #[test]
+    fn rfc3164_pads_the_day_and_ends_with_lf() {
+        let mut out = Vec::new();
+        writer(SyslogFormat::Rfc3164, Framing::Lf, 1000).write(&stamp(), b"CEF:0|a", &mut out);
+        assert_eq!(out, b"<166>Jan  5 09:03:07 host1 CEF:0|a\n");
+    }
+
+    #[test]
+    fn rfc5424_has_milliseconds_and_nil_fields() {
+        let mut out = Vec::new();
+        writer(SyslogFormat::Rfc5424, Framing::Lf, 1000).write(&stamp(), b"CEF:0|a", &mut out);
+        assert_eq!(
+            out,
+            b"<166>1 2026-01-05T09:03:07.250Z host1 siemcast - - - CEF:0|a\n"
+        );
+    }
+
+    #[test]
+    fn octet_counting_prefixes_the_length() {
+        let mut out = b"previous".to_vec();
+        writer(SyslogFormat::None, Framing::OctetCounting, 1000).write(
+            &stamp(),
+            b"CEF:0|abc",
+            &mut out,
+        );
+        assert_eq!(out, b"previous9 CEF:0|abc");
+    }
+
+    #[test]
+    fn truncation_keeps_characters_and_escapes_whole() {
+        let mut out = Vec::new();
+        let w = writer(SyslogFormat::None, Framing::Lf, 6);
+        assert!(w.write(&stamp(), "abcdé".as_bytes(), &mut out) || out.len() <= 7);
+        assert_eq!(out, "abcdé\n".as_bytes());
+        out.clear();
+        assert!(w.write(&stamp(), "abcdeé".as_bytes(), &mut out));
+        assert_eq!(out, b"abcde\n");
+        out.clear();
+        assert!(w.write(&stamp(), b"abcde\\=x", &mut out));
+        assert_eq!(out, b"abcde\n", "a cut escape is dropped whole");
+        out.clear();
+        assert!(w.write(&stamp(), b"abcd\\\\x", &mut out));
+        assert_eq!(out, b"abcd\\\\\n", "a complete escaped backslash stays");
+    }
+}
