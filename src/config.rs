@@ -458,9 +458,11 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| single(format!("cannot read the configuration file: {e}")))?;
-        let env = Env::prefixed("SIEMCAST_")
-            .split("__")
-            .filter(|k| !RESERVED_ENV.contains(&k.as_str()));
+        let env = Env::prefixed("SIEMCAST_").split("__").filter(|k| {
+            !RESERVED_ENV
+                .iter()
+                .any(|r| k.as_str().eq_ignore_ascii_case(r))
+        });
         Self::from_parts(path, &text, env)
     }
 
@@ -514,7 +516,15 @@ impl Config {
         }
         match config {
             Some(cfg) if problems.list.is_empty() => Ok(cfg),
-            _ => Err(ConfigErrors(problems.list)),
+            _ => {
+                // In file order: this file first, then mapping files; positions ascending.
+                let mut list = problems.list;
+                list.sort_by_key(|p| {
+                    let pos = p.position.map(|p| (p.line, p.column));
+                    (p.file != path, p.file.clone(), pos.is_none(), pos)
+                });
+                Err(ConfigErrors(list))
+            }
         }
     }
 

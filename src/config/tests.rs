@@ -1,1 +1,253 @@
+use super::*;
 
+/// A config file in a scratch dir that has a `mappings/arcsight/azure_activity.toml`.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let maps = dir.path().join("mappings/arcsight");
+        std::fs::create_dir_all(&maps).unwrap();
+        let shipped = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/mappings/arcsight/azure_activity.toml"
+        );
+        std::fs::copy(shipped, maps.join("azure_activity.toml")).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("siemcast.toml")
+    }
+
+    fn load(&self, text: &str) -> Result<Config, ConfigErrors> {
+        std::fs::write(self.path(), text).unwrap();
+        Config::from_toml(&self.path(), text)
+    }
+
+    /// The problems as `LINE:COL: message` (file name stripped).
+    fn problems(&self, text: &str) -> Vec<String> {
+        let errors = self.load(text).expect_err("config should be rejected");
+        let prefix = format!("{}:", self.path().display());
+        errors
+            .0
+            .iter()
+            .map(|p| {
+                p.to_string()
+                    .strip_prefix(&prefix)
+                    .unwrap_or(&p.to_string())
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+const GOOD: &str = r#"state_dir = "state"
+
+[[source]]
+name = "logs"
+kind = "files"
+path = "input"
+source_kind = "azure_activity"
+interval = "30s"
+
+[[destination]]
+name = "arcsight"
+address = "127.0.0.1:514"
+transport = "tcp"
+mappings = "mappings/arcsight"
+"#;
+
+#[test]
+fn good_config_loads_with_defaults() {
+    let s = Scratch::new();
+    let cfg = s.load(GOOD).unwrap();
+    assert_eq!(
+        cfg.sources[0].interval,
+        HumanDuration(Duration::from_secs(30))
+    );
+    assert_eq!(
+        cfg.sources[0].lookback,
+        HumanDuration(Duration::from_secs(900))
+    );
+    assert_eq!(cfg.destinations[0].framing, Framing::Lf);
+    assert_eq!(cfg.destinations[0].syslog, SyslogFormat::Rfc3164);
+    assert_eq!(cfg.destinations[0].facility, Facility(20));
+    assert_eq!(cfg.metrics.address, "127.0.0.1:9464");
+    assert_eq!(cfg.spool_dir(), s.dir.path().join("state/spool"));
+    assert_eq!(cfg.event_kinds(), vec![EventKind::AzureActivity]);
+}
+
+#[test]
+fn bad_enum_value_names_the_destination_and_the_choices() {
+    let s = Scratch::new();
+    let text = GOOD.replace("transport = \"tcp\"", "transport = \"tpc\"");
+    assert_eq!(
+        s.problems(&text),
+        ["13:1: destination \"arcsight\": transport \"tpc\" is not one of udp, tcp, tls"]
+    );
+}
+
+#[test]
+fn three_mistakes_are_all_reported_with_locations() {
+    let s = Scratch::new();
+    let text = GOOD
+        .replace("interval = \"30s\"", "interval = \"30 parsecs\"")
+        .replace(
+            "transport = \"tcp\"",
+            "transport = \"tpc\"\nframing = \"crlf\"",
+        )
+        .replace("[[destination]]", "[[destination]]\nadress = \"x\"");
+    let problems = s.problems(&text);
+    assert_eq!(
+        problems,
+        [
+            "8:1: source \"logs\": interval \"30 parsecs\" is not a duration; write it like \"60s\", \"15m\" or \"2h\"",
+            "11:1: unknown key \"adress\" in destination[0]",
+            "14:1: destination \"arcsight\": transport \"tpc\" is not one of udp, tcp, tls",
+            "15:1: destination \"arcsight\": framing \"crlf\" is not one of lf, octet-counting",
+        ]
+    );
+}
+
+#[test]
+fn missing_required_keys_are_reported_per_entry() {
+    let s = Scratch::new();
+    let text = r#"
+[[source]]
+kind = "files"
+
+[[destination]]
+name = "q"
+"#;
+    assert_eq!(
+        s.problems(text),
+        [
+            "2:1: source #1: name is missing",
+            "2:1: source #1: path is missing; name the file or directory to read",
+            "2:1: source #1: source_kind is missing; it names the kind of the events in the files, one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management",
+            "5:1: destination \"q\": address is missing; write it as host:port",
+            "5:1: destination \"q\": mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\")",
+        ]
+    );
+}
+
+#[test]
+fn wrong_types_and_bad_values_are_explained() {
+    let s = Scratch::new();
+    let text = GOOD
+        .replace("interval = \"30s\"", "interval = 30")
+        .replace(
+            "address = \"127.0.0.1:514\"",
+            "address = \"siem.example.com\"\nmax_eps = 0",
+        )
+        .replace(
+            "mappings = \"mappings/arcsight\"",
+            "mappings = \"mappings/nowhere\"",
+        );
+    let problems = s.problems(&text);
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert_eq!(
+        problems[0],
+        "8:1: source \"logs\": interval: invalid type: integer `30`, expected a string"
+    );
+    assert_eq!(
+        problems[1],
+        "12:1: destination \"arcsight\": address \"siem.example.com\" is not host:port (e.g. siem.example.com:514)"
+    );
+    assert_eq!(
+        problems[2],
+        "13:1: destination \"arcsight\": max_eps must be at least 1 (omit it for no limit)"
+    );
+    assert!(
+        problems[3].starts_with("15:1: destination \"arcsight\": mappings folder ")
+            && problems[3].ends_with("mappings/nowhere does not exist"),
+        "{}",
+        problems[3]
+    );
+}
+
+#[test]
+fn duplicate_names_and_unsupported_kinds_are_errors() {
+    let s = Scratch::new();
+    let text = format!(
+        "{GOOD}\n[[source]]\nname = \"logs\"\nkind = \"azure_activity\"\nsubscriptions = [\"x\"]\npath = \"p\"\n"
+    );
+    assert_eq!(
+        s.problems(&text),
+        [
+            "17:1: source \"logs\": another source has the same name",
+            "18:1: source \"logs\": kind \"azure_activity\" is not available in this build yet; use kind \"files\"",
+            "20:1: source \"logs\": path applies only to kind \"files\"",
+        ]
+    );
+}
+
+#[test]
+fn toml_syntax_errors_have_a_position() {
+    let s = Scratch::new();
+    let problems = s.problems("state_dir = \"x\"\n[[source]\nname = 1\n");
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].starts_with("2:"), "{problems:?}");
+    assert!(problems[0].contains("invalid TOML"), "{problems:?}");
+}
+
+#[test]
+fn environment_overrides_file_values() {
+    let s = Scratch::new();
+    std::fs::write(s.path(), GOOD).unwrap();
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("SIEMCAST_AZURE__TENANT_ID", "tenant-from-env");
+        jail.set_env("SIEMCAST_STATE_DIR", "/var/tmp/elsewhere");
+        jail.set_env("SIEMCAST_AZURE__CLIENT_SECRET", "s3cret");
+        jail.set_env("SIEMCAST_CONFIG", "/ignored/by/the/loader.toml");
+        let cfg = match Config::load(&s.path()) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(cfg.azure.tenant_id.as_deref(), Some("tenant-from-env"));
+        assert_eq!(cfg.state_dir, PathBuf::from("/var/tmp/elsewhere"));
+        assert_eq!(
+            cfg.azure.client_secret.as_ref().map(Secret::expose),
+            Some("s3cret")
+        );
+        let printed = format!("{cfg:?}");
+        assert!(
+            !printed.contains("s3cret"),
+            "secret leaked into Debug output"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_never_print() {
+    let s = Secret::new("hunter2");
+    assert_eq!(format!("{s}"), "[redacted]");
+    assert!(!format!("{s:?}").contains("hunter2"));
+    assert_eq!(s.expose(), "hunter2");
+}
+
+#[test]
+fn durations_read_human_strings() {
+    let d = |s: &str| s.parse::<HumanDuration>().map(|d| d.0);
+    assert_eq!(d("60s"), Ok(Duration::from_secs(60)));
+    assert_eq!(d("15m"), Ok(Duration::from_secs(900)));
+    assert_eq!(d("1h 30m"), Ok(Duration::from_secs(5400)));
+    assert_eq!(d("500ms"), Ok(Duration::from_millis(500)));
+    assert!(d("-5s").is_err());
+    assert!(d("soon")
+        .unwrap_err()
+        .contains("\"soon\" is not a duration"));
+}
+
+#[test]
+fn host_port_splitting() {
+    assert_eq!(split_host_port("siem:514"), Some(("siem", 514)));
+    assert_eq!(split_host_port("[::1]:6514"), Some(("::1", 6514)));
+    assert_eq!(split_host_port("siem"), None);
+    assert_eq!(split_host_port("siem:0"), None);
+    assert_eq!(split_host_port(":514"), None);
+}
