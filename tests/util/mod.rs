@@ -1,0 +1,297 @@
+//! Shared helpers for whole-program tests: a real rsyslog receiver on a free loopback port,
+//! scratch directories with a generated config, event generators and the siemcast binary.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The rsyslogd binary: `$SIEMCAST_TEST_RSYSLOGD` or the Debian package's.
+pub fn rsyslogd() -> PathBuf {
+    std::env::var_os("SIEMCAST_TEST_RSYSLOGD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/sbin/rsyslogd"))
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real rsyslog daemon listening with imtcp on 127.0.0.1, writing every message it receives,
+/// raw and one per line, to a file. Stopped when dropped.
+pub struct Rsyslog {
+    child: Child,
+    pub port: u16,
+    pub out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Rsyslog {
+    pub fn start_tcp() -> Rsyslog {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let out = dir.path().join("received.log");
+        let conf = dir.path().join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"global(workDirectory="{work}" maxMessageSize="64k")
+module(load="imtcp")
+template(name="raw" type="string" string="%rawmsg%\n")
+ruleset(name="in") {{
+  action(type="omfile" file="{out}" template="raw" flushOnTXEnd="on" asyncWriting="off")
+}}
+input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="in")
+"#,
+                work = dir.path().display(),
+                out = out.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new(rsyslogd())
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path().join("rsyslog.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e} (install rsyslog)",
+                    rsyslogd().display()
+                )
+            });
+        let rs = Rsyslog {
+            child,
+            port,
+            out,
+            _dir: dir,
+        };
+        wait_until(Duration::from_secs(10), "rsyslog to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        rs
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Every line received so far.
+    pub fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until at least `n` lines have arrived; panics after `timeout`.
+    pub fn wait_for_lines(&self, n: usize, timeout: Duration) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let lines = self.lines();
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "rsyslog received {} of {n} lines in {timeout:?}",
+                lines.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The repository's shipped mappings folder for a vendor.
+pub fn shipped_mappings(vendor: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("mappings")
+        .join(vendor)
+}
+
+/// `n` realistic Azure Activity events with ids `ev-00000`…, as NDJSON.
+pub fn activity_events(range: std::ops::Range<usize>) -> String {
+    let mut out = String::new();
+    for i in range {
+        let v = serde_json::json!({
+            "authorization": {
+                "action": "Microsoft.Compute/virtualMachines/write",
+                "scope": format!("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-{}/providers/Microsoft.Compute/virtualMachines/vm-{i}", i % 7)
+            },
+            "caller": format!("user{}@contoso.com", i % 13),
+            "channels": "Operation",
+            "claims": {"ipaddr": format!("10.0.{}.{}", i % 250, i % 200), "appid": "04b07795-8ddb-461a-bbee-02f9e1bf7b46"},
+            "correlationId": format!("c0ffee00-0000-0000-0000-{i:012}"),
+            "description": "",
+            "eventDataId": format!("ev-{i:05}"),
+            "eventName": {"value": "EndRequest", "localizedValue": "End request"},
+            "category": {"value": "Administrative", "localizedValue": "Administrative"},
+            "eventTimestamp": "2026-11-01T10:00:00.1234567Z",
+            "id": format!("/subscriptions/00000000-0000-0000-0000-000000000001/events/ev-{i:05}"),
+            "level": if i % 10 == 0 { "Error" } else { "Informational" },
+            "operationId": format!("op-{i}"),
+            "operationName": {"value": "Microsoft.Compute/virtualMachines/write", "localizedValue": "Create or Update Virtual Machine"},
+            "resourceGroupName": format!("rg-{}", i % 7),
+            "resourceProviderName": {"value": "Microsoft.Compute", "localizedValue": "Microsoft.Compute"},
+            "resourceType": {"value": "Microsoft.Compute/virtualMachines", "localizedValue": "Microsoft.Compute/virtualMachines"},
+            "resourceId": format!("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-{}/providers/Microsoft.Compute/virtualMachines/vm-{i}", i % 7),
+            "status": {"value": "Succeeded", "localizedValue": "Succeeded"},
+            "subStatus": {"value": "Created", "localizedValue": "Created (HTTP Status Code: 201)"},
+            "submissionTimestamp": "2026-11-01T10:02:00.000Z",
+            "subscriptionId": "00000000-0000-0000-0000-000000000001",
+            "tenantId": "11111111-1111-1111-1111-111111111111",
+            "properties": {"statusCode": "Created", "serviceRequestId": null}
+        });
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// A scratch directory with an input folder and a config file for `siemcast run`.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("input")).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn input(&self) -> PathBuf {
+        self.dir.path().join("input")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("siemcast.toml")
+    }
+
+    /// Writes a config: files source on `input/` (azure_activity) → TCP destination `address`.
+    pub fn write_config(&self, address: &str, extra_destination_keys: &str) {
+        let text = format!(
+            r#"state_dir = "state"
+
+[metrics]
+address = ""
+
+[[source]]
+name = "files"
+kind = "files"
+path = "input"
+source_kind = "azure_activity"
+interval = "200ms"
+batch_size = 500
+
+[[destination]]
+name = "rsyslog"
+address = "{address}"
+transport = "tcp"
+framing = "lf"
+syslog = "rfc3164"
+hostname = "siemcast-test"
+mappings = "{mappings}"
+{extra_destination_keys}
+"#,
+            mappings = shipped_mappings("arcsight").display()
+        );
+        std::fs::write(self.config(), text).unwrap();
+    }
+}
+
+/// `siemcast run -c CONFIG` as a child process.
+pub fn spawn_run(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["run", "-c"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `signal` (e.g. "TERM", "KILL") to a child.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Waits for a child to exit, at most `timeout`.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("siemcast did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of CEF extension `key` in a line (up to the next unescaped ` key=`).
+pub fn cef_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let needle = format!(" {key}=");
+    let start = line.find(&needle).map(|i| i + needle.len()).or_else(|| {
+        let bar = format!("|{key}=");
+        line.find(&bar).map(|i| i + bar.len())
+    })?;
+    let rest = &line[start..];
+    let bytes = rest.as_bytes();
+    // The value ends before " k=" where k is a run of letters/digits and `=` is unescaped.
+    let mut end = rest.len();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if bytes[i] == b' ' {
+            let key_len = bytes[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric())
+                .count();
+            if key_len > 0 && bytes.get(i + 1 + key_len) == Some(&b'=') {
+                end = i;
+                break;
+            }
+        }
+        i += 1;
+    }
+    Some(&rest[..end])
+}
