@@ -297,6 +297,8 @@ choice!(
     Cloud { Public = "public", UsGov = "usgov", China = "china" }
 );
 
+// The enum comes from `choice!`, so the default cannot be derived on it.
+#[allow(clippy::derivable_impls)]
 impl Default for Cloud {
     fn default() -> Self {
         Cloud::Public

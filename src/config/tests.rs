@@ -195,6 +195,7 @@ fn toml_syntax_errors_have_a_position() {
 }
 
 #[test]
+#[allow(clippy::result_large_err)] // figment's Jail API
 fn environment_overrides_file_values() {
     let s = Scratch::new();
     std::fs::write(s.path(), GOOD).unwrap();

@@ -108,7 +108,7 @@ input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="in")
                 "rsyslog received {} of {n} lines in {timeout:?}",
                 lines.len()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            pause(Duration::from_millis(50));
         }
     }
 }
@@ -120,11 +120,17 @@ impl Drop for Rsyslog {
     }
 }
 
+/// Sleeps the calling thread: whole-program tests are synchronous and run no async runtime.
+#[allow(clippy::disallowed_methods)]
+pub fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
 pub fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+        pause(Duration::from_millis(20));
     }
 }
 
@@ -260,7 +266,7 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
             let _ = child.kill();
             panic!("siemcast did not exit within {timeout:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        pause(Duration::from_millis(20));
     }
 }
 

@@ -1,0 +1,159 @@
+//! The command-line contract: help texts, `check` error reports, `render` and `demo`.
+
+mod util;
+
+use std::process::{Command, Output};
+
+fn siemcast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(args)
+        .output()
+        .expect("siemcast runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_lists_the_commands_and_each_has_an_example() {
+    let out = siemcast(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for cmd in ["run", "check", "render", "demo"] {
+        assert!(
+            help.contains(&format!("\n  {cmd} ")),
+            "--help does not list {cmd}:\n{help}"
+        );
+        let sub = siemcast(&[cmd, "--help"]);
+        assert!(sub.status.success());
+        let sub = text(&sub.stdout);
+        assert!(
+            sub.contains("Example:"),
+            "`{cmd} --help` has no example:\n{sub}"
+        );
+        assert!(
+            sub.contains(&format!("siemcast {cmd}")),
+            "`{cmd} --help` example does not show the command:\n{sub}"
+        );
+    }
+}
+
+#[test]
+fn check_reports_every_mistake_with_its_location() {
+    let scratch = util::Scratch::new();
+    scratch.write_config("127.0.0.1:514", "");
+    let path = scratch.config();
+    let good = std::fs::read_to_string(&path).unwrap();
+    let ok = siemcast(&["check", "-c", path.to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "valid config rejected: {}",
+        text(&ok.stderr)
+    );
+    assert!(text(&ok.stdout).contains("OK"));
+
+    let bad = good
+        .replace("transport = \"tcp\"", "transport = \"tpc\"")
+        .replace("interval = \"200ms\"", "interval = \"soon\"")
+        .replace(
+            "hostname = \"siemcast-test\"",
+            "hostname = \"siemcast-test\"\nmax_epss = 10",
+        );
+    std::fs::write(&path, &bad).unwrap();
+    let out = siemcast(&["check", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let file = path.display().to_string();
+    let expected = [
+        format!("{file}:11:1: source \"files\": interval \"soon\" is not a duration"),
+        format!(
+            "{file}:17:1: destination \"rsyslog\": transport \"tpc\" is not one of udp, tcp, tls"
+        ),
+        format!("{file}:21:1: unknown key \"max_epss\" in destination[0]"),
+    ];
+    for e in &expected {
+        assert!(stderr.contains(e.as_str()), "missing {e:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains("3 problems"), "{stderr}");
+}
+
+#[test]
+fn render_prints_one_cef_line_per_event() {
+    let scratch = util::Scratch::new();
+    let input = scratch.dir.path().join("events.json");
+    std::fs::write(&input, util::activity_events(0..25)).unwrap();
+    let mapping = util::shipped_mappings("arcsight").join("azure_activity.toml");
+    let out = siemcast(&[
+        "render",
+        "--mapping",
+        mapping.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 25);
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.starts_with("CEF:0|Microsoft|"), "{line}");
+        assert_eq!(
+            util::cef_value(line, "externalId"),
+            Some(format!("ev-{i:05}").as_str())
+        );
+    }
+}
+
+#[test]
+fn render_reports_bad_events_and_renders_the_rest() {
+    let scratch = util::Scratch::new();
+    let input = scratch.dir.path().join("events.ndjson");
+    let good = util::activity_events(0..2);
+    let mut lines = good.lines();
+    let data = format!(
+        "{}\n{{broken\n{}\n",
+        lines.next().unwrap(),
+        lines.next().unwrap()
+    );
+    std::fs::write(&input, data).unwrap();
+    let mapping = util::shipped_mappings("arcsight").join("azure_activity.toml");
+    let out = siemcast(&[
+        "render",
+        "--mapping",
+        mapping.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--syslog",
+        "rfc5424",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout).lines().count(), 2);
+    for line in text(&out.stdout).lines() {
+        assert!(line.starts_with("<166>1 "), "{line}");
+    }
+    assert!(
+        text(&out.stderr).contains("event 1: line 2: not valid JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn demo_runs_end_to_end_and_exits_zero() {
+    let out = siemcast(&["demo"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("Demo OK"), "{stdout}");
+    let cef = stdout
+        .lines()
+        .filter(|l| l.contains(" siemcast-demo CEF:0|Microsoft|"))
+        .count();
+    assert!(
+        cef >= 3,
+        "expected CEF lines that arrived over TCP:\n{stdout}"
+    );
+}
