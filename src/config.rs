@@ -3,6 +3,7 @@
 //! once with the file, line and column it comes from; secrets are typed so they never print.
 
 mod locate;
+mod validate;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -550,86 +551,6 @@ impl Config {
             self.sources.iter().filter_map(|s| s.event_kind()).collect();
         kinds.into_iter().collect()
     }
-
-    /// Semantic checks, every problem recorded.
-    fn validate_into(&self, p: &mut Problems<'_>) {
-        let root = KeyPath::root();
-        if self.sources.is_empty() {
-            p.add(&root, "no [[source]] is configured; add at least one");
-        }
-        if self.destinations.is_empty() {
-            p.add(&root, "no [[destination]] is configured; add at least one");
-        }
-        if !self.metrics.address.is_empty()
-            && self
-                .metrics
-                .address
-                .parse::<std::net::SocketAddr>()
-                .is_err()
-        {
-            p.add(
-                &root.key("metrics").key("address"),
-                format!(
-                    "metrics: address \"{}\" is not an IP:port like 127.0.0.1:9464 (empty turns it off)",
-                    self.metrics.address
-                ),
-            );
-        }
-        let mut names = BTreeSet::new();
-        for (i, s) in self.sources.iter().enumerate() {
-            let at = root.key("source").index(i);
-            let who = if s.name.is_empty() {
-                format!("source #{}", i + 1)
-            } else {
-                format!("source \"{}\"", s.name)
-            };
-            if s.name.is_empty() {
-                p.add(&at, format!("{who}: name is missing"));
-            } else if !valid_name(&s.name) {
-                p.add(
-                    &at.key("name"),
-                    format!("{who}: name may use only letters, digits, '-' and '_'"),
-                );
-            } else if !names.insert(s.name.clone()) {
-                p.add(
-                    &at.key("name"),
-                    format!("{who}: another source has the same name"),
-                );
-            }
-            s.validate_into(&who, &at, p);
-        }
-        let mut names = BTreeSet::new();
-        for (i, d) in self.destinations.iter().enumerate() {
-            let at = root.key("destination").index(i);
-            let who = if d.name.is_empty() {
-                format!("destination #{}", i + 1)
-            } else {
-                format!("destination \"{}\"", d.name)
-            };
-            if d.name.is_empty() {
-                p.add(&at, format!("{who}: name is missing"));
-            } else if !valid_name(&d.name) {
-                p.add(
-                    &at.key("name"),
-                    format!("{who}: name may use only letters, digits, '-' and '_'"),
-                );
-            } else if !names.insert(d.name.clone()) {
-                p.add(
-                    &at.key("name"),
-                    format!("{who}: another destination has the same name"),
-                );
-            }
-            d.validate_into(self, &who, &at, p);
-        }
-    }
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 impl SourceConfig {
@@ -646,153 +567,9 @@ impl SourceConfig {
             SourceKind::EventHubs => None,
         }
     }
-
-    fn validate_into(&self, who: &str, at: &KeyPath, p: &mut Problems<'_>) {
-        let Some(kind) = self.kind else {
-            p.add(
-                at,
-                format!(
-                    "{who}: kind is missing; it is one of {}",
-                    SourceKind::ALL
-                        .iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
-            return;
-        };
-        if self.interval.0.is_zero() {
-            p.add(
-                &at.key("interval"),
-                format!("{who}: interval must be longer than 0s"),
-            );
-        }
-        if self.batch_size == 0 || self.batch_size > 100_000 {
-            p.add(
-                &at.key("batch_size"),
-                format!("{who}: batch_size must be between 1 and 100000"),
-            );
-        }
-        let only_files = [
-            ("path", self.path.is_some()),
-            ("source_kind", self.source_kind.is_some()),
-        ];
-        match kind {
-            SourceKind::Files => {
-                if self.path.is_none() {
-                    p.add(
-                        at,
-                        format!("{who}: path is missing; name the file or directory to read"),
-                    );
-                }
-                if self.source_kind.is_none() {
-                    p.add(
-                        at,
-                        format!(
-                            "{who}: source_kind is missing; it names the kind of the events in the files, one of {}",
-                            EventKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                    );
-                }
-            }
-            other => {
-                for (key, present) in only_files {
-                    if present {
-                        p.add(
-                            &at.key(key),
-                            format!("{who}: {key} applies only to kind \"files\""),
-                        );
-                    }
-                }
-                p.add(
-                    &at.key("kind"),
-                    format!("{who}: kind \"{other}\" is not available in this build yet; use kind \"files\""),
-                );
-            }
-        }
-    }
 }
 
 impl DestinationConfig {
-    fn validate_into(&self, cfg: &Config, who: &str, at: &KeyPath, p: &mut Problems<'_>) {
-        if self.address.is_empty() {
-            p.add(
-                at,
-                format!("{who}: address is missing; write it as host:port"),
-            );
-        } else if split_host_port(&self.address).is_none() {
-            p.add(
-                &at.key("address"),
-                format!(
-                    "{who}: address \"{}\" is not host:port (e.g. siem.example.com:514)",
-                    self.address
-                ),
-            );
-        }
-        if self.transport == Transport::Tls {
-            p.add(
-                &at.key("transport"),
-                format!(
-                    "{who}: transport \"tls\" is not available in this build yet; use udp or tcp"
-                ),
-            );
-        }
-        if self.transport == Transport::Udp && self.framing == Framing::OctetCounting {
-            p.add(
-                &at.key("framing"),
-                format!("{who}: framing applies only to tcp and tls"),
-            );
-        }
-        if self.max_eps == Some(0) {
-            p.add(
-                &at.key("max_eps"),
-                format!("{who}: max_eps must be at least 1 (omit it for no limit)"),
-            );
-        }
-        if self.max_message_bytes < 480 {
-            p.add(
-                &at.key("max_message_bytes"),
-                format!("{who}: max_message_bytes must be at least 480 (RFC 5426's minimum)"),
-            );
-        }
-        if let Some(h) = &self.hostname {
-            if h.is_empty() || h.len() > 255 || !h.chars().all(|c| c.is_ascii_graphic()) {
-                p.add(
-                    &at.key("hostname"),
-                    format!("{who}: hostname must be 1 to 255 printable ASCII characters"),
-                );
-            }
-        }
-        if self.mappings.as_os_str().is_empty() {
-            p.add(at, format!("{who}: mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\")"));
-            return;
-        }
-        let dir = cfg.resolve(&self.mappings);
-        if !dir.is_dir() {
-            p.add(
-                &at.key("mappings"),
-                format!("{who}: mappings folder {} does not exist", dir.display()),
-            );
-            return;
-        }
-        let kinds = cfg.event_kinds();
-        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        if let Err(errors) = crate::mapping::MappingSet::load(&dir, &kinds) {
-            for d in errors.diagnostics {
-                // Mapping problems carry their own file and position.
-                p.list.push(Problem {
-                    file: d.file.clone(),
-                    position: Some(Position {
-                        line: d.line,
-                        column: d.column,
-                    }),
-                    message: format!("{who}: {}", d.message),
-                });
-            }
-        }
-    }
-
     /// The syslog HOSTNAME to send.
     pub fn hostname(&self) -> String {
         self.hostname.clone().unwrap_or_else(local_hostname)
