@@ -239,12 +239,16 @@ fn default_max_message_bytes() -> usize {
 }
 
 /// `[destination.tls]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// Name checked against the server certificate; defaults to the address's host.
     pub server_name: Option<String>,
+    /// Accept exactly the server certificate with this SHA-256 fingerprint (hex, colons allowed)
+    /// instead of checking it against a CA.
+    pub pin_sha256: Option<String>,
 }
 
 // === closed sets, with messages that list the choices ===

@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 
 use super::{
     split_host_port, Config, DestinationConfig, Framing, KeyPath, Position, Problem, Problems,
-    SourceConfig, SourceKind, Transport,
+    SourceConfig, SourceKind, TlsConfig, Transport,
 };
+use crate::destinations::tls::TlsSetup;
 use crate::event::EventKind;
 
 impl Config {
@@ -183,11 +184,14 @@ impl DestinationConfig {
             );
         }
         if self.transport == Transport::Tls {
+            let host = split_host_port(&self.address).map_or("", |(h, _)| h);
+            if let Err(e) = TlsSetup::from_config(&self.tls, host, |p| cfg.resolve(p)) {
+                p.add(&at.key("tls"), format!("{who}: {e}"));
+            }
+        } else if self.tls != TlsConfig::default() {
             p.add(
-                &at.key("transport"),
-                format!(
-                    "{who}: transport \"tls\" is not available in this build yet; use udp or tcp"
-                ),
+                &at.key("tls"),
+                format!("{who}: [destination.tls] applies only to transport \"tls\""),
             );
         }
         if self.transport == Transport::Udp && self.framing == Framing::OctetCounting {

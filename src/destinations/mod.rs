@@ -4,6 +4,7 @@
 //! After any error it rewinds to the first unacknowledged record and resends.
 
 pub mod syslog;
+pub mod tls;
 pub mod transport;
 
 use std::collections::VecDeque;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DestinationConfig};
+use crate::config::{split_host_port, Config, DestinationConfig, Transport};
 use crate::event::Event;
 use crate::mapping::MappingSet;
 use crate::spool::{Record, Spool, SpoolError};
@@ -70,6 +71,7 @@ pub struct Destination {
     limiter: Option<DefaultDirectRateLimiter>,
     dead_letter: PathBuf,
     zone: jiff::tz::TimeZone,
+    tls: Option<tls::TlsSetup>,
 }
 
 impl Destination {
@@ -87,7 +89,20 @@ impl Destination {
             // A burst of one second's worth keeps the pace smooth and batches whole.
             RateLimiter::direct(Quota::per_second(eps).allow_burst(eps))
         });
+        let tls = match cfg.transport {
+            Transport::Tls => {
+                let host = split_host_port(&cfg.address).map_or("", |(h, _)| h);
+                let setup = tls::TlsSetup::from_config(&cfg.tls, host, |p| config.resolve(p))
+                    .map_err(|e| DestinationError::Setup {
+                        name: cfg.name.clone(),
+                        message: e.to_string(),
+                    })?;
+                Some(setup)
+            }
+            _ => None,
+        };
         Ok(Self {
+            tls,
             writer: SyslogWriter::new(cfg),
             cfg: cfg.clone(),
             mappings,
@@ -125,12 +140,16 @@ impl Destination {
         while !cancel.is_cancelled() {
             let mut conn = tokio::select! {
                 _ = cancel.cancelled() => break,
-                c = Connection::connect(self.cfg.transport, &self.cfg.address) => match c {
+                c = Connection::connect(self.cfg.transport, &self.cfg.address, self.tls.as_ref()) => match c {
                     Ok(c) => c,
                     Err(error) => {
                         failures += 1;
                         let delay = backoff(failures);
-                        tracing::warn!(message = "Cannot connect to destination; retrying.", destination = %name, %error, delay_ms = delay.as_millis() as u64);
+                        if error.is_tls_setup() {
+                            tracing::error!(message = "TLS handshake with destination failed; fix the certificate or settings. Retrying.", destination = %name, %error, delay_ms = delay.as_millis() as u64);
+                        } else {
+                            tracing::warn!(message = "Cannot connect to destination; retrying.", destination = %name, %error, delay_ms = delay.as_millis() as u64);
+                        }
                         tokio::select! {
                             _ = cancel.cancelled() => break,
                             _ = tokio::time::sleep(delay) => continue,
@@ -154,7 +173,10 @@ impl Destination {
             stats.connected.store(false, Ordering::Relaxed);
             spool.flush_cursors().map_err(spool_err)?;
             match result {
-                Ok(()) => break,
+                Ok(()) => {
+                    conn.close().await;
+                    break;
+                }
                 Err(SessionError::Spool(error)) => return Err(spool_err(error)),
                 Err(SessionError::Transport(error)) => {
                     failures += 1;

@@ -1,14 +1,18 @@
-//! Connections to a SIEM listener: TCP (and, later, TLS) streams that report how many of the
-//! bytes written the peer's kernel has acknowledged, and UDP sockets where a successful send
-//! counts as delivered. Every connect re-resolves DNS and tries each address in turn.
+//! Connections to a SIEM listener: TCP and TLS streams that report how many of the bytes
+//! written the peer's kernel has acknowledged (counted below the TLS layer), and UDP sockets
+//! where a successful send counts as delivered. Every connect re-resolves DNS and tries each
+//! address in turn.
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::tls::TlsSetup;
 use crate::config::Transport;
 
 /// How long one connection attempt to one address may take.
@@ -29,12 +33,23 @@ pub enum TransportError {
     Io { peer: SocketAddr, error: io::Error },
     #[error("{peer} closed the connection")]
     Closed { peer: SocketAddr },
+    #[error("TLS with {peer}: {message}")]
+    Tls { peer: SocketAddr, message: String },
+}
+
+impl TransportError {
+    /// Whether retrying the same thing cannot help until the configuration or the receiver's
+    /// certificate changes (it is still retried, but logged as an error).
+    pub fn is_tls_setup(&self) -> bool {
+        matches!(self, TransportError::Tls { .. })
+    }
 }
 
 /// An open connection.
 #[derive(Debug)]
 pub enum Connection {
     Tcp(TcpConnection),
+    Tls(Box<TlsConnection>),
     Udp(UdpConnection),
 }
 
@@ -43,6 +58,7 @@ impl Connection {
     pub async fn connect(
         transport: Transport,
         address: &str,
+        tls: Option<&TlsSetup>,
     ) -> Result<Connection, TransportError> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host(address)
             .await
@@ -60,9 +76,17 @@ impl Connection {
         for addr in addrs {
             let attempt = match transport {
                 Transport::Udp => UdpConnection::connect(addr).await.map(Connection::Udp),
-                Transport::Tcp | Transport::Tls => {
-                    TcpConnection::connect(addr).await.map(Connection::Tcp)
-                }
+                Transport::Tcp => TcpConnection::connect(addr).await.map(Connection::Tcp),
+                Transport::Tls => match (TcpConnection::connect(addr).await, tls) {
+                    // A TLS failure is about certificates or settings, not this address.
+                    (Ok(tcp), Some(setup)) => {
+                        return TlsConnection::handshake(tcp, setup)
+                            .await
+                            .map(|c| Connection::Tls(Box::new(c)))
+                    }
+                    (Ok(_), None) => Err(io::Error::other("TLS is not configured")),
+                    (Err(e), _) => Err(e),
+                },
             };
             match attempt {
                 Ok(c) => return Ok(c),
@@ -78,6 +102,7 @@ impl Connection {
     pub fn peer(&self) -> SocketAddr {
         match self {
             Connection::Tcp(c) => c.peer,
+            Connection::Tls(c) => c.peer,
             Connection::Udp(c) => c.peer,
         }
     }
@@ -87,14 +112,16 @@ impl Connection {
     pub async fn send(&mut self, buf: &[u8], ends: &[usize]) -> Result<(), TransportError> {
         match self {
             Connection::Tcp(c) => c.write_all(buf).await,
+            Connection::Tls(c) => c.write_all(buf).await,
             Connection::Udp(c) => c.send_each(buf, ends).await,
         }
     }
 
-    /// Total bytes handed to this connection.
+    /// Total bytes handed to the socket (for TLS: record bytes, below the TLS layer).
     pub fn written(&self) -> u64 {
         match self {
             Connection::Tcp(c) => c.written,
+            Connection::Tls(c) => c.stream.get_ref().0.written,
             Connection::Udp(c) => c.written,
         }
     }
@@ -103,15 +130,30 @@ impl Connection {
     pub fn acknowledged(&self) -> Result<u64, TransportError> {
         match self {
             Connection::Tcp(c) => c.acknowledged(),
+            Connection::Tls(c) => c.acknowledged(),
             Connection::Udp(c) => Ok(c.written),
         }
     }
 
     /// Detects a peer that has closed its side, before more data is sent into the void.
-    pub fn probe(&self) -> Result<(), TransportError> {
+    pub fn probe(&mut self) -> Result<(), TransportError> {
         match self {
             Connection::Tcp(c) => c.probe(),
+            Connection::Tls(c) => c.probe(),
             Connection::Udp(_) => Ok(()),
+        }
+    }
+
+    /// Ends the connection politely (TLS `close_notify`, TCP FIN); errors are irrelevant then.
+    pub async fn close(self) {
+        match self {
+            Connection::Tcp(mut c) => {
+                let _ = c.stream.shutdown().await;
+            }
+            Connection::Tls(mut c) => {
+                let _ = c.stream.shutdown().await;
+            }
+            Connection::Udp(_) => {}
         }
     }
 }
@@ -193,6 +235,115 @@ fn unacked_bytes(stream: &TcpStream) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(u64::try_from(queued).unwrap_or(0))
+}
+
+/// A TCP stream that counts the bytes written into it: placed under TLS, it measures what
+/// reached the socket, which is what `SIOCOUTQ` is compared with.
+#[derive(Debug)]
+pub struct Counted {
+    inner: TcpStream,
+    written: u64,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.written += n as u64;
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS session over a counted TCP stream.
+#[derive(Debug)]
+pub struct TlsConnection {
+    stream: tokio_rustls::client::TlsStream<Counted>,
+    peer: SocketAddr,
+}
+
+impl TlsConnection {
+    async fn handshake(tcp: TcpConnection, setup: &TlsSetup) -> Result<Self, TransportError> {
+        let peer = tcp.peer;
+        let counted = Counted {
+            inner: tcp.stream,
+            written: 0,
+        };
+        let connect = setup.connector.connect(setup.server_name.clone(), counted);
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, connect).await {
+            Ok(Ok(stream)) => Ok(Self { stream, peer }),
+            Ok(Err(error)) => Err(TransportError::Tls {
+                peer,
+                message: setup.explain(&error),
+            }),
+            Err(_) => Err(TransportError::Tls {
+                peer,
+                message: format!(
+                    "no handshake within {HANDSHAKE_TIMEOUT:?}; is the receiver speaking TLS?"
+                ),
+            }),
+        }
+    }
+
+    async fn write_all(&mut self, buf: &[u8]) -> Result<(), TransportError> {
+        let peer = self.peer;
+        let io = |error| TransportError::Io { peer, error };
+        self.stream.write_all(buf).await.map_err(io)?;
+        // rustls holds records until flushed; the batch must reach the socket to be counted.
+        self.stream.flush().await.map_err(io)
+    }
+
+    fn acknowledged(&self) -> Result<u64, TransportError> {
+        let counted = self.stream.get_ref().0;
+        let queued = unacked_bytes(&counted.inner).map_err(|error| TransportError::Io {
+            peer: self.peer,
+            error,
+        })?;
+        Ok(counted.written.saturating_sub(queued))
+    }
+
+    /// Reads through the TLS layer without waiting: a raw read would eat TLS records
+    /// (session tickets, alerts) and break the session.
+    fn probe(&mut self) -> Result<(), TransportError> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        match Pin::new(&mut self.stream).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                Err(TransportError::Closed { peer: self.peer })
+            }
+            Poll::Ready(Ok(())) | Poll::Pending => Ok(()),
+            Poll::Ready(Err(error)) => Err(TransportError::Io {
+                peer: self.peer,
+                error,
+            }),
+        }
+    }
 }
 
 /// A connected UDP socket.

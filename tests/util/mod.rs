@@ -23,8 +23,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A real rsyslog daemon listening with imtcp on 127.0.0.1, writing every message it receives,
-/// raw and one per line, to a file. Stopped when dropped.
+/// How a test rsyslog listens.
+#[derive(Clone, Copy)]
+pub enum Listen<'a> {
+    Tcp,
+    Udp,
+    /// TLS (rsyslog's OpenSSL driver) with the server certificate of `certs`.
+    Tls(&'a Certs),
+}
+
+/// A real rsyslog daemon listening on 127.0.0.1, writing every message it receives, raw and
+/// one per line, to a file. Stopped when dropped.
 pub struct Rsyslog {
     child: Child,
     pub port: u16,
@@ -34,22 +43,80 @@ pub struct Rsyslog {
 
 impl Rsyslog {
     pub fn start_tcp() -> Rsyslog {
+        Self::start(Listen::Tcp)
+    }
+
+    pub fn start(listen: Listen<'_>) -> Rsyslog {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = match listen {
+            Listen::Udp => std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port(),
+            _ => free_port(),
+        };
         let out = dir.path().join("received.log");
-        let conf = dir.path().join("rsyslog.conf");
+        let child = Self::spawn(dir.path(), port, listen);
+        Rsyslog {
+            child,
+            port,
+            out,
+            _dir: dir,
+        }
+    }
+
+    /// Starts again on the same port and output file (a receiver restart).
+    pub fn restart(&mut self, listen: Listen<'_>) {
+        self.stop();
+        self.child = Self::spawn(self._dir.path(), self.port, listen);
+    }
+
+    /// Stops the daemon but keeps its files; `restart` brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn spawn(dir: &Path, port: u16, listen: Listen<'_>) -> Child {
+        let out = dir.join("received.log");
+        let conf = dir.join("rsyslog.conf");
+        let (global, input) = match listen {
+            Listen::Tcp => (
+                String::new(),
+                format!(
+                    "module(load=\"imtcp\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"in\")"
+                ),
+            ),
+            Listen::Udp => (
+                String::new(),
+                format!(
+                    "module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"in\")"
+                ),
+            ),
+            Listen::Tls(certs) => (
+                format!(
+                    " defaultNetstreamDriver=\"ossl\" defaultNetstreamDriverCAFile=\"{}\" defaultNetstreamDriverCertFile=\"{}\" defaultNetstreamDriverKeyFile=\"{}\"",
+                    certs.ca_file().display(),
+                    certs.server_cert_file().display(),
+                    certs.server_key_file().display()
+                ),
+                format!(
+                    "module(load=\"imtcp\" streamDriver.name=\"ossl\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\ninput(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"in\")"
+                ),
+            ),
+        };
         std::fs::write(
             &conf,
             format!(
-                r#"global(workDirectory="{work}" maxMessageSize="64k")
-module(load="imtcp")
+                r#"global(workDirectory="{work}" maxMessageSize="64k"{global})
 template(name="raw" type="string" string="%rawmsg%\n")
 ruleset(name="in") {{
   action(type="omfile" file="{out}" template="raw" flushOnTXEnd="on" asyncWriting="off")
 }}
-input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="in")
+{input}
 "#,
-                work = dir.path().display(),
+                work = dir.display(),
                 out = out.display(),
             ),
         )
@@ -59,7 +126,7 @@ input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="in")
             .arg("-f")
             .arg(&conf)
             .arg("-i")
-            .arg(dir.path().join("rsyslog.pid"))
+            .arg(dir.join("rsyslog.pid"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -70,16 +137,15 @@ input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="in")
                     rsyslogd().display()
                 )
             });
-        let rs = Rsyslog {
-            child,
-            port,
-            out,
-            _dir: dir,
-        };
-        wait_until(Duration::from_secs(10), "rsyslog to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        rs
+        match listen {
+            Listen::Udp => wait_until(Duration::from_secs(10), "rsyslog to bind UDP", || {
+                std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
+            }),
+            _ => wait_until(Duration::from_secs(10), "rsyslog to listen", || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+        }
+        child
     }
 
     pub fn address(&self) -> String {
@@ -97,8 +163,23 @@ input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="in")
 
     /// Waits until at least `n` lines have arrived; panics after `timeout`.
     pub fn wait_for_lines(&self, n: usize, timeout: Duration) -> Vec<String> {
+        self.wait_for_lines_from(None, n, timeout)
+    }
+
+    /// Like `wait_for_lines`, and panics at once if `sender` exits meanwhile.
+    pub fn wait_for_lines_from(
+        &self,
+        mut sender: Option<&mut Child>,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
         let start = Instant::now();
         loop {
+            if let Some(child) = sender.as_mut() {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("siemcast exited with {status} before {n} lines arrived");
+                }
+            }
             let lines = self.lines();
             if lines.len() >= n {
                 return lines;
@@ -300,4 +381,80 @@ pub fn cef_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         i += 1;
     }
     Some(&rest[..end])
+}
+
+/// A test PKI made with rcgen: a CA, and a server certificate for `localhost` / 127.0.0.1.
+pub struct Certs {
+    dir: tempfile::TempDir,
+    pub ca_params: rcgen::CertificateParams,
+    pub ca_key: rcgen::KeyPair,
+    pub server_der: Vec<u8>,
+}
+
+impl Certs {
+    pub fn new() -> Certs {
+        Self::with_server(|_| {})
+    }
+
+    /// Lets a test change the server certificate's parameters (names, validity).
+    pub fn with_server(edit: impl FnOnce(&mut rcgen::CertificateParams)) -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_name = format!("siemcast test CA {}", dir.path().display());
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, ca_name);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        edit(&mut params);
+        let issuer = rcgen::Issuer::new(ca_params.clone(), &ca_key);
+        let server = params.signed_by(&server_key, &issuer).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("server.pem"), server.pem()).unwrap();
+        std::fs::write(dir.path().join("server.key"), server_key.serialize_pem()).unwrap();
+        Certs {
+            server_der: server.der().to_vec(),
+            dir,
+            ca_params,
+            ca_key,
+        }
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn server_cert_file(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    pub fn server_key_file(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+
+    /// Writes a client certificate signed by the CA; returns (cert file, key file).
+    pub fn client(&self, name: &str) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let issuer = rcgen::Issuer::new(self.ca_params.clone(), &self.ca_key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let (c, k) = (
+            self.dir.path().join(format!("{name}.pem")),
+            self.dir.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
 }
