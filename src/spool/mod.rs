@@ -106,9 +106,9 @@ pub struct DestinationStatus {
     pub name: String,
     /// Next seq this destination must deliver (its acknowledged cursor).
     pub cursor: u64,
-    /// Event records not yet acknowledged (exact per segment, estimated within 64 KiB inside one).
+    /// Event records not yet acknowledged.
     pub queued_records: u64,
-    /// Bytes of those records on disk (same precision).
+    /// Bytes of those records on disk (headers included).
     pub queued_bytes: u64,
     /// Age of the oldest queued record, measured from its segment's creation.
     pub oldest_age: Option<Duration>,
@@ -302,7 +302,10 @@ impl Spool {
         };
         let mut stats = SpoolStats::default();
         let rec = recovery::recover(storage.as_ref(), dir, &mut stats)?;
-        let mut next_seq = rec.next_seq;
+        // A new segment must never take the name of an existing one, even an empty one.
+        let mut next_seq = rec
+            .next_seq
+            .max(rec.segments.back().map_or(0, |s| s.first_seq + 1));
         let oldest = rec.segments.front().map_or(next_seq, |s| s.first_seq);
 
         // Cursors.
@@ -926,7 +929,11 @@ impl Spool {
                 let mut bytes = 0;
                 let mut oldest = None;
                 for s in &st.segments {
-                    let (r, b) = s.queued_from(cursor);
+                    let (r, b) = s.queued_from(cursor).unwrap_or_else(|e| {
+                        tracing::warn!(segment = %s.path.display(), error = %e,
+                            "spool status: cannot read segment; counting all of it");
+                        (s.events, s.event_bytes)
+                    });
                     if r > 0 && oldest.is_none() {
                         oldest = Some(Duration::from_millis(now.saturating_sub(s.created_ms)));
                     }

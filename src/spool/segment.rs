@@ -39,6 +39,7 @@ pub(crate) struct IndexEntry {
     pub seq: u64,
     pub offset: u64,
     pub events_before: u64,
+    pub event_bytes_before: u64,
 }
 
 /// What the spool knows about one segment (only its committed, durable part).
@@ -88,6 +89,7 @@ impl Segment {
                 seq,
                 offset: self.end,
                 events_before: self.events,
+                event_bytes_before: self.event_bytes,
             });
         }
         let size = record_size(payload_len) as u64;
@@ -107,24 +109,47 @@ impl Segment {
                 seq: self.first_seq,
                 offset: SEGMENT_HEADER as u64,
                 events_before: 0,
+                event_bytes_before: 0,
             }
         } else {
             self.index[i - 1]
         }
     }
 
-    /// Approximate `(events, bytes)` at or after `seq` in this segment.
-    pub fn queued_from(&self, seq: u64) -> (u64, u64) {
+    /// `(events, bytes)` of the event records with seq >= `seq` in this segment. Reads at
+    /// most one index interval (64 KiB) of record headers.
+    pub fn queued_from(&self, seq: u64) -> io::Result<(u64, u64)> {
         if seq >= self.next_seq {
-            return (0, 0);
+            return Ok((0, 0));
         }
         if seq <= self.first_seq {
-            return (self.events, self.event_bytes);
+            return Ok((self.events, self.event_bytes));
         }
         let e = self.locate(seq);
-        let events = self.events - e.events_before;
-        let bytes = (self.end - e.offset).min(self.event_bytes);
-        (events, bytes)
+        let (mut events, mut bytes) = (e.events_before, 0u64);
+        let mut win = Window::new(INDEX_EVERY as usize);
+        let mut off = e.offset;
+        // Count the events before `seq` from the index entry on.
+        while off < self.end {
+            let Some(hb) = win.get(self.reader.as_ref(), off, RECORD_HEADER, self.end)? else {
+                break;
+            };
+            let h = decode_header(hb);
+            if h.seq >= seq {
+                break;
+            }
+            let size = record_size(h.len) as u64;
+            if h.kind == RecordKind::Event as u8 {
+                events += 1;
+                bytes += size;
+            }
+            off += size;
+        }
+        let before_bytes = e.event_bytes_before + bytes;
+        Ok((
+            self.events - events,
+            self.event_bytes.saturating_sub(before_bytes),
+        ))
     }
 }
 
