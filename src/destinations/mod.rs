@@ -257,7 +257,11 @@ impl Destination {
             })
             .await
             .map_err(|e| {
-                SessionError::Spool(SpoolError::Io(std::io::Error::other(e.to_string())))
+                SessionError::Spool(SpoolError::Io {
+                    op: "read",
+                    path: spool.dir().to_owned(),
+                    source: std::io::Error::other(e.to_string()),
+                })
             })?;
             records = taken;
             let after = read?;

@@ -117,7 +117,13 @@ pub async fn append_page(
             spool.append_batch(&name, &refs, &c)
         })
         .await
-        .unwrap_or_else(|join| Err(SpoolError::Io(std::io::Error::other(join.to_string()))));
+        .unwrap_or_else(|join| {
+            Err(SpoolError::Io {
+                op: "append to",
+                path: ctx.spool.dir().to_owned(),
+                source: std::io::Error::other(join.to_string()),
+            })
+        });
         match result {
             Ok(_) => {
                 if waited {

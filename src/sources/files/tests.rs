@@ -141,12 +141,16 @@ async fn restart_resumes_from_the_spooled_checkpoint_without_repeats() {
     let expected: Vec<String> = (0..8).map(|i| format!("e{i}")).collect();
     assert_eq!(spooled_ids(&spool), expected);
 
+    // A real restart: the spool is closed and opened again from disk.
+    drop(spool);
+    let spool = Arc::new(Spool::open(&dir.path().join("spool"), SpoolOptions::default()).unwrap());
+    let stats = Arc::new(SourceStats::default());
     // More data arrives while stopped: a grown file and a new file.
     let mut grown = ndjson(0..5);
     grown.push_str(&ndjson(8..10));
     std::fs::write(input.join("a.json"), grown).unwrap();
     std::fs::write(input.join("c.json"), ndjson(10..11)).unwrap();
-    run_until(test_source(&input, 2), &spool, &stats, 11).await;
+    run_until(test_source(&input, 2), &spool, &stats, 3).await;
     let expected: Vec<String> = (0..11).map(|i| format!("e{i}")).collect();
     let mut got = spooled_ids(&spool);
     got.sort_by_key(|id| id[1..].parse::<u32>().unwrap());
