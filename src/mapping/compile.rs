@@ -10,7 +10,7 @@ use super::diag::{MappingErrors, Sink};
 use super::dict::{self, KeyType};
 use super::path::{parse_template, Path};
 use super::text::clip_header;
-use super::value::{convert, Cond, Convert, Select, Source, Test, ValueSpec};
+use super::value::{Cond, Convert, Select, Source, Test, ValueSpec};
 use super::{
     Field, Format, Header, Mapping, Route, Variant, CLASS_ID, NAME, PRODUCT, SEVERITY, VENDOR,
     VERSION,
@@ -348,8 +348,10 @@ impl Cx<'_> {
                 _ => None,
             };
             for v in values.chain(lit) {
-                let ok = matches!(convert(Convert::Severity, v), Some(c) if c.as_str() != "Unknown")
-                    || v.eq_ignore_ascii_case("unknown");
+                let ok = matches!(v.trim().parse::<i64>(), Ok(0..=10))
+                    || ["Unknown", "Low", "Medium", "High", "Very-High"]
+                        .iter()
+                        .any(|w| w.eq_ignore_ascii_case(v.trim()));
                 if !ok {
                     self.sink.at(
                         at,
@@ -884,7 +886,7 @@ impl Cx<'_> {
                 if custom {
                     return Some(KeyType::Str(None));
                 }
-                let hint = match dict::closest(key, keys()) {
+                let hint = match dict::leef_synonym(key).or_else(|| dict::closest(key, keys())) {
                     Some(c) => format!("did you mean '{c}'? for a custom key set custom = true"),
                     None => "for a custom key set custom = true".into(),
                 };

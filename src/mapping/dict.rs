@@ -310,6 +310,21 @@ pub(crate) fn cef_ipv6_route(key: &str) -> Option<(&'static str, &'static str)> 
     }
 }
 
+/// CEF habits in a LEEF file: the CEF key → the IBM key that means the same.
+pub(crate) fn leef_synonym(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "suser" | "duser" | "user" => "usrName",
+        "spt" => "srcPort",
+        "dpt" => "dstPort",
+        "smac" => "srcMAC",
+        "dmac" => "dstMAC",
+        "rt" | "start" => "devTime",
+        "request" => "url",
+        "severity" => "sev",
+        _ => return None,
+    })
+}
+
 /// True for `[A-Za-z0-9]+`, the only key alphabet siemcast emits.
 pub(crate) fn is_key_alphabet(key: &str) -> bool {
     !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -345,11 +360,9 @@ pub(crate) fn closest<'a>(
     for cand in candidates {
         let d = distance(input, cand).min(distance(&squashed, cand));
         // A prefix match ("src ip" → "src") counts as close.
-        let d = if !squashed.is_empty()
-            && squashed.len() > cand.len()
-            && squashed
-                .to_ascii_lowercase()
-                .starts_with(&cand.to_ascii_lowercase())
+        let (sq, cl) = (squashed.to_ascii_lowercase(), cand.to_ascii_lowercase());
+        let d = if (!sq.is_empty() && sq.len() > cl.len() && sq.starts_with(&cl))
+            || (sq.len() >= 3 && cl.len() > sq.len() && cl.starts_with(&sq))
         {
             d.min(1)
         } else {
