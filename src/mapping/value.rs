@@ -36,7 +36,7 @@ pub(crate) struct ValueSpec {
     pub(crate) map: Box<[(Box<str>, Box<str>)]>,
     /// Used when the value is present but not in `map` (otherwise it passes through).
     pub(crate) otherwise: Option<Box<str>>,
-    /// Used when the source yields nothing (missing, null, empty).
+    /// Used when the source yields nothing (missing, null, empty or blank).
     pub(crate) default: Option<Box<str>>,
     pub(crate) join: Box<str>,
     /// How to name this source in render errors.
@@ -88,7 +88,8 @@ impl ValueSpec {
             Source::Select(sel) => text_of(sel.find(ev), &self.join, scratch),
         };
         match raw {
-            Some(r) if !r.is_empty() => {
+            // Blank (only spaces and controls) counts as empty, so `default` applies.
+            Some(r) if !r.bytes().all(super::text::is_blank) => {
                 if self.map.is_empty() {
                     return Some(r);
                 }
