@@ -1,89 +1,351 @@
-//! Temporary stand-in for the mapping engine (replaced by the engine's branch).
+//! Mapping files compiled into CEF/LEEF renderers. A [`Mapping`] is checked completely at load
+//! (keys, paths, conversions: every problem with file:line:col) and then renders any JSON event
+//! into exactly one line that a strict parser decodes back to the mapped keys.
 
-use std::path::{Path, PathBuf};
+mod cef;
+mod compile;
+mod diag;
+mod dict;
+mod leef;
+mod path;
+mod text;
+mod value;
 
+use std::collections::BTreeMap;
+use std::path::{Path as FsPath, PathBuf};
+
+use serde_json::Value;
+
+pub use diag::{Diagnostic, MappingErrors};
+
+use value::{convert, Cond, Convert, Converted, ValueSpec};
+
+/// Output format of a mapping file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// ArcSight CEF (`CEF:0|...`).
     Cef,
+    /// IBM LEEF 1.0, TAB-delimited.
+    Leef1,
+    /// IBM LEEF 2.0 with the given single ASCII delimiter.
+    Leef2 { delimiter: char },
 }
 
-#[derive(Debug)]
-pub struct Mapping {
-    product: String,
+impl Format {
+    /// The attribute delimiter byte for LEEF (TAB for 1.0).
+    fn leef_delimiter(self) -> u8 {
+        match self {
+            Format::Leef2 { delimiter } => u8::try_from(delimiter).unwrap_or(b'\t'),
+            _ => b'\t',
+        }
+    }
 }
 
+/// Header slots: CEF uses all six, LEEF the first four (slot 3 is the LEEF EventID).
+pub(crate) const VENDOR: usize = 0;
+pub(crate) const PRODUCT: usize = 1;
+pub(crate) const VERSION: usize = 2;
+pub(crate) const CLASS_ID: usize = 3;
+pub(crate) const NAME: usize = 4;
+pub(crate) const SEVERITY: usize = 5;
+pub(crate) type Header = [Option<ValueSpec>; 6];
+
+/// Header overrides applied when `when` matches (first matching variant wins).
 #[derive(Debug, Clone)]
-pub struct Diagnostic {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
+pub(crate) struct Variant {
+    pub(crate) when: Cond,
+    pub(crate) header: Header,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("mapping errors")]
-pub struct MappingErrors {
-    pub diagnostics: Vec<Diagnostic>,
+/// Where an IPv6 value of a CEF IPv4 key goes.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub(crate) key: &'static str,
+    pub(crate) slot: u32,
+    pub(crate) label_key: &'static str,
+    pub(crate) label: &'static str,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("render error")]
-pub struct RenderError;
+/// One compiled extension key.
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    pub(crate) key: Box<str>,
+    pub(crate) slot: u32,
+    pub(crate) value: ValueSpec,
+    pub(crate) convert: Convert,
+    pub(crate) max_chars: usize,
+    /// `(cs1Label, "Subscription")`, written right after the value, never alone.
+    pub(crate) label: Option<(Box<str>, Box<str>)>,
+    pub(crate) ipv6: Option<Route>,
+    /// CEF IPv4 key: an IPv6 value goes to `ipv6` or is omitted.
+    pub(crate) v4_only: bool,
+    /// `c6a*` key: an IPv4 value is omitted.
+    pub(crate) v6_only: bool,
+    pub(crate) when: Option<Cond>,
+    pub(crate) required: bool,
+}
+
+/// A compiled, immutable mapping file.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    origin: PathBuf,
+    format: Format,
+    header: Header,
+    variants: Vec<Variant>,
+    fields: Vec<Field>,
+}
+
+/// Why one event could not be rendered (the caller dead-letters it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("the event is {found}, not a JSON object; mappings render objects only")]
+    NotAnObject { found: &'static str },
+    #[error("required key '{key}' has no value: {from} is missing or empty in the event")]
+    Missing { key: String, from: String },
+    #[error("required key '{key}': {value:?} from {from} is not {expected}")]
+    Invalid {
+        key: String,
+        from: String,
+        value: String,
+        expected: &'static str,
+    },
+}
 
 impl Mapping {
-    pub fn load(path: &Path) -> Result<Mapping, MappingErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| MappingErrors {
-            diagnostics: vec![Diagnostic {
-                file: path.into(),
-                line: 1,
-                column: 1,
-                message: e.to_string(),
-            }],
-        })?;
-        Self::compile(path, &text)
+    /// Reads and compiles one mapping file. All problems at once.
+    pub fn load(path: &FsPath) -> Result<Mapping, MappingErrors> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Mapping::compile(path, &text),
+            Err(e) => Err(MappingErrors {
+                diagnostics: vec![Diagnostic {
+                    file: path.to_path_buf(),
+                    line: 1,
+                    column: 1,
+                    message: format!("cannot read mapping file: {e}"),
+                    hint: None,
+                }],
+            }),
+        }
     }
-    pub fn compile(_origin: &Path, text: &str) -> Result<Mapping, MappingErrors> {
-        Ok(Mapping {
-            product: text.lines().next().unwrap_or("").to_owned(),
-        })
+
+    /// Compiles text; `origin` is the file name used in diagnostics.
+    pub fn compile(origin: &FsPath, text: &str) -> Result<Mapping, MappingErrors> {
+        compile::compile(origin, text)
     }
+
+    /// The output format.
     pub fn format(&self) -> Format {
-        Format::Cef
+        self.format
     }
-    pub fn render(&self, event: &serde_json::Value, out: &mut Vec<u8>) -> Result<(), RenderError> {
-        let id = event
-            .get("eventDataId")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        out.extend_from_slice(
-            format!(
-                "CEF:0|Microsoft|{}|1|x|y|3|externalId={}",
-                self.product.len(),
-                id
-            )
-            .as_bytes(),
-        );
+
+    /// The file this mapping was compiled from.
+    pub fn origin(&self) -> &FsPath {
+        &self.origin
+    }
+
+    /// The extension keys in output order (routed IPv6 keys and labels not included).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|f| &*f.key)
+    }
+
+    /// Appends the CEF/LEEF payload for one event (no syslog header, no trailing newline) to
+    /// `out`. Pure: no I/O, no clock. Never emits CR or LF. On error `out` is left as it was.
+    pub fn render(&self, event: &Value, out: &mut Vec<u8>) -> Result<(), RenderError> {
+        if !event.is_object() {
+            return Err(RenderError::NotAnObject {
+                found: kind_of(event),
+            });
+        }
+        let start = out.len();
+        let result = self.render_inner(event, out);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    fn render_inner(&self, ev: &Value, out: &mut Vec<u8>) -> Result<(), RenderError> {
+        let mut scratch = String::new();
+        let variant = self.variants.iter().find(|v| v.when.matches(ev));
+        let spec = |slot: usize| {
+            variant
+                .and_then(|v| v.header[slot].as_ref())
+                .or(self.header[slot].as_ref())
+        };
+        let leef = self.format != Format::Cef;
+        let delim = self.format.leef_delimiter();
+        if leef {
+            leef::start(out, matches!(self.format, Format::Leef2 { .. }));
+            for slot in [VENDOR, PRODUCT, VERSION, CLASS_ID] {
+                let s = spec(slot)
+                    .and_then(|s| s.resolve(ev, &mut scratch))
+                    .unwrap_or("");
+                leef::header_field(out, s);
+            }
+            if let Format::Leef2 { .. } = self.format {
+                leef::delimiter_field(out, delim);
+            }
+        } else {
+            cef::start(out);
+            for slot in [VENDOR, PRODUCT, VERSION, CLASS_ID, NAME] {
+                let s = spec(slot)
+                    .and_then(|s| s.resolve(ev, &mut scratch))
+                    .unwrap_or("");
+                cef::header_field(out, s, cef::HEADER_MAX[slot]);
+            }
+            let sev = spec(SEVERITY)
+                .and_then(|s| s.resolve(ev, &mut scratch))
+                .unwrap_or("");
+            match convert(Convert::Severity, sev) {
+                Some(c) => out.extend_from_slice(c.as_str().as_bytes()),
+                None => out.extend_from_slice(b"Unknown"),
+            }
+            out.push(b'|');
+        }
+
+        let mut emitted: u128 = 0;
+        let mut first = true;
+        for f in &self.fields {
+            if emitted & (1u128 << f.slot) != 0 {
+                continue;
+            }
+            if let Some(w) = &f.when {
+                if !w.matches(ev) {
+                    continue;
+                }
+            }
+            let Some(raw) = f.value.resolve(ev, &mut scratch) else {
+                if f.required {
+                    return Err(missing(f));
+                }
+                continue;
+            };
+            let Some(conv) = convert(f.convert, raw) else {
+                if f.required {
+                    return Err(RenderError::Invalid {
+                        key: f.key.to_string(),
+                        from: f.value.describe.to_string(),
+                        value: text::truncate_chars(raw, 64).to_string(),
+                        expected: f.convert.expects(),
+                    });
+                }
+                continue;
+            };
+            let routed = match &conv {
+                Converted::V6(_) if f.v4_only => f.ipv6.as_ref().map(|r| (r.key, r.slot, r.label)),
+                Converted::Buf(_) if f.v6_only => None,
+                _ => Some(("", f.slot, "")),
+            };
+            let Some((rkey, slot, rlabel)) = routed else {
+                if f.required {
+                    return Err(RenderError::Invalid {
+                        key: f.key.to_string(),
+                        from: f.value.describe.to_string(),
+                        value: conv.as_str().to_string(),
+                        expected: if f.v4_only {
+                            "an IPv4 address"
+                        } else {
+                            "an IPv6 address"
+                        },
+                    });
+                }
+                continue;
+            };
+            let (key, label) = if rkey.is_empty() {
+                (&*f.key, f.label.as_ref().map(|(k, l)| (&**k, &**l)))
+            } else {
+                let lk = f.ipv6.as_ref().map_or("", |r| r.label_key);
+                (rkey, Some((lk, rlabel)))
+            };
+            if emitted & (1u128 << slot) != 0 {
+                continue;
+            }
+            let written = if leef {
+                let ok = leef::pair(out, first, delim, key, conv.as_str(), f.max_chars);
+                if ok && f.convert == Convert::LeefTime {
+                    leef::pair(
+                        out,
+                        false,
+                        delim,
+                        "devTimeFormat",
+                        value::LEEF_TIME_FORMAT,
+                        64,
+                    );
+                }
+                ok
+            } else {
+                let ok = cef::pair(out, first, key, conv.as_str(), f.max_chars);
+                if ok {
+                    if let Some((lk, lv)) = label {
+                        cef::pair(out, false, lk, lv, usize::MAX);
+                    }
+                }
+                ok
+            };
+            if written {
+                first = false;
+                emitted |= 1u128 << slot;
+            } else if f.required {
+                return Err(missing(f));
+            }
+        }
         Ok(())
     }
 }
 
-#[derive(Debug)]
+fn missing(f: &Field) -> RenderError {
+    RenderError::Missing {
+        key: f.key.to_string(),
+        from: f.value.describe.to_string(),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The mappings of one destination: `<dir>/<kind>.toml` for each source kind it serves.
+#[derive(Debug, Clone)]
 pub struct MappingSet {
-    maps: Vec<(String, Mapping)>,
+    by_kind: BTreeMap<String, Mapping>,
 }
 
 impl MappingSet {
-    pub fn load(dir: &Path, kinds: &[&str]) -> Result<MappingSet, MappingErrors> {
-        let mut maps = Vec::new();
-        for k in kinds {
-            maps.push((
-                k.to_string(),
-                Mapping::load(&dir.join(format!("{k}.toml")))?,
-            ));
+    /// Loads `<dir>/<kind>.toml` for each kind; collects every file's errors (a missing file is
+    /// a diagnostic naming its path).
+    pub fn load(dir: &FsPath, kinds: &[&str]) -> Result<MappingSet, MappingErrors> {
+        let mut by_kind = BTreeMap::new();
+        let mut diagnostics = Vec::new();
+        for kind in kinds {
+            let file = dir.join(format!("{kind}.toml"));
+            match Mapping::load(&file) {
+                Ok(m) => {
+                    by_kind.insert((*kind).to_string(), m);
+                }
+                Err(e) => diagnostics.extend(e.diagnostics),
+            }
         }
-        Ok(MappingSet { maps })
+        if diagnostics.is_empty() {
+            Ok(MappingSet { by_kind })
+        } else {
+            Err(MappingErrors { diagnostics })
+        }
     }
+
+    /// The mapping for a source kind.
     pub fn get(&self, kind: &str) -> Option<&Mapping> {
-        self.maps.iter().find(|(k, _)| k == kind).map(|(_, m)| m)
+        self.by_kind.get(kind)
+    }
+
+    /// The source kinds loaded.
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.by_kind.keys().map(String::as_str)
     }
 }

@@ -1,0 +1,686 @@
+//! Compiled value sources (path, literal, template, first-non-empty, array select), lookup
+//! tables, defaults, `when` conditions and typed conversions. Resolution borrows from the event
+//! where it can and otherwise writes into one scratch string reused across the event's fields.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use serde_json::Value;
+
+use super::path::{Part, Path};
+
+/// Where a value comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Literal(Box<str>),
+    Path(Path),
+    First(Box<[Path]>),
+    Template(Box<[Part]>),
+    Select(Box<Select>),
+}
+
+/// `select = { from = "entities", where = "type", is = "ip", get = "address" }`.
+#[derive(Debug, Clone)]
+pub(crate) struct Select {
+    pub(crate) from: Path,
+    pub(crate) by: Path,
+    pub(crate) is: Box<[Box<str>]>,
+    pub(crate) get: Option<Path>,
+}
+
+/// A value source plus its lookup table, fallbacks and array join text.
+#[derive(Debug, Clone)]
+pub(crate) struct ValueSpec {
+    pub(crate) source: Source,
+    /// Lookup table; keys match case-insensitively (ASCII).
+    pub(crate) map: Box<[(Box<str>, Box<str>)]>,
+    /// Used when the value is present but not in `map` (otherwise it passes through).
+    pub(crate) otherwise: Option<Box<str>>,
+    /// Used when the source yields nothing (missing, null, empty or blank).
+    pub(crate) default: Option<Box<str>>,
+    pub(crate) join: Box<str>,
+    /// How to name this source in render errors.
+    pub(crate) describe: Box<str>,
+}
+
+impl ValueSpec {
+    /// A literal with no table.
+    pub(crate) fn literal(s: &str) -> ValueSpec {
+        ValueSpec {
+            source: Source::Literal(s.into()),
+            map: Box::new([]),
+            otherwise: None,
+            default: None,
+            join: ",".into(),
+            describe: format!("literal {s:?}").into(),
+        }
+    }
+
+    /// The text of this value for `ev`, after table and defaults; `None` when there is none.
+    pub(crate) fn resolve<'a>(&'a self, ev: &'a Value, scratch: &'a mut String) -> Option<&'a str> {
+        let raw: Option<&'a str> = match &self.source {
+            Source::Literal(s) => Some(s),
+            Source::Path(p) => text_of(p.get(ev), &self.join, scratch),
+            Source::First(paths) => {
+                let found = paths.iter().map(|p| p.get(ev)).find(|v| is_present(*v));
+                text_of(found.flatten(), &self.join, scratch)
+            }
+            Source::Template(parts) => {
+                scratch.clear();
+                let mut any = false;
+                for part in parts.iter() {
+                    match part {
+                        Part::Text(t) => scratch.push_str(t),
+                        Part::Path(p) => {
+                            if let Some(v) = p.get(ev) {
+                                any |= is_present(Some(v));
+                                append(v, &self.join, scratch);
+                            }
+                        }
+                    }
+                }
+                if any {
+                    Some(scratch.as_str())
+                } else {
+                    None
+                }
+            }
+            Source::Select(sel) => text_of(sel.find(ev), &self.join, scratch),
+        };
+        match raw {
+            // Blank (only spaces and controls) counts as empty, so `default` applies.
+            Some(r) if !r.bytes().all(super::text::is_blank) => {
+                if self.map.is_empty() {
+                    return Some(r);
+                }
+                let r_trim = r.trim();
+                match self
+                    .map
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(r_trim))
+                {
+                    Some((_, v)) => Some(v),
+                    None => Some(self.otherwise.as_deref().unwrap_or(r)),
+                }
+            }
+            _ => self.default.as_deref(),
+        }
+    }
+}
+
+impl Select {
+    /// The first element of `from` whose `where` value is in `is` and whose `get` is present.
+    fn find<'a>(&self, ev: &'a Value) -> Option<&'a Value> {
+        let Value::Array(items) = self.from.get(ev)? else {
+            return None;
+        };
+        items.iter().find_map(|item| {
+            let key = self.by.get(item)?;
+            if !self.is.iter().any(|want| scalar_eq(key, want)) {
+                return None;
+            }
+            let v = match &self.get {
+                Some(g) => g.get(item)?,
+                None => item,
+            };
+            is_present(Some(v)).then_some(v)
+        })
+    }
+}
+
+/// True when `v` would render as non-empty text.
+fn is_present(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => a.iter().any(|x| is_present(Some(x))),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// Text of a JSON value: strings borrowed, everything else written into `scratch`.
+fn text_of<'a>(v: Option<&'a Value>, join: &str, scratch: &'a mut String) -> Option<&'a str> {
+    match v? {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        Value::Bool(b) => Some(if *b { "true" } else { "false" }),
+        other => {
+            scratch.clear();
+            append(other, join, scratch);
+            Some(scratch.as_str())
+        }
+    }
+}
+
+/// Appends the text of `v`: arrays joined by `join` (nulls skipped), objects as compact JSON.
+fn append(v: &Value, join: &str, out: &mut String) {
+    match v {
+        Value::Null => {}
+        Value::String(s) => out.push_str(s),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Array(a) => {
+            let mut first = true;
+            for x in a.iter().filter(|x| is_present(Some(x))) {
+                if !first {
+                    out.push_str(join);
+                }
+                first = false;
+                match x {
+                    Value::Array(_) | Value::Object(_) => {
+                        let _ = write!(out, "{x}");
+                    }
+                    _ => append(x, join, out),
+                }
+            }
+        }
+        Value::Object(_) => {
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+/// Compares a JSON scalar with condition text: strings ASCII-case-insensitively, numbers and
+/// booleans by value.
+fn scalar_eq(v: &Value, want: &str) -> bool {
+    match v {
+        Value::String(s) => s.eq_ignore_ascii_case(want),
+        Value::Number(n) => {
+            if let (Some(a), Ok(b)) = (n.as_i64(), want.parse::<i64>()) {
+                a == b
+            } else {
+                matches!((n.as_f64(), want.parse::<f64>()), (Some(a), Ok(b)) if a == b)
+            }
+        }
+        Value::Bool(b) => want.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+        _ => false,
+    }
+}
+
+/// A `when` selector.
+#[derive(Debug, Clone)]
+pub(crate) struct Cond {
+    pub(crate) path: Path,
+    pub(crate) test: Test,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Test {
+    /// Present and equal to one of these.
+    Is(Box<[Box<str>]>),
+    /// Missing, or equal to none of these.
+    Not(Box<[Box<str>]>),
+    /// Present (non-empty) or not.
+    Exists(bool),
+}
+
+impl Cond {
+    pub(crate) fn matches(&self, ev: &Value) -> bool {
+        let v = self.path.get(ev);
+        match &self.test {
+            Test::Is(list) => v.is_some_and(|v| list.iter().any(|w| scalar_eq(v, w))),
+            Test::Not(list) => !v.is_some_and(|v| list.iter().any(|w| scalar_eq(v, w))),
+            Test::Exists(want) => is_present(v) == *want,
+        }
+    }
+}
+
+/// Typed conversions applied to a resolved value before encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Convert {
+    Text,
+    EpochMs,
+    LeefTime,
+    Ip,
+    Int,
+    Port,
+    Mac,
+    Number,
+    Bool,
+    /// CEF header severity: 0–10 or Unknown/Low/Medium/High/Very-High.
+    Severity,
+    /// LEEF `sev`: 1–10.
+    LeefSev,
+}
+
+impl Convert {
+    pub(crate) const NAMES: &'static [&'static str] = &[
+        "text",
+        "epoch_ms",
+        "leef_time",
+        "ip",
+        "int",
+        "port",
+        "mac",
+        "number",
+        "bool",
+        "severity",
+    ];
+
+    pub(crate) fn parse(s: &str) -> Option<Convert> {
+        Some(match s {
+            "text" => Convert::Text,
+            "epoch_ms" => Convert::EpochMs,
+            "leef_time" => Convert::LeefTime,
+            "ip" => Convert::Ip,
+            "int" => Convert::Int,
+            "port" => Convert::Port,
+            "mac" => Convert::Mac,
+            "number" => Convert::Number,
+            "bool" => Convert::Bool,
+            "severity" => Convert::Severity,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Convert::Text => "text",
+            Convert::EpochMs => "epoch_ms",
+            Convert::LeefTime => "leef_time",
+            Convert::Ip => "ip",
+            Convert::Int => "int",
+            Convert::Port => "port",
+            Convert::Mac => "mac",
+            Convert::Number => "number",
+            Convert::Bool => "bool",
+            Convert::Severity | Convert::LeefSev => "severity",
+        }
+    }
+
+    /// What a failed conversion expected, for render errors.
+    pub(crate) fn expects(self) -> &'static str {
+        match self {
+            Convert::Text => "text",
+            Convert::EpochMs | Convert::LeefTime => "a timestamp (RFC 3339, or epoch digits)",
+            Convert::Ip => "an IP address",
+            Convert::Int => "an integer",
+            Convert::Port => "a port number 0-65535",
+            Convert::Mac => "a MAC address",
+            Convert::Number => "a number",
+            Convert::Bool => "true or false",
+            Convert::Severity | Convert::LeefSev => "a severity",
+        }
+    }
+}
+
+/// A small stack buffer for converted values (numbers, times, addresses).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Buf {
+    b: [u8; 64],
+    n: usize,
+}
+
+impl Buf {
+    pub(crate) fn new() -> Buf {
+        Buf { b: [0; 64], n: 0 }
+    }
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII and `str` pieces are ever written.
+        std::str::from_utf8(&self.b[..self.n]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for Buf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.n + s.len();
+        if end > self.b.len() {
+            return Err(std::fmt::Error);
+        }
+        self.b[self.n..end].copy_from_slice(s.as_bytes());
+        self.n = end;
+        Ok(())
+    }
+}
+
+/// The result of a conversion.
+#[derive(Debug)]
+pub(crate) enum Converted<'a> {
+    Text(&'a str),
+    Buf(Buf),
+    /// An IPv6 address (for CEF IPv4 keys: goes to the routed `c6a*` key).
+    V6(Buf),
+}
+
+impl Converted<'_> {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Converted::Text(s) => s,
+            Converted::Buf(b) | Converted::V6(b) => b.as_str(),
+        }
+    }
+}
+
+/// Applies `conv` to `s`; `None` when the value does not convert (the key is then omitted).
+pub(crate) fn convert(conv: Convert, s: &str) -> Option<Converted<'_>> {
+    let mut buf = Buf::new();
+    let t = s.trim();
+    match conv {
+        Convert::Text => return Some(Converted::Text(s)),
+        Convert::EpochMs => {
+            write!(buf, "{}", parse_time(t)?.as_millisecond()).ok()?;
+        }
+        Convert::LeefTime => {
+            write_leef_time(&mut buf, parse_time(t)?)?;
+        }
+        Convert::Ip => {
+            let ip = parse_ip(t)?;
+            write!(buf, "{ip}").ok()?;
+            if ip.is_ipv6() {
+                return Some(Converted::V6(buf));
+            }
+        }
+        Convert::Int => {
+            write!(buf, "{}", parse_int(t)?).ok()?;
+        }
+        Convert::Port => {
+            let n = parse_int(t)?;
+            let p = u16::try_from(n).ok()?;
+            write!(buf, "{p}").ok()?;
+        }
+        Convert::Mac => write_mac(&mut buf, t)?,
+        Convert::Number => {
+            let f: f64 = t.parse().ok()?;
+            if !f.is_finite() {
+                return None;
+            }
+            write!(buf, "{f}").ok()?;
+        }
+        Convert::Bool => {
+            let v = if t.eq_ignore_ascii_case("true") {
+                "true"
+            } else if t.eq_ignore_ascii_case("false") {
+                "false"
+            } else {
+                return None;
+            };
+            return Some(Converted::Text(v));
+        }
+        Convert::Severity => {
+            if let Some(n) = parse_sev_number(t) {
+                write!(buf, "{}", n.clamp(0, 10)).ok()?;
+            } else {
+                let word = ["Unknown", "Low", "Medium", "High", "Very-High"]
+                    .into_iter()
+                    .find(|w| w.eq_ignore_ascii_case(t))
+                    .unwrap_or("Unknown");
+                return Some(Converted::Text(word));
+            }
+        }
+        Convert::LeefSev => {
+            write!(buf, "{}", parse_sev_number(t)?.clamp(1, 10)).ok()?;
+        }
+    }
+    Some(Converted::Buf(buf))
+}
+
+fn parse_sev_number(t: &str) -> Option<i64> {
+    if let Ok(n) = t.parse::<i64>() {
+        return Some(n);
+    }
+    let f: f64 = t.parse().ok()?;
+    // Clamp before casting so huge values stay in range; NaN fails the parse-as-number test.
+    f.is_finite().then(|| f.round().clamp(-1.0, 11.0) as i64)
+}
+
+/// Decimal or `0x` hex integers (Defender reports process ids as `0x1a2c`).
+pub(crate) fn parse_int(t: &str) -> Option<i64> {
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return i64::from_str_radix(hex, 16).ok();
+    }
+    t.parse().ok()
+}
+
+/// An IP, also from `addr:port` and `[v6]:port`; IPv4-mapped IPv6 becomes IPv4.
+pub(crate) fn parse_ip(t: &str) -> Option<IpAddr> {
+    let ip = match t.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => t.parse::<SocketAddr>().ok()?.ip(),
+    };
+    Some(ip.to_canonical())
+}
+
+/// RFC 3339 with or without a zone (no zone = UTC, as Office 365 sends), or epoch digits
+/// (13+ digits = milliseconds, fewer = seconds).
+pub(crate) fn parse_time(t: &str) -> Option<jiff::Timestamp> {
+    if !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = t.parse().ok()?;
+        return if t.len() >= 13 {
+            jiff::Timestamp::from_millisecond(n).ok()
+        } else {
+            jiff::Timestamp::from_second(n).ok()
+        };
+    }
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Some(ts);
+    }
+    let dt: jiff::civil::DateTime = t.parse().ok()?;
+    dt.to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// The LEEF devTimeFormat siemcast writes with `convert = "leef_time"`.
+pub(crate) const LEEF_TIME_FORMAT: &str = "MMM dd yyyy HH:mm:ss.SSS z";
+
+/// `Mar 04 2025 09:15:22.123 GMT` (English months, UTC).
+fn write_leef_time(buf: &mut Buf, ts: jiff::Timestamp) -> Option<()> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let dt = ts.to_zoned(jiff::tz::TimeZone::UTC).datetime();
+    let month = MONTHS[usize::try_from(dt.month() - 1).ok()?];
+    write!(
+        buf,
+        "{month} {:02} {:04} {:02}:{:02}:{:02}.{:03} GMT",
+        dt.day(),
+        dt.year(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        dt.subsec_nanosecond() / 1_000_000
+    )
+    .ok()
+}
+
+/// Six hex pairs separated by `:` or `-` (or twelve bare hex digits) → `AA:BB:CC:DD:EE:FF`.
+fn write_mac(buf: &mut Buf, t: &str) -> Option<()> {
+    let hex: Vec<u8> = t.bytes().filter(|b| *b != b':' && *b != b'-').collect();
+    let seps = t.len() - hex.len();
+    if hex.len() != 12 || !(seps == 0 || seps == 5) || !hex.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    if seps == 5
+        && !t
+            .as_bytes()
+            .chunks(3)
+            .all(|c| c.len() == 2 || matches!(c[2], b':' | b'-'))
+    {
+        return None;
+    }
+    for (i, pair) in hex.chunks(2).enumerate() {
+        if i > 0 {
+            buf.write_str(":").ok()?;
+        }
+        let up = [pair[0].to_ascii_uppercase(), pair[1].to_ascii_uppercase()];
+        buf.write_str(std::str::from_utf8(&up).ok()?).ok()?;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conv(c: Convert, s: &str) -> Option<String> {
+        convert(c, s).map(|v| v.as_str().to_string())
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(
+            conv(Convert::EpochMs, "2025-03-04T09:15:22.1234567Z").as_deref(),
+            Some("1741079722123")
+        );
+        assert_eq!(
+            conv(Convert::EpochMs, "2025-03-04T09:10:41").as_deref(),
+            Some("1741079441000")
+        );
+        assert_eq!(
+            conv(Convert::EpochMs, "2025-03-04T10:10:41+01:00").as_deref(),
+            Some("1741079441000")
+        );
+        assert_eq!(
+            conv(Convert::EpochMs, "1741079441").as_deref(),
+            Some("1741079441000")
+        );
+        assert_eq!(
+            conv(Convert::EpochMs, "1741079441123").as_deref(),
+            Some("1741079441123")
+        );
+        assert_eq!(conv(Convert::EpochMs, "yesterday"), None);
+        assert_eq!(
+            conv(Convert::LeefTime, "2025-03-04T09:15:22.1234567Z").as_deref(),
+            Some("Mar 04 2025 09:15:22.123 GMT")
+        );
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            conv(Convert::Ip, " 203.0.113.42 ").as_deref(),
+            Some("203.0.113.42")
+        );
+        assert_eq!(
+            conv(Convert::Ip, "203.0.113.42:5050").as_deref(),
+            Some("203.0.113.42")
+        );
+        assert!(matches!(
+            convert(Convert::Ip, "2001:DB8::1"),
+            Some(Converted::V6(_))
+        ));
+        assert_eq!(
+            conv(Convert::Ip, "[2001:db8::1]:443").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            conv(Convert::Ip, "::ffff:10.1.2.3").as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(conv(Convert::Ip, "10.0.0.XXX"), None);
+        assert_eq!(
+            conv(Convert::Mac, "00-0d-60-af-1b-61").as_deref(),
+            Some("00:0D:60:AF:1B:61")
+        );
+        assert_eq!(
+            conv(Convert::Mac, "000d60af1b61").as_deref(),
+            Some("00:0D:60:AF:1B:61")
+        );
+        assert_eq!(conv(Convert::Mac, "00:0d:60:af:1b"), None);
+        assert_eq!(conv(Convert::Mac, "000:d6:0a:f1:b6:1"), None);
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(conv(Convert::Int, "0x1a2c").as_deref(), Some("6700"));
+        assert_eq!(conv(Convert::Int, "-42").as_deref(), Some("-42"));
+        assert_eq!(conv(Convert::Int, "4.5"), None);
+        assert_eq!(conv(Convert::Port, "443").as_deref(), Some("443"));
+        assert_eq!(conv(Convert::Port, "65536"), None);
+        assert_eq!(conv(Convert::Number, "3.5").as_deref(), Some("3.5"));
+        assert_eq!(conv(Convert::Number, "NaN"), None);
+        assert_eq!(conv(Convert::Bool, "TRUE").as_deref(), Some("true"));
+        assert_eq!(conv(Convert::Bool, "yes"), None);
+    }
+
+    #[test]
+    fn severities() {
+        assert_eq!(conv(Convert::Severity, "8").as_deref(), Some("8"));
+        assert_eq!(conv(Convert::Severity, "42").as_deref(), Some("10"));
+        assert_eq!(conv(Convert::Severity, "-3").as_deref(), Some("0"));
+        assert_eq!(
+            conv(Convert::Severity, "very-high").as_deref(),
+            Some("Very-High")
+        );
+        assert_eq!(conv(Convert::Severity, "bogus").as_deref(), Some("Unknown"));
+        assert_eq!(conv(Convert::LeefSev, "0").as_deref(), Some("1"));
+        assert_eq!(conv(Convert::LeefSev, "11").as_deref(), Some("10"));
+        assert_eq!(conv(Convert::LeefSev, "1e300").as_deref(), Some("10"));
+        assert_eq!(conv(Convert::LeefSev, "High"), None);
+    }
+
+    #[test]
+    fn sources_and_tables() {
+        let ev = json!({"a": "x", "n": 5, "arr": ["T1", null, "T2"], "e": [
+            {"type": "host", "name": "h"}, {"type": "IP", "address": ""}, {"type": "ip", "address": "1.2.3.4"}]});
+        let p = |s: &str| Path::parse(s).unwrap();
+        let spec = |source| ValueSpec {
+            source,
+            map: Box::new([]),
+            otherwise: None,
+            default: Some("dflt".into()),
+            join: ",".into(),
+            describe: "t".into(),
+        };
+        let mut sc = String::new();
+        assert_eq!(spec(Source::Path(p("n"))).resolve(&ev, &mut sc), Some("5"));
+        assert_eq!(
+            spec(Source::Path(p("arr"))).resolve(&ev, &mut sc),
+            Some("T1,T2")
+        );
+        assert_eq!(
+            spec(Source::Path(p("zz"))).resolve(&ev, &mut sc),
+            Some("dflt")
+        );
+        let first = spec(Source::First(vec![p("zz"), p("a")].into()));
+        assert_eq!(first.resolve(&ev, &mut sc), Some("x"));
+        let sel = Select {
+            from: p("e"),
+            by: p("type"),
+            is: vec!["ip".into()].into(),
+            get: Some(p("address")),
+        };
+        assert_eq!(
+            spec(Source::Select(Box::new(sel))).resolve(&ev, &mut sc),
+            Some("1.2.3.4")
+        );
+        let tpl = crate::mapping::path::parse_template("{a}-{zz}-{n}").unwrap();
+        assert_eq!(
+            spec(Source::Template(tpl.into())).resolve(&ev, &mut sc),
+            Some("x--5")
+        );
+        let mut tab = spec(Source::Path(p("a")));
+        tab.map = vec![("X".into(), "mapped".into())].into();
+        assert_eq!(tab.resolve(&ev, &mut sc), Some("mapped"));
+        tab.map = vec![("other".into(), "mapped".into())].into();
+        assert_eq!(tab.resolve(&ev, &mut sc), Some("x"));
+        tab.otherwise = Some("else".into());
+        assert_eq!(tab.resolve(&ev, &mut sc), Some("else"));
+    }
+
+    #[test]
+    fn conditions() {
+        let ev = json!({"c": "Security", "n": 0});
+        let c = |t| Cond {
+            path: Path::parse("c").unwrap(),
+            test: t,
+        };
+        assert!(c(Test::Is(vec!["security".into()].into())).matches(&ev));
+        assert!(!c(Test::Not(vec!["SECURITY".into()].into())).matches(&ev));
+        assert!(c(Test::Exists(true)).matches(&ev));
+        let n = Cond {
+            path: Path::parse("n").unwrap(),
+            test: Test::Not(vec!["0".into()].into()),
+        };
+        assert!(!n.matches(&ev));
+        let m = Cond {
+            path: Path::parse("missing").unwrap(),
+            test: Test::Not(vec!["0".into()].into()),
+        };
+        assert!(m.matches(&ev));
+    }
+}
