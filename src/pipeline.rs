@@ -37,6 +37,8 @@ impl Pipeline {
             &dir,
             SpoolOptions {
                 max_bytes: config.spool.max_bytes,
+                // Bounds what a crash can repeat to ~50 ms of traffic plus the batch in flight.
+                cursor_persist_interval: std::time::Duration::from_millis(50),
                 ..SpoolOptions::default()
             },
         )

@@ -277,6 +277,9 @@ impl Destination {
                     *acked = after;
                     spool.ack(name, *acked)?;
                 }
+                // Idle: make the cursor durable now rather than at the next acknowledgement,
+                // so a crash while idle repeats nothing.
+                spool.flush_cursors()?;
                 tokio::select! {
                     _ = cancel.cancelled() => {}
                     _ = spool.wait_for_append(after) => {}

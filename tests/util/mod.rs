@@ -72,7 +72,24 @@ impl Rsyslog {
         self.child = Self::spawn(self._dir.path(), self.port, listen);
     }
 
-    /// Stops the daemon but keeps its files; `restart` brings it back.
+    /// Creates the files and picks a port but does not start the daemon (a receiver that is
+    /// down when siemcast starts); `restart` starts it.
+    pub fn prepared(listen: Listen<'_>) -> Rsyslog {
+        let mut rs = Self::start(listen);
+        rs.stop();
+        rs
+    }
+
+    /// Stops the daemon with SIGTERM (it drains what it has read), keeping its files.
+    pub fn stop_gracefully(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the daemon but keeps its files; `restart` brings it back.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
