@@ -55,7 +55,7 @@ fn receiver_down_at_start_gets_everything_once_it_is_up() {
         "siemcast gave up while the receiver was down"
     );
     rsyslog.restart(Listen::Tcp);
-    let lines = rsyslog.wait_for_lines_from(Some(&mut child), EVENTS, Duration::from_secs(90));
+    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(90));
     signal(&child, "TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
     pause(Duration::from_millis(300));
@@ -82,7 +82,7 @@ fn receiver_restart_mid_stream_loses_nothing() {
     .unwrap();
     scratch.write_config(&rsyslog.address(), "max_eps = 4000");
     let mut child = spawn_run(&scratch.config());
-    rsyslog.wait_for_lines_from(Some(&mut child), 2000, Duration::from_secs(30));
+    rsyslog.wait_for_lines_from(Some(&mut *child), 2000, Duration::from_secs(30));
     // A maintenance restart: rsyslog stops cleanly, stays down a moment, comes back.
     rsyslog.stop_gracefully();
     let before = rsyslog.lines().len();
@@ -92,7 +92,7 @@ fn receiver_restart_mid_stream_loses_nothing() {
     );
     pause(Duration::from_secs(2));
     rsyslog.restart(Listen::Tcp);
-    let lines = rsyslog.wait_for_lines_from(Some(&mut child), EVENTS, Duration::from_secs(90));
+    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(90));
     wait_until(Duration::from_secs(30), "every id", || {
         count_ids(&rsyslog.lines()).len() == EVENTS
     });
@@ -121,7 +121,7 @@ fn kill_9_in_a_loop_loses_nothing() {
     for round in 1..=4 {
         let mut child = spawn_run(&scratch.config());
         let target = round * 1800;
-        rsyslog.wait_for_lines_from(Some(&mut child), target, Duration::from_secs(60));
+        rsyslog.wait_for_lines_from(Some(&mut *child), target, Duration::from_secs(60));
         signal(&child, "KILL");
         let _ = child.wait();
         kills += 1;

@@ -74,7 +74,7 @@ fn ten_thousand_events_reach_rsyslog_exactly_once() {
     scratch.write_config(&rsyslog.address(), "");
 
     let mut child = spawn_run(&scratch.config());
-    let lines = rsyslog.wait_for_lines_from(Some(&mut child), EVENTS, Duration::from_secs(60));
+    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(60));
     signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "siemcast exited with {status}");
@@ -101,7 +101,7 @@ fn graceful_restart_midway_delivers_every_event_exactly_once() {
     scratch.write_config(&rsyslog.address(), "max_eps = 2500");
 
     let mut first = spawn_run(&scratch.config());
-    rsyslog.wait_for_lines_from(Some(&mut first), 1500, Duration::from_secs(30));
+    rsyslog.wait_for_lines_from(Some(&mut *first), 1500, Duration::from_secs(30));
     signal(&first, "TERM");
     let status = wait_exit(&mut first, Duration::from_secs(15));
     assert!(status.success(), "first run exited with {status}");
@@ -113,7 +113,7 @@ fn graceful_restart_midway_delivers_every_event_exactly_once() {
     );
 
     let mut second = spawn_run(&scratch.config());
-    let lines = rsyslog.wait_for_lines_from(Some(&mut second), EVENTS, Duration::from_secs(60));
+    let lines = rsyslog.wait_for_lines_from(Some(&mut *second), EVENTS, Duration::from_secs(60));
     signal(&second, "TERM");
     let status = wait_exit(&mut second, Duration::from_secs(15));
     assert!(status.success(), "second run exited with {status}");

@@ -35,7 +35,7 @@ fn tls_to_rsyslog_delivers_every_event_exactly_once() {
     std::fs::write(scratch.config(), config).unwrap();
 
     let mut child = spawn_run(&scratch.config());
-    let lines = rsyslog.wait_for_lines_from(Some(&mut child), 5000, Duration::from_secs(60));
+    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), 5000, Duration::from_secs(60));
     signal(&child, "TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
     pause(Duration::from_millis(300));

@@ -86,8 +86,8 @@ impl Destination {
             }
         })?;
         let limiter = cfg.max_eps.and_then(NonZeroU32::new).map(|eps| {
-            // A burst of one second's worth keeps the pace smooth and batches whole.
-            RateLimiter::direct(Quota::per_second(eps).allow_burst(eps))
+            // Bursts of at most one pacing step: smooth for receivers with small buffers (UDP).
+            RateLimiter::direct(Quota::per_second(eps).allow_burst(pacing_step(eps)))
         });
         let tls = match cfg.transport {
             Transport::Tls => {
@@ -290,14 +290,6 @@ impl Destination {
                 continue;
             }
             conn.probe()?;
-            if let Some(limiter) = &self.limiter {
-                for chunk in records.chunks(self.cfg.max_eps.unwrap_or(1).max(1) as usize) {
-                    let n = NonZeroU32::new(chunk.len() as u32).unwrap_or(NonZeroU32::MIN);
-                    if limiter.until_n_ready(n).await.is_err() {
-                        break;
-                    }
-                }
-            }
             buf.clear();
             ends.clear();
             let stamp = Stamp::now(&self.zone);
@@ -317,7 +309,7 @@ impl Destination {
                     }
                 }
             }
-            conn.send(&buf, &ends).await?;
+            self.paced_send(conn, &buf, &ends).await?;
             let last_seq = records.last().map_or(next, |r| r.seq);
             if last_seq < *high_water {
                 let resent = records.iter().filter(|r| r.seq < *high_water).count();
@@ -327,6 +319,36 @@ impl Destination {
             in_flight.push_back((conn.written(), after, records.len() as u64));
             next = after;
         }
+    }
+
+    /// Sends a rendered batch, in steps of 20 ms worth of messages when `max_eps` is set.
+    async fn paced_send(
+        &self,
+        conn: &mut Connection,
+        buf: &[u8],
+        ends: &[usize],
+    ) -> Result<(), TransportError> {
+        let Some(limiter) = &self.limiter else {
+            return conn.send(buf, ends).await;
+        };
+        let step = self
+            .cfg
+            .max_eps
+            .and_then(NonZeroU32::new)
+            .map_or(NonZeroU32::MIN, pacing_step);
+        let mut start = 0;
+        let mut relative = Vec::with_capacity(step.get() as usize);
+        for chunk in ends.chunks(step.get() as usize) {
+            let n = NonZeroU32::new(chunk.len() as u32).unwrap_or(NonZeroU32::MIN);
+            // `n` never exceeds the burst, so this cannot fail.
+            let _ = limiter.until_n_ready(n).await;
+            let end = chunk.last().copied().unwrap_or(start);
+            relative.clear();
+            relative.extend(chunk.iter().map(|e| e - start));
+            conn.send(&buf[start..end], &relative).await?;
+            start = end;
+        }
+        Ok(())
     }
 
     /// Renders one record into `buf` (framed); `Ok(true)` when it was truncated.
@@ -381,6 +403,11 @@ enum SessionError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Spool(#[from] SpoolError),
+}
+
+/// Messages per paced send: 20 ms worth at `eps`, at least one.
+fn pacing_step(eps: NonZeroU32) -> NonZeroU32 {
+    NonZeroU32::new(eps.get() / 50).unwrap_or(NonZeroU32::MIN)
 }
 
 /// Exponential backoff with full jitter: a random delay up to min(max, min * 2^failures).

@@ -108,7 +108,7 @@ impl Rsyslog {
             Listen::Udp => (
                 String::new(),
                 format!(
-                    "module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"in\")"
+                    "module(load=\"imudp\")\ninput(type=\"imudp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"in\" rcvbufSize=\"8m\")"
                 ),
             ),
             Listen::Tls(certs) => (
@@ -330,17 +330,44 @@ mappings = "{mappings}"
     }
 }
 
+/// A `siemcast run` child process, killed when dropped (so a failing test leaves none behind).
+pub struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `siemcast run -c CONFIG` as a child process.
-pub fn spawn_run(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_siemcast"))
-        .args(["run", "-c"])
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap()
+pub fn spawn_run(config: &Path) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_siemcast"))
+            .args(["run", "-c"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Sends `signal` (e.g. "TERM", "KILL") to a child.
