@@ -78,6 +78,8 @@ fn kill_dash_nine_loses_no_acknowledged_batch() {
                 })
                 .collect::<Vec<(u64, u64)>>()
         });
+        // A plain test thread, no async runtime here: blocking is what we want.
+        #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_millis(150 + 70 * round));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
