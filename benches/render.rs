@@ -23,21 +23,27 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("render");
     g.throughput(Throughput::Elements(1));
     let mut out = Vec::with_capacity(4096);
-    g.bench_function(format!("azure_activity value->cef ({} B json)", bytes.len()), |b| {
-        b.iter(|| {
-            out.clear();
-            activity.render(black_box(&ev), &mut out).unwrap();
-            black_box(out.len())
-        })
-    });
-    g.bench_function(format!("azure_activity bytes->cef ({} B json)", bytes.len()), |b| {
-        b.iter(|| {
-            out.clear();
-            let v: Value = serde_json::from_slice(black_box(&bytes)).unwrap();
-            activity.render(&v, &mut out).unwrap();
-            black_box(out.len())
-        })
-    });
+    g.bench_function(
+        format!("azure_activity value->cef ({} B json)", bytes.len()),
+        |b| {
+            b.iter(|| {
+                out.clear();
+                activity.render(black_box(&ev), &mut out).unwrap();
+                black_box(out.len())
+            })
+        },
+    );
+    g.bench_function(
+        format!("azure_activity bytes->cef ({} B json)", bytes.len()),
+        |b| {
+            b.iter(|| {
+                out.clear();
+                let v: Value = serde_json::from_slice(black_box(&bytes)).unwrap();
+                activity.render(&v, &mut out).unwrap();
+                black_box(out.len())
+            })
+        },
+    );
     for vendor in ["arcsight", "qradar"] {
         let (m, alerts) = load(vendor, "defender_alerts");
         let name = if vendor == "arcsight" { "cef" } else { "leef" };
