@@ -252,13 +252,9 @@ fn leef_check(m: &Mapping, strings: &[String], delim: char) -> Result<(), TestCa
     let ev = event(strings);
     let line = render(m, &ev);
     let d = decode_leef(&line).map_err(|e| TestCaseError::fail(format!("{e}: {line:?}")))?;
-    for i in 0..4 {
-        prop_assert_eq!(
-            &d.header[i],
-            &header_expect(&strings[i], 255, Some('|')),
-            "header {}",
-            i
-        );
+    prop_assert_eq!(d.header.len(), 4);
+    for (i, (got, input)) in d.header.iter().zip(strings).enumerate() {
+        prop_assert_eq!(got, &header_expect(input, 255, Some('|')), "header {}", i);
     }
     let mut want = Vec::new();
     for (i, (k, max)) in LEEF_KEYS.iter().enumerate() {
