@@ -189,6 +189,13 @@ pub struct DestinationConfig {
     /// `host:port`.
     #[serde(default)]
     pub address: String,
+    /// Other `host:port` listeners of the same SIEM, tried in order when `address` fails.
+    #[serde(default)]
+    pub failover_addresses: Vec<String>,
+    /// How long sent data may stay unacknowledged by the receiver before the connection is
+    /// declared stalled and replaced (a listener that accepts but no longer reads).
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout: HumanDuration,
     #[serde(default = "default_transport")]
     pub transport: Transport,
     #[serde(default = "default_framing")]
@@ -212,6 +219,10 @@ pub struct DestinationConfig {
     pub max_message_bytes: usize,
     #[serde(default)]
     pub tls: TlsConfig,
+}
+
+fn default_ack_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
 }
 
 fn default_transport() -> Transport {
@@ -574,6 +585,11 @@ impl SourceConfig {
 }
 
 impl DestinationConfig {
+    /// The primary address, then the failover addresses, in the order they are tried.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.address.as_str())
+            .chain(self.failover_addresses.iter().map(String::as_str))
+    }
     /// The syslog HOSTNAME to send.
     pub fn hostname(&self) -> String {
         self.hostname.clone().unwrap_or_else(local_hostname)

@@ -142,3 +142,176 @@ fn kill_9_in_a_loop_loses_nothing() {
         "{duplicates} duplicates after {kills} kills"
     );
 }
+
+/// A listener that accepts connections and does not read them until told to; then it reads
+/// everything its kernel buffered, so nothing it acknowledged is lost to the test.
+struct Blackhole {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Blackhole {
+    fn start() -> Blackhole {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, s) = (accepted.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => a.lock().unwrap().push(stream),
+                    Err(_) => pause(Duration::from_millis(10)),
+                }
+            }
+        });
+        Blackhole {
+            port,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.lock().unwrap().len()
+    }
+
+    /// Stops listening and reads every accepted connection to its end.
+    fn drain(mut self) -> Vec<String> {
+        use std::io::Read;
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        let mut lines = Vec::new();
+        for mut stream in self.accepted.lock().unwrap().drain(..) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut data = Vec::new();
+            let _ = stream.read_to_end(&mut data);
+            lines.extend(String::from_utf8_lossy(&data).lines().map(str::to_owned));
+        }
+        lines
+    }
+}
+
+#[test]
+fn a_listener_that_stops_reading_is_noticed_and_memory_stays_bounded() {
+    let blackhole = Blackhole::start();
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.input().join("events.ndjson"),
+        activity_events(0..EVENTS),
+    )
+    .unwrap();
+    scratch.write_config(
+        &format!("127.0.0.1:{}", blackhole.port),
+        "ack_timeout = \"2s\"",
+    );
+    let log = scratch.dir.path().join("siemcast.log");
+    let mut child = spawn_run_logged(&scratch.config(), &log);
+    // The receive buffers fill, acknowledgements stop, and siemcast gives up on the connection.
+    wait_until(Duration::from_secs(20), "the stall to be noticed", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("the listener has stopped reading")
+    });
+    wait_until(Duration::from_secs(20), "a reconnect", || {
+        blackhole.connections() >= 2
+    });
+    let rss = rss_kib(child.id());
+    assert!(rss < 100 * 1024, "siemcast uses {rss} KiB while stalled");
+    // The stalled listener recovers as a real rsyslog on another port; the configured address is
+    // switched over by a restart of siemcast.
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+    let mut lines = blackhole.drain();
+    let rsyslog = Rsyslog::start_tcp();
+    scratch.write_config(&rsyslog.address(), "");
+    let mut child = spawn_run(&scratch.config());
+    wait_until(Duration::from_secs(60), "the rest of the events", || {
+        let mut all = lines.clone();
+        all.extend(rsyslog.lines());
+        count_ids(&all).len() == EVENTS
+    });
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    lines.extend(rsyslog.lines());
+    let duplicates = assert_none_missing(&count_ids(&lines));
+    eprintln!("stalled listener: {duplicates} duplicate deliveries");
+}
+
+#[test]
+fn a_full_spool_pauses_the_source_and_loses_nothing() {
+    let mut rsyslog = Rsyslog::prepared(Listen::Tcp);
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.input().join("events.ndjson"),
+        activity_events(0..EVENTS),
+    )
+    .unwrap();
+    scratch.write_config(&rsyslog.address(), "");
+    // ~14 MB of events against a 4 MB spool.
+    let config = std::fs::read_to_string(scratch.config()).unwrap();
+    std::fs::write(
+        scratch.config(),
+        config.replace("[metrics]", "[spool]\nmax_bytes = 4194304\n\n[metrics]"),
+    )
+    .unwrap();
+    let log = scratch.dir.path().join("siemcast.log");
+    let mut child = spawn_run_logged(&scratch.config(), &log);
+    wait_until(Duration::from_secs(20), "the source to pause", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Spool is full; source paused")
+    });
+    let spool_bytes: u64 = std::fs::read_dir(scratch.dir.path().join("state/spool"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(
+        spool_bytes <= 4 * 1024 * 1024 + 64 * 1024,
+        "spool grew to {spool_bytes} bytes"
+    );
+    rsyslog.restart(Listen::Tcp);
+    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(90));
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    pause(Duration::from_millis(300));
+    let lines = if rsyslog.lines().len() > lines.len() {
+        rsyslog.lines()
+    } else {
+        lines
+    };
+    assert_eq!(assert_none_missing(&count_ids(&lines)), 0);
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("Spool has room again; source resumed"));
+}
+
+#[test]
+fn a_dead_primary_fails_over_to_the_next_address() {
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.input().join("events.ndjson"),
+        activity_events(0..EVENTS),
+    )
+    .unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    scratch.write_config(
+        &dead,
+        &format!("failover_addresses = [\"{}\"]", rsyslog.address()),
+    );
+    let mut child = spawn_run(&scratch.config());
+    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(60));
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    assert_eq!(assert_none_missing(&count_ids(&lines)), 0);
+}

@@ -183,6 +183,23 @@ impl DestinationConfig {
                 ),
             );
         }
+        for (i, a) in self.failover_addresses.iter().enumerate() {
+            if split_host_port(a).is_none() {
+                p.add(
+                    &at.key("failover_addresses"),
+                    format!(
+                        "{who}: failover address #{} \"{a}\" is not host:port",
+                        i + 1
+                    ),
+                );
+            }
+        }
+        if self.ack_timeout.0 < std::time::Duration::from_secs(1) {
+            p.add(
+                &at.key("ack_timeout"),
+                format!("{who}: ack_timeout must be at least 1s"),
+            );
+        }
         if self.transport == Transport::Tls {
             let host = split_host_port(&self.address).map_or("", |(h, _)| h);
             if let Err(e) = TlsSetup::from_config(&self.tls, host, |p| cfg.resolve(p)) {

@@ -140,7 +140,7 @@ impl Destination {
         while !cancel.is_cancelled() {
             let mut conn = tokio::select! {
                 _ = cancel.cancelled() => break,
-                c = Connection::connect(self.cfg.transport, &self.cfg.address, self.tls.as_ref()) => match c {
+                c = self.connect() => match c {
                     Ok(c) => c,
                     Err(error) => {
                         failures += 1;
@@ -174,7 +174,8 @@ impl Destination {
             spool.flush_cursors().map_err(spool_err)?;
             match result {
                 Ok(()) => {
-                    conn.close().await;
+                    // Bounded: a stalled peer must not hold up the shutdown.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn.close()).await;
                     break;
                 }
                 Err(SessionError::Spool(error)) => return Err(spool_err(error)),
@@ -193,6 +194,26 @@ impl Destination {
         spool.flush_cursors().map_err(spool_err)?;
         tracing::info!(message = "Destination stopped.", destination = %name, cursor = acked);
         Ok(())
+    }
+
+    /// Connects to the primary address, else to each failover address in turn; the error of
+    /// the last one tried is returned when none answers.
+    async fn connect(&self) -> Result<Connection, TransportError> {
+        let mut last = None;
+        for (i, address) in self.cfg.addresses().enumerate() {
+            match Connection::connect(self.cfg.transport, address, self.tls.as_ref()).await {
+                Ok(c) => {
+                    if i > 0 {
+                        tracing::warn!(message = "Primary address failed; using a failover address.", destination = %self.cfg.name, address);
+                    }
+                    return Ok(c);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(TransportError::NoAddress {
+            address: self.cfg.address.clone(),
+        }))
     }
 
     /// One connection's life: send batches, collect acknowledgements, until error or cancel.
@@ -215,9 +236,22 @@ impl Destination {
         let mut buf = Vec::new();
         let mut ends = Vec::new();
         let mut draining_since: Option<Instant> = None;
+        // When acknowledgements last moved forward (or nothing was outstanding).
+        let mut progress_at = Instant::now();
+        let mut last_peer_acked = 0;
         loop {
             // Collect what the peer has acknowledged.
             let peer_acked = conn.acknowledged()?;
+            if peer_acked != last_peer_acked || peer_acked == conn.written() {
+                last_peer_acked = peer_acked;
+                progress_at = Instant::now();
+            } else if progress_at.elapsed() > self.cfg.ack_timeout.0 {
+                return Err(SessionError::Transport(TransportError::Stalled {
+                    peer: conn.peer(),
+                    unacknowledged: conn.written() - peer_acked,
+                    waited: self.cfg.ack_timeout.0,
+                }));
+            }
             let mut moved = false;
             while let Some(&(end, cursor, count)) = in_flight.front() {
                 if end > peer_acked {
@@ -309,7 +343,23 @@ impl Destination {
                     }
                 }
             }
-            self.paced_send(conn, &buf, &ends).await?;
+            // A listener that stopped reading fills the socket buffers and blocks the write:
+            // bounded by ack_timeout; a shutdown abandons the batch (it is resent next start).
+            let timeout = self.cfg.ack_timeout.0;
+            tokio::select! {
+                sent = tokio::time::timeout(timeout, self.paced_send(conn, &buf, &ends)) => match sent {
+                    Ok(result) => result?,
+                    Err(_) => {
+                        let acked_now = conn.acknowledged()?;
+                        return Err(SessionError::Transport(TransportError::Stalled {
+                            peer: conn.peer(),
+                            unacknowledged: conn.written() - acked_now,
+                            waited: timeout,
+                        }));
+                    }
+                },
+                _ = cancel.cancelled() => return Ok(()),
+            }
             let last_seq = records.last().map_or(next, |r| r.seq);
             if last_seq < *high_water {
                 let resent = records.iter().filter(|r| r.seq < *high_water).count();

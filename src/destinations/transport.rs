@@ -33,6 +33,12 @@ pub enum TransportError {
     Io { peer: SocketAddr, error: io::Error },
     #[error("{peer} closed the connection")]
     Closed { peer: SocketAddr },
+    #[error("{peer} acknowledged nothing of {unacknowledged} bytes for {waited:?}; the listener has stopped reading")]
+    Stalled {
+        peer: SocketAddr,
+        unacknowledged: u64,
+        waited: Duration,
+    },
     #[error("TLS with {peer}: {message}")]
     Tls { peer: SocketAddr, message: String },
 }

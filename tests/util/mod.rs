@@ -370,6 +370,33 @@ pub fn spawn_run(config: &Path) -> Running {
     )
 }
 
+/// `siemcast run -c CONFIG` with its log (at `info`) written to `log`.
+pub fn spawn_run_logged(config: &Path, log: &Path) -> Running {
+    let file = std::fs::File::create(log).unwrap();
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_siemcast"))
+            .args(["run", "-c"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Resident memory of a process in KiB (Linux `VmRSS`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Sends `signal` (e.g. "TERM", "KILL") to a child.
 pub fn signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
