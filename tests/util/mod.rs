@@ -38,6 +38,8 @@ pub struct Rsyslog {
     child: Child,
     pub port: u16,
     pub out: PathBuf,
+    /// (bytes, lines) of `out` already counted.
+    seen: std::sync::Mutex<(u64, usize)>,
     _dir: tempfile::TempDir,
 }
 
@@ -62,6 +64,7 @@ impl Rsyslog {
             child,
             port,
             out,
+            seen: std::sync::Mutex::new((0, 0)),
             _dir: dir,
         }
     }
@@ -184,12 +187,7 @@ ruleset(name="in") {{
     }
 
     /// Like `wait_for_lines`, and panics at once if `sender` exits meanwhile.
-    pub fn wait_for_lines_from(
-        &self,
-        mut sender: Option<&mut Child>,
-        n: usize,
-        timeout: Duration,
-    ) -> Vec<String> {
+    pub fn wait_for_lines_from(&self, mut sender: Option<&mut Child>, n: usize, timeout: Duration) -> Vec<String> {
         let start = Instant::now();
         loop {
             if let Some(child) = sender.as_mut() {
@@ -197,17 +195,30 @@ ruleset(name="in") {{
                     panic!("siemcast exited with {status} before {n} lines arrived");
                 }
             }
-            let lines = self.lines();
-            if lines.len() >= n {
-                return lines;
+            let count = self.count_lines();
+            if count >= n {
+                return self.lines();
             }
-            assert!(
-                start.elapsed() < timeout,
-                "rsyslog received {} of {n} lines in {timeout:?}",
-                lines.len()
-            );
+            assert!(start.elapsed() < timeout, "rsyslog received {count} of {n} lines in {timeout:?}");
             pause(Duration::from_millis(50));
         }
+    }
+
+    /// Lines received so far, counted incrementally (the file can be large).
+    pub fn count_lines(&self) -> usize {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut seen = self.seen.lock().unwrap();
+        let Ok(mut file) = std::fs::File::open(&self.out) else {
+            return 0;
+        };
+        if file.seek(SeekFrom::Start(seen.0)).is_err() {
+            return seen.1;
+        }
+        let mut data = Vec::new();
+        let _ = file.read_to_end(&mut data);
+        seen.0 += data.len() as u64;
+        seen.1 += data.iter().filter(|b| **b == b'\n').count();
+        seen.1
     }
 }
 
