@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs the real peers the
-# tests talk to (rsyslog with its TLS driver, openssl) with apt-get when they are missing, checks formatting and lints,
+# tests talk to (rsyslog with its TLS driver, syslog-ng unpacked beside it, openssl) with apt-get when they are missing, checks formatting and lints,
 # then runs every unit, golden, property and whole-program test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# syslog-ng conflicts with rsyslog as a package: it is unpacked into target/peers instead.
+./scripts/install-syslog-ng.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -10,13 +10,27 @@ use util::*;
 const EVENTS: usize = 100_000;
 
 /// Runs siemcast with the given destination settings against `rsyslog` and checks the result.
-fn deliver(rsyslog: &Rsyslog, transport: &str, framing: &str, syslog: &str, extra: &str, events: usize) {
+fn deliver(
+    rsyslog: &Rsyslog,
+    transport: &str,
+    framing: &str,
+    syslog: &str,
+    extra: &str,
+    events: usize,
+) {
     let scratch = Scratch::new();
-    std::fs::write(scratch.input().join("events.ndjson"), activity_events(0..events)).unwrap();
+    std::fs::write(
+        scratch.input().join("events.ndjson"),
+        activity_events(0..events),
+    )
+    .unwrap();
     scratch.write_config(&rsyslog.address(), extra);
     let config = std::fs::read_to_string(scratch.config())
         .unwrap()
-        .replace("transport = \"tcp\"", &format!("transport = \"{transport}\""))
+        .replace(
+            "transport = \"tcp\"",
+            &format!("transport = \"{transport}\""),
+        )
         .replace("framing = \"lf\"", &format!("framing = \"{framing}\""))
         .replace("syslog = \"rfc3164\"", &format!("syslog = \"{syslog}\""))
         .replace("batch_size = 500", "batch_size = 5000");
@@ -26,52 +40,118 @@ fn deliver(rsyslog: &Rsyslog, transport: &str, framing: &str, syslog: &str, extr
     signal(&child, "TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
     pause(Duration::from_millis(300));
-    let lines = if rsyslog.lines().len() > lines.len() { rsyslog.lines() } else { lines };
-    assert_eq!(lines.len(), events, "{transport}/{framing}/{syslog}: extra or missing lines");
+    let lines = if rsyslog.lines().len() > lines.len() {
+        rsyslog.lines()
+    } else {
+        lines
+    };
+    assert_eq!(
+        lines.len(),
+        events,
+        "{transport}/{framing}/{syslog}: extra or missing lines"
+    );
     let header = match syslog {
         "rfc3164" => "<166>",
         "rfc5424" => "<166>1 ",
         _ => "CEF:0|",
     };
     for (i, line) in lines.iter().enumerate() {
-        assert!(line.starts_with(header), "{transport}/{framing}/{syslog}: bad start: {line}");
+        assert!(
+            line.starts_with(header),
+            "{transport}/{framing}/{syslog}: bad start: {line}"
+        );
         let id = cef_value(line, "externalId").unwrap_or_else(|| panic!("no externalId: {line}"));
-        assert_eq!(id, format!("ev-{i:05}"), "{transport}/{framing}/{syslog}: out of order at line {i}");
-        assert!(line.ends_with("cs6Label=Event Stage"), "message cut or merged: {line}");
+        assert_eq!(
+            id,
+            format!("ev-{i:05}"),
+            "{transport}/{framing}/{syslog}: out of order at line {i}"
+        );
+        assert!(
+            line.ends_with("cs6Label=Event Stage"),
+            "message cut or merged: {line}"
+        );
     }
 }
 
 #[test]
 fn tcp_lf_rfc3164() {
-    deliver(&Rsyslog::start(Listen::Tcp), "tcp", "lf", "rfc3164", "", EVENTS);
+    deliver(
+        &Rsyslog::start(Listen::Tcp),
+        "tcp",
+        "lf",
+        "rfc3164",
+        "",
+        EVENTS,
+    );
 }
 
 #[test]
 fn tcp_octet_counting_rfc5424() {
-    deliver(&Rsyslog::start(Listen::Tcp), "tcp", "octet-counting", "rfc5424", "", EVENTS);
+    deliver(
+        &Rsyslog::start(Listen::Tcp),
+        "tcp",
+        "octet-counting",
+        "rfc5424",
+        "",
+        EVENTS,
+    );
 }
 
 #[test]
 fn tcp_lf_no_header() {
-    deliver(&Rsyslog::start(Listen::Tcp), "tcp", "lf", "none", "", EVENTS);
+    deliver(
+        &Rsyslog::start(Listen::Tcp),
+        "tcp",
+        "lf",
+        "none",
+        "",
+        EVENTS,
+    );
 }
 
 #[test]
 fn tls_lf_rfc3164() {
     let certs = Certs::new();
-    let tls = format!("[destination.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"", certs.ca_file().display());
-    deliver(&Rsyslog::start(Listen::Tls(&certs)), "tls", "lf", "rfc3164", &tls, EVENTS);
+    let tls = format!(
+        "[destination.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"",
+        certs.ca_file().display()
+    );
+    deliver(
+        &Rsyslog::start(Listen::Tls(&certs)),
+        "tls",
+        "lf",
+        "rfc3164",
+        &tls,
+        EVENTS,
+    );
 }
 
 #[test]
 fn tls_octet_counting_rfc5424() {
     let certs = Certs::new();
-    let tls = format!("[destination.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"", certs.ca_file().display());
-    deliver(&Rsyslog::start(Listen::Tls(&certs)), "tls", "octet-counting", "rfc5424", &tls, EVENTS);
+    let tls = format!(
+        "[destination.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"",
+        certs.ca_file().display()
+    );
+    deliver(
+        &Rsyslog::start(Listen::Tls(&certs)),
+        "tls",
+        "octet-counting",
+        "rfc5424",
+        &tls,
+        EVENTS,
+    );
 }
 
 #[test]
 fn udp_rfc3164_paced() {
     // UDP has no acknowledgement: paced so the receiver's buffer keeps up.
-    deliver(&Rsyslog::start(Listen::Udp), "udp", "lf", "rfc3164", "max_eps = 20000", EVENTS);
+    deliver(
+        &Rsyslog::start(Listen::Udp),
+        "udp",
+        "lf",
+        "rfc3164",
+        "max_eps = 20000",
+        EVENTS,
+    );
 }

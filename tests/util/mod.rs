@@ -187,7 +187,12 @@ ruleset(name="in") {{
     }
 
     /// Like `wait_for_lines`, and panics at once if `sender` exits meanwhile.
-    pub fn wait_for_lines_from(&self, mut sender: Option<&mut Child>, n: usize, timeout: Duration) -> Vec<String> {
+    pub fn wait_for_lines_from(
+        &self,
+        mut sender: Option<&mut Child>,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
         let start = Instant::now();
         loop {
             if let Some(child) = sender.as_mut() {
@@ -199,7 +204,10 @@ ruleset(name="in") {{
             if count >= n {
                 return self.lines();
             }
-            assert!(start.elapsed() < timeout, "rsyslog received {count} of {n} lines in {timeout:?}");
+            assert!(
+                start.elapsed() < timeout,
+                "rsyslog received {count} of {n} lines in {timeout:?}"
+            );
             pause(Duration::from_millis(50));
         }
     }
@@ -538,5 +546,123 @@ impl Certs {
         std::fs::write(&c, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
         (c, k)
+    }
+}
+
+/// Where `scripts/install-syslog-ng.sh` unpacked syslog-ng (`$SIEMCAST_TEST_SYSLOG_NG_ROOT`).
+pub fn syslog_ng_root() -> PathBuf {
+    std::env::var_os("SIEMCAST_TEST_SYSLOG_NG_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peers/syslog-ng"))
+}
+
+/// How a test syslog-ng listens.
+#[derive(Clone, Copy)]
+pub enum NgListen<'a> {
+    /// `network()` over TCP: one message per line.
+    NetworkTcp,
+    /// `syslog()` over TCP: RFC 6587 octet counting.
+    SyslogTcp,
+    /// `network()` over TLS with the server certificate of `certs`.
+    NetworkTls(&'a Certs),
+}
+
+/// A real syslog-ng (Debian's, unpacked) on 127.0.0.1 writing each message's text, one per
+/// line, to a file. Stopped when dropped.
+pub struct SyslogNg {
+    child: Child,
+    pub port: u16,
+    pub out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SyslogNg {
+    pub fn start(listen: NgListen<'_>) -> SyslogNg {
+        let root = syslog_ng_root();
+        let bin = root.join("usr/sbin/syslog-ng");
+        assert!(
+            bin.exists(),
+            "{} is missing: run scripts/install-syslog-ng.sh",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let out = dir.path().join("received.log");
+        let source = match listen {
+            NgListen::NetworkTcp => format!(
+                "network(transport(\"tcp\") ip(\"127.0.0.1\") port({port}) flags(no-parse) log-msg-size(65536))"
+            ),
+            NgListen::SyslogTcp => format!(
+                "syslog(transport(\"tcp\") ip(\"127.0.0.1\") port({port}) flags(no-parse) log-msg-size(65536))"
+            ),
+            NgListen::NetworkTls(certs) => format!(
+                "network(transport(\"tls\") ip(\"127.0.0.1\") port({port}) flags(no-parse) log-msg-size(65536) tls(key-file(\"{}\") cert-file(\"{}\") peer-verify(optional-untrusted)))",
+                certs.server_key_file().display(),
+                certs.server_cert_file().display()
+            ),
+        };
+        let conf = dir.path().join("syslog-ng.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "@version: 3.38\noptions {{ keep-hostname(yes); }};\nsource s_in {{ {source}; }};\ndestination d_out {{ file(\"{}\" template(\"$MSG\\n\")); }};\nlog {{ source(s_in); destination(d_out); }};\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        let libs = format!(
+            "{}:{}",
+            root.join("usr/lib/x86_64-linux-gnu").display(),
+            root.join("usr/lib/syslog-ng").display()
+        );
+        let child = Command::new(&bin)
+            .arg("-F")
+            .arg("-f")
+            .arg(&conf)
+            .arg(format!(
+                "--module-path={}",
+                root.join("usr/lib/syslog-ng/3.38").display()
+            ))
+            .arg("-R")
+            .arg(dir.path().join("persist"))
+            .arg("-p")
+            .arg(dir.path().join("syslog-ng.pid"))
+            .arg("-c")
+            .arg(dir.path().join("syslog-ng.ctl"))
+            .env("LD_LIBRARY_PATH", libs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ng = SyslogNg {
+            child,
+            port,
+            out,
+            _dir: dir,
+        };
+        wait_until(Duration::from_secs(10), "syslog-ng to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        ng
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for SyslogNg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

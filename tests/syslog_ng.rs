@@ -1,0 +1,98 @@
+//! Delivery to a real syslog-ng receiver (Debian's syslog-ng-core, unpacked beside rsyslog):
+//! LF framing on `network()`, RFC 6587 octet counting on `syslog()`, and TLS.
+
+mod util;
+
+use std::time::Duration;
+
+use util::*;
+
+const EVENTS: usize = 10_000;
+
+fn deliver(ng: &SyslogNg, transport: &str, framing: &str, syslog: &str, extra: &str) {
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.input().join("events.ndjson"),
+        activity_events(0..EVENTS),
+    )
+    .unwrap();
+    scratch.write_config(&ng.address(), extra);
+    let config = std::fs::read_to_string(scratch.config())
+        .unwrap()
+        .replace(
+            "transport = \"tcp\"",
+            &format!("transport = \"{transport}\""),
+        )
+        .replace("framing = \"lf\"", &format!("framing = \"{framing}\""))
+        .replace("syslog = \"rfc3164\"", &format!("syslog = \"{syslog}\""));
+    std::fs::write(scratch.config(), config).unwrap();
+    let mut child = spawn_run(&scratch.config());
+    wait_until(
+        Duration::from_secs(120),
+        "syslog-ng to receive every event",
+        || {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("siemcast exited with {status}");
+            }
+            ng.lines().len() >= EVENTS
+        },
+    );
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    pause(Duration::from_millis(300));
+    let lines = ng.lines();
+    assert_eq!(
+        lines.len(),
+        EVENTS,
+        "{transport}/{framing}: extra lines arrived"
+    );
+    for (i, line) in lines.iter().enumerate() {
+        assert!(
+            line.contains("CEF:0|Microsoft|Azure Activity Log|"),
+            "{line}"
+        );
+        assert_eq!(
+            cef_value(line, "externalId"),
+            Some(format!("ev-{i:05}").as_str()),
+            "order at {i}"
+        );
+    }
+}
+
+#[test]
+fn syslog_ng_network_tcp_lf() {
+    deliver(
+        &SyslogNg::start(NgListen::NetworkTcp),
+        "tcp",
+        "lf",
+        "rfc3164",
+        "",
+    );
+}
+
+#[test]
+fn syslog_ng_syslog_tcp_octet_counting() {
+    deliver(
+        &SyslogNg::start(NgListen::SyslogTcp),
+        "tcp",
+        "octet-counting",
+        "rfc5424",
+        "",
+    );
+}
+
+#[test]
+fn syslog_ng_network_tls() {
+    let certs = Certs::new();
+    let tls = format!(
+        "[destination.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"",
+        certs.ca_file().display()
+    );
+    deliver(
+        &SyslogNg::start(NgListen::NetworkTls(&certs)),
+        "tls",
+        "lf",
+        "rfc3164",
+        &tls,
+    );
+}
