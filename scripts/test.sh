@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs the real peers the
-# tests talk to (rsyslog with its TLS driver, syslog-ng unpacked beside it, openssl) with apt-get when they are missing, checks formatting and lints,
-# then runs every unit, golden, property and whole-program test.
+# tests talk to (rsyslog with its TLS driver, syslog-ng unpacked beside it, openssl) with
+# apt-get when they are missing, checks formatting and lints, then runs every unit, golden,
+# property and whole-program test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
