@@ -271,3 +271,34 @@ fn ring_digest(der: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(":")
 }
+
+#[test]
+fn a_plaintext_listener_is_explained() {
+    use std::io::{Read, Write};
+    // A plain-text syslog listener that answers whatever it gets with a line of text.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 512];
+        let _ = stream.read(&mut buf);
+        let _ = stream.write_all(b"hello, I am plain syslog\n");
+        pause(Duration::from_millis(500));
+    });
+    let certs = Certs::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt.block_on(async {
+        let setup =
+            TlsSetup::from_config(&trusting(&certs), "127.0.0.1", |p| p.to_owned()).unwrap();
+        Connection::connect(Transport::Tls, &format!("127.0.0.1:{port}"), Some(&setup))
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    });
+    server.join().unwrap();
+    assert!(err.contains("does not speak TLS on this port"), "{err}");
+}

@@ -163,6 +163,9 @@ impl TlsSetup {
             E::AlertReceived(A::BadCertificate | A::CertificateRequired | A::UnknownCA | A::CertificateUnknown) => {
                 "the receiver refused siemcast's client certificate (check tls.cert_file and the receiver's CA)".to_owned()
             }
+            E::InvalidMessage(_) => {
+                "the receiver does not speak TLS on this port (it answered with something that is not a TLS record); check the port, or use transport = \"tcp\"".to_owned()
+            }
             other => format!("TLS handshake failed: {other}"),
         }
     }
