@@ -55,15 +55,9 @@ fn receiver_down_at_start_gets_everything_once_it_is_up() {
         "siemcast gave up while the receiver was down"
     );
     rsyslog.restart(Listen::Tcp);
-    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(90));
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
-    pause(Duration::from_millis(300));
-    let lines = if rsyslog.lines().len() > lines.len() {
-        rsyslog.lines()
-    } else {
-        lines
-    };
+    rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(90));
+    stop(&mut child);
+    let lines = rsyslog.settled_lines();
     assert_eq!(
         assert_none_missing(&count_ids(&lines)),
         0,
@@ -93,17 +87,12 @@ fn receiver_restart_mid_stream_loses_nothing() {
     // Down for 20 s, as in a maintenance window.
     pause(Duration::from_secs(20));
     rsyslog.restart(Listen::Tcp);
-    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(90));
+    rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(90));
     wait_until(Duration::from_secs(30), "every id", || {
         count_ids(&rsyslog.lines()).len() == EVENTS
     });
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
-    let lines = if rsyslog.lines().len() > lines.len() {
-        rsyslog.lines()
-    } else {
-        lines
-    };
+    stop(&mut child);
+    let lines = rsyslog.settled_lines();
     let duplicates = assert_none_missing(&count_ids(&lines));
     eprintln!("receiver restart: {duplicates} duplicate deliveries");
 }
@@ -133,8 +122,7 @@ fn kill_9_at_random_points_five_times_loses_nothing() {
     wait_until(Duration::from_secs(90), "every id after the kills", || {
         count_ids(&rsyslog.lines()).len() == EVENTS
     });
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    stop(&mut child);
     pause(Duration::from_millis(300));
     let duplicates = assert_none_missing(&count_ids(&rsyslog.lines()));
     eprintln!("{kills} kills: {duplicates} duplicate deliveries");
@@ -231,8 +219,7 @@ fn a_listener_that_stops_reading_is_noticed_and_memory_stays_bounded() {
     assert!(rss < 100 * 1024, "siemcast uses {rss} KiB while stalled");
     // The stalled listener recovers as a real rsyslog on another port; the configured address is
     // switched over by a restart of siemcast.
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
+    stop(&mut child);
     let mut lines = blackhole.drain();
     let rsyslog = Rsyslog::start_tcp();
     scratch.write_config(&rsyslog.address(), "");
@@ -242,8 +229,7 @@ fn a_listener_that_stops_reading_is_noticed_and_memory_stays_bounded() {
         all.extend(rsyslog.lines());
         count_ids(&all).len() == EVENTS
     });
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    stop(&mut child);
     lines.extend(rsyslog.lines());
     let duplicates = assert_none_missing(&count_ids(&lines));
     eprintln!("stalled listener: {duplicates} duplicate deliveries");
@@ -283,15 +269,9 @@ fn a_full_spool_pauses_the_source_and_loses_nothing() {
         "spool grew to {spool_bytes} bytes"
     );
     rsyslog.restart(Listen::Tcp);
-    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(90));
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
-    pause(Duration::from_millis(300));
-    let lines = if rsyslog.lines().len() > lines.len() {
-        rsyslog.lines()
-    } else {
-        lines
-    };
+    rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(90));
+    stop(&mut child);
+    let lines = rsyslog.settled_lines();
     assert_eq!(assert_none_missing(&count_ids(&lines)), 0);
     assert!(std::fs::read_to_string(&log)
         .unwrap()
@@ -314,7 +294,6 @@ fn a_dead_primary_fails_over_to_the_next_address() {
     );
     let mut child = spawn_run(&scratch.config());
     let lines = rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(60));
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    stop(&mut child);
     assert_eq!(assert_none_missing(&count_ids(&lines)), 0);
 }

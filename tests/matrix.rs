@@ -24,27 +24,11 @@ fn deliver(
         activity_events(0..events),
     )
     .unwrap();
-    scratch.write_config(&rsyslog.address(), extra);
-    let config = std::fs::read_to_string(scratch.config())
-        .unwrap()
-        .replace(
-            "transport = \"tcp\"",
-            &format!("transport = \"{transport}\""),
-        )
-        .replace("framing = \"lf\"", &format!("framing = \"{framing}\""))
-        .replace("syslog = \"rfc3164\"", &format!("syslog = \"{syslog}\""))
-        .replace("batch_size = 500", "batch_size = 5000");
-    std::fs::write(scratch.config(), config).unwrap();
+    scratch.write_config_for(&rsyslog.address(), transport, framing, syslog, extra);
     let mut child = spawn_run(&scratch.config());
-    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), events, Duration::from_secs(240));
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(20)).success());
-    pause(Duration::from_millis(300));
-    let lines = if rsyslog.lines().len() > lines.len() {
-        rsyslog.lines()
-    } else {
-        lines
-    };
+    rsyslog.wait_for_lines_from(Some(&mut *child), events, Duration::from_secs(240));
+    stop(&mut child);
+    let lines = rsyslog.settled_lines();
     assert_eq!(
         lines.len(),
         events,
@@ -112,16 +96,12 @@ fn tcp_lf_no_header() {
 #[test]
 fn tls_lf_rfc3164() {
     let certs = Certs::new();
-    let tls = format!(
-        "[destination.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"",
-        certs.ca_file().display()
-    );
     deliver(
         &Rsyslog::start(Listen::Tls(&certs)),
         "tls",
         "lf",
         "rfc3164",
-        &tls,
+        &tls_section(&certs),
         EVENTS,
     );
 }
@@ -129,16 +109,12 @@ fn tls_lf_rfc3164() {
 #[test]
 fn tls_octet_counting_rfc5424() {
     let certs = Certs::new();
-    let tls = format!(
-        "[destination.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"",
-        certs.ca_file().display()
-    );
     deliver(
         &Rsyslog::start(Listen::Tls(&certs)),
         "tls",
         "octet-counting",
         "rfc5424",
-        &tls,
+        &tls_section(&certs),
         EVENTS,
     );
 }

@@ -74,17 +74,9 @@ fn ten_thousand_events_reach_rsyslog_exactly_once() {
     scratch.write_config(&rsyslog.address(), "");
 
     let mut child = spawn_run(&scratch.config());
-    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(60));
-    signal(&child, "TERM");
-    let status = wait_exit(&mut child, Duration::from_secs(15));
-    assert!(status.success(), "siemcast exited with {status}");
-    // Nothing more may trickle in after the count was reached.
-    pause(Duration::from_millis(300));
-    let lines = if rsyslog.lines().len() > lines.len() {
-        rsyslog.lines()
-    } else {
-        lines
-    };
+    rsyslog.wait_for_lines_from(Some(&mut *child), EVENTS, Duration::from_secs(60));
+    stop(&mut child);
+    let lines = rsyslog.settled_lines();
     assert_exactly_once(&count_ids(&lines));
 }
 
@@ -102,9 +94,7 @@ fn graceful_restart_midway_delivers_every_event_exactly_once() {
 
     let mut first = spawn_run(&scratch.config());
     rsyslog.wait_for_lines_from(Some(&mut *first), 1500, Duration::from_secs(30));
-    signal(&first, "TERM");
-    let status = wait_exit(&mut first, Duration::from_secs(15));
-    assert!(status.success(), "first run exited with {status}");
+    stop(&mut first);
     pause(Duration::from_millis(300));
     let midway = rsyslog.lines().len();
     assert!(
@@ -113,15 +103,8 @@ fn graceful_restart_midway_delivers_every_event_exactly_once() {
     );
 
     let mut second = spawn_run(&scratch.config());
-    let lines = rsyslog.wait_for_lines_from(Some(&mut *second), EVENTS, Duration::from_secs(60));
-    signal(&second, "TERM");
-    let status = wait_exit(&mut second, Duration::from_secs(15));
-    assert!(status.success(), "second run exited with {status}");
-    pause(Duration::from_millis(300));
-    let lines = if rsyslog.lines().len() > lines.len() {
-        rsyslog.lines()
-    } else {
-        lines
-    };
+    rsyslog.wait_for_lines_from(Some(&mut *second), EVENTS, Duration::from_secs(60));
+    stop(&mut second);
+    let lines = rsyslog.settled_lines();
     assert_exactly_once(&count_ids(&lines));
 }

@@ -16,16 +16,7 @@ fn deliver(ng: &SyslogNg, transport: &str, framing: &str, syslog: &str, extra: &
         activity_events(0..EVENTS),
     )
     .unwrap();
-    scratch.write_config(&ng.address(), extra);
-    let config = std::fs::read_to_string(scratch.config())
-        .unwrap()
-        .replace(
-            "transport = \"tcp\"",
-            &format!("transport = \"{transport}\""),
-        )
-        .replace("framing = \"lf\"", &format!("framing = \"{framing}\""))
-        .replace("syslog = \"rfc3164\"", &format!("syslog = \"{syslog}\""));
-    std::fs::write(scratch.config(), config).unwrap();
+    scratch.write_config_for(&ng.address(), transport, framing, syslog, extra);
     let mut child = spawn_run(&scratch.config());
     wait_until(
         Duration::from_secs(120),
@@ -37,8 +28,7 @@ fn deliver(ng: &SyslogNg, transport: &str, framing: &str, syslog: &str, extra: &
             ng.lines().len() >= EVENTS
         },
     );
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    stop(&mut child);
     pause(Duration::from_millis(300));
     let lines = ng.lines();
     assert_eq!(
@@ -84,15 +74,11 @@ fn syslog_ng_syslog_tcp_octet_counting() {
 #[test]
 fn syslog_ng_network_tls() {
     let certs = Certs::new();
-    let tls = format!(
-        "[destination.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"",
-        certs.ca_file().display()
-    );
     deliver(
         &SyslogNg::start(NgListen::NetworkTls(&certs)),
         "tls",
         "lf",
         "rfc3164",
-        &tls,
+        &tls_section(&certs),
     );
 }

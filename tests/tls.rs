@@ -23,27 +23,18 @@ fn tls_to_rsyslog_delivers_every_event_exactly_once() {
         activity_events(0..5000),
     )
     .unwrap();
-    let extra = format!(
-        "[destination.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"\n",
-        certs.ca_file().display()
+    scratch.write_config_for(
+        &rsyslog.address(),
+        "tls",
+        "octet-counting",
+        "rfc3164",
+        &tls_section(&certs),
     );
-    scratch.write_config(&rsyslog.address(), &extra);
-    let config = std::fs::read_to_string(scratch.config())
-        .unwrap()
-        .replace("transport = \"tcp\"", "transport = \"tls\"")
-        .replace("framing = \"lf\"", "framing = \"octet-counting\"");
-    std::fs::write(scratch.config(), config).unwrap();
 
     let mut child = spawn_run(&scratch.config());
-    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), 5000, Duration::from_secs(60));
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
-    pause(Duration::from_millis(300));
-    let lines = if rsyslog.lines().len() > lines.len() {
-        rsyslog.lines()
-    } else {
-        lines
-    };
+    rsyslog.wait_for_lines_from(Some(&mut *child), 5000, Duration::from_secs(60));
+    stop(&mut child);
+    let lines = rsyslog.settled_lines();
     assert_eq!(lines.len(), 5000, "duplicates or extra lines arrived");
     let ids: BTreeSet<String> = lines
         .iter()
@@ -242,14 +233,13 @@ fn mutual_tls_sends_the_client_certificate() {
 #[test]
 fn bad_tls_files_are_reported_by_check() {
     let scratch = Scratch::new();
-    scratch.write_config(
+    scratch.write_config_for(
         "127.0.0.1:6514",
+        "tls",
+        "lf",
+        "rfc3164",
         "[destination.tls]\nca_file = \"/nonexistent/ca.pem\"\ncert_file = \"client.pem\"\n",
     );
-    let config = std::fs::read_to_string(scratch.config())
-        .unwrap()
-        .replace("transport = \"tcp\"", "transport = \"tls\"");
-    std::fs::write(scratch.config(), config).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
         .args(["check", "-c"])
         .arg(scratch.config())

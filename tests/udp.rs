@@ -17,15 +17,10 @@ fn udp_delivers_one_datagram_per_event() {
         activity_events(0..2000),
     )
     .unwrap();
-    scratch.write_config(&rsyslog.address(), "max_eps = 2000");
-    let config = std::fs::read_to_string(scratch.config())
-        .unwrap()
-        .replace("transport = \"tcp\"", "transport = \"udp\"");
-    std::fs::write(scratch.config(), config).unwrap();
+    scratch.write_config_for(&rsyslog.address(), "udp", "lf", "rfc3164", "max_eps = 2000");
     let mut child = spawn_run(&scratch.config());
     let lines = rsyslog.wait_for_lines_from(Some(&mut *child), 2000, Duration::from_secs(60));
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    stop(&mut child);
     let ids: BTreeSet<&str> = lines
         .iter()
         .map(|l| cef_value(l, "externalId").unwrap())
@@ -43,15 +38,16 @@ fn udp_messages_are_cut_to_max_message_bytes() {
         activity_events(0..50),
     )
     .unwrap();
-    scratch.write_config(&rsyslog.address(), "max_message_bytes = 600");
-    let config = std::fs::read_to_string(scratch.config())
-        .unwrap()
-        .replace("transport = \"tcp\"", "transport = \"udp\"");
-    std::fs::write(scratch.config(), config).unwrap();
+    scratch.write_config_for(
+        &rsyslog.address(),
+        "udp",
+        "lf",
+        "rfc3164",
+        "max_message_bytes = 600",
+    );
     let mut child = spawn_run(&scratch.config());
     let lines = rsyslog.wait_for_lines_from(Some(&mut *child), 50, Duration::from_secs(30));
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    stop(&mut child);
     for line in &lines {
         assert!(line.len() <= 600, "{} bytes: {line}", line.len());
         assert!(

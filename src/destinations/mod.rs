@@ -344,21 +344,19 @@ impl Destination {
                 }
             }
             // A listener that stopped reading fills the socket buffers and blocks the write:
-            // bounded by ack_timeout; a shutdown abandons the batch (it is resent next start).
+            // bounded by ack_timeout. A shutdown lets the batch in hand finish (so a graceful
+            // restart repeats nothing); the bound keeps a stalled peer from holding it up.
             let timeout = self.cfg.ack_timeout.0;
-            tokio::select! {
-                sent = tokio::time::timeout(timeout, self.paced_send(conn, &buf, &ends)) => match sent {
-                    Ok(result) => result?,
-                    Err(_) => {
-                        let acked_now = conn.acknowledged()?;
-                        return Err(SessionError::Transport(TransportError::Stalled {
-                            peer: conn.peer(),
-                            unacknowledged: conn.written() - acked_now,
-                            waited: timeout,
-                        }));
-                    }
-                },
-                _ = cancel.cancelled() => return Ok(()),
+            match tokio::time::timeout(timeout, self.paced_send(conn, &buf, &ends)).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    let acked_now = conn.acknowledged()?;
+                    return Err(SessionError::Transport(TransportError::Stalled {
+                        peer: conn.peer(),
+                        unacknowledged: conn.written() - acked_now,
+                        waited: timeout,
+                    }));
+                }
             }
             let last_seq = records.last().map_or(next, |r| r.seq);
             if last_seq < *high_water {

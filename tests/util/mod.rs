@@ -181,6 +181,12 @@ ruleset(name="in") {{
             .collect()
     }
 
+    /// Every line received, after a moment for anything still in flight to land.
+    pub fn settled_lines(&self) -> Vec<String> {
+        pause(Duration::from_millis(300));
+        self.lines()
+    }
+
     /// Waits until at least `n` lines have arrived; panics after `timeout`.
     pub fn wait_for_lines(&self, n: usize, timeout: Duration) -> Vec<String> {
         self.wait_for_lines_from(None, n, timeout)
@@ -317,8 +323,21 @@ impl Scratch {
         self.dir.path().join("siemcast.toml")
     }
 
-    /// Writes a config: files source on `input/` (azure_activity) → TCP destination `address`.
-    pub fn write_config(&self, address: &str, extra_destination_keys: &str) {
+    /// Writes a config: files source on `input/` (azure_activity) → TCP destination `address`
+    /// (LF framing, RFC 3164), with `extra` lines appended to the destination.
+    pub fn write_config(&self, address: &str, extra: &str) {
+        self.write_config_for(address, "tcp", "lf", "rfc3164", extra);
+    }
+
+    /// Like `write_config`, with the destination's transport, framing and syslog header.
+    pub fn write_config_for(
+        &self,
+        address: &str,
+        transport: &str,
+        framing: &str,
+        syslog: &str,
+        extra: &str,
+    ) {
         let text = format!(
             r#"state_dir = "state"
 
@@ -336,17 +355,32 @@ batch_size = 500
 [[destination]]
 name = "rsyslog"
 address = "{address}"
-transport = "tcp"
-framing = "lf"
-syslog = "rfc3164"
+transport = "{transport}"
+framing = "{framing}"
+syslog = "{syslog}"
 hostname = "siemcast-test"
 mappings = "{mappings}"
-{extra_destination_keys}
+{extra}
 "#,
             mappings = shipped_mappings("arcsight").display()
         );
         std::fs::write(self.config(), text).unwrap();
     }
+}
+
+/// The `[destination.tls]` lines that trust `certs` and check the name `localhost`.
+pub fn tls_section(certs: &Certs) -> String {
+    format!(
+        "[destination.tls]\nca_file = \"{}\"\nserver_name = \"localhost\"",
+        certs.ca_file().display()
+    )
+}
+
+/// Stops a `siemcast run` with SIGTERM and asserts it exits 0 within 15 s.
+pub fn stop(child: &mut Running) {
+    signal(child, "TERM");
+    let status = wait_exit(child, Duration::from_secs(15));
+    assert!(status.success(), "siemcast exited with {status}");
 }
 
 /// A `siemcast run` child process, killed when dropped (so a failing test leaves none behind).
