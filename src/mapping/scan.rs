@@ -12,9 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{
-    DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -80,7 +78,6 @@ fn rooted_paths(
     for fd in fields.iter_mut() {
         spec(&mut fd.value);
     }
-    drop(spec);
     for v in variants.iter_mut() {
         f(&mut v.when.path);
     }
@@ -94,7 +91,11 @@ fn rooted_paths(
 impl Plan {
     /// Builds the trie for every rooted path of a compiled mapping and gives each path its
     /// entry id.
-    pub(crate) fn build(header: &mut Header, variants: &mut [Variant], fields: &mut [Field]) -> Plan {
+    pub(crate) fn build(
+        header: &mut Header,
+        variants: &mut [Variant],
+        fields: &mut [Field],
+    ) -> Plan {
         let mut nodes = vec![TrieNode::default()];
         let mut ends: Vec<bool> = vec![false];
         rooted_paths(header, variants, fields, &mut |p| {
@@ -152,8 +153,16 @@ impl Plan {
 
 fn child_or_insert(nodes: &mut Vec<TrieNode>, ends: &mut Vec<bool>, at: usize, seg: &Seg) -> usize {
     let found = match seg {
-        Seg::Key(k) => nodes[at].keys.iter().find(|(kk, _)| kk == k).map(|(_, c)| *c),
-        Seg::Index(i) => nodes[at].indices.iter().find(|(ii, _)| ii == i).map(|(_, c)| *c),
+        Seg::Key(k) => nodes[at]
+            .keys
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .map(|(_, c)| *c),
+        Seg::Index(i) => nodes[at]
+            .indices
+            .iter()
+            .find(|(ii, _)| ii == i)
+            .map(|(_, c)| *c),
     };
     if let Some(c) = found {
         return c as usize;
@@ -222,18 +231,35 @@ impl Doc for Scanned<'_, '_> {
 
 /// Parses `json` once, keeping the values `plan` needs. Errors are serde_json's own, exactly as
 /// `serde_json::from_slice::<Value>` reports them.
-pub(crate) fn scan<'p, 'de>(plan: &'p Plan, json: &'de [u8]) -> serde_json::Result<Scanned<'p, 'de>> {
+pub(crate) fn scan<'p, 'de>(
+    plan: &'p Plan,
+    json: &'de [u8],
+) -> serde_json::Result<Scanned<'p, 'de>> {
     let mut slots = Vec::with_capacity(plan.slots as usize);
     slots.resize_with(plan.slots as usize, || None);
-    let mut de = serde_json::Deserializer::from_slice(json);
+    // Valid UTF-8 as a whole (the usual case) lets serde_json skip checking each string; the
+    // result is the same, as bytes outside strings must be ASCII anyway. Otherwise the slice
+    // reader finds the bad string and reports it exactly as `from_slice` does.
+    let root = match std::str::from_utf8(json) {
+        Ok(text) => walk(plan, &mut slots, serde_json::Deserializer::from_str(text))?,
+        Err(_) => walk(plan, &mut slots, serde_json::Deserializer::from_slice(json))?,
+    };
+    Ok(Scanned { plan, slots, root })
+}
+
+fn walk<'de, R: serde_json::de::Read<'de>>(
+    plan: &Plan,
+    slots: &mut Vec<Option<Leaf<'de>>>,
+    mut de: serde_json::Deserializer<R>,
+) -> serde_json::Result<&'static str> {
     let root = Walk {
         plan,
         node: 0,
-        slots: &mut slots,
+        slots,
     }
     .deserialize(&mut de)?;
     de.end()?;
-    Ok(Scanned { plan, slots, root })
+    Ok(root)
 }
 
 /// Walks the value at a trie node that no path ends at.
@@ -326,24 +352,22 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
             let pick = indices.iter().find(|(ii, _)| *ii == i).map(|(_, c)| *c);
             let more = match pick {
                 None => seq.next_element::<Skip>()?.is_some(),
-                Some(c) => {
-                    match self.clear(c).slot {
-                        Some(slot) => match seq.next_element_seed(Capture)? {
-                            Some(leaf) => {
-                                self.slots[slot as usize] = Some(leaf);
-                                true
-                            }
-                            None => false,
-                        },
-                        None => seq
-                            .next_element_seed(Walk {
-                                plan,
-                                node: c,
-                                slots: &mut *self.slots,
-                            })?
-                            .is_some(),
-                    }
-                }
+                Some(c) => match self.clear(c).slot {
+                    Some(slot) => match seq.next_element_seed(Capture)? {
+                        Some(leaf) => {
+                            self.slots[slot as usize] = Some(leaf);
+                            true
+                        }
+                        None => false,
+                    },
+                    None => seq
+                        .next_element_seed(Walk {
+                            plan,
+                            node: c,
+                            slots: &mut *self.slots,
+                        })?
+                        .is_some(),
+                },
             };
             if !more {
                 return Ok("an array");
@@ -376,7 +400,9 @@ impl<'de> Visitor<'de> for KeyPick<'_> {
         let kids = &self.plan.nodes[self.node as usize].keys;
         Ok(kids
             .iter()
-            .find(|(kk, _)| kk.len() == k.len() && **kk == *k)
+            .find(|(kk, _)| {
+                kk.len() == k.len() && kk.as_bytes()[0] == k.as_bytes()[0] && **kk == *k
+            })
             .map(|(_, c)| *c))
     }
 }
