@@ -25,6 +25,8 @@ use super::{Field, Header, Variant};
 struct TrieNode {
     /// Children by object key.
     keys: Vec<(Box<str>, u32)>,
+    /// [`tag`] of each key in `keys`: a cheap filter before comparing the text.
+    tags: Vec<u32>,
     /// Children by array index.
     indices: Vec<(usize, u32)>,
     /// Set when a path ends here: the value is captured whole into this slot (no children).
@@ -109,6 +111,9 @@ impl Plan {
         // so whatever lies below it is dropped from the trie.
         let mut slots = 0u32;
         assign(&mut nodes, &ends, 0, &mut slots);
+        for n in &mut nodes {
+            n.tags = n.keys.iter().map(|(k, _)| tag(k)).collect();
+        }
         let mut plan = Plan {
             nodes,
             entries: Vec::new(),
@@ -147,6 +152,21 @@ impl Plan {
         match seg {
             Seg::Key(k) => n.keys.iter().find(|(kk, _)| kk == k).map(|(_, c)| *c),
             Seg::Index(i) => n.indices.iter().find(|(ii, _)| ii == i).map(|(_, c)| *c),
+        }
+    }
+}
+
+/// Length and three bytes of a key packed into a word; equal keys have equal tags.
+#[inline]
+fn tag(k: &str) -> u32 {
+    let b = k.as_bytes();
+    match b.len() {
+        0 => 0,
+        n => {
+            (n as u32 & 0xff)
+                | u32::from(b[0]) << 8
+                | u32::from(b[n / 2]) << 16
+                | u32::from(b[n - 1]) << 24
         }
     }
 }
@@ -397,13 +417,14 @@ impl<'de> Visitor<'de> for KeyPick<'_> {
     }
     #[inline]
     fn visit_str<E>(self, k: &str) -> Result<Option<u32>, E> {
-        let kids = &self.plan.nodes[self.node as usize].keys;
-        Ok(kids
-            .iter()
-            .find(|(kk, _)| {
-                kk.len() == k.len() && kk.as_bytes()[0] == k.as_bytes()[0] && **kk == *k
-            })
-            .map(|(_, c)| *c))
+        let n = &self.plan.nodes[self.node as usize];
+        let t = tag(k);
+        for (i, kt) in n.tags.iter().enumerate() {
+            if *kt == t && *n.keys[i].0 == *k {
+                return Ok(Some(n.keys[i].1));
+            }
+        }
+        Ok(None)
     }
 }
 
