@@ -406,11 +406,9 @@ impl Destination {
             .mappings
             .get(event.kind.as_str())
             .ok_or_else(|| format!("no mapping for kind \"{}\"", event.kind))?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&event.json).map_err(|e| format!("event JSON: {e}"))?;
         let mut payload = Vec::with_capacity(event.json.len());
         mapping
-            .render(&value, &mut payload)
+            .render_json(&event.json, &mut payload)
             .map_err(|e| e.to_string())?;
         Ok(self.writer.write(stamp, &payload, buf))
     }

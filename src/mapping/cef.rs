@@ -71,7 +71,19 @@ pub(crate) fn pair(
 pub(crate) fn escape_value(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     let mut from = 0;
-    for (i, &c) in b.iter().enumerate() {
+    let mut i = 0;
+    while i < b.len() {
+        // Eight bytes at a time while none of them needs escaping (the common case).
+        if let Some(chunk) = b.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            if !needs_work8(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
+            }
+        }
+        let c = b[i];
+        i += 1;
         if !NEEDS_WORK[c as usize] {
             continue;
         }
@@ -82,11 +94,26 @@ pub(crate) fn escape_value(out: &mut Vec<u8>, s: &str) {
             b'\r' => b"\\r",
             _ => b" ",
         };
-        out.extend_from_slice(&b[from..i]);
+        out.extend_from_slice(&b[from..i - 1]);
         out.extend_from_slice(rep);
-        from = i + 1;
+        from = i;
     }
     out.extend_from_slice(&b[from..]);
+}
+
+/// True when one of the eight bytes of `w` is a control, DEL, `\\` or `=` (may also say true
+/// for a chunk that turns out clean: the byte loop then decides; it never says false wrongly).
+#[inline]
+fn needs_work8(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte below 0x20, and bytes equal to 0x7f, `\\` or `=`.
+    let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let eq = |c: u64| {
+        let x = w ^ (ONES * c);
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    (below | eq(0x7f) | eq(u64::from(b'\\')) | eq(u64::from(b'='))) != 0
 }
 
 /// Bytes an extension value cannot carry as-is: controls, DEL, `\` and `=`.
@@ -147,6 +174,36 @@ mod tests {
         let mut out = b"x".to_vec();
         assert!(!pair(&mut out, false, "k", " \n\t", 10));
         assert_eq!(out, b"x");
+    }
+
+    #[test]
+    fn chunked_scan_finds_every_special_byte() {
+        // Each special byte at each position of a long clean run, and non-ASCII neighbours.
+        for special in ["\\", "=", "\n", "\r", "\t", "\u{0}", "\u{7f}", "\u{1f}"] {
+            for at in 0..20 {
+                let s = format!("{}{special}{}é😀", "a".repeat(at), "b".repeat(19 - at));
+                let mut want = Vec::new();
+                for c in s.chars() {
+                    match c {
+                        '\\' => want.extend_from_slice(b"\\\\"),
+                        '=' => want.extend_from_slice(b"\\="),
+                        '\n' => want.extend_from_slice(b"\\n"),
+                        '\r' => want.extend_from_slice(b"\\r"),
+                        c if c.is_control() && c.is_ascii() => want.push(b' '),
+                        c => want.extend_from_slice(c.to_string().as_bytes()),
+                    }
+                }
+                let mut out = Vec::new();
+                escape_value(&mut out, &s);
+                assert_eq!(out, want, "{s:?}");
+            }
+        }
+        for w in [
+            u64::from_le_bytes(*b"abcdefgh"),
+            u64::from_le_bytes(*b"\xff\xfe !~|ab"),
+        ] {
+            assert!(!needs_work8(w));
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use toml_edit::{ImDocument, Item, TableLike};
 use super::diag::{MappingErrors, Sink};
 use super::dict::{self, KeyType};
 
+use super::scan::Plan;
 use super::text::clip_header;
 use super::value::{Source, ValueSpec};
 use super::{
@@ -126,12 +127,15 @@ pub(crate) fn compile(origin: &FsPath, text: &str) -> Result<Mapping, MappingErr
     }
 
     if cx.sink.diags.is_empty() {
+        let (mut header, mut variants, mut fields) = (header, variants, fields);
+        let plan = Plan::build(&mut header, &mut variants, &mut fields);
         Ok(Mapping {
             origin: origin.to_path_buf(),
             format: cx.format,
             header,
             variants,
             fields,
+            plan,
         })
     } else {
         Err(MappingErrors {

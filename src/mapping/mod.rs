@@ -6,8 +6,10 @@ mod cef;
 mod compile;
 mod diag;
 mod dict;
+mod doc;
 mod leef;
 mod path;
+mod scan;
 mod text;
 mod value;
 
@@ -18,6 +20,7 @@ use serde_json::Value;
 
 pub use diag::{Diagnostic, MappingErrors};
 
+use doc::Doc;
 use value::{convert, Cond, Convert, Converted, ValueSpec};
 
 /// Output format of a mapping file.
@@ -93,11 +96,16 @@ pub struct Mapping {
     header: Header,
     variants: Vec<Variant>,
     fields: Vec<Field>,
+    /// Every rooted path above as one trie, for [`Mapping::render_json`].
+    plan: scan::Plan,
 }
 
 /// Why one event could not be rendered (the caller dead-letters it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
+    /// The bytes are not one JSON value; the message is serde_json's, with line and column.
+    #[error("the event is not valid JSON: {0}")]
+    Json(String),
     #[error("the event is {found}, not a JSON object; mappings render objects only")]
     NotAnObject { found: &'static str },
     #[error("required key '{key}' has no value: {from} is missing or empty in the event")]
@@ -156,15 +164,31 @@ impl Mapping {
                 found: kind_of(event),
             });
         }
+        self.render_doc(event, out)
+    }
+
+    /// Renders the event in `json` (one JSON object, UTF-8) without building a `Value`: one
+    /// pass over the bytes keeps only what the mapping's paths reach. The result, output or
+    /// error, is exactly that of `render(&serde_json::from_slice(json)?, out)`; invalid JSON is
+    /// [`RenderError::Json`] with serde_json's message. On error `out` is left as it was.
+    pub fn render_json(&self, json: &[u8], out: &mut Vec<u8>) -> Result<(), RenderError> {
+        let doc = scan::scan(&self.plan, json).map_err(|e| RenderError::Json(e.to_string()))?;
+        if doc.root != "an object" {
+            return Err(RenderError::NotAnObject { found: doc.root });
+        }
+        self.render_doc(&doc, out)
+    }
+
+    fn render_doc<D: Doc>(&self, ev: &D, out: &mut Vec<u8>) -> Result<(), RenderError> {
         let start = out.len();
-        let result = self.render_inner(event, out);
+        let result = self.render_inner(ev, out);
         if result.is_err() {
             out.truncate(start);
         }
         result
     }
 
-    fn render_inner(&self, ev: &Value, out: &mut Vec<u8>) -> Result<(), RenderError> {
+    fn render_inner<D: Doc>(&self, ev: &D, out: &mut Vec<u8>) -> Result<(), RenderError> {
         let mut scratch = String::new();
         let variant = self.variants.iter().find(|v| v.when.matches(ev));
         let spec = |slot: usize| {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
+pub(crate) enum Seg {
     Key(Box<str>),
     Index(usize),
 }
@@ -16,6 +16,9 @@ enum Seg {
 pub(crate) struct Path {
     segs: Box<[Seg]>,
     text: Box<str>,
+    /// Index into the mapping's scan plan (see `scan.rs`), set once after compilation for paths
+    /// rooted at the event; [`Path::UNPLANNED`] for paths relative to an array element.
+    pub(crate) id: u32,
 }
 
 /// Why a path did not compile; `offset` is the byte offset inside the path text.
@@ -121,13 +124,28 @@ impl Path {
         Ok(Path {
             segs: segs.into(),
             text: text.into(),
+            id: Path::UNPLANNED,
         })
+    }
+
+    /// `id` of a path that has no entry in a scan plan.
+    pub(crate) const UNPLANNED: u32 = u32::MAX;
+
+    /// The steps of this path.
+    pub(crate) fn segs(&self) -> &[Seg] {
+        &self.segs
     }
 
     /// The value at this path, if every step exists.
     #[inline]
-    pub(crate) fn get<'a>(&self, mut v: &'a Value) -> Option<&'a Value> {
-        for s in self.segs.iter() {
+    pub(crate) fn get<'a>(&self, v: &'a Value) -> Option<&'a Value> {
+        self.get_from(v, 0)
+    }
+
+    /// The value at the steps of this path from `skip` on, starting at `v`.
+    #[inline]
+    pub(crate) fn get_from<'a>(&self, mut v: &'a Value, skip: usize) -> Option<&'a Value> {
+        for s in self.segs.get(skip..)?.iter() {
             v = match (s, v) {
                 (Seg::Key(k), Value::Object(m)) => m.get(&**k)?,
                 (Seg::Index(n), Value::Array(a)) => a.get(*n)?,

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 
+use super::doc::{append, is_present, present_value, scalar_eq, text_of, value_eq, Doc, Node};
 use super::path::{Part, Path};
 
 /// Where a value comes from.
@@ -57,12 +58,16 @@ impl ValueSpec {
     }
 
     /// The text of this value for `ev`, after table and defaults; `None` when there is none.
-    pub(crate) fn resolve<'a>(&'a self, ev: &'a Value, scratch: &'a mut String) -> Option<&'a str> {
+    pub(crate) fn resolve<'a, D: Doc>(
+        &'a self,
+        ev: &'a D,
+        scratch: &'a mut String,
+    ) -> Option<&'a str> {
         let raw: Option<&'a str> = match &self.source {
             Source::Literal(s) => Some(s),
-            Source::Path(p) => text_of(p.get(ev), &self.join, scratch),
+            Source::Path(p) => text_of(ev.at(p), &self.join, scratch),
             Source::First(paths) => {
-                let found = paths.iter().map(|p| p.get(ev)).find(|v| is_present(*v));
+                let found = paths.iter().map(|p| ev.at(p)).find(|v| is_present(*v));
                 text_of(found.flatten(), &self.join, scratch)
             }
             Source::Template(parts) => {
@@ -72,7 +77,7 @@ impl ValueSpec {
                     match part {
                         Part::Text(t) => scratch.push_str(t),
                         Part::Path(p) => {
-                            if let Some(v) = p.get(ev) {
+                            if let Some(v) = ev.at(p) {
                                 any |= is_present(Some(v));
                                 append(v, &self.join, scratch);
                             }
@@ -110,93 +115,21 @@ impl ValueSpec {
 
 impl Select {
     /// The first element of `from` whose `where` value is in `is` and whose `get` is present.
-    fn find<'a>(&self, ev: &'a Value) -> Option<&'a Value> {
-        let Value::Array(items) = self.from.get(ev)? else {
+    fn find<'a, D: Doc>(&self, ev: &'a D) -> Option<Node<'a>> {
+        let Some(Node::Val(Value::Array(items))) = ev.at(&self.from) else {
             return None;
         };
         items.iter().find_map(|item| {
             let key = self.by.get(item)?;
-            if !self.is.iter().any(|want| scalar_eq(key, want)) {
+            if !self.is.iter().any(|want| value_eq(key, want)) {
                 return None;
             }
             let v = match &self.get {
                 Some(g) => g.get(item)?,
                 None => item,
             };
-            is_present(Some(v)).then_some(v)
+            present_value(v).then_some(Node::Val(v))
         })
-    }
-}
-
-/// True when `v` would render as non-empty text.
-fn is_present(v: Option<&Value>) -> bool {
-    match v {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(Value::Array(a)) => a.iter().any(|x| is_present(Some(x))),
-        Some(Value::Object(o)) => !o.is_empty(),
-        Some(_) => true,
-    }
-}
-
-/// Text of a JSON value: strings borrowed, everything else written into `scratch`.
-fn text_of<'a>(v: Option<&'a Value>, join: &str, scratch: &'a mut String) -> Option<&'a str> {
-    match v? {
-        Value::Null => None,
-        Value::String(s) => Some(s),
-        Value::Bool(b) => Some(if *b { "true" } else { "false" }),
-        other => {
-            scratch.clear();
-            append(other, join, scratch);
-            Some(scratch.as_str())
-        }
-    }
-}
-
-/// Appends the text of `v`: arrays joined by `join` (nulls skipped), objects as compact JSON.
-fn append(v: &Value, join: &str, out: &mut String) {
-    match v {
-        Value::Null => {}
-        Value::String(s) => out.push_str(s),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::Array(a) => {
-            let mut first = true;
-            for x in a.iter().filter(|x| is_present(Some(x))) {
-                if !first {
-                    out.push_str(join);
-                }
-                first = false;
-                match x {
-                    Value::Array(_) | Value::Object(_) => {
-                        let _ = write!(out, "{x}");
-                    }
-                    _ => append(x, join, out),
-                }
-            }
-        }
-        Value::Object(_) => {
-            let _ = write!(out, "{v}");
-        }
-    }
-}
-
-/// Compares a JSON scalar with condition text: strings ASCII-case-insensitively, numbers and
-/// booleans by value.
-fn scalar_eq(v: &Value, want: &str) -> bool {
-    match v {
-        Value::String(s) => s.eq_ignore_ascii_case(want),
-        Value::Number(n) => {
-            if let (Some(a), Ok(b)) = (n.as_i64(), want.parse::<i64>()) {
-                a == b
-            } else {
-                matches!((n.as_f64(), want.parse::<f64>()), (Some(a), Ok(b)) if a == b)
-            }
-        }
-        Value::Bool(b) => want.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
-        _ => false,
     }
 }
 
@@ -218,8 +151,8 @@ pub(crate) enum Test {
 }
 
 impl Cond {
-    pub(crate) fn matches(&self, ev: &Value) -> bool {
-        let v = self.path.get(ev);
+    pub(crate) fn matches<D: Doc>(&self, ev: &D) -> bool {
+        let v = ev.at(&self.path);
         match &self.test {
             Test::Is(list) => v.is_some_and(|v| list.iter().any(|w| scalar_eq(v, w))),
             Test::Not(list) => !v.is_some_and(|v| list.iter().any(|w| scalar_eq(v, w))),

@@ -1,0 +1,534 @@
+//! Single-pass rendering input: the mapping's paths compiled into a trie at load, and a scan of the
+//! JSON bytes that keeps only the values those paths reach (strings borrowed when they have no
+//! escapes, a full `Value` only for arrays and objects a path asks for as a whole).
+//!
+//! Guarantee: scanning accepts and rejects exactly the inputs `serde_json::from_slice::<Value>`
+//! does, with the same error, and every path resolves to what it would on that `Value`. To keep
+//! that true, skipped values are still parsed by serde_json's own `deserialize_any` (UTF-8,
+//! escapes, number range and the 128-level depth limit are checked; nothing is allocated), not
+//! by `IgnoredAny`, which checks none of these. Duplicate keys: the last one wins, as in
+//! `serde_json::Map`; a repeated key first clears whatever the earlier occurrence collected.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::doc::{Doc, Node};
+use super::path::{Path, Seg};
+use super::{Field, Header, Variant};
+
+/// One trie node: a JSON location some path passes through or ends at.
+#[derive(Debug, Clone, Default)]
+struct TrieNode {
+    /// Children by object key.
+    keys: Vec<(Box<str>, u32)>,
+    /// [`tag`] of each key in `keys`: a cheap filter before comparing the text.
+    tags: Vec<u32>,
+    /// Children by array index.
+    indices: Vec<(usize, u32)>,
+    /// Set when a path ends here: the value is captured whole into this slot (no children).
+    slot: Option<u32>,
+    /// Slots of this subtree, cleared when a duplicate key revisits it.
+    span: (u32, u32),
+}
+
+/// Where a planned path's value is found: the captured slot, and how many of the path's steps
+/// that slot already accounts for (the rest are walked inside the captured `Value`).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    slot: u32,
+    depth: u32,
+}
+
+/// The paths of one mapping compiled into a trie; built once at load.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Plan {
+    nodes: Vec<TrieNode>,
+    entries: Vec<Entry>,
+    slots: u32,
+}
+
+/// Calls `f` on every path of the mapping that is resolved against the whole event (not the
+/// ones relative to an element of a `select` array).
+fn rooted_paths(
+    header: &mut Header,
+    variants: &mut [Variant],
+    fields: &mut [Field],
+    f: &mut dyn FnMut(&mut Path),
+) {
+    use super::value::{Source, ValueSpec};
+    let mut spec = |v: &mut ValueSpec| match &mut v.source {
+        Source::Literal(_) => {}
+        Source::Path(p) => f(p),
+        Source::First(ps) => ps.iter_mut().for_each(&mut *f),
+        Source::Template(parts) => {
+            for part in parts.iter_mut() {
+                if let super::path::Part::Path(p) = part {
+                    f(p);
+                }
+            }
+        }
+        Source::Select(sel) => f(&mut sel.from),
+    };
+    header.iter_mut().flatten().for_each(&mut spec);
+    for v in variants.iter_mut() {
+        v.header.iter_mut().flatten().for_each(&mut spec);
+    }
+    for fd in fields.iter_mut() {
+        spec(&mut fd.value);
+    }
+    for v in variants.iter_mut() {
+        f(&mut v.when.path);
+    }
+    for fd in fields.iter_mut() {
+        if let Some(w) = &mut fd.when {
+            f(&mut w.path);
+        }
+    }
+}
+
+impl Plan {
+    /// Builds the trie for every rooted path of a compiled mapping and gives each path its
+    /// entry id.
+    pub(crate) fn build(
+        header: &mut Header,
+        variants: &mut [Variant],
+        fields: &mut [Field],
+    ) -> Plan {
+        let mut nodes = vec![TrieNode::default()];
+        let mut ends: Vec<bool> = vec![false];
+        rooted_paths(header, variants, fields, &mut |p| {
+            let mut at = 0usize;
+            for seg in p.segs() {
+                at = child_or_insert(&mut nodes, &mut ends, at, seg);
+            }
+            ends[at] = true;
+        });
+        // Number the slots depth first; a node where a path ends captures its whole value,
+        // so whatever lies below it is dropped from the trie.
+        let mut slots = 0u32;
+        assign(&mut nodes, &ends, 0, &mut slots);
+        for n in &mut nodes {
+            n.tags = n.keys.iter().map(|(k, _)| tag(k)).collect();
+        }
+        let mut plan = Plan {
+            nodes,
+            entries: Vec::new(),
+            slots,
+        };
+        rooted_paths(header, variants, fields, &mut |p| {
+            let mut at = 0usize;
+            let mut entry = None;
+            for (depth, seg) in p.segs().iter().enumerate() {
+                match plan.child(at, seg) {
+                    Some(c) => at = c as usize,
+                    None => break,
+                }
+                if let Some(slot) = plan.nodes[at].slot {
+                    entry = Some(Entry {
+                        slot,
+                        depth: u32::try_from(depth + 1).unwrap_or(u32::MAX),
+                    });
+                    break;
+                }
+            }
+            // Every rooted path ends at (or passes) a capturing node, so `entry` is set.
+            p.id = match entry {
+                Some(e) => {
+                    plan.entries.push(e);
+                    u32::try_from(plan.entries.len() - 1).unwrap_or(Path::UNPLANNED)
+                }
+                None => Path::UNPLANNED,
+            };
+        });
+        plan
+    }
+
+    fn child(&self, at: usize, seg: &Seg) -> Option<u32> {
+        let n = &self.nodes[at];
+        match seg {
+            Seg::Key(k) => n.keys.iter().find(|(kk, _)| kk == k).map(|(_, c)| *c),
+            Seg::Index(i) => n.indices.iter().find(|(ii, _)| ii == i).map(|(_, c)| *c),
+        }
+    }
+}
+
+/// Length and three bytes of a key packed into a word; equal keys have equal tags.
+#[inline]
+fn tag(k: &str) -> u32 {
+    let b = k.as_bytes();
+    match b.len() {
+        0 => 0,
+        n => {
+            (n as u32 & 0xff)
+                | u32::from(b[0]) << 8
+                | u32::from(b[n / 2]) << 16
+                | u32::from(b[n - 1]) << 24
+        }
+    }
+}
+
+fn child_or_insert(nodes: &mut Vec<TrieNode>, ends: &mut Vec<bool>, at: usize, seg: &Seg) -> usize {
+    let found = match seg {
+        Seg::Key(k) => nodes[at]
+            .keys
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .map(|(_, c)| *c),
+        Seg::Index(i) => nodes[at]
+            .indices
+            .iter()
+            .find(|(ii, _)| ii == i)
+            .map(|(_, c)| *c),
+    };
+    if let Some(c) = found {
+        return c as usize;
+    }
+    let c = nodes.len();
+    let id = u32::try_from(c).unwrap_or(u32::MAX);
+    nodes.push(TrieNode::default());
+    ends.push(false);
+    match seg {
+        Seg::Key(k) => nodes[at].keys.push((k.clone(), id)),
+        Seg::Index(i) => nodes[at].indices.push((*i, id)),
+    }
+    c
+}
+
+fn assign(nodes: &mut [TrieNode], ends: &[bool], at: usize, slots: &mut u32) {
+    let lo = *slots;
+    if ends[at] {
+        nodes[at].slot = Some(lo);
+        nodes[at].keys.clear();
+        nodes[at].indices.clear();
+        *slots += 1;
+    } else {
+        let kids: Vec<u32> = nodes[at]
+            .keys
+            .iter()
+            .map(|(_, c)| *c)
+            .chain(nodes[at].indices.iter().map(|(_, c)| *c))
+            .collect();
+        for c in kids {
+            assign(nodes, ends, c as usize, slots);
+        }
+    }
+    nodes[at].span = (lo, *slots);
+}
+
+/// A value captured at the end of a path.
+#[derive(Debug)]
+enum Leaf<'de> {
+    Str(Cow<'de, str>),
+    Val(Value),
+}
+
+/// The values of one event that a mapping's paths reach.
+#[derive(Debug)]
+pub(crate) struct Scanned<'p, 'de> {
+    plan: &'p Plan,
+    slots: Vec<Option<Leaf<'de>>>,
+    /// What the top-level JSON value is, in [`super::RenderError::NotAnObject`] words.
+    pub(crate) root: &'static str,
+}
+
+impl Doc for Scanned<'_, '_> {
+    #[inline]
+    fn at(&self, p: &Path) -> Option<Node<'_>> {
+        let e = self.plan.entries.get(p.id as usize)?;
+        let leaf = self.slots.get(e.slot as usize)?.as_ref()?;
+        let depth = e.depth as usize;
+        match leaf {
+            Leaf::Str(s) if depth == p.segs().len() => Some(Node::Str(s)),
+            Leaf::Str(_) => None,
+            Leaf::Val(v) => p.get_from(v, depth).map(Node::Val),
+        }
+    }
+}
+
+/// Parses `json` once, keeping the values `plan` needs. Errors are serde_json's own, exactly as
+/// `serde_json::from_slice::<Value>` reports them.
+pub(crate) fn scan<'p, 'de>(
+    plan: &'p Plan,
+    json: &'de [u8],
+) -> serde_json::Result<Scanned<'p, 'de>> {
+    let mut slots = Vec::with_capacity(plan.slots as usize);
+    slots.resize_with(plan.slots as usize, || None);
+    // Valid UTF-8 as a whole (the usual case) lets serde_json skip checking each string; the
+    // result is the same, as bytes outside strings must be ASCII anyway. Otherwise the slice
+    // reader finds the bad string and reports it exactly as `from_slice` does.
+    let root = match std::str::from_utf8(json) {
+        Ok(text) => walk(plan, &mut slots, serde_json::Deserializer::from_str(text))?,
+        Err(_) => walk(plan, &mut slots, serde_json::Deserializer::from_slice(json))?,
+    };
+    Ok(Scanned { plan, slots, root })
+}
+
+fn walk<'de, R: serde_json::de::Read<'de>>(
+    plan: &Plan,
+    slots: &mut Vec<Option<Leaf<'de>>>,
+    mut de: serde_json::Deserializer<R>,
+) -> serde_json::Result<&'static str> {
+    let root = Walk {
+        plan,
+        node: 0,
+        slots,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(root)
+}
+
+/// Walks the value at a trie node that no path ends at.
+struct Walk<'s, 'de> {
+    plan: &'s Plan,
+    node: u32,
+    slots: &'s mut Vec<Option<Leaf<'de>>>,
+}
+
+impl<'de> Walk<'_, 'de> {
+    /// Forgets what an earlier occurrence of child `c` collected (a duplicate key: the last
+    /// one wins).
+    #[inline]
+    fn clear(&mut self, c: u32) -> &TrieNode {
+        let n = &self.plan.nodes[c as usize];
+        for s in &mut self.slots[n.span.0 as usize..n.span.1 as usize] {
+            *s = None;
+        }
+        n
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_, 'de> {
+    type Value = &'static str;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_, 'de> {
+    type Value = &'static str;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<&'static str, E> {
+        Ok("a boolean")
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<&'static str, E> {
+        Ok("a number")
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<&'static str, E> {
+        Ok("a number")
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<&'static str, E> {
+        // serde_json's `Value` turns a non-finite float into null (it never parses one).
+        Ok(if v.is_finite() { "a number" } else { "null" })
+    }
+    fn visit_str<E>(self, _: &str) -> Result<&'static str, E> {
+        Ok("a string")
+    }
+    fn visit_unit<E>(self) -> Result<&'static str, E> {
+        Ok("null")
+    }
+    fn visit_none<E>(self) -> Result<&'static str, E> {
+        Ok("null")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<&'static str, A::Error> {
+        while let Some(pick) = map.next_key_seed(KeyPick {
+            plan: self.plan,
+            node: self.node,
+        })? {
+            let Some(c) = pick else {
+                map.next_value::<Skip>()?;
+                continue;
+            };
+            match self.clear(c).slot {
+                Some(slot) => {
+                    let leaf = map.next_value_seed(Capture)?;
+                    self.slots[slot as usize] = Some(leaf);
+                }
+                None => {
+                    map.next_value_seed(Walk {
+                        plan: self.plan,
+                        node: c,
+                        slots: &mut *self.slots,
+                    })?;
+                }
+            }
+        }
+        Ok("an object")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<&'static str, A::Error> {
+        let plan = self.plan;
+        let indices = &plan.nodes[self.node as usize].indices;
+        let mut i = 0usize;
+        loop {
+            let pick = indices.iter().find(|(ii, _)| *ii == i).map(|(_, c)| *c);
+            let more = match pick {
+                None => seq.next_element::<Skip>()?.is_some(),
+                Some(c) => match self.clear(c).slot {
+                    Some(slot) => match seq.next_element_seed(Capture)? {
+                        Some(leaf) => {
+                            self.slots[slot as usize] = Some(leaf);
+                            true
+                        }
+                        None => false,
+                    },
+                    None => seq
+                        .next_element_seed(Walk {
+                            plan,
+                            node: c,
+                            slots: &mut *self.slots,
+                        })?
+                        .is_some(),
+                },
+            };
+            if !more {
+                return Ok("an array");
+            }
+            i += 1;
+        }
+    }
+}
+
+/// Reads an object key and answers which child of `node` it names, if any.
+struct KeyPick<'s> {
+    plan: &'s Plan,
+    node: u32,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyPick<'_> {
+    type Value = Option<u32>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<u32>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyPick<'_> {
+    type Value = Option<u32>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    #[inline]
+    fn visit_str<E>(self, k: &str) -> Result<Option<u32>, E> {
+        let n = &self.plan.nodes[self.node as usize];
+        let t = tag(k);
+        for (i, kt) in n.tags.iter().enumerate() {
+            if *kt == t && *n.keys[i].0 == *k {
+                return Ok(Some(n.keys[i].1));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Captures the value at the end of a path: strings as text, everything else as serde_json's
+/// own `Value` (built by its own visitor, so it is exactly what `from_slice` would build).
+struct Capture;
+
+impl<'de> DeserializeSeed<'de> for Capture {
+    type Value = Leaf<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Leaf<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Capture {
+    type Value = Leaf<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Val(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Val(Value::Number(v.into())))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Val(Value::Number(v.into())))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Val(
+            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
+        ))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Str(Cow::Owned(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Val(Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<Leaf<'de>, E> {
+        Ok(Leaf::Val(Value::Null))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Leaf<'de>, A::Error> {
+        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Leaf::Val)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Leaf<'de>, A::Error> {
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Leaf::Val)
+    }
+}
+
+/// A value no path reaches: parsed and checked like any other, then dropped.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Skip, D::Error> {
+        d.deserialize_any(Skip)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = Skip;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_none<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_key::<Skip>()?.is_some() {
+            map.next_value::<Skip>()?;
+        }
+        Ok(Skip)
+    }
+}
+
+#[cfg(test)]
+#[path = "scan_tests.rs"]
+mod tests;
