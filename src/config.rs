@@ -562,15 +562,13 @@ impl Config {
         for (key, value) in secrets {
             figment = figment.merge(Serialized::default(key, value));
         }
-        let merged: figment::value::Value = figment
-            .extract()
-            .map_err(|e| {
-                ConfigErrors(vec![Problem {
-                    file: path.to_owned(),
-                    position: None,
-                    message: e.to_string(),
-                }])
-            })?;
+        let merged: figment::value::Value = figment.extract().map_err(|e| {
+            ConfigErrors(vec![Problem {
+                file: path.to_owned(),
+                position: None,
+                message: e.to_string(),
+            }])
+        })?;
         let mut tree = serde_json::to_value(&merged).map_err(|e| {
             ConfigErrors(vec![Problem {
                 file: path.to_owned(),
