@@ -58,10 +58,10 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<Series, f64>, String> {
                         return Err(at("TYPE after the family's samples"));
                     }
                 }
-                (Some("HELP"), Some(name), Some(_)) => {
-                    if !metric_name(name) || !helps.insert(name.into()) {
-                        return Err(at("bad or repeated HELP"));
-                    }
+                (Some("HELP"), Some(name), Some(_))
+                    if !metric_name(name) || !helps.insert(name.into()) =>
+                {
+                    return Err(at("bad or repeated HELP"));
                 }
                 _ => {}
             }
@@ -151,7 +151,7 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<Series, f64>, String> {
         let kind = types
             .get(name)
             .ok_or_else(|| at("sample before its TYPE"))?;
-        if kind == "counter" && !(value >= 0.0) {
+        if kind == "counter" && (value.is_nan() || value < 0.0) {
             return Err(at("negative counter"));
         }
         if current.as_deref() != Some(name) {
