@@ -359,3 +359,114 @@ fn a_client_secret_never_appears_in_logs_or_check_output() {
         }
     }
 }
+
+/// Uncomments every setting of the example config: lines `#key = ...`, and whole blocks that
+/// start with `#[[...]]` or `#[destination.tls]` up to the next blank line.
+fn uncomment_all(text: &str) -> String {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        if line.starts_with("#[") {
+            in_block = true;
+        }
+        if line.trim().is_empty() {
+            in_block = false;
+        }
+        let setting = line.strip_prefix('#').is_some_and(|rest| {
+            let key: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            !key.is_empty() && rest[key.len()..].starts_with(" = ")
+        });
+        let block_line = in_block && line.starts_with('#') && !line.starts_with("# ");
+        out.push(if setting || block_line {
+            &line[1..]
+        } else {
+            line
+        });
+    }
+    out.join("\n") + "\n"
+}
+
+#[test]
+fn the_example_config_is_commented_and_every_option_it_lists_is_real() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/siemcast.toml");
+    // As shipped (all commented): only "add a source and a destination".
+    let out = siemcast(&["check", "-c", example.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("no [[source]] is configured"), "{stderr}");
+    assert!(
+        stderr.contains("no [[destination]] is configured"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 problems"), "{stderr}");
+
+    // With everything uncommented: every key is known and every value has the right shape
+    // (what remains are facts of this machine, e.g. /usr/share/siemcast not installed).
+    let scratch = Scratch::new();
+    let all = uncomment_all(&std::fs::read_to_string(&example).unwrap());
+    for key in [
+        "state_dir",
+        "address",
+        "max_bytes",
+        "cloud",
+        "tenant_id",
+        "client_id",
+        "client_secret_file",
+        "certificate_file",
+        "managed_identity",
+        "login_endpoint",
+        "management_endpoint",
+        "graph_endpoint",
+        "office_endpoint",
+        "name",
+        "kind",
+        "path",
+        "source_kind",
+        "interval",
+        "batch_size",
+        "subscriptions",
+        "lookback",
+        "start_at",
+        "content_types",
+        "bootstrap_servers",
+        "topic",
+        "group",
+        "security",
+        "connection_string_file",
+        "transport",
+        "framing",
+        "syslog",
+        "hostname",
+        "app_name",
+        "facility",
+        "mappings",
+        "max_eps",
+        "max_message_bytes",
+        "ca_file",
+        "server_name",
+        "cert_file",
+        "key_file",
+        "pin_sha256",
+    ] {
+        assert!(
+            all.lines().any(|l| l.starts_with(&format!("{key} = "))),
+            "the example does not list {key}"
+        );
+    }
+    std::fs::write(scratch.config(), &all).unwrap();
+    let out = with_config(&["check"], &scratch);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("problem"), "{stderr}");
+    for bad in [
+        "unknown key",
+        "invalid TOML",
+        "is not one of",
+        "is not a duration",
+        "invalid type",
+    ] {
+        assert!(!stderr.contains(bad), "{bad}:\n{stderr}");
+    }
+}
