@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs the real peers the
 # tests talk to (rsyslog with its TLS driver, openssl) and systemd-analyze (package systemd) with
-# apt-get when they are missing, checks formatting and lints, checks the systemd unit, then runs
-# every unit, golden, property and whole-program test.
+# apt-get when they are missing, checks formatting and lints, checks the systemd unit and the
+# .deb (cargo-deb from crates.io when missing), then runs every unit, golden, property and
+# whole-program test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +24,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --locked
 ./scripts/check-systemd.sh target/debug/siemcast
+./scripts/check-deb.sh
 cargo test --locked
