@@ -18,6 +18,7 @@ command -v systemd-analyze >/dev/null || {
   echo "check-systemd: $binary is not built; run cargo build first" >&2
   exit 1
 }
+binary=$(realpath "$binary") # systemd accepts only absolute paths
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
