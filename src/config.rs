@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -112,10 +112,59 @@ fn default_cloud() -> Cloud {
     Cloud::Public
 }
 
-/// A secret string: its `Debug` and `Display` never show the value.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
+/// A secret string: its `Debug` and `Display` never show the value, and neither does a
+/// deserialization error (a number or table where the secret belongs is reported without it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl Visit {
+            fn refuse<E: de::Error>() -> E {
+                E::custom("a secret must be a quoted string (its value is not shown)")
+            }
+        }
+        impl<'de> de::Visitor<'de> for Visit {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a quoted string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Secret, E> {
+                Ok(Secret(v))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(Self::refuse())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(Self::refuse())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(Self::refuse())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(Self::refuse())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Secret, E> {
+                Err(Self::refuse())
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+                Err(Self::refuse())
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+                Err(Self::refuse())
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// Environment variables holding secrets: taken verbatim (figment would read `123` as a number
+/// and `[x` as the start of an array), never parsed.
+const SECRET_ENV: [(&str, &str); 1] = [("AZURE__CLIENT_SECRET", "azure.client_secret")];
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -479,17 +528,32 @@ impl Config {
         let env = Env::prefixed("SIEMCAST_").split("__").filter(|k| {
             !RESERVED_ENV
                 .iter()
+                .chain(SECRET_ENV.iter().map(|(_, key)| key))
                 .any(|r| k.as_str().eq_ignore_ascii_case(r))
         });
-        Self::from_parts(path, &text, env)
+        let secrets = SECRET_ENV
+            .iter()
+            .filter_map(|(var, key)| Some((*key, std::env::var(format!("SIEMCAST_{var}")).ok()?)))
+            .collect();
+        Self::from_parts(path, &text, env, secrets)
     }
 
     /// Parses configuration text without environment overrides (tests, `demo`).
     pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
-        Self::from_parts(path, text, Env::prefixed("SIEMCAST_UNUSED_NEVER_SET_"))
+        Self::from_parts(
+            path,
+            text,
+            Env::prefixed("SIEMCAST_UNUSED_NEVER_SET_"),
+            Vec::new(),
+        )
     }
 
-    fn from_parts(path: &Path, text: &str, env: Env) -> Result<Config, ConfigErrors> {
+    fn from_parts(
+        path: &Path,
+        text: &str,
+        env: Env,
+        secrets: Vec<(&str, String)>,
+    ) -> Result<Config, ConfigErrors> {
         let locator = match Locator::parse(text) {
             Ok(l) => l,
             Err((pos, message)) => {
@@ -505,17 +569,17 @@ impl Config {
             locator: &locator,
             list: Vec::new(),
         };
-        let merged: figment::value::Value = Figment::new()
-            .merge(Toml::string(text))
-            .merge(env)
-            .extract()
-            .map_err(|e| {
-                ConfigErrors(vec![Problem {
-                    file: path.to_owned(),
-                    position: None,
-                    message: e.to_string(),
-                }])
-            })?;
+        let mut figment = Figment::new().merge(Toml::string(text)).merge(env);
+        for (key, value) in secrets {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        let merged: figment::value::Value = figment.extract().map_err(|e| {
+            ConfigErrors(vec![Problem {
+                file: path.to_owned(),
+                position: None,
+                message: e.to_string(),
+            }])
+        })?;
         let mut tree = serde_json::to_value(&merged).map_err(|e| {
             ConfigErrors(vec![Problem {
                 file: path.to_owned(),

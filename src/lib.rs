@@ -9,6 +9,9 @@
 //! - [`mapping`]: mapping files compiled into CEF/LEEF renderers.
 //! - [`destinations`]: syslog headers, framing, transports and the sender loop.
 //! - [`pipeline`]: wires sources → spool → destinations; shutdown.
+//! - [`service`]: `siemcast run` under systemd: notifications, signals, reload.
+//! - [`metrics`]: Prometheus `/metrics`, `/healthz` and `/spool`.
+//! - [`ops`]: operator commands: `send-test`, `spool status`, `spool forget-destination`.
 //!
 //! Data flows one way: poller → spool → destination (mapping, framing, transport).
 
@@ -17,6 +20,9 @@ pub mod demo;
 pub mod destinations;
 pub mod event;
 pub mod mapping;
+pub mod metrics;
+pub mod ops;
 pub mod pipeline;
+pub mod service;
 pub mod sources;
 pub mod spool;

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use tokio_util::sync::CancellationToken;
 
 use siemcast::config::{Config, DEFAULT_CONFIG_PATH};
 use siemcast::mapping::Mapping;
@@ -71,6 +70,83 @@ enum Command {
     ///   siemcast demo
     #[command(verbatim_doc_comment)]
     Demo,
+    /// Send one test event through each destination (or the named one) and report the result.
+    ///
+    /// The event is a bundled sample whose id, time and name fields say "siemcast send-test",
+    /// rendered with the destination's real mapping, syslog header and framing, and sent over
+    /// its real transport. TCP and TLS wait until the receiver's kernel acknowledged the bytes;
+    /// UDP has no acknowledgement. Prints the message as sent, or the exact failure (DNS,
+    /// connect, TLS handshake, mapping), and exits 1 if any destination failed.
+    ///
+    /// Example:
+    ///   siemcast send-test -c /etc/siemcast/siemcast.toml --destination arcsight
+    #[command(verbatim_doc_comment)]
+    SendTest(SendTestArgs),
+    /// Inspect or maintain the durable spool.
+    ///
+    /// Example:
+    ///   siemcast spool status -c /etc/siemcast/siemcast.toml
+    #[command(verbatim_doc_comment, subcommand)]
+    Spool(SpoolCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SpoolCommand {
+    /// Per destination: events queued, their bytes on disk and the age of the oldest.
+    ///
+    /// When `siemcast run` holds the spool, the figures come from its metrics listener
+    /// (`GET /spool` on [metrics] address). Destinations that have a cursor but are no longer
+    /// in the config are pointed out: they keep data on disk until forgotten.
+    ///
+    /// Example:
+    ///   siemcast spool status -c /etc/siemcast/siemcast.toml --json
+    #[command(verbatim_doc_comment)]
+    Status(SpoolStatusArgs),
+    /// Release the cursor of a destination removed from the config, so it no longer keeps
+    /// delivered data on disk.
+    ///
+    /// Refuses while the destination is still configured, and while the service runs (a
+    /// reload, `systemctl reload siemcast`, releases removed destinations by itself).
+    ///
+    /// Example:
+    ///   siemcast spool forget-destination old-qradar -c /etc/siemcast/siemcast.toml
+    #[command(verbatim_doc_comment)]
+    ForgetDestination(ForgetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SendTestArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only this destination (default: every destination).
+    #[arg(long, value_name = "NAME")]
+    destination: Option<String>,
+    /// Seconds to wait for the connection and for the acknowledgement.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    timeout: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct SpoolStatusArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ForgetArgs {
+    /// The destination's name, as it was in the config.
+    name: String,
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +186,15 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args.config),
         Command::Render(args) => render(&args),
         Command::Demo => runtime().and_then(|rt| rt.block_on(siemcast::demo::run())),
+        Command::SendTest(args) => send_test(&args),
+        Command::Spool(SpoolCommand::Status(args)) => with_config(&args.config.config, |c| {
+            siemcast::ops::spool_status(c, args.json)
+        }),
+        Command::Spool(SpoolCommand::ForgetDestination(args)) => {
+            with_config(&args.config.config, |c| {
+                siemcast::ops::forget_destination(c, &args.config.config, &args.name, args.json)
+            })
+        }
     };
     match result {
         Ok(code) => code,
@@ -120,17 +205,54 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs to journald with structured fields when stderr is connected to the journal
+/// (`JOURNAL_STREAM` names it, as systemd sets it for services), otherwise plain lines on stderr.
 fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::EnvFilter;
     let filter = match level {
         Some(l) => EnvFilter::new(l),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    if stderr_is_journal() {
+        if let Ok(journald) = tracing_journald::layer() {
+            let journald = journald
+                .with_syslog_identifier("siemcast".to_owned())
+                .with_field_prefix(None);
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(journald)
+                .init();
+            return;
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+/// Whether stderr is the journal stream systemd described in `JOURNAL_STREAM` (`DEV:INODE`).
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let meta = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata());
+    match (meta, dev.parse::<u64>(), ino.parse::<u64>()) {
+        (Ok(m), Ok(dev), Ok(ino)) => m.dev() == dev && m.ino() == ino,
+        _ => false,
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -159,33 +281,31 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let rt = runtime()?;
-    rt.block_on(async {
-        let pipeline = siemcast::pipeline::Pipeline::build(&config)?;
-        let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(shutdown.clone()));
-        tracing::info!(message = "siemcast started.", config = %path.display(), version = env!("CARGO_PKG_VERSION"));
-        pipeline.run(shutdown).await?;
-        tracing::info!(message = "siemcast stopped.");
-        Ok(ExitCode::SUCCESS)
+    rt.block_on(siemcast::service::run(path, config))?;
+    tracing::info!(message = "siemcast stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn with_config(path: &Path, f: impl FnOnce(&Config) -> ExitCode) -> anyhow::Result<ExitCode> {
+    Ok(match load_config(path) {
+        Ok(c) => f(&c),
+        Err(code) => code,
     })
 }
 
-/// Cancels `token` on SIGTERM or SIGINT.
-async fn wait_for_signal(token: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(error) => {
-            tracing::error!(message = "Cannot listen for SIGTERM.", %error);
-            return;
-        }
+fn send_test(args: &SendTestArgs) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
     };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-    };
-    tracing::info!(message = "Shutting down.", signal = name);
-    token.cancel();
+    let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+    let rt = runtime()?;
+    Ok(rt.block_on(siemcast::ops::send_test(
+        &config,
+        args.destination.as_deref(),
+        timeout,
+        args.json,
+    )))
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {

@@ -3,6 +3,7 @@
 //! to `max_eps`, writes, and moves its cursor only past records the peer's kernel acknowledged.
 //! After any error it rewinds to the first unacknowledged record and resends.
 
+pub mod send_test;
 pub mod syslog;
 pub mod tls;
 pub mod transport;

@@ -386,6 +386,13 @@ pub fn stop(child: &mut Running) {
 /// A `siemcast run` child process, killed when dropped (so a failing test leaves none behind).
 pub struct Running(Child);
 
+impl Running {
+    /// Takes charge of a child started some other way (custom environment, captured output).
+    pub fn new(child: Child) -> Running {
+        Running(child)
+    }
+}
+
 impl std::ops::Deref for Running {
     type Target = Child;
     fn deref(&self) -> &Child {
@@ -699,4 +706,26 @@ impl Drop for SyslogNg {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One HTTP/1.1 GET to `127.0.0.1:port`: (status code, body).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no header end in {response:?}")))?;
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    Ok((code, body.to_owned()))
 }

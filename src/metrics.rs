@@ -1,0 +1,537 @@
+//! Prometheus `/metrics`, `/healthz` and `/spool` over a small HTTP/1.1 listener (hyper).
+//!
+//! Everything is rendered at scrape time from the pipeline's own atomic counters and the
+//! spool's status, so there is no second copy of any number to drift. The listener binds to
+//! `[metrics] address` (loopback by default) and serves only GET/HEAD on those three paths.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::{Phase, PipelineStats};
+use crate::spool::{Spool, SpoolStats, SpoolStatus};
+
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 16;
+/// A client must send its request headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the listener reports on.
+#[derive(Debug, Clone)]
+pub struct MetricsState {
+    pub stats: PipelineStats,
+    pub spool: Arc<Spool>,
+    /// When the process started, for `siemcast_start_time_seconds`.
+    pub started: SystemTime,
+}
+
+/// Binds the metrics listener. The error says what to change.
+pub async fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = address.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "metrics: address \"{address}\" is not an IP:port like 127.0.0.1:9464; fix [metrics] address (\"\" turns the listener off)"
+        )
+    })?;
+    TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "metrics: cannot listen on {addr}: {e}; choose a free port in [metrics] address, or set it to \"\" to turn the listener off"
+        )
+    })
+}
+
+/// Serves `/metrics`, `/healthz` and `/spool` until `cancel`.
+/// `state` is re-read for every request, so a reload shows its new pipeline at once.
+pub async fn serve(
+    listener: TcpListener,
+    state: watch::Receiver<MetricsState>,
+    cancel: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let (stream, _) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(error) => {
+                    tracing::warn!(message = "Metrics listener cannot accept a connection.", %error);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (state, cancel) = (state.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |req| {
+                let state = Arc::new(state.borrow().clone());
+                async move { Ok::<_, Infallible>(handle(&req, &state).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+                }
+            }
+        });
+    }
+}
+
+async fn handle(req: &Request<Incoming>, state: &Arc<MetricsState>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET and HEAD are served\n".into(),
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let body = snapshot(state).await.map(|(status, spool_stats)| {
+                render(&state.stats, &status, &spool_stats, state.started)
+            });
+            match body {
+                Some(body) => reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    body,
+                ),
+                None => internal_error(),
+            }
+        }
+        "/healthz" => match health(&state.stats) {
+            Ok(()) => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+            Err(reasons) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                reasons.join("\n") + "\n",
+            ),
+        },
+        "/spool" => match snapshot(state).await {
+            Some((status, _)) => reply(
+                StatusCode::OK,
+                "application/json",
+                status_json(&status).to_string() + "\n",
+            ),
+            None => internal_error(),
+        },
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found; try /metrics, /healthz or /spool\n".into(),
+        ),
+    }
+}
+
+fn internal_error() -> Response<Full<Bytes>> {
+    reply(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "text/plain",
+        "cannot read the spool status; see the service log\n".into(),
+    )
+}
+
+fn reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = code;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+/// The spool's status and counters, read off the async threads (it may read segment files).
+async fn snapshot(state: &Arc<MetricsState>) -> Option<(SpoolStatus, SpoolStats)> {
+    let spool = state.spool.clone();
+    tokio::task::spawn_blocking(move || (spool.status(), spool.stats()))
+        .await
+        .ok()
+}
+
+/// `Ok` when the service is doing its job; otherwise every reason it is not, one per line.
+///
+/// Healthy means: the pipeline is running (not starting or stopping), every source task is
+/// alive, and every destination is connected to its receiver.
+pub fn health(stats: &PipelineStats) -> Result<(), Vec<String>> {
+    let mut reasons = Vec::new();
+    match stats.lifecycle.phase() {
+        Phase::Starting => reasons.push("starting: the pipeline is not running yet".to_owned()),
+        Phase::Stopping => reasons.push("stopping: shutdown in progress".to_owned()),
+        Phase::Running => {}
+    }
+    for (name, why) in stats.lifecycle.stopped_sources() {
+        reasons.push(format!("source \"{name}\" is not running: {why}"));
+    }
+    for (name, d) in &stats.destinations {
+        if !d.connected.load(Ordering::Relaxed) {
+            reasons.push(format!(
+                "destination \"{name}\" is not connected to its receiver ({} reconnects so far); see the log for the error",
+                d.reconnects.load(Ordering::Relaxed)
+            ));
+        }
+    }
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(reasons)
+    }
+}
+
+/// The spool status as JSON: what `/spool` serves and `siemcast spool status --json` prints.
+pub fn status_json(status: &SpoolStatus) -> serde_json::Value {
+    let destinations: Vec<serde_json::Value> = status
+        .destinations
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "name": d.name,
+                "cursor": d.cursor,
+                "queued_records": d.queued_records,
+                "queued_bytes": d.queued_bytes,
+                "oldest_age_seconds": d.oldest_age.map(|a| a.as_secs_f64()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "dir": status.dir.display().to_string(),
+        "destinations": destinations,
+        "total_records": status.total_records,
+        "total_bytes": status.total_bytes,
+        "max_bytes": status.max_bytes,
+        "segments": status.segments,
+        "next_seq": status.next_seq,
+    })
+}
+
+/// Writes Prometheus text exposition format (version 0.0.4).
+struct Exposition {
+    out: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    /// One family with one sample per `(label value, value)`.
+    fn per<'a>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        label: &str,
+        rows: impl IntoIterator<Item = (&'a str, f64)>,
+    ) {
+        self.family(name, kind, help);
+        for (l, v) in rows {
+            self.sample(name, &[(label, l)], v);
+        }
+    }
+
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// Renders every metric as Prometheus text.
+pub fn render(
+    stats: &PipelineStats,
+    spool: &SpoolStatus,
+    spool_stats: &SpoolStats,
+    started: SystemTime,
+) -> String {
+    let mut x = Exposition { out: String::new() };
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+
+    x.family(
+        "siemcast_build_info",
+        "gauge",
+        "Always 1; the version label says which siemcast is running.",
+    );
+    x.sample(
+        "siemcast_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
+    );
+    x.single(
+        "siemcast_start_time_seconds",
+        "gauge",
+        "When the process started, in seconds since the Unix epoch.",
+        started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs() as f64),
+    );
+    x.single(
+        "siemcast_up",
+        "gauge",
+        "1 while the pipeline runs, 0 while it starts or stops.",
+        if stats.lifecycle.phase() == Phase::Running {
+            1.0
+        } else {
+            0.0
+        },
+    );
+
+    let src = &stats.sources;
+    x.per(
+        "siemcast_source_events_spooled_total",
+        "counter",
+        "Events a source appended to the durable spool.",
+        "source",
+        src.iter().map(|(n, s)| (n.as_str(), load(&s.spooled))),
+    );
+    x.per(
+        "siemcast_source_events_rejected_total",
+        "counter",
+        "Items a source could not read as events (bad JSON, not an object).",
+        "source",
+        src.iter().map(|(n, s)| (n.as_str(), load(&s.rejected))),
+    );
+    x.per(
+        "siemcast_source_spool_full_pauses_total",
+        "counter",
+        "Times a source had to wait because the spool was full.",
+        "source",
+        src.iter().map(|(n, s)| (n.as_str(), load(&s.paused))),
+    );
+
+    let dst = &stats.destinations;
+    x.per(
+        "siemcast_destination_events_delivered_total",
+        "counter",
+        "Events the receiver's kernel acknowledged (UDP: sent).",
+        "destination",
+        dst.iter().map(|(n, d)| (n.as_str(), load(&d.delivered))),
+    );
+    x.per(
+        "siemcast_destination_events_resent_total",
+        "counter",
+        "Events sent again after a connection error.",
+        "destination",
+        dst.iter().map(|(n, d)| (n.as_str(), load(&d.resent))),
+    );
+    x.per(
+        "siemcast_destination_events_dead_lettered_total",
+        "counter",
+        "Events that could not be rendered and went to the dead-letter file.",
+        "destination",
+        dst.iter()
+            .map(|(n, d)| (n.as_str(), load(&d.dead_lettered))),
+    );
+    x.per(
+        "siemcast_destination_events_truncated_total",
+        "counter",
+        "Messages cut to max_message_bytes.",
+        "destination",
+        dst.iter().map(|(n, d)| (n.as_str(), load(&d.truncated))),
+    );
+    x.per(
+        "siemcast_destination_reconnects_total",
+        "counter",
+        "Connections lost and re-established.",
+        "destination",
+        dst.iter().map(|(n, d)| (n.as_str(), load(&d.reconnects))),
+    );
+    x.per(
+        "siemcast_destination_connected",
+        "gauge",
+        "1 while connected to the receiver.",
+        "destination",
+        dst.iter().map(|(n, d)| {
+            let c = d.connected.load(Ordering::Relaxed);
+            (n.as_str(), if c { 1.0 } else { 0.0 })
+        }),
+    );
+
+    // Per destination known to the spool (a removed destination still pins data until
+    // `siemcast spool forget-destination`, so it is listed too).
+    let q = &spool.destinations;
+    x.per(
+        "siemcast_spool_queued_events",
+        "gauge",
+        "Events in the spool this destination has not delivered yet.",
+        "destination",
+        q.iter().map(|d| (d.name.as_str(), d.queued_records as f64)),
+    );
+    x.per(
+        "siemcast_spool_queued_bytes",
+        "gauge",
+        "Bytes on disk of the events this destination has not delivered yet.",
+        "destination",
+        q.iter().map(|d| (d.name.as_str(), d.queued_bytes as f64)),
+    );
+    x.per(
+        "siemcast_spool_oldest_queued_age_seconds",
+        "gauge",
+        "Age of the oldest undelivered event (from its segment's creation); 0 when none.",
+        "destination",
+        q.iter().map(|d| {
+            let age = d.oldest_age.map_or(0.0, |a| a.as_secs_f64());
+            (d.name.as_str(), age)
+        }),
+    );
+    x.single(
+        "siemcast_spool_bytes",
+        "gauge",
+        "Bytes of all spool segments on disk.",
+        spool.total_bytes as f64,
+    );
+    x.single(
+        "siemcast_spool_max_bytes",
+        "gauge",
+        "The spool's size cap; sources pause when it is reached.",
+        spool.max_bytes as f64,
+    );
+    x.single(
+        "siemcast_spool_events",
+        "gauge",
+        "Events retained in the spool.",
+        spool.total_records as f64,
+    );
+    x.single(
+        "siemcast_spool_segments",
+        "gauge",
+        "Segment files in the spool.",
+        spool.segments as f64,
+    );
+    let counters: [(&str, &str, u64); 8] = [
+        (
+            "siemcast_spool_quarantined_ranges_total",
+            "Damaged spool ranges or segments moved to quarantine/.",
+            spool_stats.quarantined_ranges,
+        ),
+        (
+            "siemcast_spool_records_lost_total",
+            "Records lost in quarantined ranges (estimated).",
+            spool_stats.records_lost,
+        ),
+        (
+            "siemcast_spool_read_corrupt_total",
+            "Records found damaged while reading.",
+            spool_stats.read_corrupt,
+        ),
+        (
+            "siemcast_spool_write_errors_total",
+            "Failed spool writes.",
+            spool_stats.write_errors,
+        ),
+        (
+            "siemcast_spool_sync_errors_total",
+            "Failed spool fsyncs.",
+            spool_stats.sync_errors,
+        ),
+        (
+            "siemcast_spool_full_rejections_total",
+            "Batches refused because the spool or the disk was full.",
+            spool_stats.full_rejections,
+        ),
+        (
+            "siemcast_spool_cursor_gaps_total",
+            "Destination cursors found below the retained data.",
+            spool_stats.cursor_gaps,
+        ),
+        (
+            "siemcast_spool_batches_appended_total",
+            "Batches appended to the spool.",
+            spool_stats.batches_appended,
+        ),
+    ];
+    for (name, help, v) in counters {
+        x.single(name, "counter", help, v as f64);
+    }
+    x.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn families_have_help_and_type_before_samples() {
+        let mut x = Exposition { out: String::new() };
+        x.per(
+            "t_total",
+            "counter",
+            "help",
+            "source",
+            [("a", 1.0), ("b", 2.5)],
+        );
+        assert_eq!(
+            x.out,
+            "# HELP t_total help\n# TYPE t_total counter\nt_total{source=\"a\"} 1\nt_total{source=\"b\"} 2.5\n"
+        );
+    }
+
+    #[test]
+    fn health_reports_every_reason() {
+        let stats = PipelineStats {
+            destinations: vec![("siem".into(), Arc::default())],
+            ..PipelineStats::default()
+        };
+        let reasons = health(&stats).unwrap_err();
+        assert!(reasons[0].starts_with("starting"), "{reasons:?}");
+        assert!(
+            reasons[1].starts_with("destination \"siem\" is not connected"),
+            "{reasons:?}"
+        );
+    }
+}

@@ -1,0 +1,408 @@
+//! Operator commands around a configured installation: `send-test` (one marked event through
+//! each destination, confirmed by the receiver), `spool status` and `spool forget-destination`.
+//! Each prints a human report or `--json`, and says what to do when something is wrong.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::destinations::Destination;
+use crate::spool::{Spool, SpoolError, SpoolOptions};
+
+/// `siemcast send-test`: returns success only when every chosen destination acknowledged.
+pub async fn send_test(
+    config: &Config,
+    only: Option<&str>,
+    timeout: Duration,
+    as_json: bool,
+) -> ExitCode {
+    let chosen: Vec<_> = config
+        .destinations
+        .iter()
+        .filter(|d| only.is_none_or(|n| n == d.name))
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = config
+            .destinations
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        eprintln!(
+            "error: no destination named \"{}\" in the config; configured: {}",
+            only.unwrap_or_default(),
+            names.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for cfg in chosen {
+        let outcome = match Destination::from_config(cfg, config) {
+            Ok(dest) => dest.send_test(None, timeout).await,
+            Err(e) => Err(e.to_string()),
+        };
+        let entry = match outcome {
+            Ok(r) => {
+                if !as_json {
+                    let how = if r.acknowledged {
+                        format!("acknowledged by {}", r.peer)
+                    } else {
+                        format!(
+                            "sent to {} (UDP has no acknowledgement: look for it in the SIEM)",
+                            r.peer
+                        )
+                    };
+                    println!(
+                        "destination \"{}\": OK, {how} in {} ms ({} {} bytes, {} mapping)",
+                        cfg.name,
+                        r.elapsed.as_millis(),
+                        cfg.transport,
+                        r.bytes,
+                        r.kind
+                    );
+                    println!("  event id: {}", r.event_id);
+                    println!("  sent:     {}", r.message);
+                }
+                json!({
+                    "destination": cfg.name, "ok": true, "address": cfg.address,
+                    "transport": cfg.transport.as_str(), "peer": r.peer,
+                    "acknowledged": r.acknowledged, "kind": r.kind, "event_id": r.event_id,
+                    "message": r.message, "bytes": r.bytes,
+                    "elapsed_ms": r.elapsed.as_millis() as u64,
+                })
+            }
+            Err(error) => {
+                failed += 1;
+                if !as_json {
+                    println!("destination \"{}\": FAILED: {error}", cfg.name);
+                }
+                json!({
+                    "destination": cfg.name, "ok": false, "address": cfg.address,
+                    "transport": cfg.transport.as_str(), "error": error,
+                })
+            }
+        };
+        results.push(entry);
+    }
+    if as_json {
+        println!("{}", Value::Array(results));
+    } else if failed > 0 {
+        println!(
+            "{failed} of {} destination{} failed",
+            results.len(),
+            if results.len() == 1 { "" } else { "s" }
+        );
+    }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// How the spool was reached.
+enum Opened {
+    /// Nobody held it: opened (and locked) here.
+    Spool(Spool),
+    /// The service holds it: its status, read from the service's metrics listener.
+    Service(Value, String),
+    /// There is no spool directory yet.
+    Missing,
+}
+
+fn open(config: &Config) -> Result<Opened, String> {
+    let dir = config.spool_dir();
+    if !dir.exists() {
+        return Ok(Opened::Missing);
+    }
+    let opts = SpoolOptions {
+        max_bytes: config.spool.max_bytes,
+        ..SpoolOptions::default()
+    };
+    match Spool::open(&dir, opts) {
+        Ok(s) => Ok(Opened::Spool(s)),
+        Err(SpoolError::Locked { .. }) => {
+            let address = &config.metrics.address;
+            if address.is_empty() {
+                return Err(format!(
+                    "the spool {} is in use by a running siemcast (the service?) and its metrics listener is off ([metrics] address = \"\"), so its status cannot be read; set [metrics] address, or stop the service",
+                    dir.display()
+                ));
+            }
+            let status = fetch_status(address).map_err(|e| {
+                format!(
+                    "the spool {} is in use by a running siemcast (the service?), and its status could not be read from its metrics listener at {address}: {e}",
+                    dir.display()
+                )
+            })?;
+            Ok(Opened::Service(status, address.clone()))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `GET /spool` from the running service's metrics listener.
+fn fetch_status(address: &str) -> Result<Value, String> {
+    let mut addr: SocketAddr = address
+        .parse()
+        .map_err(|_| format!("\"{address}\" is not an IP:port"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let timeout = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET /spool HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("incomplete HTTP response")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "it answered {}",
+            head.lines().next().unwrap_or_default()
+        ));
+    }
+    serde_json::from_str(body).map_err(|e| format!("its answer is not JSON: {e}"))
+}
+
+/// `siemcast spool status`.
+pub fn spool_status(config: &Config, as_json: bool) -> ExitCode {
+    let (mut status, origin) = match open(config) {
+        Ok(Opened::Spool(s)) => (crate::metrics::status_json(&s.status()), "spool".to_owned()),
+        Ok(Opened::Service(v, address)) => (v, format!("service:{address}")),
+        Ok(Opened::Missing) => {
+            let dir = config.spool_dir();
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"dir": dir.display().to_string(), "exists": false, "destinations": []})
+                );
+            } else {
+                println!(
+                    "No spool at {} yet: siemcast has not run with this state_dir.",
+                    dir.display()
+                );
+            }
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let service_running = origin.starts_with("service:");
+    if let Some(dests) = status["destinations"].as_array_mut() {
+        for d in dests {
+            let name = d["name"].as_str().unwrap_or_default();
+            let configured = config.destinations.iter().any(|c| c.name == name);
+            d["configured"] = json!(configured);
+        }
+    }
+    status["service_running"] = json!(service_running);
+    status["exists"] = json!(true);
+    if as_json {
+        println!("{status}");
+        return ExitCode::SUCCESS;
+    }
+    print_status(&status, &origin);
+    ExitCode::SUCCESS
+}
+
+fn print_status(status: &Value, origin: &str) {
+    let num = |v: &Value| v.as_u64().unwrap_or(0);
+    println!(
+        "Spool {}: {} of {} used, {} segment{}, {} events retained",
+        status["dir"].as_str().unwrap_or_default(),
+        bytes(num(&status["total_bytes"])),
+        bytes(num(&status["max_bytes"])),
+        num(&status["segments"]),
+        if num(&status["segments"]) == 1 {
+            ""
+        } else {
+            "s"
+        },
+        num(&status["total_records"]),
+    );
+    if let Some(address) = origin.strip_prefix("service:") {
+        println!("(siemcast is running and holds the spool; figures from its metrics listener at {address})");
+    }
+    let empty = Vec::new();
+    let dests = status["destinations"].as_array().unwrap_or(&empty);
+    if dests.is_empty() {
+        println!("No destination has a cursor yet.");
+        return;
+    }
+    let width = dests
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+        .max("DESTINATION".len());
+    println!(
+        "{:<width$}  {:>14}  {:>12}  {:>12}",
+        "DESTINATION", "QUEUED EVENTS", "QUEUED BYTES", "OLDEST"
+    );
+    let mut stale = Vec::new();
+    for d in dests {
+        let name = d["name"].as_str().unwrap_or_default();
+        let age = d["oldest_age_seconds"]
+            .as_f64()
+            .map_or_else(|| "-".to_owned(), age);
+        println!(
+            "{name:<width$}  {:>14}  {:>12}  {:>12}",
+            num(&d["queued_records"]),
+            bytes(num(&d["queued_bytes"])),
+            age
+        );
+        if d["configured"] == json!(false) {
+            stale.push(name.to_owned());
+        }
+    }
+    for name in stale {
+        println!(
+            "note: \"{name}\" is not in the config but its cursor keeps its undelivered events on disk; release them with `siemcast spool forget-destination {name}`"
+        );
+    }
+}
+
+/// `siemcast spool forget-destination NAME`.
+pub fn forget_destination(
+    config: &Config,
+    config_path: &Path,
+    name: &str,
+    as_json: bool,
+) -> ExitCode {
+    if config.destinations.iter().any(|d| d.name == name) {
+        eprintln!(
+            "error: destination \"{name}\" is still configured in {}; remove its [[destination]] first, otherwise it would start again from the oldest retained event",
+            config_path.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let spool = match open(config) {
+        Ok(Opened::Spool(s)) => s,
+        Ok(Opened::Service(..)) => {
+            eprintln!(
+                "error: siemcast is running and holds the spool {}; a reload releases the cursors of destinations removed from the config (systemctl reload siemcast), or stop the service and run this again",
+                config.spool_dir().display()
+            );
+            return ExitCode::FAILURE;
+        }
+        Ok(Opened::Missing) => {
+            eprintln!(
+                "error: there is no spool at {} (siemcast has not run with this state_dir)",
+                config.spool_dir().display()
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let before = spool.status();
+    let Some(entry) = before.destinations.iter().find(|d| d.name == name) else {
+        let known: Vec<&str> = before
+            .destinations
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        eprintln!(
+            "error: the spool {} has no cursor for destination \"{name}\"; it has: {}",
+            before.dir.display(),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        );
+        return ExitCode::FAILURE;
+    };
+    if let Err(e) = spool.forget_destination(name) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let after = spool.status();
+    let freed = before.total_bytes.saturating_sub(after.total_bytes);
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "forgotten": name,
+                "queued_records": entry.queued_records,
+                "freed_bytes": freed,
+                "spool": crate::metrics::status_json(&after),
+            })
+        );
+    } else {
+        println!(
+            "Released destination \"{name}\": its {} undelivered events are no longer kept for it; {} freed on disk now ({} segment{} left).",
+            entry.queued_records,
+            bytes(freed),
+            after.segments,
+            if after.segments == 1 { "" } else { "s" }
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+fn age(secs: f64) -> String {
+    let s = secs as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ages_read_well() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(1 << 30), "1.0 GiB");
+        assert_eq!(age(5.2), "5s");
+        assert_eq!(age(303.0), "5m 3s");
+        assert_eq!(age(7300.0), "2h 1m");
+        assert_eq!(age(90000.0), "1d 1h");
+    }
+}
