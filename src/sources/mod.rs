@@ -2,7 +2,14 @@
 //! together with its checkpoint to the spool as one durable batch. A source never formats events.
 //! The set is closed (`Source` enum); each kind lives in its own file.
 
+pub mod auth;
+pub mod azure_activity;
+pub mod checkpoint;
 pub mod files;
+pub mod graph_alerts;
+pub mod http;
+pub mod poll;
+pub mod simulator;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +22,7 @@ use crate::event::Event;
 use crate::spool::{Spool, SpoolError};
 
 pub use files::FilesSource;
+pub use poll::PollSource;
 
 /// Counters a source keeps, read by the pipeline summary and metrics.
 #[derive(Debug, Default)]
@@ -39,6 +47,8 @@ pub struct SourceContext {
 #[derive(Debug)]
 pub enum Source {
     Files(FilesSource),
+    AzureActivity(PollSource),
+    GraphAlerts(PollSource),
 }
 
 /// Why a source stopped.
@@ -66,6 +76,16 @@ impl Source {
     pub fn from_config(cfg: &SourceConfig, config: &Config) -> Result<Source, SourceError> {
         match cfg.kind {
             Some(SourceKind::Files) => FilesSource::from_config(cfg, config).map(Source::Files),
+            Some(SourceKind::AzureActivity) => {
+                let subscriptions = cfg.subscriptions.clone().unwrap_or_default();
+                PollSource::from_config(cfg, config, &azure_activity::API, subscriptions)
+                    .map(Source::AzureActivity)
+            }
+            Some(SourceKind::GraphAlerts) => {
+                let tenant = config.azure.tenant_id.clone().unwrap_or_default();
+                PollSource::from_config(cfg, config, &graph_alerts::API, vec![tenant])
+                    .map(Source::GraphAlerts)
+            }
             Some(kind) => Err(SourceError::Unsupported {
                 source_name: cfg.name.clone(),
                 kind,
@@ -80,6 +100,7 @@ impl Source {
     pub fn name(&self) -> &str {
         match self {
             Source::Files(s) => s.name(),
+            Source::AzureActivity(s) | Source::GraphAlerts(s) => s.name(),
         }
     }
 
@@ -87,6 +108,7 @@ impl Source {
     pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
         match self {
             Source::Files(s) => s.run(ctx).await,
+            Source::AzureActivity(s) | Source::GraphAlerts(s) => s.run(ctx).await,
         }
     }
 }
