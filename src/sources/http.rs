@@ -2,7 +2,8 @@
 //! gzip, explicit timeouts) and a GET that adds the bearer token, refreshes it once on 401,
 //! honours `Retry-After` on 429/503 and backs off exponentially with jitter on other failures.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -154,7 +155,45 @@ fn error_text(body: &[u8]) -> String {
     }
 }
 
+/// When each API host (origin) may be called again after it answered with `Retry-After`:
+/// shared by every source in the process, so none of them calls a host that asked for a pause.
+fn gates() -> &'static Mutex<HashMap<String, tokio::time::Instant>> {
+    static GATES: OnceLock<Mutex<HashMap<String, tokio::time::Instant>>> = OnceLock::new();
+    GATES.get_or_init(Mutex::default)
+}
+
+fn origin(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
+}
+
 impl ApiClient {
+    /// Waits until the host of `url` may be called.
+    async fn pass_gate(&self, url: &str, cancel: &CancellationToken) -> Result<(), FetchError> {
+        let key = origin(url);
+        loop {
+            let until = gates()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .copied();
+            match until {
+                Some(t) if t > tokio::time::Instant::now() => {
+                    self.sleep(t - tokio::time::Instant::now(), cancel).await?
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn close_gate(&self, url: &str, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut g = gates().lock().unwrap_or_else(|e| e.into_inner());
+        let slot = g.entry(origin(url)).or_insert(until);
+        *slot = (*slot).max(until);
+    }
+
     async fn sleep(&self, d: Duration, cancel: &CancellationToken) -> Result<(), FetchError> {
         tokio::select! {
             _ = cancel.cancelled() => Err(FetchError::Cancelled),
@@ -202,6 +241,7 @@ impl ApiClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.pass_gate(url, cancel).await?;
             let mut request = self.http.get(url).bearer_auth(token.expose());
             for (k, v) in self.headers {
                 request = request.header(*k, *v);
@@ -294,7 +334,11 @@ impl ApiClient {
             retries += 1;
             let wait = match server_wait {
                 // The server said how long; a little extra absorbs clock granularity.
-                Some(w) => w + Duration::from_millis(20),
+                Some(w) => {
+                    let w = w + Duration::from_millis(20);
+                    self.close_gate(url, w);
+                    w
+                }
                 None => self.retry.backoff(attempt),
             };
             tracing::info!(

@@ -9,6 +9,8 @@ pub mod files;
 pub mod graph_alerts;
 pub mod http;
 pub mod poll;
+#[cfg(test)]
+mod poll_tests;
 pub mod simulator;
 
 use std::sync::atomic::{AtomicU64, Ordering};

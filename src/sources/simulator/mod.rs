@@ -224,6 +224,11 @@ impl Simulator {
         self.shared.lock().issued
     }
 
+    /// Continuation pages served as truncated JSON so far.
+    pub fn malformed_pages_served(&self) -> u32 {
+        self.shared.cfg.faults.malformed_pages - self.shared.lock().malformed_left
+    }
+
     /// Every activity-log record that will ever be listed, over all subscriptions.
     pub fn activity_records(&self) -> Vec<serde_json::Value> {
         self.shared
