@@ -224,6 +224,12 @@ impl Simulator {
         self.shared.lock().issued
     }
 
+    /// Forgets the `Retry-After`s given so far (a test does this when it kills the client: a
+    /// new process cannot know them), so `early` only flags the current client's requests.
+    pub fn forget_retry_after(&self) {
+        self.shared.lock().blocked_until_ms.clear();
+    }
+
     /// Continuation pages served as truncated JSON so far.
     pub fn malformed_pages_served(&self) -> u32 {
         self.shared.cfg.faults.malformed_pages - self.shared.lock().malformed_left
