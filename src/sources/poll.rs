@@ -315,10 +315,9 @@ impl PollSource {
                     tracing::warn!(message = "Seen-id set full; the oldest ids were dropped, so late copies of them could repeat.", source = %self.name, dropped);
                 }
             }
-            if !events.is_empty() || last {
-                if !append_page(ctx, &self.name, &events, next_ck.encode()).await? {
-                    return Ok(Outcome::Cancelled);
-                }
+            let changed = !events.is_empty() || last;
+            if changed && !append_page(ctx, &self.name, &events, next_ck.encode()).await? {
+                return Ok(Outcome::Cancelled);
             }
             *ck = next_ck;
             ctx.stats.rejected.fetch_add(rejected, Ordering::Relaxed);

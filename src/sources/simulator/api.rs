@@ -148,7 +148,7 @@ pub(super) async fn serve(
     };
     let (items, base_query, asof, offset) = match listing {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let top = q("$top")
         .and_then(|t| t.parse::<usize>().ok())
@@ -265,17 +265,17 @@ fn position(
     q: &Query,
     service: Service,
     rid: &str,
-) -> Result<(i64, usize), Response> {
+) -> Result<(i64, usize), Box<Response>> {
     match q.get("$skiptoken") {
         None => Ok((now_ms(), 0)),
         Some(t) => parse_skip_token(shared.cfg.seed, t).ok_or_else(|| {
-            error(
+            Box::new(error(
                 service,
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 "The $skiptoken is invalid or has expired.",
                 rid,
-            )
+            ))
         }),
     }
 }
@@ -286,7 +286,7 @@ fn activity_listing(
     path: &str,
     q: &Query,
     rid: &str,
-) -> Result<Listing, Response> {
+) -> Result<Listing, Box<Response>> {
     let s = Service::Management;
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let shape = [
@@ -304,15 +304,15 @@ fn activity_listing(
             .zip(shape)
             .all(|(a, b)| b.is_empty() || a.eq_ignore_ascii_case(b));
     if !matches {
-        return Err(arm_error(
+        return Err(Box::new(arm_error(
             StatusCode::NOT_FOUND,
             "InvalidResourceType",
             &format!("The resource type could not be found for path '{path}'."),
             rid,
-        ));
+        )));
     }
     if q.get("api-version") != Some(ACTIVITY_API_VERSION) {
-        return Err(arm_error(
+        return Err(Box::new(arm_error(
             StatusCode::BAD_REQUEST,
             "InvalidApiVersionParameter",
             &format!(
@@ -320,32 +320,32 @@ fn activity_listing(
                 q.get("api-version").unwrap_or("")
             ),
             rid,
-        ));
+        )));
     }
     let Some(sub_index) = shared.cfg.subscriptions.iter().position(|x| x == segs[1]) else {
-        return Err(arm_error(
+        return Err(Box::new(arm_error(
             StatusCode::NOT_FOUND,
             "SubscriptionNotFound",
             &format!("The subscription '{}' could not be found.", segs[1]),
             rid,
-        ));
+        )));
     };
     let filter = q.get("$filter").unwrap_or("");
     let Some((ge, le)) = activity_filter(filter) else {
-        return Err(arm_error(
+        return Err(Box::new(arm_error(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             &format!("The $filter '{filter}' is not supported. Use eventTimestamp ge '<start>' and eventTimestamp le '<end>'."),
             rid,
-        ));
+        )));
     };
     if ge < now_ms() - RETENTION_MS {
-        return Err(arm_error(
+        return Err(Box::new(arm_error(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             "The start time of the query must be within the last 90 days.",
             rid,
-        ));
+        )));
     }
     let (asof, offset) = position(shared, q, s, rid)?;
     let mut items: Vec<&Item> = shared.activity[sub_index]
@@ -396,27 +396,27 @@ fn alerts_listing(
     q: &Query,
     headers: &HeaderMap,
     rid: &str,
-) -> Result<Listing, Response> {
+) -> Result<Listing, Box<Response>> {
     let s = Service::Graph;
     if path.trim_end_matches('/') != "/v1.0/security/alerts_v2" {
-        return Err(graph_error(
+        return Err(Box::new(graph_error(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             &format!("Resource not found for the segment '{path}'."),
             rid,
-        ));
+        )));
     }
     let filter = q.get("$filter").unwrap_or("");
     let (ge, lt) = if filter.is_empty() {
         (i64::MIN, i64::MAX)
     } else {
         alerts_filter(filter).ok_or_else(|| {
-            graph_error(
+            Box::new(graph_error(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 &format!("Invalid filter clause: {filter}"),
                 rid,
-            )
+            ))
         })?
     };
     let (asof, offset) = position(shared, q, s, rid)?;
