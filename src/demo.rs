@@ -1,6 +1,6 @@
 //! `siemcast demo`: the whole pipeline on one machine with no credentials and no network.
-//! The built-in simulator of Microsoft's APIs (token endpoint, ARM activity log, Graph alerts,
-//! throttling every other request) feeds the real pollers, the spool, the ArcSight mappings and a
+//! The built-in simulator of Microsoft's APIs (tokens, ARM activity log, Graph alerts and Entra
+//! logs, throttling every 3rd request) feeds the real pollers, spool, ArcSight mappings and a
 //! TCP syslog destination to a listener on loopback; what arrives is printed with a summary.
 
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use crate::pipeline::Pipeline;
 use crate::sources::simulator::{Service, SimConfig, Simulator};
 
 /// The mappings the demo's source kinds use.
-const MAPPINGS: [(&str, &str); 2] = [
+const MAPPINGS: [(&str, &str); 4] = [
     (
         "azure_activity",
         include_str!("../mappings/arcsight/azure_activity.toml"),
@@ -27,6 +27,14 @@ const MAPPINGS: [(&str, &str); 2] = [
     (
         "graph_alerts",
         include_str!("../mappings/arcsight/graph_alerts.toml"),
+    ),
+    (
+        "entra_audit",
+        include_str!("../mappings/arcsight/entra_audit.toml"),
+    ),
+    (
+        "entra_signins",
+        include_str!("../mappings/arcsight/entra_signins.toml"),
     ),
 ];
 /// How long the demo waits for every event to arrive.
@@ -46,13 +54,16 @@ async fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
     for (kind, text) in MAPPINGS {
         std::fs::write(mappings.join(format!("{kind}.toml")), text)?;
     }
-    // A tenant whose last 20 minutes hold 16 activity records and 6 alerts, all ingested.
+    // A tenant whose last 20 minutes hold 16 activity records, 6 alerts, 6 directory audit
+    // records and 6 sign-ins, all ingested.
     let mut sim_config = SimConfig::around_now(Duration::from_secs(20 * 60), Duration::ZERO, 16);
     sim_config.activity.span_ms = 10 * 60 * 1000;
     sim_config.alerts.count = 6;
     sim_config.alerts.span_ms = 10 * 60 * 1000;
+    sim_config.audits = sim_config.alerts.clone();
+    sim_config.signins = sim_config.alerts.clone();
     sim_config.page_size = 10;
-    sim_config.faults.throttle_every = Some(2);
+    sim_config.faults.throttle_every = Some(3);
     sim_config.faults.retry_after_secs = 1;
     let sim = Simulator::start(sim_config)
         .await
@@ -60,7 +71,9 @@ async fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
     std::fs::write(dir.join("client-secret"), &sim.config().client_secret)?;
     let activity = sim.activity_records().len();
     let alerts = sim.final_alerts().len();
-    let expected = activity + alerts;
+    let audits = sim.audit_records().len();
+    let signins = sim.signin_records().len();
+    let expected = activity + alerts + audits + signins;
 
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -111,6 +124,20 @@ interval = "1s"
 start_at = "30m"
 settle_delay = "1s"
 
+[[source]]
+name = "demo-audit"
+kind = "entra_audit"
+interval = "1s"
+start_at = "30m"
+settle_delay = "1s"
+
+[[source]]
+name = "demo-signins"
+kind = "entra_signins"
+interval = "1s"
+start_at = "30m"
+settle_delay = "1s"
+
 [[destination]]
 name = "demo-listener"
 address = "{address}"
@@ -137,9 +164,10 @@ mappings = "mappings/arcsight"
         sim.endpoint(Service::Management),
         sim.endpoint(Service::Graph)
     );
-    println!("  sources:  azure_activity ({activity} Activity Log records), graph_alerts ({alerts} alerts_v2 alerts)");
-    println!("  faults:   every other API request is throttled (429, Retry-After: 1)");
-    println!("  mapping:  mappings/arcsight/{{azure_activity,graph_alerts}}.toml (CEF)");
+    println!("  sources:  azure_activity ({activity} Activity Log records), graph_alerts ({alerts} alerts_v2 alerts),");
+    println!("            entra_audit ({audits} directory audit records), entra_signins ({signins} sign-ins)");
+    println!("  faults:   every 3rd API request per host is throttled (429, Retry-After: 1)");
+    println!("  mapping:  mappings/arcsight/<kind>.toml (CEF)");
     println!("  listener: tcp://{address} (RFC 3164 header, LF framing)");
     println!();
 

@@ -213,22 +213,22 @@ fn assert_secret_not_logged(log: &Path, secret: &str) {
     );
 }
 
-#[test]
-fn azure_activity_every_event_exactly_once_across_kill_9() {
-    let sim = BackgroundSimulator::start(faulty(400)).unwrap();
-    let expected: Vec<String> = sim
-        .activity_records()
-        .iter()
-        .map(|r| r["eventDataId"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(expected.len(), 800);
+/// Runs `kind` from the simulator into rsyslog with a kill -9 midway; asserts every id in
+/// `expected` arrived exactly once (read from CEF key `id_key`) and returns the figures.
+fn exactly_once_across_kill_9(
+    sim: &BackgroundSimulator,
+    kind: &str,
+    service: Service,
+    expected: &[String],
+    id_key: &str,
+) -> String {
     let mut rsyslog = Rsyslog::prepared(Listen::Tcp);
     let scratch = Scratch::new();
-    write_config(&scratch, &sim, "azure_activity", &rsyslog.address(), true);
+    write_config(&scratch, sim, kind, &rsyslog.address(), true);
     let log = scratch.dir.path().join("siemcast.log");
 
     let mut child = spawn_logged(&scratch.config(), &log, None);
-    kill_midway(&sim, Service::Management, &mut child, 8);
+    kill_midway(sim, service, &mut child, 8);
     let before = spooled_before_restart(&scratch);
     assert!(
         before > 0 && before < expected.len(),
@@ -255,7 +255,7 @@ fn azure_activity_every_event_exactly_once_across_kill_9() {
 
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for line in &lines {
-        let id = cef_value(line, "externalId").unwrap_or_else(|| panic!("no externalId: {line}"));
+        let id = cef_value(line, id_key).unwrap_or_else(|| panic!("no {id_key}: {line}"));
         *counts.entry(id.to_owned()).or_default() += 1;
     }
     let missing: Vec<_> = expected
@@ -276,13 +276,58 @@ fn azure_activity_every_event_exactly_once_across_kill_9() {
         dups.first()
     );
     assert_eq!(counts.len(), expected.len());
-    let faults = check_faults(&sim, Service::Management);
+    let faults = check_faults(sim, service);
     assert_secret_not_logged(&log, &sim.config().client_secret);
-    eprintln!(
-        "azure_activity: {} events delivered exactly once across 1 kill -9 at {before} spooled ({:.1} s after restart); {faults}",
+    format!(
+        "{kind}: {} events delivered exactly once across 1 kill -9 at {before} spooled ({:.1} s after restart); {faults}",
         lines.len(),
         started.elapsed().as_secs_f64()
+    )
+}
+
+fn ids(records: &[serde_json::Value], field: &str) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn azure_activity_every_event_exactly_once_across_kill_9() {
+    let sim = BackgroundSimulator::start(faulty(400)).unwrap();
+    let expected = ids(&sim.activity_records(), "eventDataId");
+    assert_eq!(expected.len(), 800);
+    let figures = exactly_once_across_kill_9(
+        &sim,
+        "azure_activity",
+        Service::Management,
+        &expected,
+        "externalId",
     );
+    eprintln!("{figures}");
+}
+
+#[test]
+fn entra_audit_every_record_exactly_once_across_kill_9() {
+    let sim = BackgroundSimulator::start(faulty(400)).unwrap();
+    let expected = ids(&sim.audit_records(), "id");
+    // externalId holds at most 40 characters (CEF); the whole record id is in cs5.
+    let figures = exactly_once_across_kill_9(&sim, "entra_audit", Service::Graph, &expected, "cs5");
+    eprintln!("{figures}");
+}
+
+#[test]
+fn entra_signins_every_record_exactly_once_across_kill_9() {
+    let sim = BackgroundSimulator::start(faulty(400)).unwrap();
+    let expected = ids(&sim.signin_records(), "id");
+    let figures = exactly_once_across_kill_9(
+        &sim,
+        "entra_signins",
+        Service::Graph,
+        &expected,
+        "externalId",
+    );
+    eprintln!("{figures}");
 }
 
 #[test]

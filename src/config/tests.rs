@@ -179,7 +179,7 @@ fn duplicate_names_and_unsupported_kinds_are_errors() {
         s.problems(&text),
         [
             "17:1: source \"logs\": another source has the same name",
-            "18:1: source \"logs\": kind \"eventhubs\" is not available in this build yet; use kind \"files\", \"azure_activity\" or \"graph_alerts\"",
+            "18:1: source \"logs\": kind \"eventhubs\" is not available in this build yet; use kind \"files\", \"azure_activity\", \"graph_alerts\", \"entra_audit\" or \"entra_signins\"",
             "20:1: source \"logs\": path applies only to kind \"files\"",
         ]
     );

@@ -85,7 +85,12 @@ impl Config {
         let needed = self.sources.iter().any(|s| {
             matches!(
                 s.kind,
-                Some(SourceKind::AzureActivity | SourceKind::GraphAlerts)
+                Some(
+                    SourceKind::AzureActivity
+                        | SourceKind::GraphAlerts
+                        | SourceKind::EntraAudit
+                        | SourceKind::EntraSignins
+                )
             )
         });
         self.azure.validate_into(self, needed, p);
@@ -160,13 +165,16 @@ impl SourceConfig {
                     );
                 }
             }
-            SourceKind::AzureActivity | SourceKind::GraphAlerts => {
+            SourceKind::AzureActivity
+            | SourceKind::GraphAlerts
+            | SourceKind::EntraAudit
+            | SourceKind::EntraSignins => {
                 self.validate_poller(kind, who, at, p);
             }
             other => {
                 p.add(
                     &at.key("kind"),
-                    format!("{who}: kind \"{other}\" is not available in this build yet; use kind \"files\", \"azure_activity\" or \"graph_alerts\""),
+                    format!("{who}: kind \"{other}\" is not available in this build yet; use kind \"files\", \"azure_activity\", \"graph_alerts\", \"entra_audit\" or \"entra_signins\""),
                 );
             }
         }

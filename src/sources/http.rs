@@ -1,6 +1,6 @@
-//! HTTP for the pollers: one reqwest client (rustls with the ring provider, system roots,
-//! gzip, explicit timeouts) and a GET that adds the bearer token, refreshes it once on 401,
-//! honours `Retry-After` on 429/503 and backs off exponentially with jitter on other failures.
+//! HTTP for the pollers: one reqwest client (rustls with the ring provider, gzip, timeouts) and a
+//! GET that adds the bearer token, refreshes it once on 401, holds every request to a host back
+//! until its `Retry-After` passed, and backs off exponentially with jitter on other failures.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -57,7 +57,10 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// Retry policy for one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Retry {
+    /// Failed attempts (errors, 5xx without `Retry-After`, bad JSON) before giving up.
     pub max_attempts: u32,
+    /// Answers with a `Retry-After` (429/503) waited out before giving up.
+    pub max_throttled: u32,
     pub base: Duration,
     pub cap: Duration,
 }
@@ -66,6 +69,7 @@ impl Default for Retry {
     fn default() -> Self {
         Retry {
             max_attempts: 8,
+            max_throttled: 60,
             base: Duration::from_secs(1),
             cap: Duration::from_secs(60),
         }
@@ -155,43 +159,81 @@ fn error_text(body: &[u8]) -> String {
     }
 }
 
-/// When each API host (origin) may be called again after it answered with `Retry-After`:
-/// shared by every source in the process, so none of them calls a host that asked for a pause.
-fn gates() -> &'static Mutex<HashMap<String, tokio::time::Instant>> {
-    static GATES: OnceLock<Mutex<HashMap<String, tokio::time::Instant>>> = OnceLock::new();
-    GATES.get_or_init(Mutex::default)
+/// One gate per API host (origin), shared by every source in the process: requests to a host
+/// go one at a time, and none is sent before a `Retry-After` the host gave has passed (ARM and
+/// Graph throttle per app and tenant, so all sources count against the same budget).
+type Gate = Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>;
+
+fn gate(url: &str) -> Gate {
+    static GATES: OnceLock<Mutex<HashMap<String, Gate>>> = OnceLock::new();
+    let key = reqwest::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    GATES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_default()
+        .clone()
 }
 
-fn origin(url: &str) -> String {
-    reqwest::Url::parse(url)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default()
+/// One answer, read while holding the host's gate.
+enum Answer {
+    Transport(String),
+    Http {
+        status: StatusCode,
+        headers: reqwest::header::HeaderMap,
+        body: Result<Vec<u8>, String>,
+    },
 }
 
 impl ApiClient {
-    /// Waits until the host of `url` may be called.
-    async fn pass_gate(&self, url: &str, cancel: &CancellationToken) -> Result<(), FetchError> {
-        let key = origin(url);
-        loop {
-            let until = gates()
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&key)
-                .copied();
-            match until {
-                Some(t) if t > tokio::time::Instant::now() => {
-                    self.sleep(t - tokio::time::Instant::now(), cancel).await?
-                }
-                _ => return Ok(()),
+    /// Sends one GET through the host's gate, waiting out any `Retry-After` first.
+    async fn send(
+        &self,
+        url: &str,
+        token: &crate::config::Secret,
+        cancel: &CancellationToken,
+    ) -> Result<Answer, FetchError> {
+        let gate = gate(url);
+        let mut not_before = tokio::select! {
+            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+            g = gate.lock() => g,
+        };
+        if let Some(t) = *not_before {
+            let now = tokio::time::Instant::now();
+            if t > now {
+                self.sleep(t - now, cancel).await?;
             }
         }
-    }
-
-    fn close_gate(&self, url: &str, wait: Duration) {
-        let until = tokio::time::Instant::now() + wait;
-        let mut g = gates().lock().unwrap_or_else(|e| e.into_inner());
-        let slot = g.entry(origin(url)).or_insert(until);
-        *slot = (*slot).max(until);
+        let mut request = self.http.get(url).bearer_auth(token.expose());
+        for (k, v) in self.headers {
+            request = request.header(*k, *v);
+        }
+        let response = tokio::select! {
+            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+            r = request.send() => r,
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return Ok(Answer::Transport(error_chain(&e))),
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = tokio::select! {
+            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+            b = response.bytes() => b.map(|b| b.to_vec()).map_err(|e| error_chain(&e)),
+        };
+        if let Some(wait) = retry_after(&headers) {
+            // A little extra absorbs clock granularity.
+            *not_before = Some(tokio::time::Instant::now() + wait + Duration::from_millis(20));
+        }
+        Ok(Answer::Http {
+            status,
+            headers,
+            body,
+        })
     }
 
     async fn sleep(&self, d: Duration, cancel: &CancellationToken) -> Result<(), FetchError> {
@@ -239,29 +281,19 @@ impl ApiClient {
         let mut retries = 0;
         let mut malformed = 0;
         let mut attempt = 0;
+        let mut throttled = 0;
         loop {
             attempt += 1;
-            self.pass_gate(url, cancel).await?;
-            let mut request = self.http.get(url).bearer_auth(token.expose());
-            for (k, v) in self.headers {
-                request = request.header(*k, *v);
-            }
-            let sent = tokio::select! {
-                _ = cancel.cancelled() => return Err(FetchError::Cancelled),
-                r = request.send() => r,
-            };
-            let failure = match sent {
-                Err(e) => (format!("transport error: {}", error_chain(&e)), None),
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
+            let failure = match self.send(url, &token, cancel).await? {
+                Answer::Transport(e) => (format!("transport error: {e}"), None),
+                Answer::Http {
+                    status,
+                    headers,
+                    body,
+                } => {
                     let rid = request_id(&headers);
-                    let body = tokio::select! {
-                        _ = cancel.cancelled() => return Err(FetchError::Cancelled),
-                        b = response.bytes() => b,
-                    };
                     match (status, body) {
-                        (_, Err(e)) => (format!("reading the answer: {}", error_chain(&e)), None),
+                        (_, Err(e)) => (format!("reading the answer: {e}"), None),
                         (StatusCode::OK, Ok(body)) => match serde_json::from_slice(&body) {
                             Ok(json) => {
                                 return Ok(Page {
@@ -325,20 +357,24 @@ impl ApiClient {
                 }
             };
             let (message, server_wait) = failure;
-            if attempt >= self.retry.max_attempts {
+            // A server that says when to come back is waited for longer than one that fails.
+            if server_wait.is_some() {
+                throttled += 1;
+                attempt -= 1;
+            }
+            if attempt >= self.retry.max_attempts || throttled > self.retry.max_throttled {
                 return Err(FetchError::Failed {
                     url: url.to_owned(),
-                    message: format!("gave up after {attempt} attempts; last: {message}"),
+                    message: format!(
+                        "gave up after {} attempts; last: {message}",
+                        attempt + throttled
+                    ),
                 });
             }
             retries += 1;
+            // After a Retry-After the host's gate holds the next request back; otherwise back off.
             let wait = match server_wait {
-                // The server said how long; a little extra absorbs clock granularity.
-                Some(w) => {
-                    let w = w + Duration::from_millis(20);
-                    self.close_gate(url, w);
-                    w
-                }
+                Some(_) => Duration::ZERO,
                 None => self.retry.backoff(attempt),
             };
             tracing::info!(

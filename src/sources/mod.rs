@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod azure_activity;
 pub mod checkpoint;
+pub mod entra_audit;
+pub mod entra_signins;
 pub mod files;
 pub mod graph_alerts;
 pub mod http;
@@ -51,6 +53,8 @@ pub enum Source {
     Files(FilesSource),
     AzureActivity(PollSource),
     GraphAlerts(PollSource),
+    EntraAudit(PollSource),
+    EntraSignins(PollSource),
 }
 
 /// Why a source stopped.
@@ -88,6 +92,16 @@ impl Source {
                 PollSource::from_config(cfg, config, &graph_alerts::API, vec![tenant])
                     .map(Source::GraphAlerts)
             }
+            Some(SourceKind::EntraAudit) => {
+                let tenant = config.azure.tenant_id.clone().unwrap_or_default();
+                PollSource::from_config(cfg, config, &entra_audit::API, vec![tenant])
+                    .map(Source::EntraAudit)
+            }
+            Some(SourceKind::EntraSignins) => {
+                let tenant = config.azure.tenant_id.clone().unwrap_or_default();
+                PollSource::from_config(cfg, config, &entra_signins::API, vec![tenant])
+                    .map(Source::EntraSignins)
+            }
             Some(kind) => Err(SourceError::Unsupported {
                 source_name: cfg.name.clone(),
                 kind,
@@ -102,7 +116,10 @@ impl Source {
     pub fn name(&self) -> &str {
         match self {
             Source::Files(s) => s.name(),
-            Source::AzureActivity(s) | Source::GraphAlerts(s) => s.name(),
+            Source::AzureActivity(s)
+            | Source::GraphAlerts(s)
+            | Source::EntraAudit(s)
+            | Source::EntraSignins(s) => s.name(),
         }
     }
 
@@ -110,7 +127,10 @@ impl Source {
     pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
         match self {
             Source::Files(s) => s.run(ctx).await,
-            Source::AzureActivity(s) | Source::GraphAlerts(s) => s.run(ctx).await,
+            Source::AzureActivity(s)
+            | Source::GraphAlerts(s)
+            | Source::EntraAudit(s)
+            | Source::EntraSignins(s) => s.run(ctx).await,
         }
     }
 }

@@ -144,7 +144,7 @@ pub(super) async fn serve(
     let q = |k: &str| query.get(k);
     let listing = match service {
         Service::Management => activity_listing(shared, uri.path(), &query, &rid),
-        _ => alerts_listing(shared, uri.path(), &query, headers, &rid),
+        _ => graph_listing(shared, uri.path(), &query, headers, &rid),
     };
     let (items, base_query, asof, offset) = match listing {
         Ok(l) => l,
@@ -184,7 +184,7 @@ pub(super) async fn serve(
     let body = match service {
         Service::Graph => {
             let mut b = json!({
-                "@odata.context": format!("{}/v1.0/$metadata#security/alerts_v2", shared.base[&service]),
+                "@odata.context": format!("{}/v1.0/$metadata#{}", shared.base[&service], uri.path().trim_start_matches("/v1.0/")),
                 "value": page,
             });
             if let Some(n) = next {
@@ -374,23 +374,32 @@ fn activity_filter(filter: &str) -> Option<(i64, i64)> {
     Some((parse_time_ms(t1)?, parse_time_ms(t2)?))
 }
 
-/// `lastUpdateDateTime ge <t1>` optionally `and lastUpdateDateTime lt <t2>` (no quotes).
-fn alerts_filter(filter: &str) -> Option<(i64, i64)> {
-    let rest = filter.trim().strip_prefix("lastUpdateDateTime ge ")?;
+/// `{field} ge <t1>` optionally followed by `and {field} lt|le <t2>` (Graph: no quotes);
+/// returns the bounds as a half-open range.
+fn graph_filter(field: &str, filter: &str) -> Option<(i64, i64)> {
+    let rest = filter.trim().strip_prefix(&format!("{field} ge "))?;
     let (t1, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    let t2 = match rest.strip_prefix("and lastUpdateDateTime lt ") {
-        Some(t) => parse_time_ms(t.trim())?,
-        None if rest.is_empty() => i64::MAX,
-        None => return None,
+    let end = if rest.is_empty() {
+        i64::MAX
+    } else {
+        let rest = rest.strip_prefix(&format!("and {field} "))?;
+        let (op, t2) = rest.split_once(' ')?;
+        let t2 = parse_time_ms(t2.trim())?;
+        match op {
+            "lt" => t2,
+            "le" => t2 + 1,
+            _ => return None,
+        }
     };
     if t1.starts_with('\'') {
         return None;
     }
-    Some((parse_time_ms(t1)?, t2))
+    Some((parse_time_ms(t1)?, end))
 }
 
-/// `GET /v1.0/security/alerts_v2`: the current state of each alert.
-fn alerts_listing(
+/// Graph lists: `security/alerts_v2` (the current state of each alert),
+/// `auditLogs/directoryAudits` and `auditLogs/signIns`.
+fn graph_listing(
     shared: &Shared,
     path: &str,
     q: &Query,
@@ -398,19 +407,24 @@ fn alerts_listing(
     rid: &str,
 ) -> Result<Listing, Box<Response>> {
     let s = Service::Graph;
-    if path.trim_end_matches('/') != "/v1.0/security/alerts_v2" {
-        return Err(Box::new(graph_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            &format!("Resource not found for the segment '{path}'."),
-            rid,
-        )));
-    }
+    let (field, records): (&str, &[Item]) = match path.trim_end_matches('/') {
+        "/v1.0/security/alerts_v2" => ("lastUpdateDateTime", &shared.alerts),
+        "/v1.0/auditLogs/directoryAudits" => ("activityDateTime", &shared.audits),
+        "/v1.0/auditLogs/signIns" => ("createdDateTime", &shared.signins),
+        _ => {
+            return Err(Box::new(graph_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("Resource not found for the segment '{path}'."),
+                rid,
+            )))
+        }
+    };
     let filter = q.get("$filter").unwrap_or("");
     let (ge, lt) = if filter.is_empty() {
         (i64::MIN, i64::MAX)
     } else {
-        alerts_filter(filter).ok_or_else(|| {
+        graph_filter(field, filter).ok_or_else(|| {
             Box::new(graph_error(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
@@ -420,9 +434,9 @@ fn alerts_listing(
         })?
     };
     let (asof, offset) = position(shared, q, s, rid)?;
-    // Newest visible version of each alert.
+    // Newest visible version of each object (alerts change; log records have one version).
     let mut current: std::collections::BTreeMap<usize, &Item> = Default::default();
-    for item in shared.alerts.iter().filter(|i| i.visible_ms <= asof) {
+    for item in records.iter().filter(|i| i.visible_ms <= asof) {
         current.insert(item.object, item);
     }
     let mut items: Vec<&Item> = current
@@ -468,12 +482,28 @@ mod tests {
         .is_some());
         assert!(activity_filter("eventTimestamp ge 2026-11-01T10:00:00Z").is_none());
         assert!(activity_filter("submissionTimestamp ge '2026-11-01T10:00:00Z'").is_none());
-        let (a, b) = alerts_filter(
+        let (a, b) = graph_filter(
+            "lastUpdateDateTime",
             "lastUpdateDateTime ge 2026-11-01T10:00:00Z and lastUpdateDateTime lt 2026-11-01T10:10:00Z",
         )
         .unwrap();
         assert_eq!(b - a, 600_000);
-        assert!(alerts_filter("lastUpdateDateTime ge '2026-11-01T10:00:00Z'").is_none());
+        let (a, b) = graph_filter(
+            "createdDateTime",
+            "createdDateTime ge 2026-11-01T10:00:00Z and createdDateTime le 2026-11-01T10:10:00Z",
+        )
+        .unwrap();
+        assert_eq!(b - a, 600_001, "le includes the end");
+        assert!(graph_filter(
+            "lastUpdateDateTime",
+            "lastUpdateDateTime ge '2026-11-01T10:00:00Z'"
+        )
+        .is_none());
+        assert!(graph_filter(
+            "createdDateTime",
+            "activityDateTime ge 2026-11-01T10:00:00Z"
+        )
+        .is_none());
     }
 
     #[test]

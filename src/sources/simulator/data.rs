@@ -328,6 +328,147 @@ pub fn alerts(seed: u64, tenant: &str, t: &Timeline) -> Vec<Item> {
     out
 }
 
+const AUDITS: &[(&str, &str, &str, &str)] = &[
+    (
+        "Add member to role",
+        "RoleManagement",
+        "Assign",
+        "Core Directory",
+    ),
+    (
+        "Add member to group",
+        "GroupManagement",
+        "Add",
+        "Core Directory",
+    ),
+    ("Update user", "UserManagement", "Update", "Core Directory"),
+    (
+        "Reset user password",
+        "UserManagement",
+        "Update",
+        "Self-service Password Management",
+    ),
+    (
+        "Add service principal credentials",
+        "ApplicationManagement",
+        "Update",
+        "Core Directory",
+    ),
+    (
+        "Add eligible member to role in PIM completed (permanent)",
+        "RoleManagement",
+        "Add",
+        "PIM",
+    ),
+];
+
+/// Entra directory audit records (§4.6 shape), one version each.
+pub fn directory_audits(seed: u64, t: &Timeline) -> Vec<Item> {
+    (0..t.count)
+        .map(|i| {
+            let r = h(seed, &[200, i as u64]);
+            let (activity, category, op, service) = AUDITS[(r % AUDITS.len() as u64) as usize];
+            let correlation = guid(seed, &[201, i as u64]);
+            let actor = CALLERS[((r >> 8) % CALLERS.len() as u64) as usize];
+            let target = CALLERS[((r >> 12) % CALLERS.len() as u64) as usize];
+            let time = t.time(i);
+            let failed = r % 13 == 5;
+            let body = json!({
+                "id": format!("Directory_{correlation}_{}_{}", ["KZ1QX", "7PW2B", "R9T0D"][((r >> 16) % 3) as usize], 41_000_000 + i),
+                "category": category,
+                "correlationId": correlation,
+                "result": if failed { "failure" } else { "success" },
+                "resultReason": if failed { "Insufficient privileges" } else { "" },
+                "activityDisplayName": activity,
+                "activityDateTime": azure_time(time),
+                "loggedByService": service,
+                "operationType": op,
+                "initiatedBy": {
+                    "user": {"id": guid(seed, &[9, (r >> 8) % 4]), "displayName": actor.split('@').next().unwrap_or(actor),
+                             "userPrincipalName": actor, "ipAddress": format!("203.0.113.{}", (r >> 20) % 250 + 1)},
+                    "app": null,
+                },
+                "targetResources": [{
+                    "id": guid(seed, &[9, (r >> 12) % 4]), "displayName": null, "type": "User", "userPrincipalName": target,
+                    "modifiedProperties": [{"displayName": "Role.DisplayName", "oldValue": null, "newValue": "\"Security Reader\""}],
+                }],
+                "additionalDetails": [{"key": "User-Agent", "value": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"}],
+            });
+            Item {
+                time_ms: time,
+                visible_ms: t.visible(seed, i, time),
+                object: i,
+                body,
+            }
+        })
+        .collect()
+}
+
+const APPS: &[(&str, &str)] = &[
+    (
+        "00000002-0000-0ff1-ce00-000000000000",
+        "Office 365 Exchange Online",
+    ),
+    (
+        "00000003-0000-0ff1-ce00-000000000000",
+        "Office 365 SharePoint Online",
+    ),
+    ("c44b4083-3bb0-49c1-b47d-974e53cbdf3c", "Azure Portal"),
+    ("1fec8e78-bce4-4aaf-ab1b-5451cc387264", "Microsoft Teams"),
+];
+
+/// Entra interactive sign-ins (§4.6 shape), one version each.
+pub fn sign_ins(seed: u64, t: &Timeline) -> Vec<Item> {
+    (0..t.count)
+        .map(|i| {
+            let r = h(seed, &[300, i as u64]);
+            let (app_id, app) = APPS[(r % APPS.len() as u64) as usize];
+            let user = CALLERS[((r >> 8) % CALLERS.len() as u64) as usize];
+            let time = t.time(i);
+            let failed = r % 7 == 2;
+            let (city, country) = [("Lisbon", "PT"), ("Seattle", "US"), ("Berlin", "DE"), ("Lagos", "NG")]
+                [((r >> 16) % 4) as usize];
+            let risk = if r % 17 == 4 { "medium" } else { "none" };
+            let body = json!({
+                "id": guid(seed, &[301, i as u64]),
+                "createdDateTime": azure_time(time),
+                "userDisplayName": user.split('@').next().unwrap_or(user),
+                "userPrincipalName": user,
+                "userId": guid(seed, &[9, (r >> 8) % 4]),
+                "appId": app_id,
+                "appDisplayName": app,
+                "ipAddress": format!("198.51.100.{}", (r >> 24) % 250 + 1),
+                "clientAppUsed": "Browser",
+                "correlationId": guid(seed, &[302, i as u64]),
+                "conditionalAccessStatus": if failed { "notApplied" } else { "success" },
+                "isInteractive": true,
+                "riskDetail": "none",
+                "riskLevelAggregated": risk,
+                "riskLevelDuringSignIn": risk,
+                "riskState": if risk == "none" { "none" } else { "atRisk" },
+                "riskEventTypes_v2": if risk == "none" { json!([]) } else { json!(["unfamiliarFeatures"]) },
+                "resourceDisplayName": app,
+                "resourceId": app_id,
+                "status": if failed {
+                    json!({"errorCode": 50126, "failureReason": "Error validating credentials due to invalid username or password.", "additionalDetails": null})
+                } else {
+                    json!({"errorCode": 0, "failureReason": "Other.", "additionalDetails": null})
+                },
+                "deviceDetail": {"deviceId": "", "displayName": "", "operatingSystem": "Windows 10", "browser": "Edge 122.0.0",
+                                 "isCompliant": false, "isManaged": false, "trustType": ""},
+                "location": {"city": city, "state": "", "countryOrRegion": country, "geoCoordinates": {"latitude": 38.72, "longitude": -9.14}},
+                "appliedConditionalAccessPolicies": [],
+            });
+            Item {
+                time_ms: time,
+                visible_ms: t.visible(seed, i + 7, time),
+                object: i,
+                body,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

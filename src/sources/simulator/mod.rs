@@ -1,7 +1,6 @@
-//! A simulator of the Microsoft APIs the pollers read, on loopback: the Entra v2.0 token
-//! endpoint, the Azure Activity Log list API (ARM) and Graph `alerts_v2`, each on its own port
-//! like the real hosts. Data is generated from a seed; faults (429, 503, token expiry, late
-//! events, duplicates, a malformed page, slow pages) are switchable, and every request is logged.
+//! A loopback simulator of the Microsoft APIs the pollers read: Entra v2.0 tokens, ARM's activity
+//! log, Graph `alerts_v2`, directory audits and sign-ins, one port per host. Seeded data; faults
+//! (429, 503, token expiry, late events, duplicates, malformed and slow pages); a request log.
 
 mod api;
 pub mod data;
@@ -56,6 +55,10 @@ pub struct SimConfig {
     pub activity: Timeline,
     /// Graph alerts (each has one to three versions).
     pub alerts: Timeline,
+    /// Entra directory audit records.
+    pub audits: Timeline,
+    /// Entra sign-ins.
+    pub signins: Timeline,
     /// Records per page when the request does not say (`$top`).
     pub page_size: usize,
     pub faults: Faults,
@@ -81,7 +84,9 @@ impl SimConfig {
             token_lifetime: Duration::from_secs(3599),
             subscriptions: vec!["5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11".into()],
             activity: timeline.clone(),
-            alerts: timeline,
+            alerts: timeline.clone(),
+            audits: timeline.clone(),
+            signins: timeline,
             page_size: 200,
             faults: Faults::default(),
         }
@@ -134,6 +139,8 @@ struct Shared {
     cfg: SimConfig,
     activity: Vec<Vec<data::Item>>,
     alerts: Vec<data::Item>,
+    audits: Vec<data::Item>,
+    signins: Vec<data::Item>,
     base: HashMap<Service, String>,
     state: Mutex<Mutable>,
 }
@@ -177,6 +184,8 @@ impl Simulator {
             .map(|(i, s)| data::activity(cfg.seed, &cfg.tenant_id, i, s, &cfg.activity))
             .collect();
         let alerts = data::alerts(cfg.seed, &cfg.tenant_id, &cfg.alerts);
+        let audits = data::directory_audits(cfg.seed, &cfg.audits);
+        let signins = data::sign_ins(cfg.seed, &cfg.signins);
         let shared = Arc::new(Shared {
             state: Mutex::new(Mutable {
                 malformed_left: cfg.faults.malformed_pages,
@@ -185,6 +194,8 @@ impl Simulator {
             cfg,
             activity,
             alerts,
+            audits,
+            signins,
             base,
         });
         for (service, listener) in listeners {
@@ -245,6 +256,16 @@ impl Simulator {
             .collect()
     }
 
+    /// Every Entra directory audit record that will ever be listed.
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        self.shared.audits.iter().map(|i| i.body.clone()).collect()
+    }
+
+    /// Every Entra sign-in that will ever be listed.
+    pub fn signin_records(&self) -> Vec<serde_json::Value> {
+        self.shared.signins.iter().map(|i| i.body.clone()).collect()
+    }
+
     /// Every version of every alert (an intermediate version may be superseded unseen).
     pub fn alert_versions(&self) -> Vec<serde_json::Value> {
         self.shared.alerts.iter().map(|i| i.body.clone()).collect()
@@ -268,6 +289,8 @@ impl Simulator {
             .iter()
             .flatten()
             .chain(&self.shared.alerts)
+            .chain(&self.shared.audits)
+            .chain(&self.shared.signins)
             .map(|i| i.visible_ms)
             .max()
             .unwrap_or(0)
