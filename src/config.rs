@@ -204,6 +204,10 @@ pub struct SourceConfig {
     pub subscriptions: Option<Vec<String>>,
     pub content_types: Option<Vec<String>>,
     pub start_at: Option<String>,
+    /// Windowed API sources: how far each query reaches back before the cursor (late events).
+    pub overlap: Option<HumanDuration>,
+    /// Windowed API sources: how far behind now each query stops.
+    pub settle_delay: Option<HumanDuration>,
     /// `files`: a file or a directory of files.
     pub path: Option<PathBuf>,
     /// `files`: the kind of the events in the files, which chooses the mapping.

@@ -1,5 +1,6 @@
 //! `siemcast demo`: the whole pipeline on one machine with no credentials and no network.
-//! Bundled sample events go through the files source, the spool, the ArcSight mapping and a
+//! The built-in simulator of Microsoft's APIs (tokens, ARM activity log, Graph alerts and Entra
+//! logs, throttling every 3rd request) feeds the real pollers, spool, ArcSight mappings and a
 //! TCP syslog destination to a listener on loopback; what arrives is printed with a summary.
 
 use std::path::{Path, PathBuf};
@@ -15,9 +16,27 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::pipeline::Pipeline;
+use crate::sources::simulator::{Service, SimConfig, Simulator};
 
-const SAMPLE_EVENTS: &str = include_str!("../examples/events/azure_activity.json");
-const SAMPLE_MAPPING: &str = include_str!("../mappings/arcsight/azure_activity.toml");
+/// The mappings the demo's source kinds use.
+const MAPPINGS: [(&str, &str); 4] = [
+    (
+        "azure_activity",
+        include_str!("../mappings/arcsight/azure_activity.toml"),
+    ),
+    (
+        "graph_alerts",
+        include_str!("../mappings/arcsight/graph_alerts.toml"),
+    ),
+    (
+        "entra_audit",
+        include_str!("../mappings/arcsight/entra_audit.toml"),
+    ),
+    (
+        "entra_signins",
+        include_str!("../mappings/arcsight/entra_signins.toml"),
+    ),
+];
 /// How long the demo waits for every event to arrive.
 const DEMO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -30,16 +49,31 @@ pub async fn run() -> anyhow::Result<ExitCode> {
 }
 
 async fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
-    let input = dir.join("input");
     let mappings = dir.join("mappings").join("arcsight");
-    std::fs::create_dir_all(&input)?;
     std::fs::create_dir_all(&mappings)?;
-    std::fs::write(input.join("azure_activity.json"), SAMPLE_EVENTS)?;
-    std::fs::write(mappings.join("azure_activity.toml"), SAMPLE_MAPPING)?;
-    let expected = crate::event::read_documents(SAMPLE_EVENTS.as_bytes())
-        .iter()
-        .filter(|i| i.is_ok())
-        .count();
+    for (kind, text) in MAPPINGS {
+        std::fs::write(mappings.join(format!("{kind}.toml")), text)?;
+    }
+    // A tenant whose last 20 minutes hold 16 activity records, 6 alerts, 6 directory audit
+    // records and 6 sign-ins, all ingested.
+    let mut sim_config = SimConfig::around_now(Duration::from_secs(20 * 60), Duration::ZERO, 16);
+    sim_config.activity.span_ms = 10 * 60 * 1000;
+    sim_config.alerts.count = 6;
+    sim_config.alerts.span_ms = 10 * 60 * 1000;
+    sim_config.audits = sim_config.alerts.clone();
+    sim_config.signins = sim_config.alerts.clone();
+    sim_config.page_size = 10;
+    sim_config.faults.throttle_every = Some(3);
+    sim_config.faults.retry_after_secs = 1;
+    let sim = Simulator::start(sim_config)
+        .await
+        .context("cannot start the API simulator on 127.0.0.1")?;
+    std::fs::write(dir.join("client-secret"), &sim.config().client_secret)?;
+    let activity = sim.activity_records().len();
+    let alerts = sim.final_alerts().len();
+    let audits = sim.audit_records().len();
+    let signins = sim.signin_records().len();
+    let expected = activity + alerts + audits + signins;
 
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -67,12 +101,42 @@ async fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
 [metrics]
 address = ""
 
+[azure]
+tenant_id = "{tenant}"
+client_id = "{client}"
+client_secret_file = "client-secret"
+login_endpoint = "{login}"
+management_endpoint = "{management}"
+graph_endpoint = "{graph}"
+
 [[source]]
-name = "demo-files"
-kind = "files"
-path = "input"
-source_kind = "azure_activity"
+name = "demo-activity"
+kind = "azure_activity"
+subscriptions = ["{subscription}"]
 interval = "1s"
+start_at = "30m"
+settle_delay = "1s"
+
+[[source]]
+name = "demo-alerts"
+kind = "graph_alerts"
+interval = "1s"
+start_at = "30m"
+settle_delay = "1s"
+
+[[source]]
+name = "demo-audit"
+kind = "entra_audit"
+interval = "1s"
+start_at = "30m"
+settle_delay = "1s"
+
+[[source]]
+name = "demo-signins"
+kind = "entra_signins"
+interval = "1s"
+start_at = "30m"
+settle_delay = "1s"
 
 [[destination]]
 name = "demo-listener"
@@ -82,14 +146,28 @@ framing = "lf"
 syslog = "rfc3164"
 hostname = "siemcast-demo"
 mappings = "mappings/arcsight"
-"#
+"#,
+        tenant = sim.config().tenant_id,
+        client = sim.config().client_id,
+        login = sim.endpoint(Service::Login),
+        management = sim.endpoint(Service::Management),
+        graph = sim.endpoint(Service::Graph),
+        subscription = sim.config().subscriptions[0],
     );
     std::fs::write(&config_path, &text)?;
     let config = Config::from_toml(&config_path, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     println!("siemcast demo");
-    println!("  input:    {expected} sample Azure Activity events (files source)");
-    println!("  mapping:  mappings/arcsight/azure_activity.toml (CEF)");
+    println!(
+        "  APIs:     simulated Entra token endpoint {}, ARM {}, Graph {}",
+        sim.endpoint(Service::Login),
+        sim.endpoint(Service::Management),
+        sim.endpoint(Service::Graph)
+    );
+    println!("  sources:  azure_activity ({activity} Activity Log records), graph_alerts ({alerts} alerts_v2 alerts),");
+    println!("            entra_audit ({audits} directory audit records), entra_signins ({signins} sign-ins)");
+    println!("  faults:   every 3rd API request per host is throttled (429, Retry-After: 1)");
+    println!("  mapping:  mappings/arcsight/<kind>.toml (CEF)");
     println!("  listener: tcp://{address} (RFC 3164 header, LF framing)");
     println!();
 
@@ -132,7 +210,14 @@ mappings = "mappings/arcsight"
         .map(|(_, s)| s.delivered.load(Ordering::Relaxed))
         .sum();
     let cef = received.iter().filter(|l| l.contains("CEF:0|")).count();
+    let requests = sim.requests();
+    let throttled = requests.iter().filter(|r| r.status == 429).count();
+    let early = requests.iter().filter(|r| r.early).count();
     println!("Summary:");
+    println!(
+        "  API requests answered:          {} ({throttled} throttled, {early} sent before Retry-After)",
+        requests.len()
+    );
     println!("  events read and spooled:        {spooled}");
     println!("  delivered (acknowledged by TCP): {delivered}");
     println!("  lines received with CEF:        {cef} of {expected}");
@@ -140,7 +225,7 @@ mappings = "mappings/arcsight"
         "  time:                           {} ms",
         elapsed.as_millis()
     );
-    if received.len() == expected && cef == expected {
+    if received.len() == expected && cef == expected && early == 0 {
         println!("Demo OK: every event arrived exactly once as CEF over TCP syslog.");
         Ok(ExitCode::SUCCESS)
     } else {

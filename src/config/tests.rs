@@ -173,14 +173,109 @@ fn wrong_types_and_bad_values_are_explained() {
 fn duplicate_names_and_unsupported_kinds_are_errors() {
     let s = Scratch::new();
     let text = format!(
-        "{GOOD}\n[[source]]\nname = \"logs\"\nkind = \"azure_activity\"\nsubscriptions = [\"x\"]\npath = \"p\"\n"
+        "{GOOD}\n[[source]]\nname = \"logs\"\nkind = \"eventhubs\"\ntopic = \"x\"\npath = \"p\"\n"
     );
     assert_eq!(
         s.problems(&text),
         [
             "17:1: source \"logs\": another source has the same name",
-            "18:1: source \"logs\": kind \"azure_activity\" is not available in this build yet; use kind \"files\"",
+            "18:1: source \"logs\": kind \"eventhubs\" is not available in this build yet; use kind \"files\", \"azure_activity\", \"graph_alerts\", \"entra_audit\" or \"entra_signins\"",
             "20:1: source \"logs\": path applies only to kind \"files\"",
+        ]
+    );
+}
+
+const POLLERS: &str = r#"state_dir = "state"
+
+[azure]
+tenant_id = "2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e"
+client_id = "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+client_secret_file = "secret"
+login_endpoint = "http://127.0.0.1:9001"
+management_endpoint = "http://127.0.0.1:9002"
+graph_endpoint = "https://graph.microsoft.us"
+
+[[source]]
+name = "activity"
+kind = "azure_activity"
+subscriptions = ["5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11"]
+start_at = "2h"
+overlap = "30m"
+settle_delay = "1m"
+
+[[source]]
+name = "alerts"
+kind = "graph_alerts"
+interval = "5m"
+
+[[destination]]
+name = "arcsight"
+address = "127.0.0.1:514"
+mappings = "mappings/arcsight"
+"#;
+
+fn poller_scratch() -> Scratch {
+    let s = Scratch::new();
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mappings/arcsight/graph_alerts.toml"
+    );
+    std::fs::copy(
+        shipped,
+        s.dir.path().join("mappings/arcsight/graph_alerts.toml"),
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn poller_sources_load_with_their_keys() {
+    let s = poller_scratch();
+    std::fs::write(s.dir.path().join("secret"), "value\n").unwrap();
+    let cfg = s.load(POLLERS).unwrap();
+    assert_eq!(
+        cfg.sources[0].overlap,
+        Some(HumanDuration(Duration::from_secs(1800)))
+    );
+    assert_eq!(
+        cfg.sources[0].settle_delay,
+        Some(HumanDuration(Duration::from_secs(60)))
+    );
+    assert_eq!(
+        cfg.event_kinds(),
+        [EventKind::AzureActivity, EventKind::GraphAlerts]
+    );
+}
+
+#[test]
+fn poller_problems_are_located() {
+    let s = poller_scratch();
+    let text = POLLERS
+        .replace("2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e", "contoso")
+        .replace("client_id = \"6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b\"\n", "")
+        .replace("http://127.0.0.1:9002", "http://management.example.com")
+        .replace(
+            "[\"5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11\"]",
+            "[\"5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11\", \"prod\"]",
+        )
+        .replace("start_at = \"2h\"", "start_at = \"yesterday\"")
+        .replace(
+            "interval = \"5m\"",
+            "interval = \"5m\"\nsubscriptions = []\ncontent_types = [\"Audit.General\"]",
+        );
+    let problems = s.problems(&text);
+    let dir = s.dir.path().display().to_string();
+    assert_eq!(
+        problems,
+        [
+            "3:2: azure: client_id is missing; the Microsoft API sources need the app registration's client_id".to_owned(),
+            "4:1: azure: tenant_id \"contoso\" is not a GUID like 2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e".to_owned(),
+            format!("5:1: azure: cannot read client_secret_file {dir}/secret: No such file or directory (os error 2)"),
+            "7:1: azure: management_endpoint \"http://management.example.com\" uses http://, which is accepted only for loopback hosts (tests); use https://".to_owned(),
+            "13:1: source \"activity\": subscription \"prod\" is not a subscription id (a GUID like 5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11)".to_owned(),
+            "14:1: source \"activity\": start_at \"yesterday\" is not \"now\", a duration back like \"2h\", or a time like \"2026-11-01T00:00:00Z\"".to_owned(),
+            "22:1: source \"alerts\": subscriptions applies only to kinds \"azure_activity\" and \"defender_alerts\"".to_owned(),
+            "23:1: source \"alerts\": content_types applies only to kind \"o365_management\"".to_owned(),
         ]
     );
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    split_host_port, Config, DestinationConfig, Framing, KeyPath, Position, Problem, Problems,
-    SourceConfig, SourceKind, TlsConfig, Transport,
+    split_host_port, AzureConfig, Config, DestinationConfig, Framing, KeyPath, Position, Problem,
+    Problems, SourceConfig, SourceKind, TlsConfig, Transport,
 };
 use crate::destinations::tls::TlsSetup;
 use crate::event::EventKind;
@@ -82,6 +82,18 @@ impl Config {
             }
             d.validate_into(self, &who, &at, p);
         }
+        let needed = self.sources.iter().any(|s| {
+            matches!(
+                s.kind,
+                Some(
+                    SourceKind::AzureActivity
+                        | SourceKind::GraphAlerts
+                        | SourceKind::EntraAudit
+                        | SourceKind::EntraSignins
+                )
+            )
+        });
+        self.azure.validate_into(self, needed, p);
     }
 }
 
@@ -125,6 +137,16 @@ impl SourceConfig {
             ("path", self.path.is_some()),
             ("source_kind", self.source_kind.is_some()),
         ];
+        if kind != SourceKind::Files {
+            for (key, present) in only_files {
+                if present {
+                    p.add(
+                        &at.key(key),
+                        format!("{who}: {key} applies only to kind \"files\""),
+                    );
+                }
+            }
+        }
         match kind {
             SourceKind::Files => {
                 if self.path.is_none() {
@@ -143,20 +165,157 @@ impl SourceConfig {
                     );
                 }
             }
+            SourceKind::AzureActivity
+            | SourceKind::GraphAlerts
+            | SourceKind::EntraAudit
+            | SourceKind::EntraSignins => {
+                self.validate_poller(kind, who, at, p);
+            }
             other => {
-                for (key, present) in only_files {
-                    if present {
+                p.add(
+                    &at.key("kind"),
+                    format!("{who}: kind \"{other}\" is not available in this build yet; use kind \"files\", \"azure_activity\", \"graph_alerts\", \"entra_audit\" or \"entra_signins\""),
+                );
+            }
+        }
+    }
+
+    /// Keys of the windowed Microsoft API sources.
+    fn validate_poller(&self, kind: SourceKind, who: &str, at: &KeyPath, p: &mut Problems<'_>) {
+        match (&self.subscriptions, kind) {
+            (None, SourceKind::AzureActivity) => p.add(
+                at,
+                format!("{who}: subscriptions is missing; list the subscription ids to read, e.g. subscriptions = [\"00000000-0000-0000-0000-000000000000\"]"),
+            ),
+            (Some(subs), SourceKind::AzureActivity) => {
+                if subs.is_empty() {
+                    p.add(
+                        &at.key("subscriptions"),
+                        format!("{who}: subscriptions is empty; list at least one subscription id"),
+                    );
+                }
+                for (i, sub) in subs.iter().enumerate() {
+                    if !is_guid(sub) {
                         p.add(
-                            &at.key(key),
-                            format!("{who}: {key} applies only to kind \"files\""),
+                            &at.key("subscriptions").index(i),
+                            format!("{who}: subscription \"{sub}\" is not a subscription id (a GUID like 5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11)"),
                         );
                     }
                 }
-                p.add(
-                    &at.key("kind"),
-                    format!("{who}: kind \"{other}\" is not available in this build yet; use kind \"files\""),
-                );
             }
+            (Some(_), _) => p.add(
+                &at.key("subscriptions"),
+                format!("{who}: subscriptions applies only to kinds \"azure_activity\" and \"defender_alerts\""),
+            ),
+            (None, _) => {}
+        }
+        if self.content_types.is_some() {
+            p.add(
+                &at.key("content_types"),
+                format!("{who}: content_types applies only to kind \"o365_management\""),
+            );
+        }
+        if let Some(start) = &self.start_at {
+            if let Err(e) = crate::sources::poll::StartAt::parse(start) {
+                p.add(&at.key("start_at"), format!("{who}: {e}"));
+            }
+        }
+        if self
+            .overlap
+            .is_some_and(|d| d.0 > std::time::Duration::from_secs(7 * 24 * 3600))
+        {
+            p.add(
+                &at.key("overlap"),
+                format!("{who}: overlap must be at most 7d"),
+            );
+        }
+        if self
+            .settle_delay
+            .is_some_and(|d| d.0 > std::time::Duration::from_secs(24 * 3600))
+        {
+            p.add(
+                &at.key("settle_delay"),
+                format!("{who}: settle_delay must be at most 24h"),
+            );
+        }
+    }
+}
+
+fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+impl AzureConfig {
+    /// `[azure]` as the Microsoft API sources need it; `needed` when any is configured.
+    fn validate_into(&self, cfg: &Config, needed: bool, p: &mut Problems<'_>) {
+        let at = KeyPath::root().key("azure");
+        for (key, value) in [
+            ("login_endpoint", &self.login_endpoint),
+            ("management_endpoint", &self.management_endpoint),
+            ("graph_endpoint", &self.graph_endpoint),
+            ("office_endpoint", &self.office_endpoint),
+        ] {
+            if let Some(url) = value {
+                if let Err(e) = crate::sources::auth::check_endpoint(url) {
+                    p.add(&at.key(key), format!("azure: {key} {e}"));
+                }
+            }
+        }
+        if !needed {
+            return;
+        }
+        for (key, value) in [
+            ("tenant_id", &self.tenant_id),
+            ("client_id", &self.client_id),
+        ] {
+            match value {
+                None => p.add(
+                    &at,
+                    format!("azure: {key} is missing; the Microsoft API sources need the app registration's {key}"),
+                ),
+                Some(v) if !is_guid(v) => p.add(
+                    &at.key(key),
+                    format!("azure: {key} \"{v}\" is not a GUID like 2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e"),
+                ),
+                Some(_) => {}
+            }
+        }
+        if self.certificate_file.is_some() {
+            p.add(
+                &at.key("certificate_file"),
+                "azure: certificate_file is not available in this build yet; use client_secret_file or SIEMCAST_AZURE__CLIENT_SECRET",
+            );
+        }
+        if self.managed_identity {
+            p.add(
+                &at.key("managed_identity"),
+                "azure: managed_identity is not available in this build yet; use client_secret_file or SIEMCAST_AZURE__CLIENT_SECRET",
+            );
+        }
+        let has_secret = self
+            .client_secret
+            .as_ref()
+            .is_some_and(|s| !s.expose().is_empty());
+        match &self.client_secret_file {
+            Some(file) if !has_secret => {
+                let path = cfg.resolve(file);
+                if let Err(e) = std::fs::metadata(&path) {
+                    p.add(
+                        &at.key("client_secret_file"),
+                        format!("azure: cannot read client_secret_file {}: {e}", path.display()),
+                    );
+                }
+            }
+            None if !has_secret && self.certificate_file.is_none() && !self.managed_identity => p.add(
+                &at,
+                "azure: no client secret; set client_secret_file or the environment variable SIEMCAST_AZURE__CLIENT_SECRET",
+            ),
+            _ => {}
         }
     }
 }

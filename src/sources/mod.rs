@@ -2,7 +2,18 @@
 //! together with its checkpoint to the spool as one durable batch. A source never formats events.
 //! The set is closed (`Source` enum); each kind lives in its own file.
 
+pub mod auth;
+pub mod azure_activity;
+pub mod checkpoint;
+pub mod entra_audit;
+pub mod entra_signins;
 pub mod files;
+pub mod graph_alerts;
+pub mod http;
+pub mod poll;
+#[cfg(test)]
+mod poll_tests;
+pub mod simulator;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +26,7 @@ use crate::event::Event;
 use crate::spool::{Spool, SpoolError};
 
 pub use files::FilesSource;
+pub use poll::PollSource;
 
 /// Counters a source keeps, read by the pipeline summary and metrics.
 #[derive(Debug, Default)]
@@ -39,6 +51,10 @@ pub struct SourceContext {
 #[derive(Debug)]
 pub enum Source {
     Files(FilesSource),
+    AzureActivity(PollSource),
+    GraphAlerts(PollSource),
+    EntraAudit(PollSource),
+    EntraSignins(PollSource),
 }
 
 /// Why a source stopped.
@@ -66,6 +82,26 @@ impl Source {
     pub fn from_config(cfg: &SourceConfig, config: &Config) -> Result<Source, SourceError> {
         match cfg.kind {
             Some(SourceKind::Files) => FilesSource::from_config(cfg, config).map(Source::Files),
+            Some(SourceKind::AzureActivity) => {
+                let subscriptions = cfg.subscriptions.clone().unwrap_or_default();
+                PollSource::from_config(cfg, config, &azure_activity::API, subscriptions)
+                    .map(Source::AzureActivity)
+            }
+            Some(SourceKind::GraphAlerts) => {
+                let tenant = config.azure.tenant_id.clone().unwrap_or_default();
+                PollSource::from_config(cfg, config, &graph_alerts::API, vec![tenant])
+                    .map(Source::GraphAlerts)
+            }
+            Some(SourceKind::EntraAudit) => {
+                let tenant = config.azure.tenant_id.clone().unwrap_or_default();
+                PollSource::from_config(cfg, config, &entra_audit::API, vec![tenant])
+                    .map(Source::EntraAudit)
+            }
+            Some(SourceKind::EntraSignins) => {
+                let tenant = config.azure.tenant_id.clone().unwrap_or_default();
+                PollSource::from_config(cfg, config, &entra_signins::API, vec![tenant])
+                    .map(Source::EntraSignins)
+            }
             Some(kind) => Err(SourceError::Unsupported {
                 source_name: cfg.name.clone(),
                 kind,
@@ -80,6 +116,10 @@ impl Source {
     pub fn name(&self) -> &str {
         match self {
             Source::Files(s) => s.name(),
+            Source::AzureActivity(s)
+            | Source::GraphAlerts(s)
+            | Source::EntraAudit(s)
+            | Source::EntraSignins(s) => s.name(),
         }
     }
 
@@ -87,6 +127,10 @@ impl Source {
     pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
         match self {
             Source::Files(s) => s.run(ctx).await,
+            Source::AzureActivity(s)
+            | Source::GraphAlerts(s)
+            | Source::EntraAudit(s)
+            | Source::EntraSignins(s) => s.run(ctx).await,
         }
     }
 }

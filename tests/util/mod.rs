@@ -406,6 +406,12 @@ impl std::ops::DerefMut for Running {
     }
 }
 
+impl From<Child> for Running {
+    fn from(child: Child) -> Running {
+        Running(child)
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {

@@ -1,0 +1,360 @@
+//! Entra ID app-only tokens: the client-credentials grant with a client secret against the
+//! v2.0 token endpoint of the configured cloud. One token per (authority, client, scope), shared
+//! by every source, refreshed before it expires and once when an API answers 401.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::{AzureConfig, Cloud, Secret};
+
+/// The host names of one Microsoft cloud, or the overrides of `[azure]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub login: String,
+    pub management: String,
+    pub graph: String,
+}
+
+impl Endpoints {
+    /// The cloud's endpoints, each replaced by its `*_endpoint` override when set.
+    pub fn from_config(azure: &AzureConfig) -> Endpoints {
+        let (login, management, graph) = match azure.cloud {
+            Cloud::Public => (
+                "https://login.microsoftonline.com",
+                "https://management.azure.com",
+                "https://graph.microsoft.com",
+            ),
+            Cloud::UsGov => (
+                "https://login.microsoftonline.us",
+                "https://management.usgovcloudapi.net",
+                "https://graph.microsoft.us",
+            ),
+            Cloud::China => (
+                "https://login.partner.microsoftonline.cn",
+                "https://management.chinacloudapi.cn",
+                "https://microsoftgraph.chinacloudapi.cn",
+            ),
+        };
+        let pick = |o: &Option<String>, d: &str| {
+            o.as_deref().unwrap_or(d).trim_end_matches('/').to_owned()
+        };
+        Endpoints {
+            login: pick(&azure.login_endpoint, login),
+            management: pick(&azure.management_endpoint, management),
+            graph: pick(&azure.graph_endpoint, graph),
+        }
+    }
+}
+
+/// Checks an endpoint override: an absolute `https://` URL, or `http://` on a loopback host.
+pub fn check_endpoint(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text).map_err(|e| {
+        format!("\"{text}\" is not a URL ({e}); write it like https://login.microsoftonline.us")
+    })?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "\"{text}\" uses http://, which is accepted only for loopback hosts (tests); use https://"
+        )),
+        _ => Err(format!("\"{text}\" must start with https://")),
+    }
+}
+
+/// Who the appliance is: tenant, application and its secret.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub secret: Secret,
+}
+
+impl Credentials {
+    /// From `[azure]`: the secret comes from `client_secret` (normally the environment variable
+    /// `SIEMCAST_AZURE__CLIENT_SECRET`) or from the first line of `client_secret_file`.
+    pub fn from_config(
+        azure: &AzureConfig,
+        resolve: impl Fn(&std::path::Path) -> std::path::PathBuf,
+    ) -> Result<Credentials, String> {
+        let tenant_id = azure
+            .tenant_id
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or("azure: tenant_id is missing")?;
+        let client_id = azure
+            .client_id
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or("azure: client_id is missing")?;
+        let secret = match (&azure.client_secret, &azure.client_secret_file) {
+            (Some(s), _) if !s.expose().is_empty() => s.clone(),
+            (_, Some(file)) => {
+                let path = resolve(file);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    format!("azure: cannot read client_secret_file {}: {e}", path.display())
+                })?;
+                let line = text.lines().next().unwrap_or("").trim();
+                if line.is_empty() {
+                    return Err(format!(
+                        "azure: client_secret_file {} is empty; write the secret value on its first line",
+                        path.display()
+                    ));
+                }
+                Secret::new(line)
+            }
+            _ => {
+                return Err("azure: no client secret; set client_secret_file or the environment variable SIEMCAST_AZURE__CLIENT_SECRET".into())
+            }
+        };
+        Ok(Credentials {
+            tenant_id,
+            client_id,
+            secret,
+        })
+    }
+}
+
+/// Why no token could be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error("token request to {url} for scope {scope} failed: {message}; {hint}")]
+    Rejected {
+        url: String,
+        scope: String,
+        message: String,
+        hint: &'static str,
+    },
+    #[error("token request to {url} failed: {message}; will retry")]
+    Transport { url: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    value: Secret,
+    refresh_at: Instant,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Token>>>;
+
+/// Tokens by (authority, client, scope). One refresh at a time per key (single flight).
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    slots: Mutex<HashMap<(String, String, String), Slot>>,
+}
+
+/// How long before expiry a token is replaced: 5 minutes, or half its life if that is shorter.
+fn refresh_margin(lifetime: Duration) -> Duration {
+    Duration::from_secs(300).min(lifetime / 2)
+}
+
+impl TokenCache {
+    /// The process-wide cache shared by all sources.
+    pub fn shared() -> Arc<TokenCache> {
+        static SHARED: OnceLock<Arc<TokenCache>> = OnceLock::new();
+        SHARED.get_or_init(Arc::default).clone()
+    }
+
+    fn slot(&self, authority: &str, client: &str, scope: &str) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .entry((authority.to_owned(), client.to_owned(), scope.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// A token for `scope`, from the cache while it is fresh.
+    pub async fn token(
+        &self,
+        http: &reqwest::Client,
+        login: &str,
+        creds: &Credentials,
+        scope: &str,
+    ) -> Result<Secret, AuthError> {
+        self.get(http, login, creds, scope, None).await
+    }
+
+    /// A new token after an API rejected `rejected` with 401 (unless another task already
+    /// replaced it, in which case that newer token is returned).
+    pub async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        login: &str,
+        creds: &Credentials,
+        scope: &str,
+        rejected: &Secret,
+    ) -> Result<Secret, AuthError> {
+        self.get(http, login, creds, scope, Some(rejected)).await
+    }
+
+    async fn get(
+        &self,
+        http: &reqwest::Client,
+        login: &str,
+        creds: &Credentials,
+        scope: &str,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, AuthError> {
+        let authority = format!("{login}/{}", creds.tenant_id);
+        let slot = self.slot(&authority, &creds.client_id, scope);
+        let mut cached = slot.lock().await;
+        if let Some(t) = cached.as_ref() {
+            let fresh = Instant::now() < t.refresh_at;
+            if fresh && rejected.is_none_or(|r| r != &t.value) {
+                return Ok(t.value.clone());
+            }
+        }
+        let token = request_token(http, &authority, creds, scope).await?;
+        let value = token.value.clone();
+        *cached = Some(token);
+        Ok(value)
+    }
+}
+
+async fn request_token(
+    http: &reqwest::Client,
+    authority: &str,
+    creds: &Credentials,
+    scope: &str,
+) -> Result<Token, AuthError> {
+    let url = format!("{authority}/oauth2/v2.0/token");
+    let form = [
+        ("client_id", creds.client_id.as_str()),
+        ("client_secret", creds.secret.expose()),
+        ("grant_type", "client_credentials"),
+        ("scope", scope),
+    ];
+    let sent = Instant::now();
+    let response = http
+        .post(&url)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| AuthError::Transport {
+            url: url.clone(),
+            message: super::http::error_chain(&e),
+        })?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let error = body["error"].as_str().unwrap_or("");
+        let description = body["error_description"]
+            .as_str()
+            .unwrap_or("")
+            .split(" Trace ID:")
+            .next()
+            .unwrap_or("");
+        let code = body["error_codes"][0].as_u64().unwrap_or(0);
+        let hint = match code {
+            7000215 => "check the secret in client_secret_file (the secret's value, not its id)",
+            7000222 => "the client secret has expired; create a new one for the app registration",
+            700016 => "check client_id and tenant_id: the app is not registered in this tenant",
+            90002 => "check tenant_id",
+            70011 => "check the endpoint overrides in [azure]",
+            _ if status.is_server_error() => "will retry",
+            _ => "check [azure] tenant_id, client_id and the client secret",
+        };
+        if status.is_server_error() {
+            return Err(AuthError::Transport {
+                url,
+                message: format!("HTTP {status}"),
+            });
+        }
+        return Err(AuthError::Rejected {
+            url,
+            scope: scope.to_owned(),
+            message: format!("HTTP {} {error}: {description}", status.as_u16()),
+            hint,
+        });
+    }
+    let value = body["access_token"].as_str().unwrap_or("");
+    let expires_in = body["expires_in"]
+        .as_u64()
+        .or_else(|| body["expires_in"].as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0);
+    if value.is_empty() || expires_in == 0 {
+        return Err(AuthError::Transport {
+            url,
+            message: "the answer has no access_token or expires_in".into(),
+        });
+    }
+    let lifetime = Duration::from_secs(expires_in);
+    tracing::debug!(message = "Token obtained.", scope, expires_in);
+    Ok(Token {
+        value: Secret::new(value),
+        refresh_at: sent + lifetime - refresh_margin(lifetime),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_follow_the_cloud_and_overrides() {
+        let mut azure = AzureConfig {
+            cloud: Cloud::UsGov,
+            ..AzureConfig::default()
+        };
+        let e = Endpoints::from_config(&azure);
+        assert_eq!(e.login, "https://login.microsoftonline.us");
+        assert_eq!(e.graph, "https://graph.microsoft.us");
+        azure.graph_endpoint = Some("http://127.0.0.1:9/".into());
+        assert_eq!(Endpoints::from_config(&azure).graph, "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn http_only_on_loopback() {
+        assert!(check_endpoint("https://login.microsoftonline.us").is_ok());
+        assert!(check_endpoint("http://127.0.0.1:8080").is_ok());
+        assert!(check_endpoint("http://[::1]:8080").is_ok());
+        assert!(check_endpoint("http://localhost:1").is_ok());
+        let e = check_endpoint("http://login.example.com").unwrap_err();
+        assert!(e.contains("only for loopback"), "{e}");
+        assert!(check_endpoint("ftp://x").is_err());
+        assert!(check_endpoint("login.example.com").is_err());
+    }
+
+    #[test]
+    fn refresh_margin_is_five_minutes_or_half_the_life() {
+        assert_eq!(
+            refresh_margin(Duration::from_secs(3599)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(10)),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn secret_from_file_or_env_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cr3t\n").unwrap();
+        let mut azure = AzureConfig {
+            tenant_id: Some("t".into()),
+            client_id: Some("c".into()),
+            client_secret_file: Some(file.clone()),
+            ..AzureConfig::default()
+        };
+        let c = Credentials::from_config(&azure, |p| p.to_owned()).unwrap();
+        assert_eq!(c.secret.expose(), "s3cr3t");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        azure.client_secret = Some(Secret::new("fromenv"));
+        let c = Credentials::from_config(&azure, |p| p.to_owned()).unwrap();
+        assert_eq!(c.secret.expose(), "fromenv");
+        azure.client_secret = None;
+        azure.client_secret_file = Some(dir.path().join("nope"));
+        let e = Credentials::from_config(&azure, |p| p.to_owned()).unwrap_err();
+        assert!(e.contains("cannot read client_secret_file"), "{e}");
+    }
+}

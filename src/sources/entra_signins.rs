@@ -1,0 +1,24 @@
+//! The `entra_signins` source: Microsoft Entra interactive sign-ins from Graph
+//! `auditLogs/signIns`, in windows on `createdDateTime` with a 2-hour overlap (MFA details arrive
+//! late), deduplicated on `id`. Needs `AuditLog.Read.All` and an Entra ID P1/P2 tenant.
+
+use std::time::Duration;
+
+use super::entra_audit::graph_url;
+use super::poll::WindowApi;
+use crate::event::EventKind;
+
+/// `reference/azure-apis.md` §4: MFA aggregation up to 2 hours, 30 days kept.
+pub static API: WindowApi = WindowApi {
+    kind: EventKind::EntraSignins,
+    overlap: Duration::from_secs(2 * 3600),
+    settle: Duration::from_secs(2 * 60),
+    max_window: Duration::from_secs(24 * 3600),
+    retention: Duration::from_secs(30 * 24 * 3600),
+    next_link: "@odata.nextLink",
+    headers: &[],
+    base: |e| &e.graph,
+    first_url: |e, _tenant, from, to| {
+        graph_url(e, "auditLogs/signIns", "createdDateTime", from, to)
+    },
+};

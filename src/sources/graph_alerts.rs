@@ -1,0 +1,58 @@
+//! The `graph_alerts` source: Microsoft Graph security `alerts_v2` in windows on
+//! `lastUpdateDateTime` (so status changes arrive too), 30-minute overlap, deduplicated on
+//! id + lastUpdateDateTime; asks for evolvable enum members (`Prefer` header).
+
+use std::time::Duration;
+
+use super::auth::Endpoints;
+use super::poll::{filter_time, WindowApi};
+use crate::event::EventKind;
+
+/// `reference/azure-apis.md` §3: latency of minutes, overlap 15–30 minutes.
+pub static API: WindowApi = WindowApi {
+    kind: EventKind::GraphAlerts,
+    overlap: Duration::from_secs(30 * 60),
+    settle: Duration::from_secs(60),
+    max_window: Duration::from_secs(24 * 3600),
+    retention: Duration::from_secs(180 * 24 * 3600),
+    next_link: "@odata.nextLink",
+    headers: &[("Prefer", "include-unknown-enum-members")],
+    base: |e| &e.graph,
+    first_url,
+};
+
+fn first_url(e: &Endpoints, _tenant: &str, from: i64, to: i64) -> String {
+    let mut url = reqwest::Url::parse(&format!("{}/v1.0/security/alerts_v2", e.graph))
+        .expect("the graph endpoint was validated as a URL");
+    url.query_pairs_mut().append_pair(
+        "$filter",
+        &format!(
+            "lastUpdateDateTime ge {} and lastUpdateDateTime lt {}",
+            filter_time(from),
+            filter_time(to)
+        ),
+    );
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_has_no_quotes_and_an_open_end() {
+        let e = Endpoints {
+            login: String::new(),
+            management: String::new(),
+            graph: "https://graph.microsoft.com".into(),
+        };
+        let url =
+            reqwest::Url::parse(&first_url(&e, "t", 1_793_527_200_000, 1_793_527_800_000)).unwrap();
+        assert_eq!(url.path(), "/v1.0/security/alerts_v2");
+        let (_, filter) = url.query_pairs().next().unwrap();
+        assert_eq!(
+            filter,
+            "lastUpdateDateTime ge 2026-11-01T10:00:00.000Z and lastUpdateDateTime lt 2026-11-01T10:10:00.000Z"
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! HTTP for the pollers: one reqwest client (rustls with the ring provider, gzip, timeouts) and a
+//! GET that adds the bearer token, refreshes it once on 401, holds every request to a host back
+//! until its `Retry-After` passed, and backs off exponentially with jitter on other failures.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{AuthError, Credentials, TokenCache};
+
+/// How long one request may take, and how long connecting may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The shared HTTP client.
+pub fn client() -> reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(build_client).clone()
+}
+
+fn build_client() -> reqwest::Client {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .user_agent(concat!("siemcast/", env!("CARGO_PKG_VERSION")))
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .gzip(true)
+        .build()
+        .expect("the HTTP client configuration is valid")
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Retry policy for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Failed attempts (errors, 5xx without `Retry-After`, bad JSON) before giving up.
+    pub max_attempts: u32,
+    /// Answers with a `Retry-After` (429/503) waited out before giving up.
+    pub max_throttled: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_attempts: 8,
+            max_throttled: 60,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Retry {
+    /// Exponential backoff with "equal jitter": half the step fixed, half random.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let step = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.cap);
+        let half = step / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// The wait a `Retry-After` header asks for: seconds, or an HTTP date.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let text = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(text)
+        .ok()?;
+    let wait = when.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+    Some(Duration::from_millis(wait.max(0) as u64))
+}
+
+/// What went wrong with a request that was given up on.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("GET {url} failed: {message}")]
+    Failed { url: String, message: String },
+}
+
+/// A parsed JSON answer.
+#[derive(Debug)]
+pub struct Page {
+    pub body: serde_json::Value,
+    /// `x-ms-request-id` or `request-id`, for support cases and logs.
+    pub request_id: Option<String>,
+    /// Answers on the way that were not usable: 429/5xx, transport errors, bad JSON.
+    pub retries: u32,
+    pub malformed: u32,
+}
+
+/// Calls one API family (one token scope) on behalf of a source.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    pub http: reqwest::Client,
+    pub tokens: Arc<TokenCache>,
+    pub login: String,
+    pub creds: Credentials,
+    pub scope: String,
+    pub headers: &'static [(&'static str, &'static str)],
+    pub retry: Retry,
+    /// For logs.
+    pub source: String,
+}
+
+fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    ["x-ms-request-id", "request-id"]
+        .iter()
+        .find_map(|h| headers.get(*h)?.to_str().ok().map(str::to_owned))
+}
+
+/// `code: message` from an ARM or Graph error body, or the start of the text.
+fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) if v["error"].is_object() => format!(
+            "{}: {}",
+            v["error"]["code"].as_str().unwrap_or("?"),
+            v["error"]["message"].as_str().unwrap_or("")
+        ),
+        _ => String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+    }
+}
+
+/// One gate per API host (origin), shared by every source in the process: requests to a host
+/// go one at a time, and none is sent before a `Retry-After` the host gave has passed (ARM and
+/// Graph throttle per app and tenant, so all sources count against the same budget).
+type Gate = Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>;
+
+fn gate(url: &str) -> Gate {
+    static GATES: OnceLock<Mutex<HashMap<String, Gate>>> = OnceLock::new();
+    let key = reqwest::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    GATES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_default()
+        .clone()
+}
+
+/// One answer, read while holding the host's gate.
+enum Answer {
+    Transport(String),
+    Http {
+        status: StatusCode,
+        headers: reqwest::header::HeaderMap,
+        body: Result<Vec<u8>, String>,
+    },
+}
+
+impl ApiClient {
+    /// Sends one GET through the host's gate, waiting out any `Retry-After` first.
+    async fn send(
+        &self,
+        url: &str,
+        token: &crate::config::Secret,
+        cancel: &CancellationToken,
+    ) -> Result<Answer, FetchError> {
+        let gate = gate(url);
+        let mut not_before = tokio::select! {
+            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+            g = gate.lock() => g,
+        };
+        if let Some(t) = *not_before {
+            let now = tokio::time::Instant::now();
+            if t > now {
+                self.sleep(t - now, cancel).await?;
+            }
+        }
+        let mut request = self.http.get(url).bearer_auth(token.expose());
+        for (k, v) in self.headers {
+            request = request.header(*k, *v);
+        }
+        let response = tokio::select! {
+            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+            r = request.send() => r,
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return Ok(Answer::Transport(error_chain(&e))),
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = tokio::select! {
+            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+            b = response.bytes() => b.map(|b| b.to_vec()).map_err(|e| error_chain(&e)),
+        };
+        if let Some(wait) = retry_after(&headers) {
+            // A little extra absorbs clock granularity.
+            *not_before = Some(tokio::time::Instant::now() + wait + Duration::from_millis(20));
+        }
+        Ok(Answer::Http {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    async fn sleep(&self, d: Duration, cancel: &CancellationToken) -> Result<(), FetchError> {
+        tokio::select! {
+            _ = cancel.cancelled() => Err(FetchError::Cancelled),
+            _ = tokio::time::sleep(d) => Ok(()),
+        }
+    }
+
+    async fn token(
+        &self,
+        rejected: Option<&crate::config::Secret>,
+        cancel: &CancellationToken,
+    ) -> Result<crate::config::Secret, FetchError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let got = match rejected {
+                None => {
+                    self.tokens
+                        .token(&self.http, &self.login, &self.creds, &self.scope)
+                        .await
+                }
+                Some(r) => {
+                    self.tokens
+                        .refresh(&self.http, &self.login, &self.creds, &self.scope, r)
+                        .await
+                }
+            };
+            match got {
+                Ok(t) => return Ok(t),
+                Err(e @ AuthError::Transport { .. }) if attempt < self.retry.max_attempts => {
+                    tracing::warn!(message = "Cannot get a token; retrying.", source = %self.source, error = %e);
+                    self.sleep(self.retry.backoff(attempt), cancel).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// GETs `url` (verbatim) and parses the JSON answer, retrying what is worth retrying.
+    pub async fn get(&self, url: &str, cancel: &CancellationToken) -> Result<Page, FetchError> {
+        let mut token = self.token(None, cancel).await?;
+        let mut refreshed = false;
+        let mut retries = 0;
+        let mut malformed = 0;
+        let mut attempt = 0;
+        let mut throttled = 0;
+        loop {
+            attempt += 1;
+            let failure = match self.send(url, &token, cancel).await? {
+                Answer::Transport(e) => (format!("transport error: {e}"), None),
+                Answer::Http {
+                    status,
+                    headers,
+                    body,
+                } => {
+                    let rid = request_id(&headers);
+                    match (status, body) {
+                        (_, Err(e)) => (format!("reading the answer: {e}"), None),
+                        (StatusCode::OK, Ok(body)) => match serde_json::from_slice(&body) {
+                            Ok(json) => {
+                                return Ok(Page {
+                                    body: json,
+                                    request_id: rid,
+                                    retries,
+                                    malformed,
+                                })
+                            }
+                            Err(e) => {
+                                malformed += 1;
+                                tracing::warn!(
+                                    message = "Malformed page; fetching it again.",
+                                    source = %self.source,
+                                    request_id = rid.as_deref().unwrap_or("-"),
+                                    error = %e
+                                );
+                                (format!("answer is not valid JSON: {e}"), None)
+                            }
+                        },
+                        (StatusCode::UNAUTHORIZED, Ok(body)) if !refreshed => {
+                            tracing::info!(
+                                message = "Token rejected; getting a new one.",
+                                source = %self.source,
+                                request_id = rid.as_deref().unwrap_or("-"),
+                                error = %error_text(&body)
+                            );
+                            refreshed = true;
+                            token = self.token(Some(&token), cancel).await?;
+                            continue;
+                        }
+                        (
+                            StatusCode::TOO_MANY_REQUESTS
+                            | StatusCode::INTERNAL_SERVER_ERROR
+                            | StatusCode::BAD_GATEWAY
+                            | StatusCode::SERVICE_UNAVAILABLE
+                            | StatusCode::GATEWAY_TIMEOUT,
+                            Ok(body),
+                        ) => (
+                            format!("HTTP {} {}", status.as_u16(), error_text(&body)),
+                            retry_after(&headers),
+                        ),
+                        (_, Ok(body)) => {
+                            let hint = match status {
+                                StatusCode::UNAUTHORIZED => "; the API rejected a fresh token too: check the app's permissions and admin consent",
+                                StatusCode::FORBIDDEN => "; grant the app the role or permission this source needs (README, permissions)",
+                                StatusCode::NOT_FOUND => "; check the subscription id and the endpoint",
+                                _ => "",
+                            };
+                            return Err(FetchError::Failed {
+                                url: url.to_owned(),
+                                message: format!(
+                                    "HTTP {} {} (request id {}){hint}",
+                                    status.as_u16(),
+                                    error_text(&body),
+                                    rid.as_deref().unwrap_or("-")
+                                ),
+                            });
+                        }
+                    }
+                }
+            };
+            let (message, server_wait) = failure;
+            // A server that says when to come back is waited for longer than one that fails.
+            if server_wait.is_some() {
+                throttled += 1;
+                attempt -= 1;
+            }
+            if attempt >= self.retry.max_attempts || throttled > self.retry.max_throttled {
+                return Err(FetchError::Failed {
+                    url: url.to_owned(),
+                    message: format!(
+                        "gave up after {} attempts; last: {message}",
+                        attempt + throttled
+                    ),
+                });
+            }
+            retries += 1;
+            // After a Retry-After the host's gate holds the next request back; otherwise back off.
+            let wait = match server_wait {
+                Some(_) => Duration::ZERO,
+                None => self.retry.backoff(attempt),
+            };
+            tracing::info!(
+                message = "Request not served; retrying.",
+                source = %self.source,
+                reason = %message,
+                wait_ms = wait.as_millis() as u64
+            );
+            self.sleep(wait, cancel).await?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        let r = Retry::default();
+        for attempt in 1..12 {
+            let step = Duration::from_secs(1 << (attempt - 1).min(6)).min(r.cap);
+            let d = r.backoff(attempt);
+            assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
+        let date = later.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        h.insert("retry-after", date.parse().unwrap());
+        let w = retry_after(&h).unwrap();
+        assert!(
+            w > Duration::from_secs(27) && w <= Duration::from_secs(30),
+            "{w:?}"
+        );
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn error_bodies_are_summarised() {
+        assert_eq!(
+            error_text(br#"{"error":{"code":"AuthorizationFailed","message":"no"}}"#),
+            "AuthorizationFailed: no"
+        );
+        assert_eq!(error_text(b"plain"), "plain");
+    }
+
+    #[test]
+    fn no_aws_lc_in_the_client() {
+        // Building the client must not need a process-wide provider (ring is passed in).
+        let _ = client();
+    }
+}

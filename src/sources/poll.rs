@@ -1,0 +1,407 @@
+//! The windowed poll loop shared by the Microsoft APIs that filter on a time field: per scope,
+//! query `[cursor − overlap, now − settle_delay]` page by page, drop ids already seen, and append
+//! each page with the updated checkpoint as one spool batch; the cursor moves only after the
+//! window's last page is durable, so a crash at any point neither loses nor repeats an event.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::auth::{Credentials, Endpoints, TokenCache};
+use super::checkpoint::{self, Checkpoint, ScopeState};
+use super::http::{self, ApiClient, FetchError, Retry};
+use super::{append_page, SourceContext, SourceError};
+use crate::config::{Config, SourceConfig};
+use crate::event::{Event, EventKind};
+
+/// What distinguishes one windowed API from another.
+#[derive(Debug)]
+pub struct WindowApi {
+    pub kind: EventKind,
+    /// Default overlap: at least the API's worst normal ingestion latency.
+    pub overlap: Duration,
+    /// Default delay behind now, so half-populated recent data is not read as complete.
+    pub settle: Duration,
+    /// Longest window of one query (long catch-ups are split).
+    pub max_window: Duration,
+    /// How far back the API keeps data.
+    pub retention: Duration,
+    /// Body field with the next page's URL.
+    pub next_link: &'static str,
+    pub headers: &'static [(&'static str, &'static str)],
+    /// The base URL of the API's host; the token scope is `{base}/.default`.
+    pub base: fn(&Endpoints) -> &str,
+    /// The first page's URL for a scope and window (ms since the epoch).
+    pub first_url: fn(&Endpoints, &str, i64, i64) -> String,
+}
+
+/// Where the first poll of a scope starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// This long before the first start (`now` is zero).
+    Back(Duration),
+    /// A fixed time, ms since the epoch.
+    At(i64),
+}
+
+impl StartAt {
+    /// `now`, a duration back (`"2h"`), or an RFC 3339 time.
+    pub fn parse(text: &str) -> Result<StartAt, String> {
+        let t = text.trim();
+        if t == "now" {
+            return Ok(StartAt::Back(Duration::ZERO));
+        }
+        if let Ok(d) = t.parse::<crate::config::HumanDuration>() {
+            return Ok(StartAt::Back(d.0));
+        }
+        t.parse::<jiff::Timestamp>()
+            .map(|ts| StartAt::At(ts.as_millisecond()))
+            .map_err(|_| {
+                format!("start_at \"{text}\" is not \"now\", a duration back like \"2h\", or a time like \"2026-11-01T00:00:00Z\"")
+            })
+    }
+
+    fn resolve(self, now_ms: i64) -> i64 {
+        match self {
+            StartAt::Back(d) => now_ms - d.as_millis() as i64,
+            StartAt::At(ms) => ms,
+        }
+    }
+}
+
+/// `2026-11-01T10:00:00.000Z`: how filters and logs write times.
+pub fn filter_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// The timing of a poller.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub overlap: Duration,
+    pub settle: Duration,
+    pub max_window: Duration,
+    pub retention: Duration,
+}
+
+/// The next window `[from, to]` to query for a scope at `now`, or `None` when the cursor is
+/// already at `now − settle`. `to` never passes the cursor by more than `max_window`, `from`
+/// reaches back `overlap` before the cursor but never before the first start or the retention.
+pub fn next_window(state: &ScopeState, now_ms: i64, t: &Timing) -> Option<(i64, i64)> {
+    let ms = |d: Duration| d.as_millis() as i64;
+    let end = now_ms - ms(t.settle);
+    if end <= state.cursor_ms {
+        return None;
+    }
+    // A minute of slack keeps the start inside the retention while the request travels.
+    let oldest = now_ms - ms(t.retention) + 60_000;
+    let from = (state.cursor_ms - ms(t.overlap))
+        .max(state.since_ms)
+        .max(oldest);
+    let to = end.min(state.cursor_ms.max(from) + ms(t.max_window));
+    (to > from).then_some((from, to))
+}
+
+/// Seen ids kept per scope at most; past it the oldest are dropped (with a warning).
+const MAX_SEEN: usize = 200_000;
+/// Pages of one window at most before paging is considered looping.
+const MAX_PAGES: usize = 100_000;
+
+/// A configured windowed source.
+#[derive(Debug)]
+pub struct PollSource {
+    name: String,
+    api: &'static WindowApi,
+    scopes: Vec<String>,
+    interval: Duration,
+    timing: Timing,
+    start: StartAt,
+    endpoints: Endpoints,
+    client: ApiClient,
+}
+
+/// How a window ended.
+enum Outcome {
+    Complete,
+    /// Not finished (an error); retried at the next poll from the same cursor.
+    Incomplete,
+    Cancelled,
+}
+
+impl PollSource {
+    pub fn from_config(
+        cfg: &SourceConfig,
+        config: &Config,
+        api: &'static WindowApi,
+        scopes: Vec<String>,
+    ) -> Result<Self, SourceError> {
+        let fail = |message: String| SourceError::Config {
+            source_name: cfg.name.clone(),
+            message,
+        };
+        let endpoints = Endpoints::from_config(&config.azure);
+        let creds = Credentials::from_config(&config.azure, |p| config.resolve(p)).map_err(fail)?;
+        let start = match &cfg.start_at {
+            Some(text) => StartAt::parse(text).map_err(fail)?,
+            None => StartAt::Back(cfg.lookback.0),
+        };
+        let scope = format!("{}/.default", (api.base)(&endpoints));
+        Ok(PollSource {
+            name: cfg.name.clone(),
+            api,
+            scopes,
+            interval: cfg.interval.0,
+            timing: Timing {
+                overlap: cfg.overlap.map_or(api.overlap, |d| d.0),
+                settle: cfg.settle_delay.map_or(api.settle, |d| d.0),
+                max_window: api.max_window,
+                retention: api.retention,
+            },
+            start,
+            client: ApiClient {
+                http: http::client(),
+                tokens: TokenCache::shared(),
+                login: endpoints.login.clone(),
+                creds,
+                scope,
+                headers: api.headers,
+                retry: Retry::default(),
+                source: cfg.name.clone(),
+            },
+            endpoints,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Polls every scope every `interval` until cancelled.
+    pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        let mut ck = match ctx.spool.checkpoint(&self.name) {
+            None => None,
+            Some(bytes) => {
+                let decoded = Checkpoint::decode(&bytes);
+                if decoded.is_none() {
+                    tracing::warn!(message = "Checkpoint not readable by this version; starting from start_at.", source = %self.name);
+                }
+                decoded
+            }
+        }
+        .unwrap_or(Checkpoint {
+            version: checkpoint::VERSION,
+            ..Checkpoint::default()
+        });
+        tracing::info!(
+            message = "Source started.",
+            source = %self.name,
+            kind = %self.api.kind,
+            scopes = self.scopes.len(),
+            resumed = !ck.scopes.is_empty()
+        );
+        'outer: loop {
+            for scope in &self.scopes {
+                if !self.poll_scope(scope, &mut ck, &ctx).await? {
+                    break 'outer;
+                }
+            }
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => break,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+        tracing::info!(message = "Source stopped.", source = %self.name);
+        Ok(())
+    }
+
+    /// Reads every window of one scope up to now; false when cancelled.
+    async fn poll_scope(
+        &self,
+        scope: &str,
+        ck: &mut Checkpoint,
+        ctx: &SourceContext,
+    ) -> Result<bool, SourceError> {
+        let now = jiff::Timestamp::now().as_millisecond();
+        ck.scopes
+            .entry(scope.to_owned())
+            .or_insert_with(|| ScopeState::new(self.start.resolve(now)));
+        while let Some((from, to)) = next_window(&ck.scopes[scope], now, &self.timing) {
+            match self.read_window(scope, from, to, ck, ctx).await? {
+                Outcome::Complete => {}
+                Outcome::Incomplete => return Ok(true),
+                Outcome::Cancelled => return Ok(false),
+            }
+        }
+        Ok(!ctx.cancel.is_cancelled())
+    }
+
+    /// Reads one window page by page; each page is appended with the checkpoint after it.
+    async fn read_window(
+        &self,
+        scope: &str,
+        from: i64,
+        to: i64,
+        ck: &mut Checkpoint,
+        ctx: &SourceContext,
+    ) -> Result<Outcome, SourceError> {
+        let mut url = (self.api.first_url)(&self.endpoints, scope, from, to);
+        let mut used = HashSet::new();
+        let overlap = self.timing.overlap.as_millis() as i64;
+        let (mut fetched, mut new) = (0usize, 0usize);
+        loop {
+            let page = match self.client.get(&url, &ctx.cancel).await {
+                Ok(p) => p,
+                Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
+                Err(error) => {
+                    tracing::warn!(
+                        message = "Window not read completely; it is read again at the next poll.",
+                        source = %self.name,
+                        scope,
+                        from = %filter_time(from),
+                        to = %filter_time(to),
+                        %error
+                    );
+                    return Ok(Outcome::Incomplete);
+                }
+            };
+            let rid = page.request_id.as_deref().unwrap_or("-");
+            let Some(records) = page.body.get("value").and_then(|v| v.as_array()) else {
+                tracing::warn!(message = "Page has no value array; the window is read again at the next poll.", source = %self.name, request_id = rid);
+                ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                return Ok(Outcome::Incomplete);
+            };
+            let mut next_ck = ck.clone();
+            let state = next_ck
+                .scopes
+                .get_mut(scope)
+                .expect("scope state exists while polling it");
+            let mut events = Vec::new();
+            let mut rejected = 0u64;
+            for record in records {
+                fetched += 1;
+                let ev = Event::from_json(self.api.kind, &self.name, record);
+                let time = match ev.time_ms {
+                    Some(t) if record.is_object() && !ev.id.starts_with("sha:") => t,
+                    _ => {
+                        rejected += 1;
+                        tracing::warn!(message = "Record without id or time skipped.", source = %self.name, request_id = rid);
+                        continue;
+                    }
+                };
+                if state.seen.insert(&ev.id, time) {
+                    events.push(ev);
+                }
+            }
+            new += events.len();
+            let next = page
+                .body
+                .get(self.api.next_link)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
+            let looping = next
+                .as_ref()
+                .is_some_and(|n| !used.insert(n.clone()) || used.len() > MAX_PAGES || *n == url);
+            if looping {
+                tracing::error!(message = "The API's next link repeats; paging stopped and the window taken as read.", source = %self.name, scope, request_id = rid);
+            }
+            let last = next.is_none() || looping;
+            if last {
+                state.cursor_ms = to;
+                state.seen.prune_before(to - overlap);
+                let dropped = state.seen.bound(MAX_SEEN);
+                if dropped > 0 {
+                    tracing::warn!(message = "Seen-id set full; the oldest ids were dropped, so late copies of them could repeat.", source = %self.name, dropped);
+                }
+            }
+            let changed = !events.is_empty() || last;
+            if changed && !append_page(ctx, &self.name, &events, next_ck.encode()).await? {
+                return Ok(Outcome::Cancelled);
+            }
+            *ck = next_ck;
+            ctx.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+            match next {
+                Some(n) if !last => url = n,
+                _ => {
+                    tracing::debug!(message = "Window read.", source = %self.name, scope, from = %filter_time(from), to = %filter_time(to), fetched, new);
+                    return Ok(Outcome::Complete);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn timing() -> Timing {
+        Timing {
+            overlap: Duration::from_secs(60 * 60),
+            settle: Duration::from_secs(120),
+            max_window: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
+
+    #[test]
+    fn windows_overlap_the_cursor_and_stop_before_now() {
+        let now = 1_000_000 * MIN;
+        let mut st = ScopeState::new(now - 15 * MIN);
+        // First start: from the start, not before it, up to now − settle.
+        assert_eq!(
+            next_window(&st, now, &timing()),
+            Some((now - 15 * MIN, now - 2 * MIN))
+        );
+        st.cursor_ms = now - 2 * MIN;
+        assert_eq!(next_window(&st, now, &timing()), None, "nothing new yet");
+        // A minute later: the window reaches back the overlap, floored at the first start.
+        assert_eq!(
+            next_window(&st, now + MIN, &timing()),
+            Some((now - 15 * MIN, now - MIN))
+        );
+        // With the first start further back than the overlap: back exactly the overlap.
+        st.since_ms = now - 200 * MIN;
+        let later = now + 300 * MIN;
+        assert_eq!(
+            next_window(&st, later, &timing()),
+            Some((now - 62 * MIN, later - 2 * MIN))
+        );
+    }
+
+    #[test]
+    fn long_catch_ups_are_split_and_retention_is_respected() {
+        let now = 1_000_000 * MIN;
+        let mut st = ScopeState::new(now - 200 * 24 * 60 * MIN);
+        let (from, to) = next_window(&st, now, &timing()).unwrap();
+        assert_eq!(from, now - 90 * 24 * 60 * MIN + MIN, "within retention");
+        assert_eq!(to - st.cursor_ms.max(from), 24 * 60 * MIN);
+        st.cursor_ms = to;
+        let (from2, _) = next_window(&st, now, &timing()).unwrap();
+        assert_eq!(
+            from2,
+            to - 60 * MIN,
+            "the next chunk overlaps the previous one"
+        );
+    }
+
+    #[test]
+    fn start_at_forms() {
+        assert_eq!(StartAt::parse("now"), Ok(StartAt::Back(Duration::ZERO)));
+        assert_eq!(
+            StartAt::parse("2h"),
+            Ok(StartAt::Back(Duration::from_secs(7200)))
+        );
+        assert_eq!(
+            StartAt::parse("2026-11-01T10:00:00Z"),
+            Ok(StartAt::At(1_793_527_200_000))
+        );
+        assert!(StartAt::parse("yesterday")
+            .unwrap_err()
+            .contains("start_at"));
+        assert_eq!(filter_time(1_793_527_200_000), "2026-11-01T10:00:00.000Z");
+    }
+}

@@ -1,0 +1,308 @@
+//! The windowed sources against the in-process simulator with its faults on, writing to a
+//! real spool: every record is spooled exactly once, also across a stop and a restart that
+//! resumes from the spooled checkpoint; no request is sent before a `Retry-After` passed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::simulator::{Faults, Service, SimConfig, Simulator};
+use super::{Source, SourceContext, SourceStats};
+use crate::config::Config;
+use crate::event::Event;
+use crate::spool::{Spool, SpoolOptions};
+
+fn faulty_sim_config() -> SimConfig {
+    let mut cfg = SimConfig::around_now(Duration::from_secs(12), Duration::from_secs(3), 240);
+    cfg.subscriptions
+        .push("0b7d4f3a-9c11-4c6a-8d3b-5f1c2a7e9e21".into());
+    cfg.page_size = 25;
+    cfg.token_lifetime = Duration::from_secs(4);
+    cfg.activity.late_every = Some(10);
+    cfg.activity.late_by_ms = 4_000;
+    cfg.alerts.count = 90;
+    cfg.alerts.late_every = Some(10);
+    cfg.alerts.late_by_ms = 4_000;
+    cfg.faults = Faults {
+        throttle_every: Some(10),
+        retry_after_secs: 1,
+        unavailable_every: Some(13),
+        revoke_tokens_every: Some(17),
+        duplicate_across_pages: true,
+        malformed_pages: 2,
+        slow_page: None,
+    };
+    cfg
+}
+
+fn config(sim: &Simulator, dir: &Path, source: &str) -> Config {
+    std::fs::write(dir.join("secret"), &sim.config().client_secret).unwrap();
+    let subs: Vec<String> = sim
+        .config()
+        .subscriptions
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect();
+    let text = format!(
+        r#"state_dir = "state"
+[metrics]
+address = ""
+[azure]
+tenant_id = "{tenant}"
+client_id = "{client}"
+client_secret_file = "secret"
+login_endpoint = "{login}"
+management_endpoint = "{management}"
+graph_endpoint = "{graph}"
+
+[[source]]
+name = "src"
+kind = "{source}"
+{subs}
+interval = "300ms"
+overlap = "12s"
+settle_delay = "500ms"
+start_at = "30s"
+
+[[destination]]
+name = "d"
+address = "127.0.0.1:1"
+mappings = "{mappings}"
+"#,
+        tenant = sim.config().tenant_id,
+        client = sim.config().client_id,
+        login = sim.endpoint(Service::Login),
+        management = sim.endpoint(Service::Management),
+        graph = sim.endpoint(Service::Graph),
+        subs = if source == "azure_activity" {
+            format!("subscriptions = [{}]", subs.join(", "))
+        } else {
+            String::new()
+        },
+        mappings = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/arcsight"),
+    );
+    let path = dir.join("siemcast.toml");
+    std::fs::write(&path, &text).unwrap();
+    Config::from_toml(&path, &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn open_spool(dir: &Path) -> Arc<Spool> {
+    Arc::new(Spool::open(&dir.join("spool"), SpoolOptions::default()).unwrap())
+}
+
+/// Runs the configured source until `done` says so (or the deadline), then stops it.
+async fn run_until(
+    cfg: &Config,
+    spool: &Arc<Spool>,
+    deadline: Duration,
+    done: impl Fn(u64) -> bool,
+) -> u64 {
+    let source = Source::from_config(&cfg.sources[0], cfg).unwrap();
+    let ctx = SourceContext {
+        spool: spool.clone(),
+        cancel: CancellationToken::new(),
+        stats: Arc::new(SourceStats::default()),
+    };
+    let (cancel, stats) = (ctx.cancel.clone(), ctx.stats.clone());
+    let task = tokio::spawn(source.run(ctx));
+    let start = Instant::now();
+    while !done(stats.spooled.load(Ordering::Relaxed)) && start.elapsed() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    stats.spooled.load(Ordering::Relaxed)
+}
+
+fn spooled_events(spool: &Spool) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let mut recs = Vec::new();
+        let next = spool.read(from, 10_000, 64 << 20, &mut recs).unwrap();
+        out.extend(recs.iter().map(|r| Event::decode(&r.payload).unwrap()));
+        if next == from {
+            return out;
+        }
+        from = next;
+    }
+}
+
+fn counts(events: &[Event]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for e in events {
+        *m.entry(e.id.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+fn assert_faults_seen_and_retry_after_honoured(sim: &Simulator, service: Service) {
+    let log: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.service == service)
+        .collect();
+    let status = |c: u16| log.iter().filter(|r| r.status == c).count();
+    eprintln!(
+        "{service:?}: {} requests: {} ok, {} x 401, {} x 429, {} x 503; {} tokens issued",
+        log.len(),
+        status(200),
+        status(401),
+        status(429),
+        status(503),
+        sim.tokens_issued()
+    );
+    let early: Vec<_> = log.iter().filter(|r| r.early).collect();
+    assert!(early.is_empty(), "requests before Retry-After: {early:#?}");
+    for status in [401, 429, 503] {
+        assert!(
+            log.iter().any(|r| r.status == status),
+            "no {status} was served"
+        );
+    }
+    assert!(sim.tokens_issued() >= 2, "the token was never refreshed");
+    assert_eq!(sim.malformed_pages_served(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_spools_every_record_once_through_faults_and_a_restart() {
+    let sim = Simulator::start(faulty_sim_config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "azure_activity");
+    let expected: Vec<String> = sim
+        .activity_records()
+        .iter()
+        .map(|r| r["eventDataId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(expected.len(), 480);
+    let spool = open_spool(dir.path());
+    let first = run_until(&cfg, &spool, Duration::from_secs(30), |n| n >= 150).await;
+    assert!(first < 480, "stopped too late ({first})");
+    eprintln!("activity: {first} of 480 spooled before the restart");
+    drop(spool);
+    // A restart: the spool is reopened from disk and the source resumes from its checkpoint.
+    let spool = open_spool(dir.path());
+    let all_visible = sim.last_visible_ms();
+    run_until(&cfg, &spool, Duration::from_secs(60), |n| {
+        first + n >= 480 && jiff::Timestamp::now().as_millisecond() > all_visible + 2_000
+    })
+    .await;
+    let got = counts(&spooled_events(&spool));
+    let dups: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicated: {dups:?}");
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|id| !got.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing {} ids: {missing:?}",
+        missing.len()
+    );
+    assert_eq!(got.len(), expected.len());
+    assert_faults_seen_and_retry_after_honoured(&sim, Service::Management);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_alerts_spool_each_version_once_and_every_final_state() {
+    let sim = Simulator::start(faulty_sim_config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "graph_alerts");
+    let spool = open_spool(dir.path());
+    let first = run_until(&cfg, &spool, Duration::from_secs(30), |n| n >= 40).await;
+    drop(spool);
+    let spool = open_spool(dir.path());
+    let all_visible = sim.last_visible_ms();
+    let finals: Vec<String> = sim
+        .final_alerts()
+        .iter()
+        .map(|a| {
+            format!(
+                "{}@{}",
+                a["id"].as_str().unwrap(),
+                a["lastUpdateDateTime"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let versions: std::collections::BTreeSet<String> = sim
+        .alert_versions()
+        .iter()
+        .map(|a| {
+            format!(
+                "{}@{}",
+                a["id"].as_str().unwrap(),
+                a["lastUpdateDateTime"].as_str().unwrap()
+            )
+        })
+        .collect();
+    run_until(&cfg, &spool, Duration::from_secs(60), |_| {
+        jiff::Timestamp::now().as_millisecond() > all_visible + 2_000
+    })
+    .await;
+    let events = spooled_events(&spool);
+    assert!(first > 0);
+    let got = counts(&events);
+    let dups: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicated: {dups:?}");
+    let missing: Vec<_> = finals.iter().filter(|id| !got.contains_key(*id)).collect();
+    assert!(missing.is_empty(), "final states missing: {missing:?}");
+    let unknown: Vec<_> = got.keys().filter(|k| !versions.contains(*k)).collect();
+    assert!(unknown.is_empty(), "not a version the API had: {unknown:?}");
+    // The Prefer header brings the evolvable enum members.
+    assert!(events
+        .iter()
+        .all(|e| !String::from_utf8_lossy(&e.json).contains("unknownFutureValue")));
+    assert_faults_seen_and_retry_after_honoured(&sim, Service::Graph);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_explained_without_showing_it() {
+    let sim = Simulator::start(SimConfig::around_now(
+        Duration::from_secs(5),
+        Duration::ZERO,
+        3,
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "graph_alerts");
+    let good = super::auth::Credentials::from_config(&cfg.azure, |p| cfg.resolve(p)).unwrap();
+    let creds = super::auth::Credentials {
+        secret: crate::config::Secret::new("wrong-secret-value-123"),
+        ..good.clone()
+    };
+    let tokens = super::auth::TokenCache::default();
+    let login = sim.endpoint(Service::Login);
+    let scope = format!("{}/.default", sim.endpoint(Service::Graph));
+    let err = tokens
+        .token(&super::http::client(), &login, &creds, &scope)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("AADSTS7000215"), "{err}");
+    assert!(
+        err.contains("check the secret in client_secret_file"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-secret-value-123"), "{err}");
+    // A scope for another resource is refused by the token endpoint.
+    let err = tokens
+        .token(
+            &super::http::client(),
+            &login,
+            &good,
+            "https://example.com/.default",
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("AADSTS70011"), "{err}");
+    assert!(tokens
+        .token(&super::http::client(), &login, &good, &scope)
+        .await
+        .is_ok());
+}

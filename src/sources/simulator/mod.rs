@@ -1,0 +1,522 @@
+//! A loopback simulator of the Microsoft APIs the pollers read: Entra v2.0 tokens, ARM's activity
+//! log, Graph `alerts_v2`, directory audits and sign-ins, one port per host. Seeded data; faults
+//! (429, 503, token expiry, late events, duplicates, malformed and slow pages); a request log.
+
+mod api;
+pub mod data;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde::Serialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+pub use data::Timeline;
+
+/// Which switchable faults the simulator injects. Counters are per service (ARM, Graph), over
+/// that service's API requests (token requests are not counted).
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Every n-th request is answered 429 with `Retry-After: retry_after_secs`.
+    pub throttle_every: Option<u64>,
+    pub retry_after_secs: u64,
+    /// Every n-th request is answered 503 (every other one of them with a `Retry-After`).
+    pub unavailable_every: Option<u64>,
+    /// Every n-th request finds every issued token revoked (401 mid-paging, as when a token
+    /// expires earlier than its client believed).
+    pub revoke_tokens_every: Option<u64>,
+    /// Pages after the first repeat the previous page's last record.
+    pub duplicate_across_pages: bool,
+    /// The first this-many continuation pages are served once as truncated JSON.
+    pub malformed_pages: u32,
+    /// Every page is delayed this long.
+    pub slow_page: Option<Duration>,
+}
+
+/// What the simulator serves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `expires_in` of issued tokens; requests with an older token get 401.
+    pub token_lifetime: Duration,
+    pub subscriptions: Vec<String>,
+    /// Activity-log records per subscription.
+    pub activity: Timeline,
+    /// Graph alerts (each has one to three versions).
+    pub alerts: Timeline,
+    /// Entra directory audit records.
+    pub audits: Timeline,
+    /// Entra sign-ins.
+    pub signins: Timeline,
+    /// Records per page when the request does not say (`$top`).
+    pub page_size: usize,
+    pub faults: Faults,
+}
+
+impl SimConfig {
+    /// A small tenant whose records start `back` before now and keep arriving for `ahead`.
+    pub fn around_now(back: Duration, ahead: Duration, per_scope: usize) -> SimConfig {
+        let now = now_ms();
+        let timeline = Timeline {
+            count: per_scope,
+            start_ms: now - back.as_millis() as i64,
+            span_ms: (back + ahead).as_millis() as i64,
+            max_latency_ms: 1_500,
+            late_every: None,
+            late_by_ms: 0,
+        };
+        SimConfig {
+            seed: 1,
+            tenant_id: "2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e".into(),
+            client_id: "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b".into(),
+            client_secret: "sim~secret.0123456789abcdefghij".into(),
+            token_lifetime: Duration::from_secs(3599),
+            subscriptions: vec!["5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11".into()],
+            activity: timeline.clone(),
+            alerts: timeline.clone(),
+            audits: timeline.clone(),
+            signins: timeline,
+            page_size: 200,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// The simulated services, each on its own listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Service {
+    Login,
+    Management,
+    Graph,
+}
+
+/// One request the simulator answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    pub service: Service,
+    /// Arrival, ms since the Unix epoch.
+    pub at_ms: i64,
+    pub method: String,
+    pub path_and_query: String,
+    pub status: u16,
+    /// The `Retry-After` the answer carried, in seconds.
+    pub retry_after_secs: Option<u64>,
+    /// The request came before a `Retry-After` this service had given had passed.
+    pub early: bool,
+}
+
+#[derive(Debug)]
+struct Token {
+    audience: Service,
+    expires_ms: i64,
+    generation: u64,
+}
+
+#[derive(Debug, Default)]
+struct Mutable {
+    tokens: HashMap<String, Token>,
+    generation: u64,
+    issued: u64,
+    counters: HashMap<Service, u64>,
+    blocked_until_ms: HashMap<Service, i64>,
+    malformed_left: u32,
+    log: Vec<RequestRecord>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    cfg: SimConfig,
+    activity: Vec<Vec<data::Item>>,
+    alerts: Vec<data::Item>,
+    audits: Vec<data::Item>,
+    signins: Vec<data::Item>,
+    base: HashMap<Service, String>,
+    state: Mutex<Mutable>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Mutable> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running simulator; stops when dropped.
+#[derive(Debug)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+    addrs: HashMap<Service, SocketAddr>,
+    cancel: CancellationToken,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl Simulator {
+    /// Binds one loopback listener per service and serves until dropped.
+    pub async fn start(cfg: SimConfig) -> std::io::Result<Simulator> {
+        let cancel = CancellationToken::new();
+        let mut listeners = Vec::new();
+        let mut addrs = HashMap::new();
+        let mut base = HashMap::new();
+        for service in [Service::Login, Service::Management, Service::Graph] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            addrs.insert(service, addr);
+            base.insert(service, format!("http://{addr}"));
+            listeners.push((service, listener));
+        }
+        let activity = cfg
+            .subscriptions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| data::activity(cfg.seed, &cfg.tenant_id, i, s, &cfg.activity))
+            .collect();
+        let alerts = data::alerts(cfg.seed, &cfg.tenant_id, &cfg.alerts);
+        let audits = data::directory_audits(cfg.seed, &cfg.audits);
+        let signins = data::sign_ins(cfg.seed, &cfg.signins);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Mutable {
+                malformed_left: cfg.faults.malformed_pages,
+                ..Mutable::default()
+            }),
+            cfg,
+            activity,
+            alerts,
+            audits,
+            signins,
+            base,
+        });
+        for (service, listener) in listeners {
+            let app = Router::new()
+                .fallback(handle)
+                .with_state((shared.clone(), service));
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+            });
+        }
+        Ok(Simulator {
+            shared,
+            addrs,
+            cancel,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` of a service.
+    pub fn endpoint(&self, service: Service) -> String {
+        format!("http://{}", self.addrs[&service])
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.cfg
+    }
+
+    /// Every request answered so far, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.lock().log.clone()
+    }
+
+    /// Tokens issued so far.
+    pub fn tokens_issued(&self) -> u64 {
+        self.shared.lock().issued
+    }
+
+    /// Forgets the `Retry-After`s given so far (a test does this when it kills the client: a
+    /// new process cannot know them), so `early` only flags the current client's requests.
+    pub fn forget_retry_after(&self) {
+        self.shared.lock().blocked_until_ms.clear();
+    }
+
+    /// Continuation pages served as truncated JSON so far.
+    pub fn malformed_pages_served(&self) -> u32 {
+        self.shared.cfg.faults.malformed_pages - self.shared.lock().malformed_left
+    }
+
+    /// Every activity-log record that will ever be listed, over all subscriptions.
+    pub fn activity_records(&self) -> Vec<serde_json::Value> {
+        self.shared
+            .activity
+            .iter()
+            .flatten()
+            .map(|i| i.body.clone())
+            .collect()
+    }
+
+    /// Every Entra directory audit record that will ever be listed.
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        self.shared.audits.iter().map(|i| i.body.clone()).collect()
+    }
+
+    /// Every Entra sign-in that will ever be listed.
+    pub fn signin_records(&self) -> Vec<serde_json::Value> {
+        self.shared.signins.iter().map(|i| i.body.clone()).collect()
+    }
+
+    /// Every version of every alert (an intermediate version may be superseded unseen).
+    pub fn alert_versions(&self) -> Vec<serde_json::Value> {
+        self.shared.alerts.iter().map(|i| i.body.clone()).collect()
+    }
+
+    /// The newest version of every alert: what a poller must deliver in the end.
+    pub fn final_alerts(&self) -> Vec<serde_json::Value> {
+        let mut last: HashMap<usize, &data::Item> = HashMap::new();
+        for item in &self.shared.alerts {
+            last.insert(item.object, item);
+        }
+        let mut v: Vec<_> = last.into_values().map(|i| i.body.clone()).collect();
+        v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        v
+    }
+
+    /// Ms since the epoch when the last record of the data becomes visible.
+    pub fn last_visible_ms(&self) -> i64 {
+        self.shared
+            .activity
+            .iter()
+            .flatten()
+            .chain(&self.shared.alerts)
+            .chain(&self.shared.audits)
+            .chain(&self.shared.signins)
+            .map(|i| i.visible_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A simulator on its own thread and runtime, for synchronous whole-program tests.
+#[derive(Debug)]
+pub struct BackgroundSimulator {
+    sim: Option<Simulator>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl BackgroundSimulator {
+    pub fn start(cfg: SimConfig) -> std::io::Result<BackgroundSimulator> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let sim = runtime.block_on(Simulator::start(cfg))?;
+        Ok(BackgroundSimulator {
+            sim: Some(sim),
+            runtime: Some(runtime),
+        })
+    }
+}
+
+impl std::ops::Deref for BackgroundSimulator {
+    type Target = Simulator;
+    fn deref(&self) -> &Simulator {
+        self.sim.as_ref().expect("running")
+    }
+}
+
+impl Drop for BackgroundSimulator {
+    fn drop(&mut self) {
+        drop(self.sim.take());
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+type Ctx = (Arc<Shared>, Service);
+
+async fn handle(
+    State((shared, service)): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let at_ms = now_ms();
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let early = {
+        let st = shared.lock();
+        st.blocked_until_ms
+            .get(&service)
+            .is_some_and(|until| at_ms < *until)
+    };
+    let response = match service {
+        Service::Login => token_endpoint(&shared, &method, &uri, &body),
+        _ => api::serve(&shared, service, &method, &uri, &headers, at_ms).await,
+    };
+    let retry_after_secs = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let mut st = shared.lock();
+    if let Some(secs) = retry_after_secs {
+        st.blocked_until_ms
+            .insert(service, now_ms() + secs as i64 * 1000);
+    }
+    st.log.push(RequestRecord {
+        service,
+        at_ms,
+        method: method.to_string(),
+        path_and_query,
+        status: response.status().as_u16(),
+        retry_after_secs,
+        early,
+    });
+    response
+}
+
+fn query_pairs(text: &str) -> Vec<(String, String)> {
+    reqwest::Url::parse(&format!("http://x/?{text}"))
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    let trace = data::guid(now_ms() as u64, &[1]);
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {trace} Timestamp: {}", data::azure_time(now_ms())),
+        "error_codes": [code],
+        "timestamp": data::azure_time(now_ms()),
+        "trace_id": trace,
+        "correlation_id": trace,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token` with the client-credentials grant and a secret.
+fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> Response {
+    let cfg = &shared.cfg;
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    if segments.len() != 4 || segments[1..] != ["oauth2", "v2.0", "token"] {
+        return (StatusCode::NOT_FOUND, "").into_response();
+    }
+    if method != Method::POST {
+        return aad_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            900561,
+            "The endpoint only accepts POST requests.",
+        );
+    }
+    if segments[0] != cfg.tenant_id {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{}' not found.", segments[0]),
+        );
+    }
+    let form: HashMap<String, String> = query_pairs(&String::from_utf8_lossy(body))
+        .into_iter()
+        .collect();
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    if get("grant_type") != "client_credentials" {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
+    }
+    if get("client_id") != cfg.client_id {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{}' was not found in the directory '{}'.",
+                get("client_id"),
+                cfg.tenant_id
+            ),
+        );
+    }
+    if get("client_secret") != cfg.client_secret {
+        // Like Entra, never echo the secret that was sent.
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+        );
+    }
+    let scope = get("scope");
+    let audience = [Service::Management, Service::Graph]
+        .into_iter()
+        .find(|s| scope == format!("{}/.default", shared.base[s]));
+    let Some(audience) = audience else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+            &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+        );
+    };
+    let mut st = shared.lock();
+    st.issued += 1;
+    let token = format!(
+        "sim.{:016x}{:016x}",
+        data::mix(cfg.seed ^ st.issued),
+        data::mix(now_ms() as u64 ^ st.issued)
+    );
+    let lifetime = cfg.token_lifetime.as_secs().max(1);
+    let generation = st.generation;
+    st.tokens.insert(
+        token.clone(),
+        Token {
+            audience,
+            expires_ms: now_ms() + lifetime as i64 * 1000,
+            generation,
+        },
+    );
+    axum::Json(json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": token,
+    }))
+    .into_response()
+}
+
+/// Why a bearer token is not accepted, if it is not.
+fn check_token(shared: &Shared, service: Service, headers: &HeaderMap) -> Option<&'static str> {
+    let st = shared.lock();
+    let value = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(token) = value.strip_prefix("Bearer ") else {
+        return Some("missing");
+    };
+    match st.tokens.get(token) {
+        None => Some("invalid"),
+        Some(t) if t.audience != service => Some("audience"),
+        Some(t) if t.expires_ms <= now_ms() || t.generation != st.generation => Some("expired"),
+        Some(_) => None,
+    }
+}
