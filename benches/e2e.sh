@@ -48,9 +48,13 @@ bytes=$(stat -c %s "$work/input/events.ndjson")
 echo "input: $N events, $((bytes / N)) bytes each on average"
 
 # Certificates for the TLS run.
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
-  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -keyout "$work/server.key" -out "$work/server.pem" 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=siemcast bench CA" \
+  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+  -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$work/san.ext"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+  -CAcreateserial -days 2 -extfile "$work/san.ext" -out "$work/server.pem" 2>/dev/null
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -61,7 +65,7 @@ run_one() { # $1 = tcp | tls
   mkdir -p "$dir"
   local global="" module="module(load=\"imtcp\")"
   if [ "$mode" = tls ]; then
-    global=" defaultNetstreamDriver=\"ossl\" defaultNetstreamDriverCAFile=\"$work/server.pem\" defaultNetstreamDriverCertFile=\"$work/server.pem\" defaultNetstreamDriverKeyFile=\"$work/server.key\""
+    global=" defaultNetstreamDriver=\"ossl\" defaultNetstreamDriverCAFile=\"$work/ca.pem\" defaultNetstreamDriverCertFile=\"$work/server.pem\" defaultNetstreamDriverKeyFile=\"$work/server.key\""
     module="module(load=\"imtcp\" streamDriver.name=\"ossl\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")"
   fi
   cat > "$dir/rsyslog.conf" <<CONF
@@ -75,7 +79,7 @@ CONF
   local rs=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
   local tls_section=""
-  [ "$mode" = tls ] && tls_section=$'[destination.tls]\nca_file = "'"$work/server.pem"$'"\nserver_name = "localhost"'
+  [ "$mode" = tls ] && tls_section=$'[destination.tls]\nca_file = "'"$work/ca.pem"$'"\nserver_name = "localhost"'
   cat > "$dir/siemcast.toml" <<CONF
 state_dir = "$dir/state"
 [metrics]

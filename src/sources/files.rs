@@ -4,6 +4,7 @@
 //! read, so a restart neither repeats nor skips; files that grow are read from where it stopped.
 
 use std::collections::BTreeMap;
+use std::io::Seek as _;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct FileProgress {
     /// For whole-document files (array or envelope): items already emitted from the document.
     #[serde(default)]
     pub items: u64,
+    /// For NDJSON files: lines read (for the line numbers of error messages).
+    #[serde(default)]
+    pub lines: u64,
 }
 
 /// The checkpoint this source writes with every batch.
@@ -171,14 +175,53 @@ impl FilesSource {
                 tracing::warn!(message = "Input file shrank; reading it again from the start.", source = %self.name, file = %path.display());
                 progress = FileProgress::default();
             }
-            let data = match std::fs::read(path) {
-                Ok(d) => d,
+            // One JSON document is read whole; NDJSON is streamed a page at a time, so memory
+            // stays bounded by the batch size whatever the file's size.
+            let opened = std::fs::File::open(path).and_then(|f| {
+                let single = is_single_document(&f)?;
+                Ok((f, single))
+            });
+            let (file, single) = match opened {
+                Ok(o) => o,
                 Err(error) => {
                     tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = %path.display(), %error);
                     continue;
                 }
             };
-            for page in self.pages(key, &data, progress) {
+            let mut whole_pages = Vec::new();
+            let mut lines = None;
+            if single {
+                match std::fs::read(path) {
+                    Ok(data) => whole_pages = self.pages(key, &data, progress),
+                    Err(error) => {
+                        tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = %path.display(), %error);
+                        continue;
+                    }
+                }
+                whole_pages.reverse();
+            } else {
+                let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+                if let Err(error) = reader.seek(std::io::SeekFrom::Start(progress.offset)) {
+                    tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = %path.display(), %error);
+                    continue;
+                }
+                lines = Some((reader, progress));
+            }
+            loop {
+                let page = match &mut lines {
+                    None => whole_pages.pop(),
+                    Some((reader, at)) => match self.next_lines_page(key, reader, *at) {
+                        Ok(p) => p,
+                        Err(error) => {
+                            tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = %path.display(), %error);
+                            None
+                        }
+                    },
+                };
+                let Some(page) = page else { break };
+                if let Some((_, at)) = &mut lines {
+                    *at = page.progress;
+                }
                 let mut next = checkpoint.clone();
                 next.files.insert(key.clone(), page.progress);
                 if !append_page(ctx, &self.name, &page.events, next.encode()).await? {
@@ -198,7 +241,7 @@ impl FilesSource {
 
     /// Splits what is new in `data` after `progress` into pages of at most `batch_size` events.
     fn pages(&self, key: &str, data: &[u8], progress: FileProgress) -> Vec<Page> {
-        let whole = trimmed_is_single_document(data);
+        let whole = is_single_document(data).unwrap_or(false);
         let mut pages = Vec::new();
         let mut events = Vec::new();
         let mut rejected = 0;
@@ -216,6 +259,7 @@ impl FilesSource {
                         progress: FileProgress {
                             offset: progress.offset,
                             items: emitted,
+                            lines: 0,
                         },
                     });
                 }
@@ -226,57 +270,59 @@ impl FilesSource {
                 progress: FileProgress {
                     offset: data.len() as u64,
                     items: total,
+                    lines: 0,
                 },
             });
             return pages;
         }
-        // NDJSON: complete lines from the offset on; a last line without newline is taken
-        // only when it is complete JSON (a writer may still be in the middle of it).
-        let start = (progress.offset as usize).min(data.len());
-        let mut pos = start;
-        let mut line_no = data[..start].iter().filter(|b| **b == b'\n').count() + 1;
-        let mut page_end = start;
-        while pos < data.len() {
-            let (line, end) = match data[pos..].iter().position(|b| *b == b'\n') {
-                Some(i) => (&data[pos..pos + i], pos + i + 1),
-                None => {
-                    let rest = &data[pos..];
-                    if serde_json::from_slice::<serde_json::Value>(rest).is_err() {
-                        break;
-                    }
-                    (rest, data.len())
-                }
-            };
+        let mut reader = std::io::Cursor::new(data);
+        reader.set_position(progress.offset.min(data.len() as u64));
+        let mut at = progress;
+        while let Ok(Some(page)) = self.next_lines_page(key, &mut reader, at) {
+            at = page.progress;
+            pages.push(page);
+        }
+        pages
+    }
+
+    /// Reads the next page of NDJSON from `reader`, positioned at `at.offset`: complete lines
+    /// until `batch_size` events; a last line without newline is taken only when it is complete
+    /// JSON (a writer may still be in the middle of it). `None` when nothing new is there.
+    fn next_lines_page(
+        &self,
+        key: &str,
+        reader: &mut impl std::io::BufRead,
+        at: FileProgress,
+    ) -> std::io::Result<Option<Page>> {
+        let mut events = Vec::new();
+        let mut rejected = 0;
+        let mut progress = at;
+        let mut line = Vec::new();
+        while events.len() < self.batch_size {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            if line.last() != Some(&b'\n')
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&line).is_err()
+            {
+                // An unfinished last line: left for the next scan.
+                break;
+            }
+            progress.lines += 1;
+            progress.offset += n as u64;
             let mut items = Vec::new();
-            event::read_line(line, line_no, &mut items);
+            event::read_line(&line, progress.lines as usize, &mut items);
             for item in items {
                 self.take(key, item, &mut events, &mut rejected);
             }
-            pos = end;
-            page_end = end;
-            line_no += 1;
-            if events.len() >= self.batch_size {
-                pages.push(Page {
-                    events: std::mem::take(&mut events),
-                    rejected: std::mem::take(&mut rejected),
-                    progress: FileProgress {
-                        offset: page_end as u64,
-                        items: 0,
-                    },
-                });
-            }
         }
-        if !events.is_empty() || page_end != start {
-            pages.push(Page {
-                events,
-                rejected,
-                progress: FileProgress {
-                    offset: page_end as u64,
-                    items: 0,
-                },
-            });
-        }
-        pages
+        Ok((progress != at).then_some(Page {
+            events,
+            rejected,
+            progress,
+        }))
     }
 
     fn take(&self, key: &str, item: Item, events: &mut Vec<Event>, rejected: &mut u64) {
@@ -290,13 +336,41 @@ impl FilesSource {
     }
 }
 
-/// Whether the file is one JSON document (array, envelope or single object) rather than NDJSON.
-fn trimmed_is_single_document(data: &[u8]) -> bool {
-    let first = data.iter().find(|b| !b.is_ascii_whitespace());
-    match first {
-        Some(b'[') => true,
-        Some(b'{') => serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok(),
-        _ => false,
+/// Whether the input is one JSON document (array, envelope, or an object spread over lines)
+/// rather than NDJSON: it starts with `[`, or with an object whose first line is not a
+/// complete JSON value followed by more lines. Reads at most the first line.
+fn is_single_document(input: impl std::io::Read) -> std::io::Result<bool> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(input);
+    let mut first = Vec::new();
+    loop {
+        first.clear();
+        if reader.read_until(b'\n', &mut first)? == 0 {
+            return Ok(false);
+        }
+        if first.iter().any(|b| !b.is_ascii_whitespace()) {
+            break;
+        }
+    }
+    match first.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => Ok(true),
+        Some(b'{') => {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_err() {
+                return Ok(true); // a pretty-printed object
+            }
+            // A complete object on the first line: NDJSON if anything follows it.
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                if reader.read_until(b'\n', &mut rest)? == 0 {
+                    return Ok(true);
+                }
+                if rest.iter().any(|b| !b.is_ascii_whitespace()) {
+                    return Ok(false);
+                }
+            }
+        }
+        _ => Ok(false),
     }
 }
 

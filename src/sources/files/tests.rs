@@ -73,7 +73,8 @@ fn whole_documents_resume_after_the_items_already_spooled() {
         pages[0].progress,
         FileProgress {
             offset: 0,
-            items: 2
+            items: 2,
+            lines: 0
         }
     );
     let rest = src.pages("f", doc.as_bytes(), pages[0].progress);
@@ -155,4 +156,27 @@ async fn restart_resumes_from_the_spooled_checkpoint_without_repeats() {
     let mut got = spooled_ids(&spool);
     got.sort_by_key(|id| id[1..].parse::<u32>().unwrap());
     assert_eq!(got, expected, "every event exactly once across the restart");
+}
+
+#[test]
+fn single_documents_and_ndjson_are_told_apart_from_the_first_line() {
+    let single = |s: &str| is_single_document(s.as_bytes()).unwrap();
+    assert!(single("[{\"a\":1},\n{\"a\":2}]"));
+    assert!(single("{\n  \"value\": []\n}\n"), "pretty-printed envelope");
+    assert!(single("{\"records\":[]}\n\n"), "one object on one line");
+    assert!(!single("{\"a\":1}\n{\"a\":2}\n"), "NDJSON");
+    assert!(
+        !single("\n\n{\"a\":1}\n\n{\"a\":2}"),
+        "NDJSON after blank lines"
+    );
+    assert!(!single(""));
+}
+
+#[test]
+fn ndjson_line_numbers_continue_across_pages() {
+    let src = test_source(std::path::Path::new("/unused"), 2);
+    let data = format!("{}not json\n", ndjson(0..3));
+    let pages = src.pages("f", data.as_bytes(), FileProgress::default());
+    assert_eq!(pages.last().unwrap().progress.lines, 4);
+    assert_eq!(pages.iter().map(|p| p.rejected).sum::<u64>(), 1);
 }
