@@ -54,11 +54,7 @@ fn assert_none_missing(counts: &BTreeMap<String, usize>) -> usize {
 fn receiver_down_at_start_gets_everything_once_it_is_up() {
     let mut rsyslog = Rsyslog::prepared(Listen::Tcp);
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..EVENTS),
-    )
-    .unwrap();
+    scratch.write_events(0..EVENTS);
     scratch.write_config(&rsyslog.address(), "");
     let mut child = spawn_run(&scratch.config());
     // siemcast spools everything and keeps retrying the connection.
@@ -82,11 +78,7 @@ fn receiver_down_at_start_gets_everything_once_it_is_up() {
 fn receiver_restart_mid_stream_loses_nothing() {
     let mut rsyslog = Rsyslog::start_tcp();
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..EVENTS),
-    )
-    .unwrap();
+    scratch.write_events(0..EVENTS);
     scratch.write_config(&rsyslog.address(), "max_eps = 4000");
     let mut child = spawn_run(&scratch.config());
     rsyslog.wait_for_lines_from(Some(&mut *child), 2000, Duration::from_secs(30));
@@ -116,11 +108,7 @@ fn receiver_restart_mid_stream_loses_nothing() {
 fn kill_9_at_random_points_five_times_loses_nothing() {
     let rsyslog = Rsyslog::start_tcp();
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..EVENTS),
-    )
-    .unwrap();
+    scratch.write_events(0..EVENTS);
     scratch.write_config(&rsyslog.address(), "max_eps = 5000");
     let mut kills = 0;
     let mut target = 0;
@@ -218,11 +206,7 @@ impl Blackhole {
 fn a_listener_that_stops_reading_is_noticed_and_memory_stays_bounded() {
     let blackhole = Blackhole::start();
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..EVENTS),
-    )
-    .unwrap();
+    scratch.write_events(0..EVENTS);
     scratch.write_config(
         &format!("127.0.0.1:{}", blackhole.port),
         "ack_timeout = \"2s\"",
@@ -262,11 +246,7 @@ fn a_listener_that_stops_reading_is_noticed_and_memory_stays_bounded() {
 fn a_full_spool_pauses_the_source_and_loses_nothing() {
     let mut rsyslog = Rsyslog::prepared(Listen::Tcp);
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..EVENTS),
-    )
-    .unwrap();
+    scratch.write_events(0..EVENTS);
     scratch.write_config(&rsyslog.address(), "");
     // ~14 MB of events against a 4 MB spool.
     let config = std::fs::read_to_string(scratch.config()).unwrap();
@@ -306,11 +286,7 @@ fn a_full_spool_pauses_the_source_and_loses_nothing() {
 fn a_dead_primary_fails_over_to_the_next_address() {
     let rsyslog = Rsyslog::start_tcp();
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..EVENTS),
-    )
-    .unwrap();
+    scratch.write_events(0..EVENTS);
     let dead = format!("127.0.0.1:{}", free_port());
     scratch.write_config(
         &dead,

@@ -22,11 +22,7 @@ fn two_destinations_get_every_event_each_with_its_own_format_and_cursor() {
     let mut arcsight = Rsyslog::prepared(Listen::Tcp);
     let qradar = SyslogNg::start(NgListen::NetworkTcp);
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..EVENTS),
-    )
-    .unwrap();
+    scratch.write_events(0..EVENTS);
     let second = format!(
         "\n[[destination]]\nname = \"qradar\"\naddress = \"{}\"\ntransport = \"tcp\"\nhostname = \"siemcast-qradar\"\nmappings = \"{}\"\n",
         qradar.address(),

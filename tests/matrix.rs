@@ -19,11 +19,7 @@ fn deliver(
     events: usize,
 ) {
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..events),
-    )
-    .unwrap();
+    scratch.write_events(0..events);
     scratch.write_config_for(&rsyslog.address(), transport, framing, syslog, extra);
     let mut child = spawn_run(&scratch.config());
     rsyslog.wait_for_lines_from(Some(&mut *child), events, Duration::from_secs(240));

@@ -200,11 +200,7 @@ fn the_parser_rejects_what_prometheus_rejects() {
 fn metrics_match_what_rsyslog_received_and_health_follows_the_receiver() {
     let mut rsyslog = Rsyslog::start_tcp();
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..EVENTS),
-    )
-    .unwrap();
+    scratch.write_events(0..EVENTS);
     scratch.write_config(&rsyslog.address(), "");
     let port = free_port();
     let config = std::fs::read_to_string(scratch.config()).unwrap().replace(

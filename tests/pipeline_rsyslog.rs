@@ -84,11 +84,7 @@ fn ten_thousand_events_reach_rsyslog_exactly_once() {
 fn graceful_restart_midway_delivers_every_event_exactly_once() {
     let rsyslog = Rsyslog::start_tcp();
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..EVENTS),
-    )
-    .unwrap();
+    scratch.write_events(0..EVENTS);
     // Paced, so that the stop surely lands in the middle of the stream.
     scratch.write_config(&rsyslog.address(), "max_eps = 2500");
 

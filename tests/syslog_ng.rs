@@ -11,11 +11,7 @@ const EVENTS: usize = 10_000;
 
 fn deliver(ng: &SyslogNg, transport: &str, framing: &str, syslog: &str, extra: &str) {
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..EVENTS),
-    )
-    .unwrap();
+    scratch.write_events(0..EVENTS);
     scratch.write_config_for(&ng.address(), transport, framing, syslog, extra);
     let mut child = spawn_run(&scratch.config());
     wait_until(

@@ -18,11 +18,7 @@ fn tls_to_rsyslog_delivers_every_event_exactly_once() {
     let certs = Certs::new();
     let rsyslog = Rsyslog::start(Listen::Tls(&certs));
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..5000),
-    )
-    .unwrap();
+    scratch.write_events(0..5000);
     scratch.write_config_for(
         &rsyslog.address(),
         "tls",

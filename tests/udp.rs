@@ -12,11 +12,7 @@ use util::*;
 fn udp_delivers_one_datagram_per_event() {
     let rsyslog = Rsyslog::start(Listen::Udp);
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..2000),
-    )
-    .unwrap();
+    scratch.write_events(0..2000);
     scratch.write_config_for(&rsyslog.address(), "udp", "lf", "rfc3164", "max_eps = 2000");
     let mut child = spawn_run(&scratch.config());
     let lines = rsyslog.wait_for_lines_from(Some(&mut *child), 2000, Duration::from_secs(60));
@@ -33,11 +29,7 @@ fn udp_delivers_one_datagram_per_event() {
 fn udp_messages_are_cut_to_max_message_bytes() {
     let rsyslog = Rsyslog::start(Listen::Udp);
     let scratch = Scratch::new();
-    std::fs::write(
-        scratch.input().join("events.ndjson"),
-        activity_events(0..50),
-    )
-    .unwrap();
+    scratch.write_events(0..50);
     scratch.write_config_for(
         &rsyslog.address(),
         "udp",

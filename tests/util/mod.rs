@@ -315,6 +315,11 @@ impl Scratch {
         Scratch { dir }
     }
 
+    /// Writes Azure Activity events with ids from `range` as `input/events.ndjson`.
+    pub fn write_events(&self, range: std::ops::Range<usize>) {
+        std::fs::write(self.input().join("events.ndjson"), activity_events(range)).unwrap();
+    }
+
     pub fn input(&self) -> PathBuf {
         self.dir.path().join("input")
     }
