@@ -182,10 +182,34 @@ impl Event {
         out.extend_from_slice(&self.json);
     }
 
-    /// Reads back what [`Event::encode`] wrote.
+    /// Reads back what [`Event::encode`] wrote, as an owned event.
     pub fn decode(payload: &[u8]) -> Result<Event, DecodeError> {
+        let view = EventView::decode(payload)?;
+        Ok(Event {
+            kind: view.kind,
+            source: view.source.to_owned(),
+            id: view.id.to_owned(),
+            time_ms: view.time_ms,
+            json: view.json.to_vec(),
+        })
+    }
+}
+
+/// An encoded event read in place, without copying: what the sender needs per record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventView<'a> {
+    pub kind: EventKind,
+    pub source: &'a str,
+    pub id: &'a str,
+    pub time_ms: Option<i64>,
+    pub json: &'a [u8],
+}
+
+impl<'a> EventView<'a> {
+    /// Reads what [`Event::encode`] wrote.
+    pub fn decode(payload: &'a [u8]) -> Result<EventView<'a>, DecodeError> {
         let mut rest = payload;
-        let mut take = |n: usize| -> Result<&[u8], DecodeError> {
+        let mut take = |n: usize| -> Result<&'a [u8], DecodeError> {
             if rest.len() < n {
                 return Err(DecodeError::Truncated);
             }
@@ -200,18 +224,18 @@ impl Event {
         let code = take(1)?[0];
         let kind = EventKind::from_code(code).ok_or(DecodeError::Kind(code))?;
         let time = i64::from_le_bytes(take(8)?.try_into().map_err(|_| DecodeError::Truncated)?);
-        let mut text = || -> Result<String, DecodeError> {
+        let mut text = || -> Result<&'a str, DecodeError> {
             let len = u16::from_le_bytes(take(2)?.try_into().map_err(|_| DecodeError::Truncated)?);
-            String::from_utf8(take(usize::from(len))?.to_vec()).map_err(|_| DecodeError::Utf8)
+            std::str::from_utf8(take(usize::from(len))?).map_err(|_| DecodeError::Utf8)
         };
         let source = text()?;
         let id = text()?;
-        Ok(Event {
+        Ok(EventView {
             kind,
             source,
             id,
             time_ms: (time != i64::MIN).then_some(time),
-            json: rest.to_vec(),
+            json: rest,
         })
     }
 }

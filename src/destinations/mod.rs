@@ -20,7 +20,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{split_host_port, Config, DestinationConfig, Transport};
-use crate::event::Event;
+use crate::event::{Event, EventView};
 use crate::mapping::MappingSet;
 use crate::spool::{Record, Spool, SpoolError};
 use syslog::{Stamp, SyslogWriter};
@@ -236,6 +236,7 @@ impl Destination {
         let mut records = Vec::new();
         let mut buf = Vec::new();
         let mut ends = Vec::new();
+        let mut payload = Vec::new();
         let mut draining_since: Option<Instant> = None;
         // When acknowledgements last moved forward (or nothing was outstanding).
         let mut progress_at = Instant::now();
@@ -330,7 +331,7 @@ impl Destination {
             let stamp = Stamp::now(&self.zone);
             for rec in &records {
                 let before = buf.len();
-                match self.render(rec, &stamp, &mut buf) {
+                match self.render(rec, &stamp, &mut payload, &mut buf) {
                     Ok(truncated) => {
                         if truncated {
                             stats.truncated.fetch_add(1, Ordering::Relaxed);
@@ -401,17 +402,24 @@ impl Destination {
     }
 
     /// Renders one record into `buf` (framed); `Ok(true)` when it was truncated.
-    fn render(&self, rec: &Record, stamp: &Stamp, buf: &mut Vec<u8>) -> Result<bool, String> {
-        let event = Event::decode(&rec.payload).map_err(|e| e.to_string())?;
+    /// `payload` is scratch space reused across records.
+    fn render(
+        &self,
+        rec: &Record,
+        stamp: &Stamp,
+        payload: &mut Vec<u8>,
+        buf: &mut Vec<u8>,
+    ) -> Result<bool, String> {
+        let event = EventView::decode(&rec.payload).map_err(|e| e.to_string())?;
         let mapping = self
             .mappings
             .get(event.kind.as_str())
             .ok_or_else(|| format!("no mapping for kind \"{}\"", event.kind))?;
-        let mut payload = Vec::with_capacity(event.json.len());
+        payload.clear();
         mapping
-            .render_json(&event.json, &mut payload)
+            .render_json(event.json, payload)
             .map_err(|e| e.to_string())?;
-        Ok(self.writer.write(stamp, &payload, buf))
+        Ok(self.writer.write(stamp, payload, buf))
     }
 
     /// Keeps a record that cannot be rendered, so nothing is lost silently.

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use super::auth::Endpoints;
-use super::poll::{filter_time, WindowApi};
+use super::poll::{graph_url, WindowApi};
 use crate::event::EventKind;
 
 /// `reference/azure-apis.md` §4: p99 latency 5 minutes, 30 days kept (7 on Free).
@@ -19,21 +18,13 @@ pub static API: WindowApi = WindowApi {
     headers: &[],
     base: |e| &e.graph,
     first_url: |e, _tenant, from, to| {
-        graph_url(e, "auditLogs/directoryAudits", "activityDateTime", from, to)
+        graph_url(
+            e,
+            "auditLogs/directoryAudits",
+            "activityDateTime",
+            from,
+            "le",
+            to,
+        )
     },
 };
-
-/// A Graph list URL with `{field} ge <from> and {field} le <to>` (no quotes).
-pub fn graph_url(e: &Endpoints, path: &str, field: &str, from: i64, to: i64) -> String {
-    let mut url = reqwest::Url::parse(&format!("{}/v1.0/{path}", e.graph))
-        .expect("the graph endpoint was validated as a URL");
-    url.query_pairs_mut().append_pair(
-        "$filter",
-        &format!(
-            "{field} ge {} and {field} le {}",
-            filter_time(from),
-            filter_time(to)
-        ),
-    );
-    url.to_string()
-}

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use super::entra_audit::graph_url;
-use super::poll::WindowApi;
+use super::poll::{graph_url, WindowApi};
 use crate::event::EventKind;
 
 /// `reference/azure-apis.md` §4: MFA aggregation up to 2 hours, 30 days kept.
@@ -19,6 +18,6 @@ pub static API: WindowApi = WindowApi {
     headers: &[],
     base: |e| &e.graph,
     first_url: |e, _tenant, from, to| {
-        graph_url(e, "auditLogs/signIns", "createdDateTime", from, to)
+        graph_url(e, "auditLogs/signIns", "createdDateTime", from, "le", to)
     },
 };

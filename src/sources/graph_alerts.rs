@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::auth::Endpoints;
-use super::poll::{filter_time, WindowApi};
+use super::poll::{graph_url, WindowApi};
 use crate::event::EventKind;
 
 /// `reference/azure-apis.md` §3: latency of minutes, overlap 15–30 minutes.
@@ -22,17 +22,14 @@ pub static API: WindowApi = WindowApi {
 };
 
 fn first_url(e: &Endpoints, _tenant: &str, from: i64, to: i64) -> String {
-    let mut url = reqwest::Url::parse(&format!("{}/v1.0/security/alerts_v2", e.graph))
-        .expect("the graph endpoint was validated as a URL");
-    url.query_pairs_mut().append_pair(
-        "$filter",
-        &format!(
-            "lastUpdateDateTime ge {} and lastUpdateDateTime lt {}",
-            filter_time(from),
-            filter_time(to)
-        ),
-    );
-    url.to_string()
+    graph_url(
+        e,
+        "security/alerts_v2",
+        "lastUpdateDateTime",
+        from,
+        "lt",
+        to,
+    )
 }
 
 #[cfg(test)]

@@ -76,6 +76,29 @@ pub fn filter_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A Microsoft Graph list URL on `path` filtered to `{field} ge <from> and {field} <upper> <to>`
+/// (`upper` is `le` or `lt`; Graph takes the times unquoted).
+pub fn graph_url(
+    e: &Endpoints,
+    path: &str,
+    field: &str,
+    from: i64,
+    upper: &str,
+    to: i64,
+) -> String {
+    let mut url = reqwest::Url::parse(&format!("{}/v1.0/{path}", e.graph))
+        .expect("the graph endpoint was validated as a URL");
+    url.query_pairs_mut().append_pair(
+        "$filter",
+        &format!(
+            "{field} ge {} and {field} {upper} {}",
+            filter_time(from),
+            filter_time(to)
+        ),
+    );
+    url.to_string()
+}
+
 /// The timing of a poller.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {

@@ -14,6 +14,15 @@ pub fn rsyslogd() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/sbin/rsyslogd"))
 }
 
+/// The lines of a receiver's output file (none while it does not exist).
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -174,11 +183,7 @@ ruleset(name="in") {{
 
     /// Every line received so far.
     pub fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        read_lines(&self.out)
     }
 
     /// Every line received, after a moment for anything still in flight to land.
@@ -704,11 +709,7 @@ impl SyslogNg {
     }
 
     pub fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        read_lines(&self.out)
     }
 }
 
