@@ -45,66 +45,17 @@ fn write_config(
     address: &str,
     secret_in_file: bool,
 ) {
-    let subs: Vec<String> = sim
-        .config()
-        .subscriptions
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect();
     let secret_line = if secret_in_file {
         std::fs::write(
             scratch.dir.path().join("client-secret"),
             &sim.config().client_secret,
         )
         .unwrap();
-        "client_secret_file = \"client-secret\"".to_owned()
+        "client_secret_file = \"client-secret\""
     } else {
-        String::new()
+        ""
     };
-    let text = format!(
-        r#"state_dir = "state"
-
-[metrics]
-address = ""
-
-[azure]
-tenant_id = "{tenant}"
-client_id = "{client}"
-{secret_line}
-login_endpoint = "{login}"
-management_endpoint = "{management}"
-graph_endpoint = "{graph}"
-
-[[source]]
-name = "ms"
-kind = "{kind}"
-{subs}
-interval = "300ms"
-overlap = "15s"
-settle_delay = "500ms"
-start_at = "40s"
-
-[[destination]]
-name = "rsyslog"
-address = "{address}"
-transport = "tcp"
-framing = "lf"
-syslog = "rfc3164"
-hostname = "siemcast-test"
-mappings = "{mappings}"
-"#,
-        tenant = sim.config().tenant_id,
-        client = sim.config().client_id,
-        login = sim.endpoint(Service::Login),
-        management = sim.endpoint(Service::Management),
-        graph = sim.endpoint(Service::Graph),
-        subs = if kind == "azure_activity" {
-            format!("subscriptions = [{}]", subs.join(", "))
-        } else {
-            String::new()
-        },
-        mappings = shipped_mappings("arcsight").display(),
-    );
+    let text = api_config(sim, "ms", kind, address, "address = \"\"", secret_line);
     std::fs::write(scratch.config(), text).unwrap();
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::{Credentials, Endpoints, TokenCache};
@@ -191,6 +192,7 @@ impl PollSource {
                 headers: api.headers,
                 retry: Retry::default(),
                 source: cfg.name.clone(),
+                stats: Arc::default(),
             },
             endpoints,
         })
@@ -201,7 +203,9 @@ impl PollSource {
     }
 
     /// Polls every scope every `interval` until cancelled.
-    pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+    pub async fn run(mut self, ctx: SourceContext) -> Result<(), SourceError> {
+        self.client.stats = ctx.stats.clone();
+        ctx.stats.freshness.started(Some(self.interval));
         let mut ck = match ctx.spool.checkpoint(&self.name) {
             None => None,
             Some(bytes) => {
@@ -224,10 +228,16 @@ impl PollSource {
             resumed = !ck.scopes.is_empty()
         );
         'outer: loop {
+            let mut complete = true;
             for scope in &self.scopes {
-                if !self.poll_scope(scope, &mut ck, &ctx).await? {
-                    break 'outer;
+                match self.poll_scope(scope, &mut ck, &ctx, complete).await? {
+                    Outcome::Complete => {}
+                    Outcome::Incomplete => complete = false,
+                    Outcome::Cancelled => break 'outer,
                 }
+            }
+            if complete {
+                ctx.stats.freshness.succeeded();
             }
             tokio::select! {
                 _ = ctx.cancel.cancelled() => break,
@@ -238,25 +248,31 @@ impl PollSource {
         Ok(())
     }
 
-    /// Reads every window of one scope up to now; false when cancelled.
+    /// Reads every window of one scope up to now. While `fresh` (no scope failed in this poll),
+    /// each window read counts as a successful poll, so a long catch-up stays healthy.
     async fn poll_scope(
         &self,
         scope: &str,
         ck: &mut Checkpoint,
         ctx: &SourceContext,
-    ) -> Result<bool, SourceError> {
+        fresh: bool,
+    ) -> Result<Outcome, SourceError> {
         let now = jiff::Timestamp::now().as_millisecond();
         ck.scopes
             .entry(scope.to_owned())
             .or_insert_with(|| ScopeState::new(self.start.resolve(now)));
         while let Some((from, to)) = next_window(&ck.scopes[scope], now, &self.timing) {
             match self.read_window(scope, from, to, ck, ctx).await? {
+                Outcome::Complete if fresh => ctx.stats.freshness.succeeded(),
                 Outcome::Complete => {}
-                Outcome::Incomplete => return Ok(true),
-                Outcome::Cancelled => return Ok(false),
+                other => return Ok(other),
             }
         }
-        Ok(!ctx.cancel.is_cancelled())
+        Ok(if ctx.cancel.is_cancelled() {
+            Outcome::Cancelled
+        } else {
+            Outcome::Complete
+        })
     }
 
     /// Reads one window page by page; each page is appended with the checkpoint after it.
@@ -277,6 +293,7 @@ impl PollSource {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(error) => {
+                    ctx.stats.freshness.failed(&error.to_string());
                     tracing::warn!(
                         message = "Window not read completely; it is read again at the next poll.",
                         source = %self.name,
@@ -291,7 +308,10 @@ impl PollSource {
             let rid = page.request_id.as_deref().unwrap_or("-");
             let Some(records) = page.body.get("value").and_then(|v| v.as_array()) else {
                 tracing::warn!(message = "Page has no value array; the window is read again at the next poll.", source = %self.name, request_id = rid);
-                ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.freshness.failed(&format!(
+                    "the API answered a page without a value array (request id {rid})"
+                ));
                 return Ok(Outcome::Incomplete);
             };
             let mut next_ck = ck.clone();
@@ -301,6 +321,9 @@ impl PollSource {
                 .expect("scope state exists while polling it");
             let mut events = Vec::new();
             let mut rejected = 0u64;
+            ctx.stats
+                .polled
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
             for record in records {
                 fetched += 1;
                 let ev = Event::from_json(self.api.kind, &self.name, record);
