@@ -174,7 +174,7 @@ stop: sources finish the page in hand, destinations finish their batch and wait 
 .B SIGHUP
 reload the configuration and every mapping; when the new set is invalid the running one stays and the log says why.
 .SH "METRICS AND HEALTH"
-With \fB[metrics] address\fR set (default 127.0.0.1:9464), \fBrun\fR serves Prometheus text on \fI/metrics\fR, the spool status as JSON on \fI/spool\fR, and \fI/healthz\fR: 200 "ok", or 503 with one reason per line when the service is starting or stopping, a destination is not connected, or an API source has not polled successfully within its interval plus \fB[metrics] poll_grace\fR (default 5m).
+With \fB[metrics] address\fR set (default 127.0.0.1:9464), \fBrun\fR serves Prometheus text on \fI/metrics\fR, the spool status as JSON on \fI/spool\fR, and \fI/healthz\fR: 200 "ok", or 503 with one reason per line when the pipeline is starting, a source task ended, a destination is neither connected nor draining, or an API source has not polled successfully within its interval plus \fB[metrics] poll_grace\fR (default 5m).
 .SH "SEE ALSO"
 .BR systemctl (1),
 .BR journalctl (1),

@@ -181,17 +181,20 @@ async fn snapshot(state: &Arc<MetricsState>) -> Option<(SpoolStatus, SpoolStats)
 
 /// `Ok` when the service is doing its job; otherwise every reason it is not, one per line.
 ///
-/// Healthy means: the pipeline is running (not starting or stopping), every source task is
-/// alive, every polling source read its API successfully within its interval plus `poll_grace`
-/// (see [`crate::sources::freshness`]; a files source counts while it runs), and every
-/// destination is connected to its receiver.
+/// Healthy means: the pipeline has started, every source task is alive, every polling source
+/// read its API successfully within its interval plus `poll_grace` (see
+/// [`crate::sources::freshness`]; a files source counts while it runs), and every destination
+/// is connected to its receiver or draining (a stop or reload lets it finish its batch).
 pub fn health(stats: &PipelineStats, now_ms: i64, poll_grace: Duration) -> Result<(), Vec<String>> {
     let mut reasons = Vec::new();
-    match stats.lifecycle.phase() {
-        Phase::Starting => reasons.push("starting: the pipeline is not running yet".to_owned()),
-        Phase::Stopping => reasons.push("stopping: shutdown in progress".to_owned()),
-        Phase::Running => {}
-    }
+    let draining = match stats.lifecycle.phase() {
+        Phase::Starting => {
+            reasons.push("starting: the pipeline is not running yet".to_owned());
+            false
+        }
+        Phase::Stopping => true,
+        Phase::Running => false,
+    };
     for (name, why) in stats.lifecycle.stopped_sources() {
         reasons.push(format!("source \"{name}\" is not running: {why}"));
     }
@@ -199,7 +202,7 @@ pub fn health(stats: &PipelineStats, now_ms: i64, poll_grace: Duration) -> Resul
         reasons.extend(s.freshness.overdue(name, now_ms, poll_grace));
     }
     for (name, d) in &stats.destinations {
-        if !d.connected.load(Ordering::Relaxed) {
+        if !d.connected.load(Ordering::Relaxed) && !draining {
             reasons.push(format!(
                 "destination \"{name}\" is not connected to its receiver ({} reconnects so far); see the log for the error",
                 d.reconnects.load(Ordering::Relaxed)
@@ -600,6 +603,20 @@ mod tests {
             reasons[1].starts_with("destination \"siem\" is not connected"),
             "{reasons:?}"
         );
+    }
+
+    #[test]
+    fn draining_destinations_count_as_healthy() {
+        let stats = PipelineStats {
+            destinations: vec![("siem".into(), Arc::default())],
+            ..PipelineStats::default()
+        };
+        stats.lifecycle.set(Phase::Running);
+        let reasons = health(&stats, 0, Duration::ZERO).unwrap_err();
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].starts_with("destination \"siem\" is not connected"));
+        stats.lifecycle.set(Phase::Stopping);
+        assert_eq!(health(&stats, 0, Duration::ZERO), Ok(()));
     }
 
     #[test]
