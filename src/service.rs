@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::{self, MetricsState};
-use crate::pipeline::{self, Pipeline};
+use crate::pipeline::{self, Phase, Pipeline};
 use crate::spool::Spool;
 
 /// How often `STATUS=` is sent to systemd.
@@ -220,8 +220,11 @@ async fn report_to_systemd(state: watch::Receiver<MetricsState>, stop: Cancellat
             }
             _ = status.tick() => {
                 let snapshot = state.borrow().clone();
-                let line = status_line(&snapshot, &mut last).await;
-                notify(&[NotifyState::Status(&line)]);
+                // While stopping, the drain reports its own status.
+                if snapshot.stats.lifecycle.phase() != Phase::Stopping {
+                    let line = status_line(&snapshot, &mut last).await;
+                    notify(&[NotifyState::Status(&line)]);
+                }
             }
         }
     }

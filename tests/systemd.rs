@@ -212,12 +212,17 @@ fn a_slow_drain_on_sigterm_asks_systemd_for_more_time() {
         after > at_stop,
         "the drain delivered nothing: {at_stop} lines at SIGTERM, {after} after"
     );
+    notes.collect_for(Duration::from_millis(200));
+    let stopping = notes.seen.iter().position(|l| l == "STOPPING=1").unwrap();
+    let after: Vec<&String> = notes.seen[stopping..]
+        .iter()
+        .filter(|l| l.starts_with("STATUS="))
+        .collect();
     assert!(
-        notes
-            .seen
-            .iter()
-            .any(|l| l.starts_with("STATUS=Stopping: finishing batches")),
-        "{:?}",
-        notes.seen
+        !after.is_empty()
+            && after
+                .iter()
+                .all(|l| l.starts_with("STATUS=Stopping: finishing batches")),
+        "status while stopping: {after:?}"
     );
 }
