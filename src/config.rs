@@ -99,9 +99,21 @@ pub struct AzureConfig {
     /// Normally supplied as `SIEMCAST_AZURE__CLIENT_SECRET` or through `client_secret_file`.
     pub client_secret: Option<Secret>,
     pub client_secret_file: Option<PathBuf>,
+    /// PEM file with the app's certificate (and its RSA key unless `certificate_key_file`).
     pub certificate_file: Option<PathBuf>,
+    /// PEM file with the certificate's private key, when it is not in `certificate_file`.
+    pub certificate_key_file: Option<PathBuf>,
+    /// Signature of the certificate client assertion: PS256 (current) or RS256 (legacy).
+    #[serde(default)]
+    pub assertion_algorithm: AssertionAlgorithm,
+    /// Tokens from the Azure instance metadata service (IMDS) of the VM siemcast runs on.
     #[serde(default)]
     pub managed_identity: bool,
+    /// IMDS base URL (default `http://169.254.169.254`); tests point it at the simulator.
+    pub imds_endpoint: Option<String>,
+    /// Request rates per API family; the documented limits unless overridden.
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
     pub login_endpoint: Option<String>,
     pub management_endpoint: Option<String>,
     pub graph_endpoint: Option<String>,
@@ -371,6 +383,64 @@ choice!(
 impl Default for Cloud {
     fn default() -> Self {
         Cloud::Public
+    }
+}
+
+choice!(
+    /// How the certificate client assertion is signed.
+    AssertionAlgorithm { Ps256 = "PS256", Rs256 = "RS256" }
+);
+
+// The enum comes from `choice!`, so the default cannot be derived on it.
+#[allow(clippy::derivable_impls)]
+impl Default for AssertionAlgorithm {
+    fn default() -> Self {
+        AssertionAlgorithm::Ps256
+    }
+}
+
+/// `[azure.rate_limits]`: requests per API family as `"N/PERIOD"` (a burst of N, refilled
+/// evenly over PERIOD), e.g. `"5/10s"`. Absent keys use the documented limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct RateLimitsConfig {
+    /// ARM reads, per subscription (or tenant) and app: 250 burst, 25/s.
+    pub arm_reads: Option<RateText>,
+    /// Graph `security/alerts_v2`, per app and tenant: 150/min.
+    pub graph_alerts: Option<RateText>,
+    /// Graph identity reports (directory audits, sign-ins), per app and tenant: 5/10 s.
+    pub entra_reports: Option<RateText>,
+    /// Office 365 Management Activity API, per tenant: 2000/min.
+    pub o365: Option<RateText>,
+}
+
+/// A rate written as `"N/PERIOD"`: at most N requests at once, refilled evenly over PERIOD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateText {
+    pub burst: u32,
+    pub period: Duration,
+}
+
+impl std::str::FromStr for RateText {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("\"{s}\" is not a rate; write it like \"5/10s\" or \"150/1m\" (requests per period)");
+        let (n, period) = s.split_once('/').ok_or_else(bad)?;
+        let burst: u32 = n.trim().parse().map_err(|_| bad())?;
+        let period: HumanDuration = period.trim().parse().map_err(|_| bad())?;
+        if burst == 0 || period.0.is_zero() {
+            return Err(bad());
+        }
+        Ok(RateText {
+            burst,
+            period: period.0,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RateText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
     }
 }
 

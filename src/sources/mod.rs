@@ -2,7 +2,10 @@
 //! together with its checkpoint to the spool as one durable batch. A source never formats events.
 //! The set is closed (`Source` enum); each kind lives in its own file.
 
+pub mod assertion;
 pub mod auth;
+#[cfg(test)]
+mod auth_tests;
 pub mod azure_activity;
 pub mod checkpoint;
 pub mod entra_audit;
@@ -10,6 +13,8 @@ pub mod entra_signins;
 pub mod files;
 pub mod graph_alerts;
 pub mod http;
+pub mod imds;
+pub mod limits;
 pub mod poll;
 #[cfg(test)]
 mod poll_tests;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::auth::{Credentials, Endpoints, TokenCache};
 use super::checkpoint::{self, Checkpoint, ScopeState};
 use super::http::{self, ApiClient, FetchError, Retry};
+use super::limits::Limit;
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
@@ -186,11 +187,17 @@ impl PollSource {
                 http: http::client(),
                 tokens: TokenCache::shared(),
                 login: endpoints.login.clone(),
-                creds,
                 scope,
                 headers: api.headers,
                 retry: Retry::default(),
                 source: cfg.name.clone(),
+                limit: Some(Limit::for_kind(
+                    api.kind,
+                    &config.azure.rate_limits,
+                    &creds.tenant_id,
+                    &creds.client_id,
+                )),
+                creds,
             },
             endpoints,
         })
