@@ -423,7 +423,9 @@ pub struct RateText {
 impl std::str::FromStr for RateText {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("\"{s}\" is not a rate; write it like \"5/10s\" or \"150/1m\" (requests per period)");
+        let bad = || {
+            format!("\"{s}\" is not a rate; write it like \"5/10s\" or \"150/1m\" (requests per period)")
+        };
         let (n, period) = s.split_once('/').ok_or_else(bad)?;
         let burst: u32 = n.trim().parse().map_err(|_| bad())?;
         let period: HumanDuration = period.trim().parse().map_err(|_| bad())?;

@@ -268,7 +268,10 @@ impl AzureConfig {
         }
         if let Some(url) = &self.imds_endpoint {
             if let Err(e) = check_imds_endpoint(url) {
-                p.add(&at.key("imds_endpoint"), format!("azure: imds_endpoint {e}"));
+                p.add(
+                    &at.key("imds_endpoint"),
+                    format!("azure: imds_endpoint {e}"),
+                );
             }
         }
         if !needed {
@@ -287,10 +290,15 @@ impl AzureConfig {
         .into_iter()
         .filter_map(|(k, on)| on.then_some(k))
         .collect();
-        if methods.len() > 1 && !(methods.len() == 2 && has_secret && self.client_secret_file.is_some()) {
+        if methods.len() > 1
+            && !(methods.len() == 2 && has_secret && self.client_secret_file.is_some())
+        {
             p.add(
                 &at,
-                format!("azure: choose one way to authenticate; {} are all set", methods.join(", ")),
+                format!(
+                    "azure: choose one way to authenticate; {} are all set",
+                    methods.join(", ")
+                ),
             );
         }
         let needs_client_id = !self.managed_identity;

@@ -118,12 +118,13 @@ impl ClientCertificate {
             }
         };
         let pem = pem_block(label, key.secret_der());
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(|e| {
-            format!(
-                "{which} {}: the private key is not a usable RSA key ({e})",
-                key_path.display()
-            )
-        })?;
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(|e| {
+                format!(
+                    "{which} {}: the private key is not a usable RSA key ({e})",
+                    key_path.display()
+                )
+            })?;
         let cert = ClientCertificate {
             key,
             algorithm,
@@ -161,8 +162,7 @@ impl ClientCertificate {
             &signature,
         )
         .map_err(|_| {
-            "the private key is not the certificate's key (or is shorter than 2048 bits)"
-                .to_owned()
+            "the private key is not the certificate's key (or is shorter than 2048 bits)".to_owned()
         })?;
         Ok(self)
     }
@@ -222,9 +222,14 @@ pub(crate) mod tests {
     /// A self-signed RSA-2048 certificate and its PKCS#8 key in one PEM file, minted by the
     /// `openssl` command (ring cannot generate RSA keys); returns the path and the DER.
     pub(crate) fn mint(dir: &Path, name: &str) -> (std::path::PathBuf, Vec<u8>) {
-        let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        let (cert, key) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
         let status = std::process::Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
             .args(["-subj", "/CN=siemcast-test", "-keyout"])
             .arg(&key)
             .arg("-out")
@@ -261,7 +266,10 @@ pub(crate) mod tests {
         assert_eq!(h["x5t#S256"], thumbprint_s256(&der));
         assert!(h.get("x5t").is_none());
         assert_eq!(claims["aud"], aud);
-        assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some("app"), Some("app")));
+        assert_eq!(
+            (claims["iss"].as_str(), claims["sub"].as_str()),
+            (Some("app"), Some("app"))
+        );
         assert_eq!(claims["nbf"], 1_000);
         assert_eq!(claims["exp"], 1_600);
         let again = c.assertion("app", aud, 1_000).unwrap();
@@ -269,7 +277,11 @@ pub(crate) mod tests {
         let rs = ClientCertificate::load(&path, None, AssertionAlgorithm::Rs256).unwrap();
         let (h, _) = parts(rs.assertion("app", aud, 1_000).unwrap().expose());
         assert_eq!(h["alg"], "RS256");
-        assert_eq!(h["x5t"].as_str().map(str::len), Some(27), "SHA-1, base64url");
+        assert_eq!(
+            h["x5t"].as_str().map(str::len),
+            Some(27),
+            "SHA-1, base64url"
+        );
         // Debug never shows the key or an assertion.
         assert!(format!("{c:?}").contains("[redacted]"));
         assert!(!format!("{jwt:?}").contains(&jwt.expose()[..20]));

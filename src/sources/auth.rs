@@ -129,12 +129,9 @@ impl Credentials {
         let client_id = client_id.ok_or("azure: client_id is missing")?;
         if let Some(cert) = &azure.certificate_file {
             let key = azure.certificate_key_file.as_deref().map(&resolve);
-            let cert = ClientCertificate::load(
-                &resolve(cert),
-                key.as_deref(),
-                azure.assertion_algorithm,
-            )
-            .map_err(|e| format!("azure: {e}"))?;
+            let cert =
+                ClientCertificate::load(&resolve(cert), key.as_deref(), azure.assertion_algorithm)
+                    .map_err(|e| format!("azure: {e}"))?;
             return Ok(Credentials {
                 tenant_id,
                 client_id,
@@ -173,7 +170,9 @@ impl Credentials {
         match &self.method {
             AuthMethod::ManagedIdentity { imds, client_id } => (
                 imds.clone(),
-                client_id.clone().unwrap_or_else(|| "system-assigned".into()),
+                client_id
+                    .clone()
+                    .unwrap_or_else(|| "system-assigned".into()),
             ),
             _ => (
                 format!("{login}/{}", self.tenant_id),

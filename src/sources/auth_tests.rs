@@ -152,7 +152,10 @@ async fn wrong_key_expired_and_wrong_audience_are_refused() {
     assert_eq!((status, code(&body)), (401, 700024), "{body}");
 
     // For another tenant's token endpoint.
-    let elsewhere = endpoint.replace(&sim.config().tenant_id, "00000000-0000-0000-0000-000000000000");
+    let elsewhere = endpoint.replace(
+        &sim.config().tenant_id,
+        "00000000-0000-0000-0000-000000000000",
+    );
     let wrong_aud = cert.assertion(&client, &elsewhere, now).unwrap();
     let (status, body) = post_assertion(&sim, wrong_aud.expose()).await;
     assert_eq!((status, code(&body)), (401, 50012), "{body}");
@@ -175,7 +178,9 @@ async fn wrong_key_expired_and_wrong_audience_are_refused() {
 
     // Through the client, an audience the endpoint does not recognise as itself (the login
     // host spelled differently) gives the user a hint about the endpoint.
-    let aliased = sim.endpoint(Service::Login).replace("127.0.0.1", "localhost");
+    let aliased = sim
+        .endpoint(Service::Login)
+        .replace("127.0.0.1", "localhost");
     let err = TokenCache::default()
         .token(
             &http::client(),
@@ -214,7 +219,9 @@ async fn managed_identity_tokens_come_from_imds() {
     // System-assigned and user-assigned identities both reach the API.
     list_activity(&sim, msi_creds(&sim, None)).await.unwrap();
     let user = sim.config().user_assigned_client_id.clone();
-    list_activity(&sim, msi_creds(&sim, Some(&user))).await.unwrap();
+    list_activity(&sim, msi_creds(&sim, Some(&user)))
+        .await
+        .unwrap();
     let imds: Vec<_> = sim
         .requests()
         .into_iter()
@@ -233,11 +240,16 @@ async fn managed_identity_tokens_come_from_imds() {
         );
         assert!(r.path_and_query.contains(&resource), "{r:?}");
     }
-    assert!(imds[1].path_and_query.contains(&format!("client_id={user}")));
+    assert!(imds[1]
+        .path_and_query
+        .contains(&format!("client_id={user}")));
     // An identity the VM does not have is explained.
-    let err = list_activity(&sim, msi_creds(&sim, Some("0e0e0e0e-0000-4000-8000-000000000000")))
-        .await
-        .unwrap_err();
+    let err = list_activity(
+        &sim,
+        msi_creds(&sim, Some("0e0e0e0e-0000-4000-8000-000000000000")),
+    )
+    .await
+    .unwrap_err();
     assert!(err.contains("Identity not found"), "{err}");
     assert!(err.contains("user-assigned identity"), "{err}");
     // IMDS refuses a request without `Metadata: true` (server-side request forgery guard).
@@ -257,7 +269,9 @@ fn debug_output_of_credentials_and_tokens_redacts() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = mint(dir.path(), "app.pem");
     let cert = ClientCertificate::load(&path, None, AssertionAlgorithm::Ps256).unwrap();
-    let assertion = cert.assertion("app", "https://login/t/oauth2/v2.0/token", 1).unwrap();
+    let assertion = cert
+        .assertion("app", "https://login/t/oauth2/v2.0/token", 1)
+        .unwrap();
     let key_text = std::fs::read_to_string(&path).unwrap();
     let key_line = key_text
         .lines()

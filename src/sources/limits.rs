@@ -166,12 +166,7 @@ pub struct Limit {
 
 impl Limit {
     /// The process-wide budget of `kind`'s API family for this principal.
-    pub fn for_kind(
-        kind: EventKind,
-        cfg: &RateLimitsConfig,
-        tenant: &str,
-        client: &str,
-    ) -> Limit {
+    pub fn for_kind(kind: EventKind, cfg: &RateLimitsConfig, tenant: &str, client: &str) -> Limit {
         let family = ApiFamily::of(kind);
         Limit {
             family,
@@ -196,7 +191,10 @@ mod tests {
 
     #[test]
     fn families_rates_and_scopes() {
-        assert_eq!(ApiFamily::of(EventKind::EntraSignins), ApiFamily::EntraReports);
+        assert_eq!(
+            ApiFamily::of(EventKind::EntraSignins),
+            ApiFamily::EntraReports
+        );
         let cfg = RateLimitsConfig {
             entra_reports: Some("50/1s".parse().unwrap()),
             ..RateLimitsConfig::default()
@@ -207,7 +205,10 @@ mod tests {
             ApiFamily::ArmReads.subscope("https://m/subscriptions/AB-1/providers/x?f=1"),
             "ab-1"
         );
-        assert_eq!(ApiFamily::ArmReads.subscope("https://m/providers/x"), "tenant");
+        assert_eq!(
+            ApiFamily::ArmReads.subscope("https://m/providers/x"),
+            "tenant"
+        );
         assert_eq!(ApiFamily::GraphAlerts.subscope("https://g/v1.0/x"), "");
         assert_eq!(
             describe(ApiFamily::ArmReads.documented()),
@@ -230,7 +231,12 @@ mod tests {
             burst: 1,
             period: Duration::from_secs(1),
         };
-        let d = l.get(ApiFamily::ArmReads, "t/c", "https://m/subscriptions/a/x", slower);
+        let d = l.get(
+            ApiFamily::ArmReads,
+            "t/c",
+            "https://m/subscriptions/a/x",
+            slower,
+        );
         assert!(!Arc::ptr_eq(&a, &d), "a new rate replaces the limiter");
     }
 }

@@ -19,6 +19,8 @@ pub mod poll;
 #[cfg(test)]
 mod poll_tests;
 pub mod simulator;
+#[cfg(test)]
+mod throttle_tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

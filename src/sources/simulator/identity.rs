@@ -18,7 +18,12 @@ use crate::sources::auth::JWT_BEARER;
 const SKEW_S: i64 = 300;
 
 fn refuse(code: u32, description: &str) -> Response {
-    aad_error(StatusCode::UNAUTHORIZED, "invalid_client", code, description)
+    aad_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        code,
+        description,
+    )
 }
 
 fn decode_part(part: &str) -> Option<Value> {
@@ -74,16 +79,15 @@ pub(super) fn check_assertion(
             "The certificate with identifier used to sign the client assertion is not registered on application.",
         ));
     }
-    let alg = match header["alg"].as_str() {
-        Some("PS256") => webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
-        Some("RS256") => webpki::ring::RSA_PKCS1_2048_8192_SHA256,
-        _ => {
-            return Err(refuse(
+    let alg =
+        match header["alg"].as_str() {
+            Some("PS256") => webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            Some("RS256") => webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+            _ => return Err(refuse(
                 5002738,
                 "The client assertion's signing algorithm is not supported; use PS256 or RS256.",
-            ))
-        }
-    };
+            )),
+        };
     let cert = rustls_pki_types::CertificateDer::from(der);
     let verified = webpki::EndEntityCert::try_from(&cert).is_ok_and(|ee| {
         let signed = &jwt[..parts[0].len() + 1 + parts[1].len()];
@@ -114,9 +118,13 @@ pub(super) fn check_assertion(
     let now = now_ms() / 1000;
     let (nbf, exp) = (claims["nbf"].as_i64(), claims["exp"].as_i64());
     let (Some(nbf), Some(exp)) = (nbf, exp) else {
-        return Err(refuse(50027, "JWT token is invalid or malformed: nbf and exp are required."));
+        return Err(refuse(
+            50027,
+            "JWT token is invalid or malformed: nbf and exp are required.",
+        ));
     };
-    if nbf > now + SKEW_S || exp < now - SKEW_S || claims["jti"].as_str().is_none_or(str::is_empty) {
+    if nbf > now + SKEW_S || exp < now - SKEW_S || claims["jti"].as_str().is_none_or(str::is_empty)
+    {
         return Err(refuse(
             700024,
             &format!("Client assertion is not within its valid time range. Current time: {now}, assertion valid from {nbf}, expiry time of assertion {exp}."),
@@ -153,9 +161,7 @@ pub(super) fn imds(shared: &Shared, method: &Method, uri: &Uri, headers: &Header
             "Only GET is supported",
         );
     }
-    let q: HashMap<String, String> = query_pairs(uri.query().unwrap_or(""))
-        .into_iter()
-        .collect();
+    let q: HashMap<String, String> = query_pairs(uri.query().unwrap_or("")).into_iter().collect();
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
     if get("api-version").is_empty() {
         return imds_error(
