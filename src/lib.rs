@@ -12,6 +12,7 @@
 //! - [`service`]: `siemcast run` under systemd: notifications, signals, reload.
 //! - [`metrics`]: Prometheus `/metrics`, `/healthz` and `/spool`.
 //! - [`ops`]: operator commands: `send-test`, `spool status`, `spool forget-destination`.
+//! - [`replay`]: `siemcast replay`, a backfill of a past window with its own spool.
 //!
 //! Data flows one way: poller → spool → destination (mapping, framing, transport).
 
@@ -23,6 +24,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
+pub mod replay;
 pub mod service;
 pub mod sources;
 pub mod spool;

@@ -7,6 +7,7 @@ pub mod auth;
 #[cfg(test)]
 mod auth_tests;
 pub mod azure_activity;
+pub mod backfill;
 pub mod checkpoint;
 pub mod entra_audit;
 pub mod entra_signins;

@@ -146,7 +146,7 @@ pub struct PollSource {
 }
 
 /// How a window ended.
-enum Outcome {
+pub(super) enum Outcome {
     Complete,
     /// Not finished (an error); retried at the next poll from the same cursor.
     Incomplete,
@@ -257,7 +257,7 @@ impl PollSource {
             .entry(scope.to_owned())
             .or_insert_with(|| ScopeState::new(self.start.resolve(now)));
         while let Some((from, to)) = next_window(&ck.scopes[scope], now, &self.timing) {
-            match self.read_window(scope, from, to, ck, ctx).await? {
+            match self.read_window(scope, from, to, ck, ctx, true).await? {
                 Outcome::Complete => {}
                 Outcome::Incomplete => return Ok(true),
                 Outcome::Cancelled => return Ok(false),
@@ -266,14 +266,22 @@ impl PollSource {
         Ok(!ctx.cancel.is_cancelled())
     }
 
+    /// The scopes polled and the API they are polled through.
+    pub(super) fn parts(&self) -> (&[String], &'static WindowApi) {
+        (&self.scopes, self.api)
+    }
+
     /// Reads one window page by page; each page is appended with the checkpoint after it.
-    async fn read_window(
+    /// `prune`: forget seen ids older than the overlap at the window's end (polling); a backfill
+    /// keeps them, so a later backfill of an overlapping window repeats nothing.
+    pub(super) async fn read_window(
         &self,
         scope: &str,
         from: i64,
         to: i64,
         ck: &mut Checkpoint,
         ctx: &SourceContext,
+        prune: bool,
     ) -> Result<Outcome, SourceError> {
         let mut url = (self.api.first_url)(&self.endpoints, scope, from, to);
         let mut used = HashSet::new();
@@ -339,7 +347,9 @@ impl PollSource {
             let last = next.is_none() || looping;
             if last {
                 state.cursor_ms = to;
-                state.seen.prune_before(to - overlap);
+                if prune {
+                    state.seen.prune_before(to - overlap);
+                }
                 let dropped = state.seen.bound(MAX_SEEN);
                 if dropped > 0 {
                     tracing::warn!(message = "Seen-id set full; the oldest ids were dropped, so late copies of them could repeat.", source = %self.name, dropped);
