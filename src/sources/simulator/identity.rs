@@ -17,13 +17,13 @@ use crate::sources::auth::JWT_BEARER;
 /// Clock skew tolerated on `nbf` and `exp`, as Entra does.
 const SKEW_S: i64 = 300;
 
-fn refuse(code: u32, description: &str) -> Response {
-    aad_error(
+fn refuse(code: u32, description: &str) -> Box<Response> {
+    Box::new(aad_error(
         StatusCode::UNAUTHORIZED,
         "invalid_client",
         code,
         description,
-    )
+    ))
 }
 
 fn decode_part(part: &str) -> Option<Value> {
@@ -35,16 +35,16 @@ pub(super) fn check_assertion(
     shared: &Shared,
     form: &HashMap<String, String>,
     endpoint: &str,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let cfg = &shared.cfg;
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     if get("client_assertion_type") != JWT_BEARER {
-        return Err(aad_error(
+        return Err(Box::new(aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             50027,
             "Invalid client_assertion_type; it must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
-        ));
+        )));
     }
     let jwt = get("client_assertion");
     let parts: Vec<&str> = jwt.split('.').collect();

@@ -477,7 +477,7 @@ fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> R
     if !get("client_assertion").is_empty() || !get("client_assertion_type").is_empty() {
         let endpoint = format!("{}{}", shared.base[&Service::Login], uri.path());
         if let Err(refused) = identity::check_assertion(shared, &form, &endpoint) {
-            return refused;
+            return *refused;
         }
     } else if get("client_secret") != cfg.client_secret {
         // Like Entra, never echo the secret that was sent.
