@@ -223,6 +223,8 @@ struct Progress {
     total: usize,
     started: Instant,
     stats: Arc<SourceStats>,
+    /// When the last delivery line was shown (one every few seconds).
+    shown: std::sync::Mutex<Option<Instant>>,
 }
 
 fn rate(events: u64, since: Instant) -> u64 {
@@ -265,6 +267,7 @@ impl Progress {
             total,
             started,
             stats,
+            shown: std::sync::Mutex::new(None),
         }
     }
 
@@ -304,6 +307,13 @@ impl Progress {
     }
 
     fn delivering(&self, waiting: &[(String, u64)], all: &[(String, Arc<DestinationStats>)]) {
+        {
+            let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+            if shown.is_some_and(|t| t.elapsed() < Duration::from_secs(3)) {
+                return;
+            }
+            *shown = Some(Instant::now());
+        }
         let parts: Vec<String> = all
             .iter()
             .map(|(name, stats)| {

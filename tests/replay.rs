@@ -269,6 +269,21 @@ fn replay_refuses_bad_windows_and_sources_clearly() {
         ],
         "is in the future",
     );
+    // The help explains the design: own spool, exit status, dedupe semantics.
+    let help = Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["replay", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for needle in [
+        "Example:",
+        "siemcast replay -c",
+        "STATE_DIR/replay/SOURCE",
+        "Dedupe:",
+        "--fresh",
+    ] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
     // Nothing was requested from the API for refused windows.
     assert!(sim.requests().is_empty());
 }

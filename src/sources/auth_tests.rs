@@ -288,7 +288,15 @@ fn debug_output_of_credentials_and_tokens_redacts() {
         method: AuthMethod::Certificate(Arc::new(cert)),
         ..secret.clone()
     };
-    let shown = format!("{secret:?} {certificate:?} {assertion:?} {assertion}");
+    let token = super::auth::token_from_answer(
+        "https://login/t/oauth2/v2.0/token".into(),
+        "scope",
+        &serde_json::json!({"access_token": "eyJ0eXAiOiJKV1QiLCJub25jZSI6IkFRQUJBQUFBQUFB", "expires_in": "3599"}),
+        tokio::time::Instant::now(),
+    )
+    .unwrap();
+    let shown = format!("{secret:?} {certificate:?} {assertion:?} {assertion} {token:?}");
+    assert!(!shown.contains("eyJ0eXAiOiJKV1Qi"), "{shown}");
     assert!(!shown.contains("very-secret-value"), "{shown}");
     assert!(!shown.contains(&key_line), "{shown}");
     assert!(!shown.contains(&assertion.expose()[..30]), "{shown}");
