@@ -221,6 +221,17 @@ fn replay_delivers_a_past_window_exactly_once_and_overlapping_replays_do_not_rep
     assert!(log
         .iter()
         .any(|r| r.service == Service::Login && r.status == 200));
+    let n = |c: u16| log.iter().filter(|r| r.status == c).count();
+    eprintln!(
+        "replay figures: first window {} events, overlapping second window {new} new ({} in all, each once); {} requests: {} x 200, {} x 401, {} x 429, {} x 503",
+        first.len(),
+        all.len(),
+        log.len(),
+        n(200),
+        n(401),
+        n(429),
+        n(503)
+    );
     drop(service_spool);
 }
 

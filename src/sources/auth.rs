@@ -283,6 +283,24 @@ impl TokenCache {
     }
 }
 
+/// What the user should do about an AADSTS error code.
+fn hint(code: u64, server_error: bool) -> &'static str {
+    match code {
+        7000215 => "check the secret in client_secret_file (the secret's value, not its id)",
+        7000222 => "the client secret has expired; create a new one for the app registration",
+        700016 => "check client_id and tenant_id: the app is not registered in this tenant",
+        90002 => "check tenant_id",
+        70011 => "check the endpoint overrides in [azure]",
+        700027 => "the certificate is not one uploaded to the app registration, or the key does not match it: check certificate_file (siemcast check prints its x5t#S256 thumbprint)",
+        700024 => "the client assertion is outside its validity time: check this machine's clock (NTP)",
+        50012 => "the client assertion's audience is not this token endpoint: check tenant_id and login_endpoint",
+        700021 => "the client assertion names another application: check client_id",
+        50027 => "the client assertion was rejected as malformed",
+        _ if server_error => "will retry",
+        _ => "check [azure] tenant_id, client_id and the credential (secret, certificate)",
+    }
+}
+
 /// `client_assertion_type` of a JWT client assertion.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -343,20 +361,7 @@ async fn request_token(
             .next()
             .unwrap_or("");
         let code = body["error_codes"][0].as_u64().unwrap_or(0);
-        let hint = match code {
-            7000215 => "check the secret in client_secret_file (the secret's value, not its id)",
-            7000222 => "the client secret has expired; create a new one for the app registration",
-            700016 => "check client_id and tenant_id: the app is not registered in this tenant",
-            90002 => "check tenant_id",
-            70011 => "check the endpoint overrides in [azure]",
-            700027 => "the certificate is not one uploaded to the app registration, or the key does not match it: check certificate_file (siemcast check prints its x5t#S256 thumbprint)",
-            700024 => "the client assertion is outside its validity time: check this machine's clock (NTP)",
-            50012 => "the client assertion's audience is not this token endpoint: check tenant_id and login_endpoint",
-            700021 => "the client assertion names another application: check client_id",
-            50027 => "the client assertion was rejected as malformed",
-            _ if status.is_server_error() => "will retry",
-            _ => "check [azure] tenant_id, client_id and the client secret",
-        };
+        let hint = hint(code, status.is_server_error());
         if status.is_server_error() {
             return Err(AuthError::Transport {
                 url,
@@ -426,6 +431,14 @@ mod tests {
         assert!(e.contains("only for loopback"), "{e}");
         assert!(check_endpoint("ftp://x").is_err());
         assert!(check_endpoint("login.example.com").is_err());
+    }
+
+    #[test]
+    fn certificate_refusals_say_what_to_fix() {
+        assert!(hint(700024, false).contains("clock"));
+        assert!(hint(700027, false).contains("certificate_file"));
+        assert!(hint(50012, false).contains("login_endpoint"));
+        assert_eq!(hint(1, true), "will retry");
     }
 
     #[test]
