@@ -3,6 +3,7 @@
 //! once with the file, line and column it comes from; secrets are typed so they never print.
 
 mod locate;
+mod rates;
 mod validate;
 
 use std::collections::BTreeSet;
@@ -16,6 +17,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 pub use locate::{KeyPath, Locator, Position};
+pub use rates::{RateLimitsConfig, RateText};
 
 use crate::event::EventKind;
 
@@ -109,9 +111,21 @@ pub struct AzureConfig {
     /// Normally supplied as `SIEMCAST_AZURE__CLIENT_SECRET` or through `client_secret_file`.
     pub client_secret: Option<Secret>,
     pub client_secret_file: Option<PathBuf>,
+    /// PEM file with the app's certificate (and its RSA key unless `certificate_key_file`).
     pub certificate_file: Option<PathBuf>,
+    /// PEM file with the certificate's private key, when it is not in `certificate_file`.
+    pub certificate_key_file: Option<PathBuf>,
+    /// Signature of the certificate client assertion: PS256 (current) or RS256 (legacy).
+    #[serde(default)]
+    pub assertion_algorithm: AssertionAlgorithm,
+    /// Tokens from the Azure instance metadata service (IMDS) of the VM siemcast runs on.
     #[serde(default)]
     pub managed_identity: bool,
+    /// IMDS base URL (default `http://169.254.169.254`); tests point it at the simulator.
+    pub imds_endpoint: Option<String>,
+    /// Request rates per API family; the documented limits unless overridden.
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
     pub login_endpoint: Option<String>,
     pub management_endpoint: Option<String>,
     pub graph_endpoint: Option<String>,
@@ -381,6 +395,19 @@ choice!(
 impl Default for Cloud {
     fn default() -> Self {
         Cloud::Public
+    }
+}
+
+choice!(
+    /// How the certificate client assertion is signed.
+    AssertionAlgorithm { Ps256 = "PS256", Rs256 = "RS256" }
+);
+
+// The enum comes from `choice!`, so the default cannot be derived on it.
+#[allow(clippy::derivable_impls)]
+impl Default for AssertionAlgorithm {
+    fn default() -> Self {
+        AssertionAlgorithm::Ps256
     }
 }
 

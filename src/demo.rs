@@ -109,6 +109,10 @@ login_endpoint = "{login}"
 management_endpoint = "{management}"
 graph_endpoint = "{graph}"
 
+# The simulator is not Entra: its reports need not be read at 5 per 10 s.
+[azure.rate_limits]
+entra_reports = "50/1s"
+
 [[source]]
 name = "demo-activity"
 kind = "azure_activity"

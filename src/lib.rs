@@ -13,6 +13,7 @@
 //! - [`metrics`]: Prometheus `/metrics`, `/healthz` and `/spool`.
 //! - [`ops`]: operator commands: `send-test`, `spool status`, `spool forget-destination`.
 //! - [`manpage`]: `siemcast(1)` rendered from the command-line definition.
+//! - [`replay`]: `siemcast replay`, a backfill of a past window with its own spool.
 //!
 //! Data flows one way: poller → spool → destination (mapping, framing, transport).
 
@@ -25,6 +26,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
+pub mod replay;
 pub mod service;
 pub mod sources;
 pub mod spool;

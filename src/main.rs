@@ -100,6 +100,33 @@ enum Command {
     ///   siemcast send-test -c /etc/siemcast/siemcast.toml --destination arcsight
     #[command(verbatim_doc_comment)]
     SendTest(SendTestArgs),
+    /// Backfill a past time window of one API source into the destinations.
+    ///
+    /// Reads [--from, --to] of the named source (azure_activity, graph_alerts, entra_audit or
+    /// entra_signins) with a progress bar (plain lines when stderr is not a terminal) and
+    /// delivers it to every configured destination. It can run while the service runs: it
+    /// keeps its own spool and checkpoint in STATE_DIR/replay/SOURCE, and exits 0 once every
+    /// destination has acknowledged every event it read.
+    ///
+    /// Dedupe: events are deduplicated on the source's ids; the ids earlier replays of this
+    /// source delivered are remembered, so replaying an overlapping window sends only what was
+    /// not sent by a replay before (--fresh forgets them, to send again to a SIEM that lost
+    /// data). A replay does not know what the service itself delivered: replay windows the
+    /// service did not read (before its start_at, or older than an outage), or that the SIEM
+    /// lost. Ctrl-C keeps what was read; the same command again finishes the delivery.
+    ///
+    /// TIME is an RFC 3339 time (2026-11-01T00:00:00Z), a duration back from now (7d, 90m) or
+    /// `now`. The window must lie within what the API keeps (Activity Log 90 days, Entra logs
+    /// 30 days, Graph alerts 180 days).
+    ///
+    /// Exit status: 0 when every event of the window was acknowledged by every destination;
+    /// 1 when the config, the source or the window is invalid, or reading or delivery failed
+    /// (the reason is printed); 130 after Ctrl-C.
+    ///
+    /// Example:
+    ///   siemcast replay -c /etc/siemcast/siemcast.toml --source activity --from 7d --to 6d
+    #[command(verbatim_doc_comment)]
+    Replay(ReplayArgs),
     /// Inspect or maintain the durable spool.
     ///
     /// Commands: `status` (how far each destination is behind) and `forget-destination`
@@ -157,6 +184,24 @@ struct SendTestArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The `[[source]]` to replay, by name.
+    #[arg(long, value_name = "NAME")]
+    source: String,
+    /// Start of the window (RFC 3339 time, duration back such as 7d, or now).
+    #[arg(long, value_name = "TIME")]
+    from: String,
+    /// End of the window (RFC 3339 time, duration back such as 1h, or now).
+    #[arg(long, value_name = "TIME")]
+    to: String,
+    /// Forget which events earlier replays of this source delivered, and send them again.
+    #[arg(long)]
+    fresh: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -218,6 +263,7 @@ fn main() -> ExitCode {
         Command::Demo => runtime().and_then(|rt| rt.block_on(siemcast::demo::run())),
         Command::Man => man(),
         Command::SendTest(args) => send_test(&args),
+        Command::Replay(args) => replay(&args),
         Command::Spool(SpoolCommand::Status(args)) => with_config(&args.config.config, |c| {
             siemcast::ops::spool_status(c, args.json)
         }),
@@ -347,6 +393,56 @@ fn send_test(args: &SendTestArgs) -> anyhow::Result<ExitCode> {
     )))
 }
 
+fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    use siemcast::replay::{Outcome, ReplayOptions};
+    let config = match load_config(&args.config.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let opts = ReplayOptions {
+        source: args.source.clone(),
+        from: args.from.clone(),
+        to: args.to.clone(),
+        fresh: args.fresh,
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            on_signal.cancel();
+        });
+        match siemcast::replay::run(&config, &opts, cancel).await? {
+            Outcome::Delivered {
+                windows,
+                new_events,
+            } => {
+                println!(
+                    "replay {}: {windows} window{} read, {new_events} new event{} delivered and acknowledged by every destination",
+                    opts.source,
+                    if windows == 1 { "" } else { "s" },
+                    if new_events == 1 { "" } else { "s" },
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Outcome::Interrupted { new_events } => {
+                eprintln!(
+                    "replay {}: interrupted after {new_events} new events; what was read is kept in {}: run the same command again to finish",
+                    opts.source,
+                    siemcast::replay::spool_dir(&config, &opts.source).display()
+                );
+                Ok(ExitCode::from(130))
+            }
+        }
+    })
+}
+
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
     let config = match load_config(path) {
         Ok(c) => c,
@@ -366,6 +462,17 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
             _ => println!("  source \"{}\": {}", s.name, kind),
         }
     }
+    let api_sources = config.sources.iter().any(|s| {
+        !matches!(
+            s.kind,
+            None | Some(
+                siemcast::config::SourceKind::Files | siemcast::config::SourceKind::EventHubs
+            )
+        )
+    });
+    if api_sources {
+        print_azure_summary(&config);
+    }
     for d in &config.destinations {
         println!(
             "  destination \"{}\": {} {} ({}, {} framing), mappings {}",
@@ -378,6 +485,37 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How the pollers authenticate (never a secret) and the request rates per API family.
+fn print_azure_summary(config: &Config) {
+    use siemcast::sources::auth::{AuthMethod, Credentials};
+    use siemcast::sources::limits::{describe, ApiFamily};
+    match Credentials::from_config(&config.azure, |p| config.resolve(p)) {
+        Ok(c) => match c.method {
+            AuthMethod::Secret(_) => println!("  azure: client secret of app {}", c.client_id),
+            AuthMethod::Certificate(cert) => println!(
+                "  azure: certificate of app {}, x5t#S256 {}, {} assertions",
+                c.client_id,
+                cert.thumbprint(),
+                cert.algorithm()
+            ),
+            AuthMethod::ManagedIdentity { imds, client_id } => println!(
+                "  azure: managed identity ({}) from {imds}",
+                client_id.map_or("system-assigned".to_owned(), |id| format!(
+                    "user-assigned {id}"
+                ))
+            ),
+        },
+        Err(e) => println!("  azure: {e}"),
+    }
+    for family in ApiFamily::ALL {
+        println!(
+            "  rate limit {}: {}",
+            family.key(),
+            describe(family.rate(&config.azure.rate_limits))
+        );
+    }
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {

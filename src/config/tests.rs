@@ -347,3 +347,37 @@ fn host_port_splitting() {
     assert_eq!(split_host_port("siem:0"), None);
     assert_eq!(split_host_port(":514"), None);
 }
+
+#[test]
+fn rate_limits_and_the_managed_identity_keys_are_checked_where_they_are() {
+    let s = Scratch::new();
+    let text = GOOD.replace(
+        "[[destination]]",
+        r#"[azure]
+tenant_id = "2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e"
+managed_identity = true
+imds_endpoint = "http://imds.example.com"
+
+[azure.rate_limits]
+entra_reports = "fast"
+arm_reads = "100/10s"
+
+[[destination]]"#,
+    );
+    let problems = s.problems(&text);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("13:"), "{problems:?}");
+    assert!(problems[0].contains("imds_endpoint"), "{problems:?}");
+    assert!(problems[1].starts_with("16:"), "{problems:?}");
+    assert!(
+        problems[1].contains("\"fast\" is not a rate"),
+        "{problems:?}"
+    );
+    // Fixed: a managed identity needs no client_id; the loopback IMDS of tests is accepted.
+    let fixed = text
+        .replace("http://imds.example.com", "http://127.0.0.1:9")
+        .replace("\"fast\"", "\"5/10s\"");
+    let cfg = s.load(&fixed).unwrap();
+    assert!(cfg.azure.managed_identity);
+    assert_eq!(cfg.azure.rate_limits.arm_reads.map(|r| r.burst), Some(100));
+}

@@ -266,15 +266,48 @@ impl AzureConfig {
                 }
             }
         }
+        if let Some(url) = &self.imds_endpoint {
+            if let Err(e) = check_imds_endpoint(url) {
+                p.add(
+                    &at.key("imds_endpoint"),
+                    format!("azure: imds_endpoint {e}"),
+                );
+            }
+        }
         if !needed {
             return;
         }
-        for (key, value) in [
-            ("tenant_id", &self.tenant_id),
-            ("client_id", &self.client_id),
+        let has_secret = self
+            .client_secret
+            .as_ref()
+            .is_some_and(|s| !s.expose().is_empty());
+        let methods: Vec<&str> = [
+            ("client_secret_file", self.client_secret_file.is_some()),
+            ("SIEMCAST_AZURE__CLIENT_SECRET", has_secret),
+            ("certificate_file", self.certificate_file.is_some()),
+            ("managed_identity", self.managed_identity),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect();
+        if methods.len() > 1
+            && !(methods.len() == 2 && has_secret && self.client_secret_file.is_some())
+        {
+            p.add(
+                &at,
+                format!(
+                    "azure: choose one way to authenticate; {} are all set",
+                    methods.join(", ")
+                ),
+            );
+        }
+        let needs_client_id = !self.managed_identity;
+        for (key, value, required) in [
+            ("tenant_id", &self.tenant_id, true),
+            ("client_id", &self.client_id, needs_client_id),
         ] {
             match value {
-                None => p.add(
+                None if required => p.add(
                     &at,
                     format!("azure: {key} is missing; the Microsoft API sources need the app registration's {key}"),
                 ),
@@ -282,25 +315,30 @@ impl AzureConfig {
                     &at.key(key),
                     format!("azure: {key} \"{v}\" is not a GUID like 2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e"),
                 ),
-                Some(_) => {}
+                _ => {}
             }
         }
-        if self.certificate_file.is_some() {
+        if self.certificate_key_file.is_some() && self.certificate_file.is_none() {
             p.add(
-                &at.key("certificate_file"),
-                "azure: certificate_file is not available in this build yet; use client_secret_file or SIEMCAST_AZURE__CLIENT_SECRET",
+                &at.key("certificate_key_file"),
+                "azure: certificate_key_file needs certificate_file (the certificate it belongs to)",
             );
         }
-        if self.managed_identity {
-            p.add(
-                &at.key("managed_identity"),
-                "azure: managed_identity is not available in this build yet; use client_secret_file or SIEMCAST_AZURE__CLIENT_SECRET",
-            );
+        if let Some(cert) = &self.certificate_file {
+            let key = self.certificate_key_file.as_deref().map(|k| cfg.resolve(k));
+            if let Err(e) = crate::sources::assertion::ClientCertificate::load(
+                &cfg.resolve(cert),
+                key.as_deref(),
+                self.assertion_algorithm,
+            ) {
+                let at_key = if e.contains("certificate_key_file") {
+                    "certificate_key_file"
+                } else {
+                    "certificate_file"
+                };
+                p.add(&at.key(at_key), format!("azure: {e}"));
+            }
         }
-        let has_secret = self
-            .client_secret
-            .as_ref()
-            .is_some_and(|s| !s.expose().is_empty());
         match &self.client_secret_file {
             Some(file) if !has_secret => {
                 let path = cfg.resolve(file);
@@ -311,12 +349,27 @@ impl AzureConfig {
                     );
                 }
             }
-            None if !has_secret && self.certificate_file.is_none() && !self.managed_identity => p.add(
+            None if methods.is_empty() => p.add(
                 &at,
-                "azure: no client secret; set client_secret_file or the environment variable SIEMCAST_AZURE__CLIENT_SECRET",
+                "azure: no credential; set client_secret_file (or the environment variable SIEMCAST_AZURE__CLIENT_SECRET), certificate_file, or managed_identity = true",
             ),
             _ => {}
         }
+    }
+}
+
+/// IMDS is plain HTTP on the link-local 169.254.169.254; an override must be that or loopback.
+fn check_imds_endpoint(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL ({e})"))?;
+    let imds = url.host() == Some(url::Host::Ipv4(std::net::Ipv4Addr::new(169, 254, 169, 254)));
+    if url.scheme() == "http" && imds {
+        return Ok(());
+    }
+    match crate::sources::auth::check_endpoint(text) {
+        Ok(()) if url.scheme() == "http" => Ok(()),
+        _ => Err(format!(
+            "\"{text}\" must be http://169.254.169.254 (the default) or an http:// loopback address (tests)"
+        )),
     }
 }
 

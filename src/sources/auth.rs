@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::assertion::ClientCertificate;
 use crate::config::{AzureConfig, Cloud, Secret};
 
 /// The host names of one Microsoft cloud, or the overrides of `[azure]`.
@@ -70,17 +71,36 @@ pub fn check_endpoint(text: &str) -> Result<(), String> {
     }
 }
 
-/// Who the appliance is: tenant, application and its secret.
+/// How the appliance proves who it is.
+#[derive(Debug, Clone)]
+pub enum AuthMethod {
+    /// Client credentials with the app's secret.
+    Secret(Secret),
+    /// Client credentials with a JWT assertion signed by the app's certificate.
+    Certificate(Arc<ClientCertificate>),
+    /// The managed identity of the Azure VM, from IMDS (`client_id` for a user-assigned one).
+    ManagedIdentity {
+        imds: String,
+        client_id: Option<String>,
+    },
+}
+
+/// The default address of the Azure instance metadata service.
+pub const IMDS_ENDPOINT: &str = "http://169.254.169.254";
+
+/// Who the appliance is: tenant, application and how it authenticates. `Debug` never shows a
+/// secret or a key.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub tenant_id: String,
     pub client_id: String,
-    pub secret: Secret,
+    pub method: AuthMethod,
 }
 
 impl Credentials {
-    /// From `[azure]`: the secret comes from `client_secret` (normally the environment variable
-    /// `SIEMCAST_AZURE__CLIENT_SECRET`) or from the first line of `client_secret_file`.
+    /// From `[azure]`: `managed_identity = true`, or `certificate_file` (+ `certificate_key_file`),
+    /// or a secret from `client_secret` (normally the environment variable
+    /// `SIEMCAST_AZURE__CLIENT_SECRET`) or the first line of `client_secret_file`.
     pub fn from_config(
         azure: &AzureConfig,
         resolve: impl Fn(&std::path::Path) -> std::path::PathBuf,
@@ -90,11 +110,34 @@ impl Credentials {
             .clone()
             .filter(|t| !t.is_empty())
             .ok_or("azure: tenant_id is missing")?;
-        let client_id = azure
-            .client_id
-            .clone()
-            .filter(|t| !t.is_empty())
-            .ok_or("azure: client_id is missing")?;
+        let client_id = azure.client_id.clone().filter(|t| !t.is_empty());
+        if azure.managed_identity {
+            return Ok(Credentials {
+                tenant_id,
+                client_id: client_id.clone().unwrap_or_default(),
+                method: AuthMethod::ManagedIdentity {
+                    imds: azure
+                        .imds_endpoint
+                        .as_deref()
+                        .unwrap_or(IMDS_ENDPOINT)
+                        .trim_end_matches('/')
+                        .to_owned(),
+                    client_id,
+                },
+            });
+        }
+        let client_id = client_id.ok_or("azure: client_id is missing")?;
+        if let Some(cert) = &azure.certificate_file {
+            let key = azure.certificate_key_file.as_deref().map(&resolve);
+            let cert =
+                ClientCertificate::load(&resolve(cert), key.as_deref(), azure.assertion_algorithm)
+                    .map_err(|e| format!("azure: {e}"))?;
+            return Ok(Credentials {
+                tenant_id,
+                client_id,
+                method: AuthMethod::Certificate(Arc::new(cert)),
+            });
+        }
         let secret = match (&azure.client_secret, &azure.client_secret_file) {
             (Some(s), _) if !s.expose().is_empty() => s.clone(),
             (_, Some(file)) => {
@@ -112,14 +155,30 @@ impl Credentials {
                 Secret::new(line)
             }
             _ => {
-                return Err("azure: no client secret; set client_secret_file or the environment variable SIEMCAST_AZURE__CLIENT_SECRET".into())
+                return Err("azure: no credential; set client_secret_file (or the environment variable SIEMCAST_AZURE__CLIENT_SECRET), certificate_file, or managed_identity = true".into())
             }
         };
         Ok(Credentials {
             tenant_id,
             client_id,
-            secret,
+            method: AuthMethod::Secret(secret),
         })
+    }
+
+    /// The key of the token cache: (authority, client) for this credential.
+    fn cache_key(&self, login: &str) -> (String, String) {
+        match &self.method {
+            AuthMethod::ManagedIdentity { imds, client_id } => (
+                imds.clone(),
+                client_id
+                    .clone()
+                    .unwrap_or_else(|| "system-assigned".into()),
+            ),
+            _ => (
+                format!("{login}/{}", self.tenant_id),
+                self.client_id.clone(),
+            ),
+        }
     }
 }
 
@@ -138,7 +197,7 @@ pub enum AuthError {
 }
 
 #[derive(Debug, Clone)]
-struct Token {
+pub(super) struct Token {
     value: Secret,
     refresh_at: Instant,
 }
@@ -203,8 +262,8 @@ impl TokenCache {
         scope: &str,
         rejected: Option<&Secret>,
     ) -> Result<Secret, AuthError> {
-        let authority = format!("{login}/{}", creds.tenant_id);
-        let slot = self.slot(&authority, &creds.client_id, scope);
+        let (authority, client) = creds.cache_key(login);
+        let slot = self.slot(&authority, &client, scope);
         let mut cached = slot.lock().await;
         if let Some(t) = cached.as_ref() {
             let fresh = Instant::now() < t.refresh_at;
@@ -212,12 +271,38 @@ impl TokenCache {
                 return Ok(t.value.clone());
             }
         }
-        let token = request_token(http, &authority, creds, scope).await?;
+        let token = match &creds.method {
+            AuthMethod::ManagedIdentity { imds, client_id } => {
+                super::imds::request_token(imds, client_id.as_deref(), scope).await?
+            }
+            _ => request_token(http, &authority, creds, scope).await?,
+        };
         let value = token.value.clone();
         *cached = Some(token);
         Ok(value)
     }
 }
+
+/// What the user should do about an AADSTS error code.
+fn hint(code: u64, server_error: bool) -> &'static str {
+    match code {
+        7000215 => "check the secret in client_secret_file (the secret's value, not its id)",
+        7000222 => "the client secret has expired; create a new one for the app registration",
+        700016 => "check client_id and tenant_id: the app is not registered in this tenant",
+        90002 => "check tenant_id",
+        70011 => "check the endpoint overrides in [azure]",
+        700027 => "the certificate is not one uploaded to the app registration, or the key does not match it: check certificate_file (siemcast check prints its x5t#S256 thumbprint)",
+        700024 => "the client assertion is outside its validity time: check this machine's clock (NTP)",
+        50012 => "the client assertion's audience is not this token endpoint: check tenant_id and login_endpoint",
+        700021 => "the client assertion names another application: check client_id",
+        50027 => "the client assertion was rejected as malformed",
+        _ if server_error => "will retry",
+        _ => "check [azure] tenant_id, client_id and the credential (secret, certificate)",
+    }
+}
+
+/// `client_assertion_type` of a JWT client assertion.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 async fn request_token(
     http: &reqwest::Client,
@@ -226,12 +311,35 @@ async fn request_token(
     scope: &str,
 ) -> Result<Token, AuthError> {
     let url = format!("{authority}/oauth2/v2.0/token");
-    let form = [
+    let mut form = vec![
         ("client_id", creds.client_id.as_str()),
-        ("client_secret", creds.secret.expose()),
         ("grant_type", "client_credentials"),
         ("scope", scope),
     ];
+    // Kept alive until the form is sent.
+    let assertion;
+    match &creds.method {
+        AuthMethod::Secret(secret) => form.push(("client_secret", secret.expose())),
+        AuthMethod::Certificate(cert) => {
+            let now = jiff::Timestamp::now().as_second();
+            assertion = cert
+                .assertion(&creds.client_id, &url, now)
+                .map_err(|message| AuthError::Rejected {
+                    url: url.clone(),
+                    scope: scope.to_owned(),
+                    message,
+                    hint: "check certificate_file",
+                })?;
+            form.push(("client_assertion_type", JWT_BEARER));
+            form.push(("client_assertion", assertion.expose()));
+        }
+        AuthMethod::ManagedIdentity { .. } => {
+            return Err(AuthError::Transport {
+                url,
+                message: "managed-identity tokens come from IMDS, not the token endpoint".into(),
+            })
+        }
+    }
     let sent = Instant::now();
     let response = http
         .post(&url)
@@ -253,15 +361,7 @@ async fn request_token(
             .next()
             .unwrap_or("");
         let code = body["error_codes"][0].as_u64().unwrap_or(0);
-        let hint = match code {
-            7000215 => "check the secret in client_secret_file (the secret's value, not its id)",
-            7000222 => "the client secret has expired; create a new one for the app registration",
-            700016 => "check client_id and tenant_id: the app is not registered in this tenant",
-            90002 => "check tenant_id",
-            70011 => "check the endpoint overrides in [azure]",
-            _ if status.is_server_error() => "will retry",
-            _ => "check [azure] tenant_id, client_id and the client secret",
-        };
+        let hint = hint(code, status.is_server_error());
         if status.is_server_error() {
             return Err(AuthError::Transport {
                 url,
@@ -275,6 +375,16 @@ async fn request_token(
             hint,
         });
     }
+    token_from_answer(url, scope, &body, sent)
+}
+
+/// The token of a successful answer (`expires_in` as a number, or a string as IMDS writes it).
+pub(super) fn token_from_answer(
+    url: String,
+    scope: &str,
+    body: &serde_json::Value,
+    sent: Instant,
+) -> Result<Token, AuthError> {
     let value = body["access_token"].as_str().unwrap_or("");
     let expires_in = body["expires_in"]
         .as_u64()
@@ -324,6 +434,14 @@ mod tests {
     }
 
     #[test]
+    fn certificate_refusals_say_what_to_fix() {
+        assert!(hint(700024, false).contains("clock"));
+        assert!(hint(700027, false).contains("certificate_file"));
+        assert!(hint(50012, false).contains("login_endpoint"));
+        assert_eq!(hint(1, true), "will retry");
+    }
+
+    #[test]
     fn refresh_margin_is_five_minutes_or_half_the_life() {
         assert_eq!(
             refresh_margin(Duration::from_secs(3599)),
@@ -347,11 +465,11 @@ mod tests {
             ..AzureConfig::default()
         };
         let c = Credentials::from_config(&azure, |p| p.to_owned()).unwrap();
-        assert_eq!(c.secret.expose(), "s3cr3t");
+        assert!(matches!(&c.method, AuthMethod::Secret(s) if s.expose() == "s3cr3t"));
         assert!(!format!("{c:?}").contains("s3cr3t"));
         azure.client_secret = Some(Secret::new("fromenv"));
         let c = Credentials::from_config(&azure, |p| p.to_owned()).unwrap();
-        assert_eq!(c.secret.expose(), "fromenv");
+        assert!(matches!(&c.method, AuthMethod::Secret(s) if s.expose() == "fromenv"));
         azure.client_secret = None;
         azure.client_secret_file = Some(dir.path().join("nope"));
         let e = Credentials::from_config(&azure, |p| p.to_owned()).unwrap_err();

@@ -1,6 +1,7 @@
 //! HTTP for the pollers: one reqwest client (rustls with the ring provider, gzip, timeouts) and a
 //! GET that adds the bearer token, refreshes it once on 401, holds every request to a host back
-//! until its `Retry-After` passed, and backs off exponentially with jitter on other failures.
+//! until its `Retry-After` passed, keeps within its API family's rate limit, and backs off
+//! exponentially with jitter on other failures.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,17 @@ pub fn client() -> reqwest::Client {
 }
 
 fn build_client() -> reqwest::Client {
+    builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .gzip(true)
+        .build()
+        .expect("the HTTP client configuration is valid")
+}
+
+/// A client builder with rustls (ring provider, the system's CAs) and the user agent.
+pub fn builder() -> reqwest::ClientBuilder {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
@@ -36,12 +48,6 @@ fn build_client() -> reqwest::Client {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .user_agent(concat!("siemcast/", env!("CARGO_PKG_VERSION")))
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .gzip(true)
-        .build()
-        .expect("the HTTP client configuration is valid")
 }
 
 /// An error and its causes on one line.
@@ -143,6 +149,8 @@ pub struct ApiClient {
     pub source: String,
     /// Where requests, throttles and errors are counted (the source's, once it runs).
     pub stats: Arc<SourceStats>,
+    /// The API family's request budget (governor), shared by every source using it.
+    pub limit: Option<super::limits::Limit>,
 }
 
 fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
@@ -204,6 +212,14 @@ impl ApiClient {
         token: &crate::config::Secret,
         cancel: &CancellationToken,
     ) -> Result<Answer, FetchError> {
+        // The family's budget first: waiting for it must not hold the host's gate, which other
+        // families on the same host (Graph alerts and Entra reports) share.
+        if let Some(limit) = &self.limit {
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+                _ = limit.until_ready(url) => {}
+            }
+        }
         let gate = gate(url);
         let mut not_before = tokio::select! {
             _ = cancel.cancelled() => return Err(FetchError::Cancelled),

@@ -2,8 +2,12 @@
 //! together with its checkpoint to the spool as one durable batch. A source never formats events.
 //! The set is closed (`Source` enum); each kind lives in its own file.
 
+pub mod assertion;
 pub mod auth;
+#[cfg(test)]
+mod auth_tests;
 pub mod azure_activity;
+pub mod backfill;
 pub mod checkpoint;
 pub mod entra_audit;
 pub mod entra_signins;
@@ -11,10 +15,14 @@ pub mod files;
 pub mod freshness;
 pub mod graph_alerts;
 pub mod http;
+pub mod imds;
+pub mod limits;
 pub mod poll;
 #[cfg(test)]
 mod poll_tests;
 pub mod simulator;
+#[cfg(test)]
+mod throttle_tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

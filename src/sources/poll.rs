@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::auth::{Credentials, Endpoints, TokenCache};
 use super::checkpoint::{self, Checkpoint, ScopeState};
 use super::http::{self, ApiClient, FetchError, Retry};
+use super::limits::Limit;
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
@@ -146,7 +147,7 @@ pub struct PollSource {
 }
 
 /// How a window ended.
-enum Outcome {
+pub(super) enum Outcome {
     Complete,
     /// Not finished (an error); retried at the next poll from the same cursor.
     Incomplete,
@@ -187,12 +188,18 @@ impl PollSource {
                 http: http::client(),
                 tokens: TokenCache::shared(),
                 login: endpoints.login.clone(),
-                creds,
                 scope,
                 headers: api.headers,
                 retry: Retry::default(),
                 source: cfg.name.clone(),
                 stats: Arc::default(),
+                limit: Some(Limit::for_kind(
+                    api.kind,
+                    &config.azure.rate_limits,
+                    &creds.tenant_id,
+                    &creds.client_id,
+                )),
+                creds,
             },
             endpoints,
         })
@@ -262,7 +269,7 @@ impl PollSource {
             .entry(scope.to_owned())
             .or_insert_with(|| ScopeState::new(self.start.resolve(now)));
         while let Some((from, to)) = next_window(&ck.scopes[scope], now, &self.timing) {
-            match self.read_window(scope, from, to, ck, ctx).await? {
+            match self.read_window(scope, from, to, ck, ctx, true).await? {
                 Outcome::Complete if fresh => ctx.stats.freshness.succeeded(),
                 Outcome::Complete => {}
                 other => return Ok(other),
@@ -275,14 +282,22 @@ impl PollSource {
         })
     }
 
+    /// The scopes polled and the API they are polled through.
+    pub(super) fn parts(&self) -> (&[String], &'static WindowApi) {
+        (&self.scopes, self.api)
+    }
+
     /// Reads one window page by page; each page is appended with the checkpoint after it.
-    async fn read_window(
+    /// `prune`: forget seen ids older than the overlap at the window's end (polling); a backfill
+    /// keeps them, so a later backfill of an overlapping window repeats nothing.
+    pub(super) async fn read_window(
         &self,
         scope: &str,
         from: i64,
         to: i64,
         ck: &mut Checkpoint,
         ctx: &SourceContext,
+        prune: bool,
     ) -> Result<Outcome, SourceError> {
         let mut url = (self.api.first_url)(&self.endpoints, scope, from, to);
         let mut used = HashSet::new();
@@ -355,7 +370,9 @@ impl PollSource {
             let last = next.is_none() || looping;
             if last {
                 state.cursor_ms = to;
-                state.seen.prune_before(to - overlap);
+                if prune {
+                    state.seen.prune_before(to - overlap);
+                }
                 let dropped = state.seen.bound(MAX_SEEN);
                 if dropped > 0 {
                     tracing::warn!(message = "Seen-id set full; the oldest ids were dropped, so late copies of them could repeat.", source = %self.name, dropped);

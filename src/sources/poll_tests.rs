@@ -59,6 +59,9 @@ login_endpoint = "{login}"
 management_endpoint = "{management}"
 graph_endpoint = "{graph}"
 
+[azure.rate_limits]
+entra_reports = "50/1s"
+
 [[source]]
 name = "src"
 kind = "{source}"
@@ -272,7 +275,9 @@ async fn a_wrong_secret_is_explained_without_showing_it() {
     let cfg = config(&sim, dir.path(), "graph_alerts");
     let good = super::auth::Credentials::from_config(&cfg.azure, |p| cfg.resolve(p)).unwrap();
     let creds = super::auth::Credentials {
-        secret: crate::config::Secret::new("wrong-secret-value-123"),
+        method: super::auth::AuthMethod::Secret(crate::config::Secret::new(
+            "wrong-secret-value-123",
+        )),
         ..good.clone()
     };
     let tokens = super::auth::TokenCache::default();

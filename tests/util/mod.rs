@@ -415,6 +415,9 @@ login_endpoint = "{login}"
 management_endpoint = "{management}"
 graph_endpoint = "{graph}"
 
+[azure.rate_limits]
+entra_reports = "50/1s"
+
 [[source]]
 name = "{source}"
 kind = "{kind}"

@@ -4,6 +4,7 @@
 
 mod api;
 pub mod data;
+mod identity;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,6 +51,12 @@ pub struct SimConfig {
     pub client_secret: String,
     /// `expires_in` of issued tokens; requests with an older token get 401.
     pub token_lifetime: Duration,
+    /// DER of the certificate registered for the app: client assertions signed by its key are
+    /// accepted (PS256 or RS256, `x5t#S256` or `x5t` naming it).
+    pub client_certificate: Option<Vec<u8>>,
+    /// Client id of the VM's user-assigned managed identity (IMDS always has a system-assigned
+    /// one).
+    pub user_assigned_client_id: String,
     pub subscriptions: Vec<String>,
     /// Activity-log records per subscription.
     pub activity: Timeline,
@@ -82,6 +89,8 @@ impl SimConfig {
             client_id: "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b".into(),
             client_secret: "sim~secret.0123456789abcdefghij".into(),
             token_lifetime: Duration::from_secs(3599),
+            client_certificate: None,
+            user_assigned_client_id: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d".into(),
             subscriptions: vec!["5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11".into()],
             activity: timeline.clone(),
             alerts: timeline.clone(),
@@ -99,6 +108,8 @@ pub enum Service {
     Login,
     Management,
     Graph,
+    /// The Azure instance metadata service (managed-identity tokens).
+    Imds,
 }
 
 /// One request the simulator answered.
@@ -172,7 +183,12 @@ impl Simulator {
         let mut listeners = Vec::new();
         let mut addrs = HashMap::new();
         let mut base = HashMap::new();
-        for service in [Service::Login, Service::Management, Service::Graph] {
+        for service in [
+            Service::Login,
+            Service::Management,
+            Service::Graph,
+            Service::Imds,
+        ] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
             addrs.insert(service, addr);
@@ -380,6 +396,7 @@ async fn handle(
     };
     let response = match service {
         Service::Login => token_endpoint(&shared, &method, &uri, &body),
+        Service::Imds => identity::imds(&shared, &method, &uri, &headers),
         _ => api::serve(&shared, service, &method, &uri, &headers, at_ms).await,
     };
     let retry_after_secs = response
@@ -423,7 +440,8 @@ fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> R
     (status, axum::Json(body)).into_response()
 }
 
-/// `POST /{tenant}/oauth2/v2.0/token` with the client-credentials grant and a secret.
+/// `POST /{tenant}/oauth2/v2.0/token` with the client-credentials grant and a secret or a
+/// certificate client assertion.
 fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> Response {
     let cfg = &shared.cfg;
     let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
@@ -470,7 +488,22 @@ fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> R
             ),
         );
     }
-    if get("client_secret") != cfg.client_secret {
+    if !get("client_assertion").is_empty() || !get("client_assertion_type").is_empty() {
+        let endpoint = format!("{}{}", shared.base[&Service::Login], uri.path());
+        if let Err(refused) = identity::check_assertion(shared, &form, &endpoint) {
+            return *refused;
+        }
+    } else if shared.lock().secret_expired {
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000222,
+            &format!(
+                "The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.",
+                cfg.client_id
+            ),
+        );
+    } else if get("client_secret") != cfg.client_secret {
         // Like Entra, never echo the secret that was sent.
         return aad_error(
             StatusCode::UNAUTHORIZED,
@@ -491,18 +524,20 @@ fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> R
             &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
         );
     };
+    let (token, lifetime) = issue_token(shared, audience);
+    axum::Json(json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": token,
+    }))
+    .into_response()
+}
+
+/// A new access token for `audience`, and its lifetime in seconds.
+fn issue_token(shared: &Shared, audience: Service) -> (String, u64) {
+    let cfg = &shared.cfg;
     let mut st = shared.lock();
-    if st.secret_expired {
-        return aad_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000222,
-            &format!(
-                "The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.",
-                cfg.client_id
-            ),
-        );
-    }
     st.issued += 1;
     let token = format!(
         "sim.{:016x}{:016x}",
@@ -519,13 +554,7 @@ fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> R
             generation,
         },
     );
-    axum::Json(json!({
-        "token_type": "Bearer",
-        "expires_in": lifetime,
-        "ext_expires_in": lifetime,
-        "access_token": token,
-    }))
-    .into_response()
+    (token, lifetime)
 }
 
 /// Why a bearer token is not accepted, if it is not.

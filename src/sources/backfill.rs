@@ -1,0 +1,221 @@
+//! Backfill of a past time window of one windowed API source (`siemcast replay`): the window is
+//! read in the API's largest chunks, page by page, through the source's own dedupe, each page
+//! appended to a spool with the checkpoint after it. Seen ids are kept (not pruned by time), so
+//! a later backfill of an overlapping window appends only what this one did not.
+
+use std::time::Duration;
+
+use super::checkpoint::{self, Checkpoint, ScopeState};
+use super::poll::{filter_time, Outcome, PollSource, WindowApi};
+use super::{Source, SourceContext, SourceError};
+use crate::config::{Config, SourceConfig, SourceKind};
+
+/// Attempts of one window (each with the HTTP layer's own retries) before the backfill stops.
+const WINDOW_ATTEMPTS: u32 = 3;
+
+/// One chunk of the backfill: a scope (subscription or tenant) and `[from, to]` in ms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub scope: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// A planned backfill of one source.
+#[derive(Debug)]
+pub struct Backfill {
+    name: String,
+    source: PollSource,
+    windows: Vec<Window>,
+}
+
+/// Why a backfill stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    #[error("source \"{source_name}\": the window {from} to {to} of {scope} could not be read after {WINDOW_ATTEMPTS} attempts (see the log above); what was read is kept, so run the same command again to continue")]
+    Window {
+        source_name: String,
+        scope: String,
+        from: String,
+        to: String,
+    },
+}
+
+/// Splits `[from, to]` into chunks of at most `max` (the API's largest query window).
+pub fn chunks(from_ms: i64, to_ms: i64, max: Duration) -> Vec<(i64, i64)> {
+    let step = (max.as_millis() as i64).max(1);
+    let mut out = Vec::new();
+    let mut start = from_ms;
+    while start < to_ms {
+        let end = (start + step).min(to_ms);
+        out.push((start, end));
+        start = end;
+    }
+    out
+}
+
+impl Backfill {
+    /// Plans the backfill of source `cfg` over `[from_ms, to_ms]`, checking that the source is
+    /// a windowed API source and that the window is in the past and within the API's retention.
+    pub fn plan(
+        cfg: &SourceConfig,
+        config: &Config,
+        from_ms: i64,
+        to_ms: i64,
+        now_ms: i64,
+    ) -> Result<Backfill, String> {
+        let who = format!("source \"{}\"", cfg.name);
+        let kind = cfg.kind.map(|k| k.as_str()).unwrap_or("?");
+        let windowed = matches!(
+            cfg.kind,
+            Some(
+                SourceKind::AzureActivity
+                    | SourceKind::GraphAlerts
+                    | SourceKind::EntraAudit
+                    | SourceKind::EntraSignins
+            )
+        );
+        if !windowed {
+            return Err(format!("{who} is of kind \"{kind}\", which has no time window to replay; replay works for azure_activity, graph_alerts, entra_audit and entra_signins sources"));
+        }
+        if from_ms >= to_ms {
+            return Err(format!(
+                "--from ({}) must be before --to ({})",
+                filter_time(from_ms),
+                filter_time(to_ms)
+            ));
+        }
+        if to_ms > now_ms {
+            return Err(format!(
+                "--to ({}) is in the future; replay reads the past (use \"now\" or a time before {})",
+                filter_time(to_ms),
+                filter_time(now_ms)
+            ));
+        }
+        let source = match Source::from_config(cfg, config).map_err(|e| e.to_string())? {
+            Source::AzureActivity(p)
+            | Source::GraphAlerts(p)
+            | Source::EntraAudit(p)
+            | Source::EntraSignins(p) => p,
+            _ => return Err(format!("{who} cannot be replayed")),
+        };
+        let (scopes, api) = source.parts();
+        check_retention(api, kind, from_ms, now_ms)?;
+        let windows = scopes
+            .iter()
+            .flat_map(|scope| {
+                chunks(from_ms, to_ms, api.max_window)
+                    .into_iter()
+                    .map(move |(from_ms, to_ms)| Window {
+                        scope: scope.clone(),
+                        from_ms,
+                        to_ms,
+                    })
+            })
+            .collect();
+        Ok(Backfill {
+            name: cfg.name.clone(),
+            source,
+            windows,
+        })
+    }
+
+    pub fn windows(&self) -> &[Window] {
+        &self.windows
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads every window, in order, into `ctx.spool`, starting from the checkpoint found there
+    /// (its seen ids) unless `fresh`. Calls `done` after each window. `Ok(false)` if cancelled.
+    pub async fn run(
+        &self,
+        ctx: &SourceContext,
+        fresh: bool,
+        mut done: impl FnMut(usize, &Window),
+    ) -> Result<bool, BackfillError> {
+        let mut ck = ctx
+            .spool
+            .checkpoint(&self.name)
+            .filter(|_| !fresh)
+            .and_then(|b| Checkpoint::decode(&b))
+            .unwrap_or(Checkpoint {
+                version: checkpoint::VERSION,
+                ..Checkpoint::default()
+            });
+        for (i, w) in self.windows.iter().enumerate() {
+            let state = ck
+                .scopes
+                .entry(w.scope.clone())
+                .or_insert_with(|| ScopeState::new(w.from_ms));
+            state.since_ms = state.since_ms.min(w.from_ms);
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let outcome = self
+                    .source
+                    .read_window(&w.scope, w.from_ms, w.to_ms, &mut ck, ctx, false)
+                    .await?;
+                match outcome {
+                    Outcome::Complete => break,
+                    Outcome::Cancelled => return Ok(false),
+                    Outcome::Incomplete if attempt < WINDOW_ATTEMPTS => {}
+                    Outcome::Incomplete => {
+                        return Err(BackfillError::Window {
+                            source_name: self.name.clone(),
+                            scope: w.scope.clone(),
+                            from: filter_time(w.from_ms),
+                            to: filter_time(w.to_ms),
+                        })
+                    }
+                }
+            }
+            done(i, w);
+        }
+        Ok(true)
+    }
+}
+
+/// The API keeps `api.retention` of data: an older start is refused, naming the limit.
+fn check_retention(api: &WindowApi, kind: &str, from_ms: i64, now_ms: i64) -> Result<(), String> {
+    let days = api.retention.as_secs() / 86_400;
+    // A minute of slack, as the poller keeps, so the request still falls inside it.
+    let oldest = now_ms - api.retention.as_millis() as i64 + 60_000;
+    if from_ms < oldest {
+        return Err(format!(
+            "--from ({}) is older than the {days} days the {kind} API keeps; start at {} or later",
+            filter_time(from_ms),
+            filter_time(oldest)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_split_at_the_api_maximum() {
+        let h = 3_600_000;
+        assert_eq!(
+            chunks(0, 50 * h, Duration::from_secs(24 * 3600)),
+            vec![(0, 24 * h), (24 * h, 48 * h), (48 * h, 50 * h)]
+        );
+        assert_eq!(chunks(5, 5, Duration::from_secs(1)), vec![]);
+    }
+
+    #[test]
+    fn retention_is_checked_with_the_limit_named() {
+        let day = 86_400_000;
+        let now = 1_000 * day;
+        let api = &crate::sources::azure_activity::API;
+        assert!(check_retention(api, "azure_activity", now - 89 * day, now).is_ok());
+        let e = check_retention(api, "azure_activity", now - 91 * day, now).unwrap_err();
+        assert!(e.contains("90 days the azure_activity API keeps"), "{e}");
+    }
+}

@@ -1,0 +1,242 @@
+//! Request budgets per Microsoft API family (governor): the documented limits of ARM reads,
+//! Graph security alerts, Entra identity reports and the Office 365 Management API, one limiter
+//! per family and throttling scope (app and tenant, and for ARM the subscription), shared by
+//! every source of the process, so several sources never add up to more than the service allows.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::config::{RateLimitsConfig, RateText};
+use crate::event::EventKind;
+
+/// A family of Microsoft APIs that share one throttling budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiFamily {
+    /// Azure Resource Manager reads: a token bucket per subscription and principal.
+    ArmReads,
+    /// Graph `security/alerts_v2` (and other `/security` alert operations), per app and tenant.
+    GraphAlerts,
+    /// Graph identity and access reports: directory audits and sign-ins, per app and tenant.
+    EntraReports,
+    /// Office 365 Management Activity API, per tenant.
+    O365,
+}
+
+impl ApiFamily {
+    pub const ALL: [ApiFamily; 4] = [
+        ApiFamily::ArmReads,
+        ApiFamily::GraphAlerts,
+        ApiFamily::EntraReports,
+        ApiFamily::O365,
+    ];
+
+    /// The family a source kind's API belongs to.
+    pub fn of(kind: EventKind) -> ApiFamily {
+        match kind {
+            EventKind::AzureActivity | EventKind::DefenderAlerts => ApiFamily::ArmReads,
+            EventKind::GraphAlerts => ApiFamily::GraphAlerts,
+            EventKind::EntraAudit | EventKind::EntraSignins => ApiFamily::EntraReports,
+            EventKind::O365Management => ApiFamily::O365,
+        }
+    }
+
+    /// The key of `[azure.rate_limits]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ApiFamily::ArmReads => "arm_reads",
+            ApiFamily::GraphAlerts => "graph_alerts",
+            ApiFamily::EntraReports => "entra_reports",
+            ApiFamily::O365 => "o365",
+        }
+    }
+
+    /// The documented limit (reference: azure-apis.md §11).
+    pub fn documented(self) -> RateText {
+        let (burst, secs) = match self {
+            // 250 burst, refilled at 25/s.
+            ApiFamily::ArmReads => (250, 10),
+            // 150 per minute per app per tenant.
+            ApiFamily::GraphAlerts => (150, 60),
+            // 5 per 10 s per app per tenant.
+            ApiFamily::EntraReports => (5, 10),
+            // 2000 per minute per tenant (baseline).
+            ApiFamily::O365 => (2000, 60),
+        };
+        RateText {
+            burst,
+            period: Duration::from_secs(secs),
+        }
+    }
+
+    /// The rate in force: the `[azure.rate_limits]` override, else the documented one.
+    pub fn rate(self, cfg: &RateLimitsConfig) -> RateText {
+        let over = match self {
+            ApiFamily::ArmReads => cfg.arm_reads,
+            ApiFamily::GraphAlerts => cfg.graph_alerts,
+            ApiFamily::EntraReports => cfg.entra_reports,
+            ApiFamily::O365 => cfg.o365,
+        };
+        over.unwrap_or_else(|| self.documented())
+    }
+
+    /// What shares one budget besides app and tenant: ARM's is per subscription (the path's
+    /// `/subscriptions/{id}`; tenant-level calls share the tenant's).
+    fn subscope(self, url: &str) -> String {
+        if self != ApiFamily::ArmReads {
+            return String::new();
+        }
+        let path = reqwest::Url::parse(url)
+            .map(|u| u.path().to_ascii_lowercase())
+            .unwrap_or_default();
+        let mut segments = path.split('/').skip_while(|s| *s != "subscriptions");
+        segments.nth(1).unwrap_or("tenant").to_owned()
+    }
+}
+
+/// `"5 per 10s (burst 5)"`, for `siemcast check` and logs.
+pub fn describe(rate: RateText) -> String {
+    format!(
+        "{} per {} (one every {} ms after a burst of {})",
+        rate.burst,
+        jiff::SignedDuration::try_from(rate.period)
+            .map(|d| format!("{d:#}"))
+            .unwrap_or_default(),
+        (rate.period / rate.burst).as_millis(),
+        rate.burst
+    )
+}
+
+fn quota(rate: RateText) -> Quota {
+    let burst = NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN);
+    let every = (rate.period / burst.get()).max(Duration::from_nanos(1));
+    Quota::with_period(every)
+        .expect("the period is not zero")
+        .allow_burst(burst)
+}
+
+type Key = (ApiFamily, String, String);
+
+/// Limiters by (family, app and tenant, subscope); one per process unless a test makes its own.
+#[derive(Debug, Default)]
+pub struct Limiters {
+    map: Mutex<HashMap<Key, (RateText, Arc<DefaultDirectRateLimiter>)>>,
+}
+
+impl Limiters {
+    /// The process-wide set shared by all sources.
+    pub fn shared() -> Arc<Limiters> {
+        static SHARED: OnceLock<Arc<Limiters>> = OnceLock::new();
+        SHARED.get_or_init(Arc::default).clone()
+    }
+
+    /// The limiter of `family` for `principal` (tenant and app) and `url`; a changed rate (a
+    /// reload) replaces it.
+    fn get(
+        &self,
+        family: ApiFamily,
+        principal: &str,
+        url: &str,
+        rate: RateText,
+    ) -> Arc<DefaultDirectRateLimiter> {
+        let key = (family, principal.to_owned(), family.subscope(url));
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map
+            .entry(key)
+            .or_insert_with(|| (rate, Arc::new(RateLimiter::direct(quota(rate)))));
+        if entry.0 != rate {
+            *entry = (rate, Arc::new(RateLimiter::direct(quota(rate))));
+        }
+        entry.1.clone()
+    }
+}
+
+/// The budget one API client draws from.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub family: ApiFamily,
+    pub rate: RateText,
+    /// Tenant and app (or managed identity) whose budget this is.
+    pub principal: String,
+    pub limiters: Arc<Limiters>,
+}
+
+impl Limit {
+    /// The process-wide budget of `kind`'s API family for this principal.
+    pub fn for_kind(kind: EventKind, cfg: &RateLimitsConfig, tenant: &str, client: &str) -> Limit {
+        let family = ApiFamily::of(kind);
+        Limit {
+            family,
+            rate: family.rate(cfg),
+            principal: format!("{tenant}/{client}"),
+            limiters: Limiters::shared(),
+        }
+    }
+
+    /// Waits until a request to `url` fits the budget.
+    pub async fn until_ready(&self, url: &str) {
+        let limiter = self
+            .limiters
+            .get(self.family, &self.principal, url, self.rate);
+        limiter.until_ready().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_rates_and_scopes() {
+        assert_eq!(
+            ApiFamily::of(EventKind::EntraSignins),
+            ApiFamily::EntraReports
+        );
+        let cfg = RateLimitsConfig {
+            entra_reports: Some("50/1s".parse().unwrap()),
+            ..RateLimitsConfig::default()
+        };
+        assert_eq!(ApiFamily::EntraReports.rate(&cfg).burst, 50);
+        assert_eq!(ApiFamily::ArmReads.rate(&cfg).burst, 250);
+        assert_eq!(
+            ApiFamily::ArmReads.subscope("https://m/subscriptions/AB-1/providers/x?f=1"),
+            "ab-1"
+        );
+        assert_eq!(
+            ApiFamily::ArmReads.subscope("https://m/providers/x"),
+            "tenant"
+        );
+        assert_eq!(ApiFamily::GraphAlerts.subscope("https://g/v1.0/x"), "");
+        assert_eq!(
+            describe(ApiFamily::ArmReads.documented()),
+            "250 per 10s (one every 40 ms after a burst of 250)"
+        );
+        assert!("0/1s".parse::<RateText>().is_err());
+        assert!("5 per 10s".parse::<RateText>().is_err());
+    }
+
+    #[test]
+    fn one_limiter_per_family_principal_and_subscription() {
+        let l = Limiters::default();
+        let r = ApiFamily::ArmReads.documented();
+        let a = l.get(ApiFamily::ArmReads, "t/c", "https://m/subscriptions/a/x", r);
+        let b = l.get(ApiFamily::ArmReads, "t/c", "https://m/subscriptions/a/y", r);
+        let c = l.get(ApiFamily::ArmReads, "t/c", "https://m/subscriptions/b/x", r);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        let slower = RateText {
+            burst: 1,
+            period: Duration::from_secs(1),
+        };
+        let d = l.get(
+            ApiFamily::ArmReads,
+            "t/c",
+            "https://m/subscriptions/a/x",
+            slower,
+        );
+        assert!(!Arc::ptr_eq(&a, &d), "a new rate replaces the limiter");
+    }
+}
