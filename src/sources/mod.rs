@@ -5,11 +5,14 @@
 pub mod auth;
 pub mod azure_activity;
 pub mod checkpoint;
+pub mod defender_alerts;
 pub mod entra_audit;
 pub mod entra_signins;
 pub mod files;
 pub mod graph_alerts;
 pub mod http;
+pub mod o365_management;
+pub mod paging;
 pub mod poll;
 #[cfg(test)]
 mod poll_tests;
@@ -25,7 +28,9 @@ use crate::config::{Config, SourceConfig, SourceKind};
 use crate::event::Event;
 use crate::spool::{Spool, SpoolError};
 
+pub use defender_alerts::DefenderSource;
 pub use files::FilesSource;
+pub use o365_management::O365Source;
 pub use poll::PollSource;
 
 /// Counters a source keeps, read by the pipeline summary and metrics.
@@ -55,6 +60,8 @@ pub enum Source {
     GraphAlerts(PollSource),
     EntraAudit(PollSource),
     EntraSignins(PollSource),
+    DefenderAlerts(DefenderSource),
+    O365Management(O365Source),
 }
 
 /// Why a source stopped.
@@ -102,6 +109,12 @@ impl Source {
                 PollSource::from_config(cfg, config, &entra_signins::API, vec![tenant])
                     .map(Source::EntraSignins)
             }
+            Some(SourceKind::DefenderAlerts) => {
+                DefenderSource::from_config(cfg, config).map(Source::DefenderAlerts)
+            }
+            Some(SourceKind::O365Management) => {
+                O365Source::from_config(cfg, config).map(Source::O365Management)
+            }
             Some(kind) => Err(SourceError::Unsupported {
                 source_name: cfg.name.clone(),
                 kind,
@@ -120,6 +133,8 @@ impl Source {
             | Source::GraphAlerts(s)
             | Source::EntraAudit(s)
             | Source::EntraSignins(s) => s.name(),
+            Source::DefenderAlerts(s) => s.name(),
+            Source::O365Management(s) => s.name(),
         }
     }
 
@@ -131,6 +146,8 @@ impl Source {
             | Source::GraphAlerts(s)
             | Source::EntraAudit(s)
             | Source::EntraSignins(s) => s.run(ctx).await,
+            Source::DefenderAlerts(s) => s.run(ctx).await,
+            Source::O365Management(s) => s.run(ctx).await,
         }
     }
 }

@@ -61,7 +61,7 @@ impl StartAt {
             })
     }
 
-    fn resolve(self, now_ms: i64) -> i64 {
+    pub fn resolve(self, now_ms: i64) -> i64 {
         match self {
             StartAt::Back(d) => now_ms - d.as_millis() as i64,
             StartAt::At(ms) => ms,
@@ -127,9 +127,9 @@ pub fn next_window(state: &ScopeState, now_ms: i64, t: &Timing) -> Option<(i64, 
 }
 
 /// Seen ids kept per scope at most; past it the oldest are dropped (with a warning).
-const MAX_SEEN: usize = 200_000;
+pub const MAX_SEEN: usize = 200_000;
 /// Pages of one window at most before paging is considered looping.
-const MAX_PAGES: usize = 100_000;
+pub const MAX_PAGES: usize = 100_000;
 
 /// A configured windowed source.
 #[derive(Debug)]
@@ -152,6 +152,145 @@ enum Outcome {
     Cancelled,
 }
 
+/// What every Microsoft API source builds from its config: the endpoints, where its first poll
+/// starts, and a client for the API whose host `base` picks (token scope `{base}/.default`).
+pub fn connect(
+    cfg: &SourceConfig,
+    config: &Config,
+    base: fn(&Endpoints) -> &str,
+    headers: &'static [(&'static str, &'static str)],
+) -> Result<(Endpoints, StartAt, ApiClient), SourceError> {
+    let fail = |message: String| SourceError::Config {
+        source_name: cfg.name.clone(),
+        message,
+    };
+    let endpoints = Endpoints::from_config(&config.azure);
+    let creds = Credentials::from_config(&config.azure, |p| config.resolve(p)).map_err(fail)?;
+    let start = match &cfg.start_at {
+        Some(text) => StartAt::parse(text).map_err(fail)?,
+        None => StartAt::Back(cfg.lookback.0),
+    };
+    let client = ApiClient {
+        http: http::client(),
+        tokens: TokenCache::shared(),
+        login: endpoints.login.clone(),
+        creds,
+        scope: format!("{}/.default", base(&endpoints)),
+        headers,
+        retry: Retry::default(),
+        source: cfg.name.clone(),
+    };
+    Ok((endpoints, start, client))
+}
+
+/// The checkpoint a source resumes from: the spool's last one, or `None` (with a warning
+/// when there was one this build cannot read).
+pub fn resume<T>(ctx: &SourceContext, name: &str, decode: fn(&[u8]) -> Option<T>) -> Option<T> {
+    let bytes = ctx.spool.checkpoint(name)?;
+    let decoded = decode(&bytes);
+    if decoded.is_none() {
+        tracing::warn!(message = "Checkpoint not readable by this version; starting from start_at.", source = %name);
+    }
+    decoded
+}
+
+/// A Microsoft API source polled in rounds: every `interval`, each scope (subscription, content
+/// type, tenant) in turn, with one state that the scopes' checkpoints live in.
+pub(crate) trait Rounds {
+    type State;
+    fn name(&self) -> &str;
+    fn kind(&self) -> &'static str;
+    fn scopes(&self) -> &[String];
+    fn interval(&self) -> Duration;
+    /// The state to start from, and whether it was resumed from a checkpoint.
+    fn resume(&self, ctx: &SourceContext) -> (Self::State, bool);
+    /// Reads one scope up to now; false when cancelled.
+    async fn poll(
+        &self,
+        scope: &str,
+        state: &mut Self::State,
+        ctx: &SourceContext,
+    ) -> Result<bool, SourceError>;
+}
+
+/// Runs `source` round after round until cancelled.
+pub(crate) async fn run_rounds<R: Rounds>(
+    source: &R,
+    ctx: SourceContext,
+) -> Result<(), SourceError> {
+    let (mut state, resumed) = source.resume(&ctx);
+    tracing::info!(
+        message = "Source started.",
+        source = %source.name(),
+        kind = source.kind(),
+        scopes = source.scopes().len(),
+        resumed
+    );
+    'outer: loop {
+        for scope in source.scopes() {
+            if !source.poll(scope, &mut state, &ctx).await? {
+                break 'outer;
+            }
+        }
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            _ = tokio::time::sleep(source.interval()) => {}
+        }
+    }
+    tracing::info!(message = "Source stopped.", source = %source.name());
+    Ok(())
+}
+
+/// A windowed source's checkpoint: the spool's last one, or an empty one.
+pub fn resume_windows(ctx: &SourceContext, name: &str) -> (Checkpoint, bool) {
+    match resume(ctx, name, Checkpoint::decode) {
+        Some(ck) => {
+            let resumed = !ck.scopes.is_empty();
+            (ck, resumed)
+        }
+        None => (
+            Checkpoint {
+                version: checkpoint::VERSION,
+                ..Checkpoint::default()
+            },
+            false,
+        ),
+    }
+}
+
+impl Rounds for PollSource {
+    type State = Checkpoint;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        self.api.kind.as_str()
+    }
+
+    fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn resume(&self, ctx: &SourceContext) -> (Checkpoint, bool) {
+        resume_windows(ctx, &self.name)
+    }
+
+    async fn poll(
+        &self,
+        scope: &str,
+        ck: &mut Checkpoint,
+        ctx: &SourceContext,
+    ) -> Result<bool, SourceError> {
+        self.poll_scope(scope, ck, ctx).await
+    }
+}
+
 impl PollSource {
     pub fn from_config(
         cfg: &SourceConfig,
@@ -159,17 +298,7 @@ impl PollSource {
         api: &'static WindowApi,
         scopes: Vec<String>,
     ) -> Result<Self, SourceError> {
-        let fail = |message: String| SourceError::Config {
-            source_name: cfg.name.clone(),
-            message,
-        };
-        let endpoints = Endpoints::from_config(&config.azure);
-        let creds = Credentials::from_config(&config.azure, |p| config.resolve(p)).map_err(fail)?;
-        let start = match &cfg.start_at {
-            Some(text) => StartAt::parse(text).map_err(fail)?,
-            None => StartAt::Back(cfg.lookback.0),
-        };
-        let scope = format!("{}/.default", (api.base)(&endpoints));
+        let (endpoints, start, client) = connect(cfg, config, api.base, api.headers)?;
         Ok(PollSource {
             name: cfg.name.clone(),
             api,
@@ -182,16 +311,7 @@ impl PollSource {
                 retention: api.retention,
             },
             start,
-            client: ApiClient {
-                http: http::client(),
-                tokens: TokenCache::shared(),
-                login: endpoints.login.clone(),
-                creds,
-                scope,
-                headers: api.headers,
-                retry: Retry::default(),
-                source: cfg.name.clone(),
-            },
+            client,
             endpoints,
         })
     }
@@ -202,40 +322,7 @@ impl PollSource {
 
     /// Polls every scope every `interval` until cancelled.
     pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        let mut ck = match ctx.spool.checkpoint(&self.name) {
-            None => None,
-            Some(bytes) => {
-                let decoded = Checkpoint::decode(&bytes);
-                if decoded.is_none() {
-                    tracing::warn!(message = "Checkpoint not readable by this version; starting from start_at.", source = %self.name);
-                }
-                decoded
-            }
-        }
-        .unwrap_or(Checkpoint {
-            version: checkpoint::VERSION,
-            ..Checkpoint::default()
-        });
-        tracing::info!(
-            message = "Source started.",
-            source = %self.name,
-            kind = %self.api.kind,
-            scopes = self.scopes.len(),
-            resumed = !ck.scopes.is_empty()
-        );
-        'outer: loop {
-            for scope in &self.scopes {
-                if !self.poll_scope(scope, &mut ck, &ctx).await? {
-                    break 'outer;
-                }
-            }
-            tokio::select! {
-                _ = ctx.cancel.cancelled() => break,
-                _ = tokio::time::sleep(self.interval) => {}
-            }
-        }
-        tracing::info!(message = "Source stopped.", source = %self.name);
-        Ok(())
+        run_rounds(&self, ctx).await
     }
 
     /// Reads every window of one scope up to now; false when cancelled.

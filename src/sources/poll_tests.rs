@@ -35,6 +35,7 @@ fn faulty_sim_config() -> SimConfig {
         duplicate_across_pages: true,
         malformed_pages: 2,
         slow_page: None,
+        malformed_blobs: 0,
     };
     cfg
 }
