@@ -552,7 +552,7 @@ fn simulated_records_fit_the_shipped_mappings() {
         ),
         (
             "o365_management",
-            sim.office_records(&siemcast::sources::o365_management::CONTENT_TYPES),
+            sim.office_records(siemcast::sources::o365_management::CONTENT_TYPES),
             &["rt", "externalId", "suser", "src", "outcome"],
         ),
     ];
