@@ -112,7 +112,7 @@ pub enum FetchError {
     Cancelled,
     #[error("{0}")]
     Auth(#[from] AuthError),
-    #[error("GET {url} failed: {message}")]
+    #[error("request to {url} failed: {message}")]
     Failed { url: String, message: String },
 }
 
