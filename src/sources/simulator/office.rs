@@ -474,3 +474,144 @@ mod tests {
         assert_eq!(window_time("yesterday"), None);
     }
 }
+
+#[cfg(test)]
+mod service_tests {
+    use super::super::{Service, SimConfig, Simulator};
+    use std::time::Duration;
+
+    /// Calls the simulated Office 365 API like a client would, with a token for it.
+    struct Client {
+        http: reqwest::Client,
+        token: String,
+        base: String,
+        tenant: String,
+    }
+
+    impl Client {
+        async fn new(sim: &Simulator) -> Client {
+            let cfg = sim.config();
+            let http = crate::sources::http::client();
+            let office = sim.endpoint(Service::Office);
+            let scope = format!("{office}/.default");
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", cfg.client_id.as_str()),
+                ("client_secret", cfg.client_secret.as_str()),
+                ("scope", scope.as_str()),
+            ];
+            let url = format!(
+                "{}/{}/oauth2/v2.0/token",
+                sim.endpoint(Service::Login),
+                cfg.tenant_id
+            );
+            let body: serde_json::Value = http
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            Client {
+                http,
+                token: body["access_token"].as_str().unwrap().to_owned(),
+                base: format!("{office}/api/v1.0/{}/activity/feed", cfg.tenant_id),
+                tenant: cfg.tenant_id.clone(),
+            }
+        }
+
+        /// `(status, error code or "", NextPageUri, body)`.
+        async fn call(
+            &self,
+            method: reqwest::Method,
+            op: &str,
+        ) -> (u16, String, Option<String>, serde_json::Value) {
+            let url = if op.starts_with("http") {
+                op.to_owned()
+            } else {
+                format!("{}/{op}", self.base)
+            };
+            let r = self
+                .http
+                .request(method, url)
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let next = r
+                .headers()
+                .get("NextPageUri")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
+            (status, code, next, body)
+        }
+    }
+
+    #[tokio::test]
+    async fn content_needs_a_started_subscription_the_publisher_and_a_valid_window() {
+        let mut cfg = SimConfig::around_now(Duration::from_secs(600), Duration::ZERO, 30);
+        cfg.records_per_blob = 2;
+        cfg.blobs_per_page = 4;
+        let sim = Simulator::start(cfg).await.unwrap();
+        let c = Client::new(&sim).await;
+        let p = format!("PublisherIdentifier={}", c.tenant);
+        let now = jiff::Timestamp::now();
+        let fmt = |t: jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+        let window = |back_h: i64, len_h: i64| {
+            let start = now - jiff::SignedDuration::from_hours(back_h);
+            let end = start + jiff::SignedDuration::from_hours(len_h);
+            format!("startTime={}&endTime={}", fmt(start), fmt(end))
+        };
+        let list = format!(
+            "subscriptions/content?contentType=Audit.General&{}&{p}",
+            window(1, 1)
+        );
+        let get = reqwest::Method::GET;
+        let post = reqwest::Method::POST;
+
+        let (status, code, ..) = c.call(get.clone(), &list).await;
+        assert_eq!((status, code.as_str()), (400, "AF20022"), "not started yet");
+        let start = format!("subscriptions/start?contentType=Audit.General&{p}");
+        assert_eq!(c.call(post.clone(), &start).await.0, 200);
+        let (status, code, ..) = c.call(post, &start).await;
+        assert_eq!((status, code.as_str()), (400, "AF20024"), "already enabled");
+
+        let no_publisher = list.replace(&format!("&{p}"), "");
+        let (status, code, ..) = c.call(get.clone(), &no_publisher).await;
+        assert_eq!((status, code.as_str()), (403, "AF429"), "shared pool");
+        for bad in [window(30, 25), window(24 * 8, 1)] {
+            let q = format!("subscriptions/content?contentType=Audit.General&{bad}&{p}");
+            let (status, code, ..) = c.call(get.clone(), &q).await;
+            assert_eq!((status, code.as_str()), (400, "AF20055"), "{bad}");
+        }
+
+        // 15 blobs over the last 10 minutes: four pages by NextPageUri, then each blob.
+        let (mut listed, mut url, mut pages) = (Vec::new(), list, 0);
+        loop {
+            let (status, _, next, body) = c.call(get.clone(), &url).await;
+            assert_eq!(status, 200, "{body}");
+            pages += 1;
+            listed.extend(body.as_array().unwrap().iter().cloned());
+            match next {
+                Some(n) => {
+                    assert!(n.contains(&p) && n.contains("nextPage="), "{n}");
+                    url = n;
+                }
+                None => break,
+            }
+        }
+        assert_eq!((pages, listed.len()), (4, 15));
+        let mut records = 0;
+        for item in &listed {
+            let uri = format!("{}?{p}", item["contentUri"].as_str().unwrap());
+            let (status, _, _, body) = c.call(get.clone(), &uri).await;
+            assert_eq!(status, 200);
+            records += body.as_array().unwrap().len();
+        }
+        assert_eq!(records, 30);
+    }
+}
