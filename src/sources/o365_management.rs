@@ -109,6 +109,12 @@ pub fn next_page(headers: &reqwest::header::HeaderMap, guard: &mut LinkGuard) ->
     }
 }
 
+/// A blob the API says is expired (`AF20051`, 7 days after `contentCreated`) or does not exist
+/// (`AF20050`).
+fn gone(message: &str) -> bool {
+    message.contains("AF20051") || message.contains("AF20050")
+}
+
 /// One listed blob.
 #[derive(Debug)]
 struct Content {
@@ -356,6 +362,18 @@ impl O365Source {
             let page = match self.client.get(&url, &ctx.cancel).await {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
+                Err(FetchError::Failed { message, .. }) if gone(&message) => {
+                    // Expired or withdrawn: no retry can read it, so it must not hold back the
+                    // blobs after it.
+                    tracing::error!(message = "Blob no longer available; skipped.", source = %self.name, content_type = ct, content_id = %content.id, error = %message);
+                    ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    let state = ck.scopes.get_mut(ct).expect("scope state exists");
+                    state.done.insert(&content.id, content.created_ms);
+                    if !append_page(ctx, &self.name, &[], ck.encode()).await? {
+                        return Ok(Outcome::Cancelled);
+                    }
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(message = "Blob not read; its window is read again at the next poll.", source = %self.name, content_type = ct, content_id = %content.id, %error);
                     return Ok(Outcome::Incomplete);
@@ -484,6 +502,18 @@ mod tests {
         assert_eq!(with_publisher(&with, "t"), with, "verbatim when present");
         let q = "https://h/api?contentType=a&PublisherIdentifier=t&nextPage=1";
         assert_eq!(with_publisher(q, "t"), q);
+    }
+
+    #[test]
+    fn expired_and_missing_blobs_are_gone_other_errors_are_not() {
+        assert!(gone(
+            "HTTP 400 AF20051: Content requested with the key … has already expired."
+        ));
+        assert!(gone(
+            "HTTP 404 AF20050: The specified content does not exist."
+        ));
+        assert!(!gone("HTTP 500 AF50000: An internal error occurred."));
+        assert!(!gone("gave up after 8 attempts; last: transport error"));
     }
 
     #[test]
