@@ -8,6 +8,7 @@ mod api;
 pub mod data;
 mod defender;
 pub mod office;
+mod office_data;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
