@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::api::{arm_error, json_answer, parse_skip_token, skip_token, Query};
-use super::{now_ms, query_pairs, Shared};
 use super::office_data::content_time;
+use super::{now_ms, query_pairs, Shared};
 use crate::event::parse_time_ms;
 
 pub use super::office_data::{blobs, distinct_records, Blob};
