@@ -284,7 +284,7 @@ fn poller_problems_are_located() {
 fn defender_needs_subscriptions_and_o365_known_content_types() {
     let s = Scratch::new();
     std::fs::write(s.dir.path().join("secret"), "x").unwrap();
-    for kind in ["defender_alerts", "o365_management"] {
+    for kind in ["defender_alerts", "graph_alerts", "o365_management"] {
         let shipped = format!(
             "{}/mappings/arcsight/{kind}.toml",
             env!("CARGO_MANIFEST_DIR")
@@ -292,27 +292,34 @@ fn defender_needs_subscriptions_and_o365_known_content_types() {
         let to = s.dir.path().join(format!("mappings/arcsight/{kind}.toml"));
         std::fs::copy(shipped, to).unwrap();
     }
-    let text = POLLERS
-        .replace("kind = \"azure_activity\"", "kind = \"defender_alerts\"")
-        .replace(
-            "kind = \"graph_alerts\"",
-            "kind = \"o365_management\"\ncontent_types = [\"Audit.General\", \"Audit.Teams\"]",
-        );
+    let defender = POLLERS.replace("kind = \"azure_activity\"", "kind = \"defender_alerts\"");
+    assert_eq!(
+        s.problems(&defender),
+        [
+            "16:1: source \"activity\": overlap does not apply to kind \"defender_alerts\", which lists every alert at each poll",
+            "17:1: source \"activity\": settle_delay does not apply to kind \"defender_alerts\", which lists every alert at each poll",
+        ]
+    );
+    let defender = defender.replace("overlap = \"30m\"\nsettle_delay = \"1m\"\n", "");
+    let text = defender.replace(
+        "kind = \"graph_alerts\"",
+        "kind = \"o365_management\"\ncontent_types = [\"Audit.General\", \"Audit.Teams\"]",
+    );
     assert_eq!(
         s.problems(&text),
-        ["22:1: source \"alerts\": content type \"Audit.Teams\" is not one of Audit.AzureActiveDirectory, Audit.Exchange, Audit.SharePoint, Audit.General, DLP.All"]
+        ["20:1: source \"alerts\": content type \"Audit.Teams\" is not one of Audit.AzureActiveDirectory, Audit.Exchange, Audit.SharePoint, Audit.General, DLP.All"]
     );
-    let text = POLLERS
+    let text = defender
         .replace(
-            "kind = \"azure_activity\"\nsubscriptions = [\"5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11\"]",
-            "kind = \"defender_alerts\"",
+            "subscriptions = [\"5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11\"]\n",
+            "",
         )
         .replace("kind = \"graph_alerts\"", "kind = \"o365_management\"");
     assert_eq!(
         s.problems(&text),
         [
             "11:1: source \"activity\": subscriptions is missing; list the subscription ids to read, e.g. subscriptions = [\"00000000-0000-0000-0000-000000000000\"]",
-            "18:1: source \"alerts\": content_types is missing; list the audit content types to read, e.g. content_types = [\"Audit.AzureActiveDirectory\", \"Audit.Exchange\", \"Audit.SharePoint\", \"Audit.General\", \"DLP.All\"]",
+            "16:1: source \"alerts\": content_types is missing; list the audit content types to read, e.g. content_types = [\"Audit.AzureActiveDirectory\", \"Audit.Exchange\", \"Audit.SharePoint\", \"Audit.General\", \"DLP.All\"]",
         ]
     );
 }

@@ -241,6 +241,19 @@ impl SourceConfig {
             ),
             (None, _) => {}
         }
+        if kind == SourceKind::DefenderAlerts {
+            for (key, set) in [
+                ("overlap", self.overlap.is_some()),
+                ("settle_delay", self.settle_delay.is_some()),
+            ] {
+                if set {
+                    p.add(
+                        &at.key(key),
+                        format!("{who}: {key} does not apply to kind \"defender_alerts\", which lists every alert at each poll"),
+                    );
+                }
+            }
+        }
         if let Some(start) = &self.start_at {
             if let Err(e) = crate::sources::poll::StartAt::parse(start) {
                 p.add(&at.key("start_at"), format!("{who}: {e}"));
