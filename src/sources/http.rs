@@ -199,7 +199,7 @@ enum Answer {
 }
 
 impl ApiClient {
-    /// Sends one GET through the host's gate, waiting out any `Retry-After` first.
+    /// Sends one request through the host's gate, waiting out any `Retry-After` first.
     async fn send(
         &self,
         method: &reqwest::Method,
@@ -224,6 +224,10 @@ impl ApiClient {
             .bearer_auth(token.expose());
         for (k, v) in self.headers {
             request = request.header(*k, *v);
+        }
+        if method != reqwest::Method::GET {
+            // An explicit empty body: some front ends answer 411 to a POST without a length.
+            request = request.body(Vec::<u8>::new());
         }
         let response = tokio::select! {
             _ = cancel.cancelled() => return Err(FetchError::Cancelled),
