@@ -2,6 +2,8 @@
 //! query `[cursor − overlap, now − settle_delay]` page by page, drop ids already seen, and append
 //! each page with the updated checkpoint as one spool batch; the cursor moves only after the
 //! window's last page is durable, so a crash at any point neither loses nor repeats an event.
+//! Also what every Microsoft API source shares: client setup (`connect`), resuming from the
+//! spool's checkpoint (`resume`) and polling its scopes in rounds (`Rounds`, `run_rounds`).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
