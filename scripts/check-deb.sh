@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the .deb from this tree (cargo-deb, installed from crates.io when missing) and checks
-# with dpkg-deb that it holds the binary, the unit, the service user, the conffile and the
-# mappings. Uses the already built debug binary so CI does not pay for a release build; a
-# release package is `cargo deb`. Usage: scripts/check-deb.sh
+# with dpkg-deb that it holds the binary, the unit, the service user, the conffile, the
+# mappings and the man page. Uses the already built debug binary so CI does not pay for a
+# release build; a release package is `cargo deb`. Usage: scripts/check-deb.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,7 @@ expected=(
   /etc/siemcast/mappings/README.md
   /usr/share/siemcast/mappings/README.md
   /usr/share/doc/siemcast/README.md
+  /usr/share/man/man1/siemcast.1.gz
 )
 for kind in azure_activity defender_alerts graph_alerts entra_audit entra_signins o365_management; do
   expected+=("/usr/share/siemcast/mappings/arcsight/$kind.toml" "/usr/share/siemcast/mappings/qradar/$kind.toml")
@@ -62,6 +63,11 @@ dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/systemd/system/siemcast.servi
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/siemcast/siemcast.toml |
   cmp -s - examples/siemcast.toml || {
   echo "check-deb: the packaged config differs from examples/siemcast.toml" >&2
+  status=1
+}
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/man/man1/siemcast.1.gz | gzip -dc |
+  cmp -s - man/siemcast.1 || {
+  echo "check-deb: the packaged man page differs from man/siemcast.1" >&2
   status=1
 }
 [ "$status" = 0 ] && echo "check-deb: $(wc -l <"$work/files") entries, expected files present, conffile and unit correct"

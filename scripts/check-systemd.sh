@@ -23,6 +23,10 @@ binary=$(realpath "$binary") # systemd accepts only absolute paths
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 sed "s#/usr/bin/siemcast#$binary#g" "$unit" >"$work/siemcast.service"
+# Documentation=man:siemcast(1) must resolve: the page of this tree, as the package installs it.
+mkdir -p "$work/man/man1"
+cp man/siemcast.1 "$work/man/man1/"
+export MANPATH="$work/man:"
 
 echo "systemd-analyze verify $unit"
 out=$(systemd-analyze verify "$work/siemcast.service" 2>&1) || {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs the real peers the
-# tests talk to (rsyslog with its TLS driver, syslog-ng unpacked beside it, openssl) and
-# systemd-analyze (package systemd) with apt-get when they are missing, checks formatting and
-# lints, checks the systemd unit and the .deb (cargo-deb from crates.io when missing), then
-# runs every unit, golden, property and whole-program test.
+# tests talk to (rsyslog with its TLS driver, syslog-ng unpacked beside it, openssl),
+# systemd-analyze (package systemd), groff (groff-base, lints the man page) and man (man-db:
+# verify resolves the unit's Documentation=man:siemcast(1)) with apt-get when missing, checks
+# formatting and lints, checks the systemd unit and the .deb (cargo-deb from crates.io when
+# missing), then runs every unit, golden, property and whole-program test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ missing=()
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ] || [ -n "$(find /usr/lib -name lmnsd_ossl.so 2>/dev/null | head -n 1)" ] || missing+=(rsyslog-openssl)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v groff >/dev/null || missing+=(groff-base)
+command -v man >/dev/null || missing+=(man-db)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${missing[*]}"
   sudo=""

@@ -55,6 +55,15 @@ pub struct MetricsConfig {
     /// `host:port` for `/metrics` and `/healthz`; empty turns the listener off.
     #[serde(default = "default_metrics_address")]
     pub address: String,
+    /// `/healthz` reports a polling source once its last successful poll is older than its
+    /// interval plus this: room for request timeouts (60 s), retries with backoff (up to 60 s
+    /// apart) and `Retry-After` waits within one poll.
+    #[serde(default = "default_poll_grace")]
+    pub poll_grace: HumanDuration,
+}
+
+fn default_poll_grace() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5 * 60))
 }
 
 fn default_metrics_address() -> String {
@@ -65,6 +74,7 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             address: default_metrics_address(),
+            poll_grace: default_poll_grace(),
         }
     }
 }

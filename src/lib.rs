@@ -12,6 +12,7 @@
 //! - [`service`]: `siemcast run` under systemd: notifications, signals, reload.
 //! - [`metrics`]: Prometheus `/metrics`, `/healthz` and `/spool`.
 //! - [`ops`]: operator commands: `send-test`, `spool status`, `spool forget-destination`.
+//! - [`manpage`]: `siemcast(1)` rendered from the command-line definition.
 //!
 //! Data flows one way: poller → spool → destination (mapping, framing, transport).
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod demo;
 pub mod destinations;
 pub mod event;
+pub mod manpage;
 pub mod mapping;
 pub mod metrics;
 pub mod ops;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use siemcast::config::{Config, DEFAULT_CONFIG_PATH};
 use siemcast::mapping::Mapping;
@@ -34,7 +34,12 @@ enum Command {
     /// Run the service: poll the sources and deliver to the destinations until stopped.
     ///
     /// Stops cleanly on SIGTERM or Ctrl-C: sources finish the page in hand, destinations wait
-    /// for the SIEM to acknowledge what was sent, checkpoints and cursors are saved.
+    /// for the SIEM to acknowledge what was sent, checkpoints and cursors are saved. SIGHUP
+    /// reloads the config and mappings (an invalid new set is refused; the old one runs on).
+    /// Serves /metrics, /healthz and /spool on [metrics] address (default 127.0.0.1:9464).
+    ///
+    /// Exit status: 0 after a clean stop; 1 when the config is invalid (every problem is
+    /// printed) or a component failed (the log says which).
     ///
     /// Example:
     ///   siemcast run -c /etc/siemcast/siemcast.toml
@@ -42,8 +47,12 @@ enum Command {
     Run(ConfigArg),
     /// Validate the config and every mapping it uses, then print a summary.
     ///
-    /// Exits 0 when everything is valid. Otherwise prints every problem as
-    /// `FILE:LINE:COL: message` and exits 1. Run it after each edit.
+    /// Reads every file the config names (mappings, TLS certificates and keys, the client
+    /// secret) but connects to nothing. Run it after each edit; the systemd unit runs it
+    /// before every start.
+    ///
+    /// Exit status: 0 when everything is valid; 1 otherwise, with every problem printed as
+    /// `FILE:LINE:COL: message`.
     ///
     /// Example:
     ///   siemcast check -c /etc/siemcast/siemcast.toml
@@ -53,8 +62,10 @@ enum Command {
     ///
     /// Input: NDJSON, a JSON array, or an object whose `value` or `records` is an array (what
     /// Microsoft's APIs return). One rendered message per event is written to stdout; a bad
-    /// event is reported on stderr with its index, the others are still rendered, and the
-    /// exit code is 1.
+    /// event is reported on stderr with its index and the others are still rendered.
+    ///
+    /// Exit status: 0 when every event was rendered; 1 when the mapping is invalid or any
+    /// event could not be rendered.
     ///
     /// Example:
     ///   siemcast render --mapping mappings/arcsight/azure_activity.toml --input events.json
@@ -62,9 +73,12 @@ enum Command {
     Render(RenderArgs),
     /// Run a self-contained demonstration on this machine, with no credentials or network.
     ///
-    /// Starts a syslog listener on loopback, feeds bundled sample Azure Activity events
-    /// through the real pipeline (files source → spool → CEF mapping → TCP syslog), prints
-    /// what the listener received and a summary, and exits 0.
+    /// Starts the built-in simulator of Microsoft's APIs (Entra tokens, Azure Activity,
+    /// Graph alerts, Entra audit and sign-in logs; it throttles some requests) and a syslog
+    /// listener on loopback, runs the real pipeline (API pollers -> spool -> CEF mappings ->
+    /// RFC 3164 over TCP), then prints what the listener received and a summary.
+    ///
+    /// Exit status: 0 when every simulated event arrived; 1 otherwise.
     ///
     /// Example:
     ///   siemcast demo
@@ -76,7 +90,11 @@ enum Command {
     /// rendered with the destination's real mapping, syslog header and framing, and sent over
     /// its real transport. TCP and TLS wait until the receiver's kernel acknowledged the bytes;
     /// UDP has no acknowledgement. Prints the message as sent, or the exact failure (DNS,
-    /// connect, TLS handshake, mapping), and exits 1 if any destination failed.
+    /// connect, TLS handshake, mapping). Safe while the service runs: it uses its own
+    /// connection and does not touch the spool.
+    ///
+    /// Exit status: 0 when every destination tried took the event; 1 if any failed or the
+    /// config is invalid.
     ///
     /// Example:
     ///   siemcast send-test -c /etc/siemcast/siemcast.toml --destination arcsight
@@ -84,10 +102,16 @@ enum Command {
     SendTest(SendTestArgs),
     /// Inspect or maintain the durable spool.
     ///
+    /// Commands: `status` (how far each destination is behind) and `forget-destination`
+    /// (release the data kept for a destination removed from the config).
+    ///
     /// Example:
     ///   siemcast spool status -c /etc/siemcast/siemcast.toml
     #[command(verbatim_doc_comment, subcommand)]
     Spool(SpoolCommand),
+    /// Print the manual page siemcast(1) (roff) to stdout; `man -l -` shows it.
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +122,9 @@ enum SpoolCommand {
     /// (`GET /spool` on [metrics] address). Destinations that have a cursor but are no longer
     /// in the config are pointed out: they keep data on disk until forgotten.
     ///
+    /// Exit status: 0 (also when there is no spool yet); 1 when the config is invalid or the
+    /// spool cannot be read.
+    ///
     /// Example:
     ///   siemcast spool status -c /etc/siemcast/siemcast.toml --json
     #[command(verbatim_doc_comment)]
@@ -107,6 +134,9 @@ enum SpoolCommand {
     ///
     /// Refuses while the destination is still configured, and while the service runs (a
     /// reload, `systemctl reload siemcast`, releases removed destinations by itself).
+    ///
+    /// Exit status: 0 when the cursor was released; 1 when the destination is still
+    /// configured, the service holds the spool, or the spool has no such cursor.
     ///
     /// Example:
     ///   siemcast spool forget-destination old-qradar -c /etc/siemcast/siemcast.toml
@@ -186,6 +216,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args.config),
         Command::Render(args) => render(&args),
         Command::Demo => runtime().and_then(|rt| rt.block_on(siemcast::demo::run())),
+        Command::Man => man(),
         Command::SendTest(args) => send_test(&args),
         Command::Spool(SpoolCommand::Status(args)) => with_config(&args.config.config, |c| {
             siemcast::ops::spool_status(c, args.json)
@@ -253,6 +284,14 @@ fn stderr_is_journal() -> bool {
         (Ok(m), Ok(dev), Ok(ino)) => m.dev() == dev && m.ino() == ino,
         _ => false,
     }
+}
+
+fn man() -> anyhow::Result<ExitCode> {
+    let page = siemcast::manpage::render(Cli::command()).context("cannot render the manual")?;
+    std::io::stdout()
+        .write_all(&page)
+        .context("cannot write to stdout")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -7,7 +7,7 @@
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +21,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{Phase, PipelineStats};
+use crate::sources::SourceStats;
 use crate::spool::{Spool, SpoolStats, SpoolStatus};
 
 /// Connections served at once; more wait in the kernel's backlog.
@@ -35,6 +36,8 @@ pub struct MetricsState {
     pub spool: Arc<Spool>,
     /// When the process started, for `siemcast_start_time_seconds`.
     pub started: SystemTime,
+    /// `[metrics] poll_grace`: how late past its interval a source's last good poll may be.
+    pub poll_grace: Duration,
 }
 
 /// Binds the metrics listener. The error says what to change.
@@ -123,7 +126,11 @@ async fn handle(req: &Request<Incoming>, state: &Arc<MetricsState>) -> Response<
                 None => internal_error(),
             }
         }
-        "/healthz" => match health(&state.stats) {
+        "/healthz" => match health(
+            &state.stats,
+            jiff::Timestamp::now().as_millisecond(),
+            state.poll_grace,
+        ) {
             Ok(()) => reply(StatusCode::OK, "text/plain", "ok\n".into()),
             Err(reasons) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -174,20 +181,28 @@ async fn snapshot(state: &Arc<MetricsState>) -> Option<(SpoolStatus, SpoolStats)
 
 /// `Ok` when the service is doing its job; otherwise every reason it is not, one per line.
 ///
-/// Healthy means: the pipeline is running (not starting or stopping), every source task is
-/// alive, and every destination is connected to its receiver.
-pub fn health(stats: &PipelineStats) -> Result<(), Vec<String>> {
+/// Healthy means: the pipeline has started, every source task is alive, every polling source
+/// read its API successfully within its interval plus `poll_grace` (see
+/// [`crate::sources::freshness`]; a files source counts while it runs), and every destination
+/// is connected to its receiver or draining (a stop or reload lets it finish its batch).
+pub fn health(stats: &PipelineStats, now_ms: i64, poll_grace: Duration) -> Result<(), Vec<String>> {
     let mut reasons = Vec::new();
-    match stats.lifecycle.phase() {
-        Phase::Starting => reasons.push("starting: the pipeline is not running yet".to_owned()),
-        Phase::Stopping => reasons.push("stopping: shutdown in progress".to_owned()),
-        Phase::Running => {}
-    }
+    let draining = match stats.lifecycle.phase() {
+        Phase::Starting => {
+            reasons.push("starting: the pipeline is not running yet".to_owned());
+            false
+        }
+        Phase::Stopping => true,
+        Phase::Running => false,
+    };
     for (name, why) in stats.lifecycle.stopped_sources() {
         reasons.push(format!("source \"{name}\" is not running: {why}"));
     }
+    for (name, s) in &stats.sources {
+        reasons.extend(s.freshness.overdue(name, now_ms, poll_grace));
+    }
     for (name, d) in &stats.destinations {
-        if !d.connected.load(Ordering::Relaxed) {
+        if !d.connected.load(Ordering::Relaxed) && !draining {
             reasons.push(format!(
                 "destination \"{name}\" is not connected to its receiver ({} reconnects so far); see the log for the error",
                 d.reconnects.load(Ordering::Relaxed)
@@ -287,6 +302,9 @@ fn escape_label(v: &str) -> String {
     s
 }
 
+/// Picks one counter out of a source's stats.
+type SourceCounter = fn(&SourceStats) -> &AtomicU64;
+
 /// Renders every metric as Prometheus text.
 pub fn render(
     stats: &PipelineStats,
@@ -347,6 +365,58 @@ pub fn render(
         "Times a source had to wait because the spool was full.",
         "source",
         src.iter().map(|(n, s)| (n.as_str(), load(&s.paused))),
+    );
+
+    let api: [(&str, &str, SourceCounter); 6] = [
+        (
+            "siemcast_source_events_polled_total",
+            "Records a source read: API records before dedupe, file items.",
+            |s| &s.polled,
+        ),
+        (
+            "siemcast_source_api_requests_total",
+            "API requests a source sent (token requests not counted).",
+            |s| &s.api_requests,
+        ),
+        (
+            "siemcast_source_api_throttled_total",
+            "API answers asking to slow down: 429, or 503 (service busy).",
+            |s| &s.api_throttled,
+        ),
+        (
+            "siemcast_source_api_errors_total",
+            "API requests that failed otherwise: transport errors, other error statuses.",
+            |s| &s.api_errors,
+        ),
+        (
+            "siemcast_source_api_malformed_answers_total",
+            "API answers that were not the page expected (not JSON, no value array).",
+            |s| &s.api_malformed,
+        ),
+        (
+            "siemcast_source_token_errors_total",
+            "Token requests Entra ID refused or that did not reach it.",
+            |s| &s.token_errors,
+        ),
+    ];
+    for (name, help, field) in api {
+        x.per(
+            name,
+            "counter",
+            help,
+            "source",
+            src.iter().map(|(n, s)| (n.as_str(), load(field(s)))),
+        );
+    }
+    x.per(
+        "siemcast_source_last_success_timestamp_seconds",
+        "gauge",
+        "When a source last read everything it asked for, in seconds since the Unix epoch; 0 before its first success.",
+        "source",
+        src.iter().map(|(n, s)| {
+            let ms = s.freshness.last_success_ms().unwrap_or(0);
+            (n.as_str(), ms as f64 / 1000.0)
+        }),
     );
 
     let dst = &stats.destinations;
@@ -527,11 +597,53 @@ mod tests {
             destinations: vec![("siem".into(), Arc::default())],
             ..PipelineStats::default()
         };
-        let reasons = health(&stats).unwrap_err();
+        let reasons = health(&stats, 0, Duration::ZERO).unwrap_err();
         assert!(reasons[0].starts_with("starting"), "{reasons:?}");
         assert!(
             reasons[1].starts_with("destination \"siem\" is not connected"),
             "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn draining_destinations_count_as_healthy() {
+        let stats = PipelineStats {
+            destinations: vec![("siem".into(), Arc::default())],
+            ..PipelineStats::default()
+        };
+        stats.lifecycle.set(Phase::Running);
+        let reasons = health(&stats, 0, Duration::ZERO).unwrap_err();
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].starts_with("destination \"siem\" is not connected"));
+        stats.lifecycle.set(Phase::Stopping);
+        assert_eq!(health(&stats, 0, Duration::ZERO), Ok(()));
+    }
+
+    #[test]
+    fn health_names_a_source_whose_last_good_poll_is_too_old() {
+        let (api, files): (Arc<SourceStats>, Arc<SourceStats>) = Default::default();
+        api.freshness.started(Some(Duration::from_secs(60)));
+        files.freshness.started(None);
+        api.freshness.succeeded();
+        api.freshness.failed("token request failed: invalid_client");
+        let stats = PipelineStats {
+            sources: vec![("api".into(), api.clone()), ("files".into(), files)],
+            ..PipelineStats::default()
+        };
+        let t = api.freshness.last_success_ms().unwrap();
+        let grace = Duration::from_secs(60);
+        let reasons = |now| health(&stats, now, grace).unwrap_err();
+        // Only the phase (not running in this test) while within interval + grace.
+        assert_eq!(reasons(t + 120_000).len(), 1);
+        let late = reasons(t + 121_000);
+        assert_eq!(
+            late[1],
+            "source \"api\": last successful poll 2m 1s ago, interval 1m: token request failed: invalid_client"
+        );
+        assert_eq!(
+            late.len(),
+            2,
+            "the files source is judged by running only: {late:?}"
         );
     }
 }

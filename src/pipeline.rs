@@ -49,7 +49,7 @@ impl Lifecycle {
         }
     }
 
-    fn set(&self, phase: Phase) {
+    pub(crate) fn set(&self, phase: Phase) {
         let v = match phase {
             Phase::Starting => 0,
             Phase::Running => 1,

@@ -1,6 +1,6 @@
 //! `siemcast run` as a long-lived service: the pipeline plus what an appliance needs around it —
 //! the metrics listener, systemd notifications (`READY=1`, `STATUS=`, `WATCHDOG=1`,
-//! `RELOADING=1`, `STOPPING=1`) and signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the
+//! `RELOADING=1`, `STOPPING=1`, `EXTEND_TIMEOUT_USEC=` while a stop drains) and signals: SIGTERM/SIGINT stop cleanly, SIGHUP reloads the
 //! configuration and mappings, keeping the running set when the new one is invalid.
 
 use std::path::Path;
@@ -15,11 +15,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::metrics::{self, MetricsState};
-use crate::pipeline::{self, Pipeline};
+use crate::pipeline::{self, Phase, Pipeline};
 use crate::spool::Spool;
 
 /// How often `STATUS=` is sent to systemd.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// While a stop drains, systemd is asked this often for `EXTEND_BY` more time, so senders
+/// finishing a paced batch (bounded by `ack_timeout`) are not killed at `TimeoutStopSec`.
+const EXTEND_EVERY: Duration = Duration::from_secs(2);
+const EXTEND_BY: Duration = Duration::from_secs(10);
+/// A drain longer than this gets no more extensions: something is stuck, let systemd act.
+const MAX_DRAIN: Duration = Duration::from_secs(300);
 
 /// Runs the service until SIGTERM/SIGINT (then `Ok`) or until a component fails (`Err`).
 pub async fn run(path: &Path, mut config: Config) -> anyhow::Result<()> {
@@ -31,6 +37,7 @@ pub async fn run(path: &Path, mut config: Config) -> anyhow::Result<()> {
         stats: pipeline.stats(),
         spool: spool.clone(),
         started,
+        poll_grace: config.metrics.poll_grace.0,
     });
     let service_stop = CancellationToken::new();
     let _stop_guard = service_stop.clone().drop_guard();
@@ -67,7 +74,7 @@ pub async fn run(path: &Path, mut config: Config) -> anyhow::Result<()> {
                         tracing::info!(message = "Shutting down.", signal = name);
                         notify(&[NotifyState::Stopping, NotifyState::Status("Stopping: finishing batches, saving cursors")]);
                         generation.cancel();
-                        return joined(running.await);
+                        return joined(drain(&mut running).await);
                     }
                     Received::Reload => {
                         if let Some(new) = reload_candidate(path, &config) {
@@ -99,8 +106,34 @@ pub async fn run(path: &Path, mut config: Config) -> anyhow::Result<()> {
             }
         };
         pipeline.carry_over(&previous);
-        state_tx.send_modify(|s| s.stats = pipeline.stats());
+        state_tx.send_modify(|s| {
+            s.stats = pipeline.stats();
+            s.poll_grace = config.metrics.poll_grace.0;
+        });
         notify(&[NotifyState::Ready]);
+    }
+}
+
+type Running = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// Waits for a cancelled pipeline to finish; past `EXTEND_EVERY` it tells systemd the stop is
+/// still progressing (`EXTEND_TIMEOUT_USEC=`) every `EXTEND_EVERY`, for at most `MAX_DRAIN`.
+async fn drain(running: &mut Running) -> Result<anyhow::Result<()>, tokio::task::JoinError> {
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval_at(started + EXTEND_EVERY, EXTEND_EVERY);
+    loop {
+        tokio::select! {
+            ended = &mut *running => return ended,
+            _ = tick.tick(), if started.elapsed() < MAX_DRAIN => {
+                let waited = started.elapsed().as_secs();
+                tracing::info!(message = "Still stopping: destinations are finishing their batches.", waited_s = waited);
+                let line = format!("Stopping: finishing batches, saving cursors ({waited} s)");
+                notify(&[
+                    NotifyState::ExtendTimeoutUsec(EXTEND_BY.as_micros() as u32),
+                    NotifyState::Status(&line),
+                ]);
+            }
+        }
     }
 }
 
@@ -187,8 +220,11 @@ async fn report_to_systemd(state: watch::Receiver<MetricsState>, stop: Cancellat
             }
             _ = status.tick() => {
                 let snapshot = state.borrow().clone();
-                let line = status_line(&snapshot, &mut last).await;
-                notify(&[NotifyState::Status(&line)]);
+                // While stopping, the drain reports its own status.
+                if snapshot.stats.lifecycle.phase() != Phase::Stopping {
+                    let line = status_line(&snapshot, &mut last).await;
+                    notify(&[NotifyState::Status(&line)]);
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 //! `/metrics` and `/healthz` of a running `siemcast run`: the exposition parses strictly as
-//! Prometheus text, its counters match what a real rsyslog receiver got, and health turns 503
-//! with the reason when the receiver goes away.
+//! Prometheus text, its counters match what a real rsyslog receiver got and what the API
+//! simulator served, and health turns 503 with the reason when the receiver goes away or a
+//! source cannot poll (its client secret expired); debug logs show no secret and no token.
 
 mod util;
 
@@ -8,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use siemcast::sources::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
 use util::*;
 
 const EVENTS: usize = 3000;
@@ -318,4 +320,180 @@ fn metrics_match_what_rsyslog_received_and_health_follows_the_receiver() {
     signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "siemcast exited with {status}");
+}
+
+/// Counts the simulator's answers to API requests (not token requests) that match `status`.
+fn answered(sim: &BackgroundSimulator, status: impl Fn(u16) -> bool) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.service != Service::Login && status(r.status))
+        .count()
+}
+
+fn scrape(port: u16) -> BTreeMap<Series, f64> {
+    let (code, body) = http_get(port, "/metrics").expect("GET /metrics");
+    assert_eq!(code, 200, "{body}");
+    parse_exposition(&body).unwrap_or_else(|e| panic!("{e}\n{body}"))
+}
+
+/// `/healthz` until it answers `code`; returns the body.
+fn health_until(port: u16, code: u16, timeout: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let (got, body) = http_get(port, "/healthz").expect("GET /healthz");
+        if got == code {
+            return body;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "/healthz stayed {got} for {timeout:?}, not {code}: {body}"
+        );
+        pause(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn api_metrics_match_the_simulator_and_health_names_a_source_that_cannot_poll() {
+    let test_start = jiff::Timestamp::now().as_second() as f64;
+    let mut cfg = SimConfig::around_now(Duration::from_secs(20), Duration::from_secs(2), 120);
+    cfg.page_size = 25;
+    cfg.token_lifetime = Duration::from_secs(4);
+    cfg.faults = Faults {
+        throttle_every: Some(4),
+        retry_after_secs: 1,
+        unavailable_every: Some(7),
+        malformed_pages: 1,
+        ..Faults::default()
+    };
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let records = sim.activity_records().len();
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    let port = free_port();
+    let grace = Duration::from_secs(4);
+    let metrics = format!(
+        "address = \"127.0.0.1:{port}\"\npoll_grace = \"{}s\"",
+        grace.as_secs()
+    );
+    let text = api_config(
+        &sim,
+        "activity",
+        "azure_activity",
+        &rsyslog.address(),
+        &metrics,
+        "",
+    );
+    std::fs::write(scratch.config(), text).unwrap();
+    let log = scratch.dir.path().join("siemcast.log");
+    let secret = sim.config().client_secret.clone();
+    let mut child = Running::new(
+        Command::new(env!("CARGO_BIN_EXE_siemcast"))
+            .args(["run", "-c"])
+            .arg(scratch.config())
+            // Everything at debug, the HTTP client's own logs included: no secret, no token.
+            .env("RUST_LOG", "debug")
+            .env("NO_COLOR", "1")
+            .env("SIEMCAST_AZURE__CLIENT_SECRET", &secret)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    rsyslog.wait_for_lines_from(Some(&mut *child), records, Duration::from_secs(60));
+    health_until(port, 200, Duration::from_secs(10));
+
+    // The app's secret expires: tokens can no longer be renewed, polls fail, and once the last
+    // good poll is older than interval + grace, /healthz names the source and the cause.
+    sim.set_client_secret_expired(true);
+    let body = health_until(port, 503, Duration::from_secs(30));
+    assert!(
+        body.starts_with("source \"activity\": last successful poll ")
+            && body.contains(", interval 300ms: ")
+            && body.contains("AADSTS7000222"),
+        "{body}"
+    );
+    assert!(!body.contains("destination"), "{body}");
+
+    // No API request goes out without a token now, so the simulator's log is final for them.
+    let before = scrape(port);
+    let login_refusals = sim
+        .requests()
+        .iter()
+        .filter(|r| r.service == Service::Login && r.status == 401)
+        .count();
+    let samples = scrape(port);
+    let src = Some(("source", "activity"));
+    let get = |s: &BTreeMap<Series, f64>, name: &str| value(s, name, src) as usize;
+    let requests = answered(&sim, |_| true);
+    let throttled = answered(&sim, |s| s == 429 || s == 503);
+    let errors = answered(&sim, |s| s >= 400 && s != 429 && s != 503);
+    assert!(
+        requests > 0 && throttled > 0,
+        "{requests} requests, {throttled} throttled"
+    );
+    for s in [&before, &samples] {
+        assert_eq!(get(s, "siemcast_source_api_requests_total"), requests);
+        assert_eq!(get(s, "siemcast_source_api_throttled_total"), throttled);
+        assert_eq!(get(s, "siemcast_source_api_errors_total"), errors);
+        assert_eq!(
+            get(s, "siemcast_source_api_malformed_answers_total"),
+            sim.malformed_pages_served() as usize
+        );
+    }
+    assert_eq!(sim.malformed_pages_served(), 1);
+    let token_errors = |s| get(s, "siemcast_source_token_errors_total");
+    assert!(
+        token_errors(&before) <= login_refusals
+            && login_refusals <= token_errors(&samples)
+            && login_refusals > 0,
+        "token errors {} / {} vs {login_refusals} refusals",
+        token_errors(&before),
+        token_errors(&samples)
+    );
+    let lines = rsyslog.lines().len();
+    assert_eq!(lines, records);
+    assert_eq!(
+        get(&samples, "siemcast_source_events_spooled_total"),
+        records
+    );
+    assert!(get(&samples, "siemcast_source_events_polled_total") >= records);
+    assert_eq!(
+        value(
+            &samples,
+            "siemcast_destination_events_delivered_total",
+            Some(("destination", "rsyslog"))
+        ) as usize,
+        lines,
+        "delivered counter vs lines rsyslog received"
+    );
+    let last = value(
+        &samples,
+        "siemcast_source_last_success_timestamp_seconds",
+        src,
+    );
+    let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    assert!(
+        last >= test_start && now - last > grace.as_secs_f64(),
+        "last success {last}, test start {test_start}, now {now}"
+    );
+
+    // A renewed secret: the next poll succeeds and health recovers.
+    sim.set_client_secret_expired(false);
+    health_until(port, 200, Duration::from_secs(15));
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "siemcast exited with {status}");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("AADSTS7000222"), "the cause is logged");
+    assert!(
+        !text.contains(&secret),
+        "the client secret appears in the log"
+    );
+    let tokens = sim.issued_tokens();
+    assert!(!tokens.is_empty());
+    for token in tokens {
+        assert!(!text.contains(&token), "an access token appears in the log");
+    }
 }

@@ -15,9 +15,6 @@ use std::time::{Duration, Instant};
 use siemcast::sources::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
 use util::*;
 
-/// The Office 365 content types the o365_management test reads.
-const CONTENT_TYPES: [&str; 2] = ["Audit.SharePoint", "Audit.Exchange"];
-
 fn faulty(per_scope: usize) -> SimConfig {
     let mut cfg = SimConfig::around_now(Duration::from_secs(15), Duration::from_secs(8), per_scope);
     cfg.seed = 42;
@@ -54,74 +51,17 @@ fn write_config(
     address: &str,
     secret_in_file: bool,
 ) {
-    let subs: Vec<String> = sim
-        .config()
-        .subscriptions
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect();
     let secret_line = if secret_in_file {
         std::fs::write(
             scratch.dir.path().join("client-secret"),
             &sim.config().client_secret,
         )
         .unwrap();
-        "client_secret_file = \"client-secret\"".to_owned()
+        "client_secret_file = \"client-secret\""
     } else {
-        String::new()
+        ""
     };
-    let text = format!(
-        r#"state_dir = "state"
-
-[metrics]
-address = ""
-
-[azure]
-tenant_id = "{tenant}"
-client_id = "{client}"
-{secret_line}
-login_endpoint = "{login}"
-management_endpoint = "{management}"
-graph_endpoint = "{graph}"
-office_endpoint = "{office}"
-
-[[source]]
-name = "ms"
-kind = "{kind}"
-{subs}
-interval = "300ms"
-{window}start_at = "40s"
-
-[[destination]]
-name = "rsyslog"
-address = "{address}"
-transport = "tcp"
-framing = "lf"
-syslog = "rfc3164"
-hostname = "siemcast-test"
-mappings = "{mappings}"
-"#,
-        tenant = sim.config().tenant_id,
-        client = sim.config().client_id,
-        login = sim.endpoint(Service::Login),
-        management = sim.endpoint(Service::Management),
-        graph = sim.endpoint(Service::Graph),
-        office = sim.endpoint(Service::Office),
-        subs = match kind {
-            "azure_activity" | "defender_alerts" => {
-                format!("subscriptions = [{}]", subs.join(", "))
-            }
-            "o365_management" => format!("content_types = {CONTENT_TYPES:?}"),
-            _ => String::new(),
-        },
-        // defender_alerts lists every alert at each poll: no window to set.
-        window = if kind == "defender_alerts" {
-            ""
-        } else {
-            "overlap = \"15s\"\nsettle_delay = \"500ms\"\n"
-        },
-        mappings = shipped_mappings("arcsight").display(),
-    );
+    let text = api_config(sim, "ms", kind, address, "address = \"\"", secret_line);
     std::fs::write(scratch.config(), text).unwrap();
 }
 
@@ -453,7 +393,7 @@ fn graph_alerts_every_version_at_most_once_and_every_final_state_across_kill_9()
 #[test]
 fn o365_management_every_record_exactly_once_across_kill_9() {
     let sim = BackgroundSimulator::start(faulty(200)).unwrap();
-    let expected = ids(&sim.office_records(&CONTENT_TYPES), "Id");
+    let expected = ids(&sim.office_records(&O365_CONTENT_TYPES), "Id");
     assert_eq!(expected.len(), 400);
     let figures = exactly_once_across_kill_9(
         &sim,

@@ -1,6 +1,7 @@
 //! `siemcast run` under a stand-in for systemd: notifications arrive on the `NOTIFY_SOCKET`
 //! datagram socket (READY=1, STATUS=, WATCHDOG=1 at the `WATCHDOG_USEC` pace, RELOADING=1 then
-//! READY=1 on SIGHUP, STOPPING=1 on SIGTERM), and the service exits 0.
+//! READY=1 on SIGHUP, STOPPING=1 on SIGTERM, EXTEND_TIMEOUT_USEC= while a slow stop drains),
+//! and the service exits 0.
 
 mod util;
 
@@ -160,4 +161,68 @@ fn without_watchdog_usec_no_watchdog_pings_are_sent() {
     signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "siemcast exited with {status}");
+}
+
+#[test]
+fn a_slow_drain_on_sigterm_asks_systemd_for_more_time() {
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    scratch.write_events(0..2000);
+    // 100 events/s: a batch of several hundred takes seconds to send, and a stop lets the
+    // batch in hand finish, so the drain outlasts the first extension.
+    scratch.write_config(&rsyslog.address(), "max_eps = 100");
+    let socket_path = scratch.dir.path().join("notify.sock");
+    let mut notes = Notifications::bind(&socket_path);
+    let mut child = Running::new(
+        Command::new(env!("CARGO_BIN_EXE_siemcast"))
+            .args(["run", "-c"])
+            .arg(scratch.config())
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env_remove("WATCHDOG_USEC")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    notes.until(Duration::from_secs(20), "READY=1", |s| {
+        s.iter().any(|l| l == "READY=1")
+    });
+    rsyslog.wait_for_lines_from(Some(&mut *child), 50, Duration::from_secs(30));
+    signal(&child, "TERM");
+    let at_stop = rsyslog.count_lines();
+    notes.until(
+        Duration::from_secs(15),
+        "STOPPING=1 then EXTEND_TIMEOUT_USEC=",
+        |s| {
+            let stopping = s.iter().position(|l| l == "STOPPING=1");
+            let extend = s.iter().position(|l| l == "EXTEND_TIMEOUT_USEC=10000000");
+            matches!((stopping, extend), (Some(a), Some(b)) if a < b)
+        },
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "siemcast exited before asking for more time"
+    );
+    let status = wait_exit(&mut child, Duration::from_secs(40));
+    assert!(status.success(), "siemcast exited with {status}");
+    let after = rsyslog.count_lines();
+    assert!(
+        after > at_stop,
+        "the drain delivered nothing: {at_stop} lines at SIGTERM, {after} after"
+    );
+    notes.collect_for(Duration::from_millis(200));
+    let stopping = notes.seen.iter().position(|l| l == "STOPPING=1").unwrap();
+    let after: Vec<&String> = notes.seen[stopping..]
+        .iter()
+        .filter(|l| l.starts_with("STATUS="))
+        .collect();
+    assert!(
+        !after.is_empty()
+            && after
+                .iter()
+                .all(|l| l.starts_with("STATUS=Stopping: finishing batches")),
+        "status while stopping: {after:?}"
+    );
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Endpoints;
 use super::http::{ApiClient, FetchError};
 use super::paging::LinkGuard;
-use super::poll::{connect, resume, run_rounds, Rounds, StartAt, MAX_SEEN};
+use super::poll::{connect, resume, run_rounds, Outcome, Rounds, StartAt, MAX_SEEN};
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
@@ -133,6 +133,10 @@ fn first_url(e: &Endpoints, subscription: &str) -> String {
 impl Rounds for DefenderSource {
     type State = AlertCheckpoint;
 
+    fn client(&mut self) -> &mut ApiClient {
+        &mut self.client
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -170,7 +174,8 @@ impl Rounds for DefenderSource {
         sub: &str,
         ck: &mut AlertCheckpoint,
         ctx: &SourceContext,
-    ) -> Result<bool, SourceError> {
+        _fresh: bool,
+    ) -> Result<Outcome, SourceError> {
         self.list(sub, ck, ctx).await
     }
 }
@@ -205,18 +210,18 @@ impl DefenderSource {
 
     /// Lists every subscription every `interval` until cancelled.
     pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        run_rounds(&self, ctx).await
+        run_rounds(self, ctx).await
     }
 
     /// Lists one subscription's alerts page by page, appending each page's new alerts and
-    /// status changes with the updated map; false when cancelled. An error ends the listing
-    /// early: what was forwarded is in the map, the rest comes at the next poll.
+    /// status changes with the updated map. An error ends the listing early (`Incomplete`):
+    /// what was forwarded is in the map, the rest comes at the next poll.
     async fn list(
         &self,
         sub: &str,
         ck: &mut AlertCheckpoint,
         ctx: &SourceContext,
-    ) -> Result<bool, SourceError> {
+    ) -> Result<Outcome, SourceError> {
         let now = jiff::Timestamp::now().as_millisecond();
         ck.subscriptions
             .entry(sub.to_owned())
@@ -227,18 +232,25 @@ impl DefenderSource {
         loop {
             let page = match self.client.get(&url, &ctx.cancel).await {
                 Ok(p) => p,
-                Err(FetchError::Cancelled) => return Ok(false),
+                Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(error) => {
+                    ctx.stats.freshness.failed(&error.to_string());
                     tracing::warn!(message = "Alert listing not complete; it is listed again at the next poll.", source = %self.name, subscription = sub, %error);
-                    return Ok(true);
+                    return Ok(Outcome::Incomplete);
                 }
             };
             let rid = page.request_id.as_deref().unwrap_or("-");
             let Some(records) = page.body.get("value").and_then(|v| v.as_array()) else {
                 tracing::warn!(message = "Page has no value array; listed again at the next poll.", source = %self.name, request_id = rid);
-                ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                return Ok(true);
+                ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.freshness.failed(&format!(
+                    "the API answered a page without a value array (request id {rid})"
+                ));
+                return Ok(Outcome::Incomplete);
             };
+            ctx.stats
+                .polled
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
             // Changed in place: if the append below is cancelled the process is stopping and
             // this state is dropped; the durable one is the spool's.
             let known = ck
@@ -282,13 +294,13 @@ impl DefenderSource {
             if (!events.is_empty() || last)
                 && !append_page(ctx, &self.name, &events, ck.encode()).await?
             {
-                return Ok(false);
+                return Ok(Outcome::Cancelled);
             }
             match next {
                 Some(n) if !last => url = n,
                 _ => {
                     tracing::debug!(message = "Alerts listed.", source = %self.name, subscription = sub, listed, forwarded);
-                    return Ok(true);
+                    return Ok(Outcome::Complete);
                 }
             }
         }

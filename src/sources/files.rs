@@ -100,6 +100,8 @@ impl FilesSource {
             path = %self.path.display(),
             files_known = checkpoint.files.len()
         );
+        // Judged healthy while it runs: a folder with nothing new is not a failure.
+        ctx.stats.freshness.started(None);
         let mut missing_logged = false;
         loop {
             match self.list_files() {
@@ -108,12 +110,17 @@ impl FilesSource {
                     if !self.scan(&files, &mut checkpoint, &ctx).await? {
                         break;
                     }
+                    ctx.stats.freshness.succeeded();
                 }
-                Err(error) if !missing_logged => {
-                    tracing::warn!(message = "Cannot list input files; will retry.", source = %self.name, path = %self.path.display(), %error);
-                    missing_logged = true;
+                Err(error) => {
+                    ctx.stats
+                        .freshness
+                        .failed(&format!("cannot list {}: {error}", self.path.display()));
+                    if !missing_logged {
+                        tracing::warn!(message = "Cannot list input files; will retry.", source = %self.name, path = %self.path.display(), %error);
+                        missing_logged = true;
+                    }
                 }
-                Err(_) => {}
             }
             tokio::select! {
                 _ = ctx.cancel.cancelled() => break,
@@ -231,6 +238,9 @@ impl FilesSource {
                 ctx.stats
                     .rejected
                     .fetch_add(page.rejected, Ordering::Relaxed);
+                ctx.stats
+                    .polled
+                    .fetch_add(page.events.len() as u64 + page.rejected, Ordering::Relaxed);
                 if ctx.cancel.is_cancelled() {
                     return Ok(false);
                 }

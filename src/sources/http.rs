@@ -3,6 +3,7 @@
 //! until its `Retry-After` passed, and backs off exponentially with jitter on other failures.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{AuthError, Credentials, TokenCache};
+use super::SourceStats;
 
 /// How long one request may take, and how long connecting may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -141,6 +143,8 @@ pub struct ApiClient {
     pub retry: Retry,
     /// For logs.
     pub source: String,
+    /// Where requests, throttles and errors are counted (the source's, once it runs).
+    pub stats: Arc<SourceStats>,
 }
 
 fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
@@ -167,6 +171,10 @@ pub fn is_af429(status: StatusCode, body: &[u8]) -> bool {
     status == StatusCode::FORBIDDEN
         && serde_json::from_slice::<serde_json::Value>(body)
             .is_ok_and(|v| v["error"]["code"].as_str() == Some("AF429"))
+}
+
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// One gate per API host (origin), shared by every source in the process: requests to a host
@@ -229,6 +237,7 @@ impl ApiClient {
             // An explicit empty body: some front ends answer 411 to a POST without a length.
             request = request.body(Vec::<u8>::new());
         }
+        count(&self.stats.api_requests);
         let response = tokio::select! {
             _ = cancel.cancelled() => return Err(FetchError::Cancelled),
             r = request.send() => r,
@@ -281,6 +290,9 @@ impl ApiClient {
                         .await
                 }
             };
+            if got.is_err() {
+                count(&self.stats.token_errors);
+            }
             match got {
                 Ok(t) => return Ok(t),
                 Err(e @ AuthError::Transport { .. }) if attempt < self.retry.max_attempts => {
@@ -314,7 +326,10 @@ impl ApiClient {
         loop {
             attempt += 1;
             let failure = match self.send(&method, url, &token, cancel).await? {
-                Answer::Transport(e) => (format!("transport error: {e}"), None),
+                Answer::Transport(e) => {
+                    count(&self.stats.api_errors);
+                    (format!("transport error: {e}"), None)
+                }
                 Answer::Http {
                     status,
                     headers,
@@ -322,7 +337,10 @@ impl ApiClient {
                 } => {
                     let rid = request_id(&headers);
                     match (status, body) {
-                        (_, Err(e)) => (format!("reading the answer: {e}"), None),
+                        (_, Err(e)) => {
+                            count(&self.stats.api_errors);
+                            (format!("reading the answer: {e}"), None)
+                        }
                         (StatusCode::OK, Ok(body)) => match serde_json::from_slice(&body) {
                             Ok(json) => {
                                 return Ok(Page {
@@ -335,6 +353,7 @@ impl ApiClient {
                             }
                             Err(e) => {
                                 malformed += 1;
+                                count(&self.stats.api_malformed);
                                 tracing::warn!(
                                     message = "Malformed page; fetching it again.",
                                     source = %self.source,
@@ -345,6 +364,7 @@ impl ApiClient {
                             }
                         },
                         (StatusCode::UNAUTHORIZED, Ok(body)) if !refreshed => {
+                            count(&self.stats.api_errors);
                             tracing::info!(
                                 message = "Token rejected; getting a new one.",
                                 source = %self.source,
@@ -362,15 +382,30 @@ impl ApiClient {
                             | StatusCode::SERVICE_UNAVAILABLE
                             | StatusCode::GATEWAY_TIMEOUT,
                             Ok(body),
-                        ) => (
-                            format!("HTTP {} {}", status.as_u16(), error_text(&body)),
-                            retry_after(&headers),
-                        ),
-                        (StatusCode::FORBIDDEN, Ok(body)) if is_af429(status, &body) => (
-                            format!("HTTP 403 {} (throttled)", error_text(&body)),
-                            retry_after(&headers),
-                        ),
+                        ) => {
+                            let busy = [
+                                StatusCode::TOO_MANY_REQUESTS,
+                                StatusCode::SERVICE_UNAVAILABLE,
+                            ];
+                            count(if busy.contains(&status) {
+                                &self.stats.api_throttled
+                            } else {
+                                &self.stats.api_errors
+                            });
+                            (
+                                format!("HTTP {} {}", status.as_u16(), error_text(&body)),
+                                retry_after(&headers),
+                            )
+                        }
+                        (StatusCode::FORBIDDEN, Ok(body)) if is_af429(status, &body) => {
+                            count(&self.stats.api_throttled);
+                            (
+                                format!("HTTP 403 {} (throttled)", error_text(&body)),
+                                retry_after(&headers),
+                            )
+                        }
                         (_, Ok(body)) => {
+                            count(&self.stats.api_errors);
                             let hint = match status {
                                 StatusCode::UNAUTHORIZED => "; the API rejected a fresh token too: check the app's permissions and admin consent",
                                 StatusCode::FORBIDDEN => "; grant the app the role or permission this source needs (README, permissions)",

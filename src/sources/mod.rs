@@ -9,6 +9,7 @@ pub mod defender_alerts;
 pub mod entra_audit;
 pub mod entra_signins;
 pub mod files;
+pub mod freshness;
 pub mod graph_alerts;
 pub mod http;
 pub mod o365_management;
@@ -42,6 +43,20 @@ pub struct SourceStats {
     pub rejected: AtomicU64,
     /// Batches that had to wait because the spool was full.
     pub paused: AtomicU64,
+    /// Records read from the input: API records before dedupe, file items.
+    pub polled: AtomicU64,
+    /// API requests sent (token requests are not counted).
+    pub api_requests: AtomicU64,
+    /// API answers asking to slow down: 429, or 503 (service busy).
+    pub api_throttled: AtomicU64,
+    /// API requests that failed otherwise: transport errors, other error statuses.
+    pub api_errors: AtomicU64,
+    /// API answers that were not the page expected (not JSON, no `value` array).
+    pub api_malformed: AtomicU64,
+    /// Token requests Entra ID refused or that did not reach it.
+    pub token_errors: AtomicU64,
+    /// When the source last read everything; what `/healthz` judges it by.
+    pub freshness: freshness::Freshness,
 }
 
 /// What every source needs from the pipeline.

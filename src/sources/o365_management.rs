@@ -15,7 +15,9 @@ use super::auth::Endpoints;
 use super::checkpoint::{Checkpoint, ScopeState};
 use super::http::{ApiClient, FetchError};
 use super::paging::LinkGuard;
-use super::poll::{connect, filter_time, resume_windows, run_rounds, Rounds, StartAt, MAX_SEEN};
+use super::poll::{
+    connect, filter_time, resume_windows, run_rounds, Outcome, Rounds, StartAt, MAX_SEEN,
+};
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
@@ -131,18 +133,15 @@ fn content_item(v: &serde_json::Value) -> Option<Content> {
     })
 }
 
-/// How reading a window ended.
-enum Outcome {
-    Complete,
-    Incomplete,
-    Cancelled,
-}
-
 /// The checkpoint, and the content types whose subscription this process has started.
 type State = (Checkpoint, HashSet<String>);
 
 impl Rounds for O365Source {
     type State = State;
+
+    fn client(&mut self) -> &mut ApiClient {
+        &mut self.client
+    }
 
     fn name(&self) -> &str {
         &self.name
@@ -170,28 +169,22 @@ impl Rounds for O365Source {
         ct: &str,
         (ck, started): &mut State,
         ctx: &SourceContext,
-    ) -> Result<bool, SourceError> {
+        fresh: bool,
+    ) -> Result<Outcome, SourceError> {
         if !started.contains(ct) {
             match self.start_subscription(ct, ctx).await {
-                Err(FetchError::Cancelled) => return Ok(false),
+                Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(error) => {
+                    ctx.stats.freshness.failed(&error.to_string());
                     tracing::warn!(message = "Cannot start the content type's subscription; trying again at the next poll.", source = %self.name, content_type = %ct, %error);
-                    return Ok(true);
+                    return Ok(Outcome::Incomplete);
                 }
                 Ok(()) => {
                     started.insert(ct.to_owned());
                 }
             }
         }
-        match self.poll_type(ct, ck, ctx).await? {
-            Some(true) => Ok(true),
-            Some(false) => {
-                // AF20022: the subscription was stopped meanwhile; start it again next time.
-                started.remove(ct);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        self.poll_type(ct, ck, started, ctx, fresh).await
     }
 }
 
@@ -238,7 +231,7 @@ impl O365Source {
 
     /// Polls every content type every `interval` until cancelled.
     pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        run_rounds(&self, ctx).await
+        run_rounds(self, ctx).await
     }
 
     /// Starts the content type's subscription; one already enabled (AF20024) is fine.
@@ -262,14 +255,17 @@ impl O365Source {
         }
     }
 
-    /// Reads every window of one content type up to now. `Some(false)` when the API says the
-    /// subscription is not started, `None` when cancelled.
+    /// Reads every window of one content type up to now; each window read counts as a
+    /// successful poll while `fresh`. When the API says the subscription is not started
+    /// (AF20022: stopped meanwhile), it is taken out of `started` to be started again.
     async fn poll_type(
         &self,
         ct: &str,
         ck: &mut Checkpoint,
+        started: &mut HashSet<String>,
         ctx: &SourceContext,
-    ) -> Result<Option<bool>, SourceError> {
+        fresh: bool,
+    ) -> Result<Outcome, SourceError> {
         let now = jiff::Timestamp::now().as_millisecond();
         ck.scopes
             .entry(ct.to_owned())
@@ -277,20 +273,28 @@ impl O365Source {
         while let Some((from, to)) = o365_window(&ck.scopes[ct], now, self.overlap, self.settle) {
             let contents = match self.list(ct, from, to, ctx).await {
                 Ok(c) => c,
-                Err(FetchError::Cancelled) => return Ok(None),
+                Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(error) => {
-                    let not_started = matches!(&error, FetchError::Failed { message, .. } if message.contains("AF20022"));
+                    if matches!(&error, FetchError::Failed { message, .. } if message.contains("AF20022"))
+                    {
+                        started.remove(ct);
+                    }
+                    ctx.stats.freshness.failed(&error.to_string());
                     tracing::warn!(message = "Content not listed; the window is read again at the next poll.", source = %self.name, content_type = ct, from = %filter_time(from), to = %filter_time(to), %error);
-                    return Ok(Some(!not_started));
+                    return Ok(Outcome::Incomplete);
                 }
             };
             match self.read_blobs(ct, from, to, contents, ck, ctx).await? {
+                Outcome::Complete if fresh => ctx.stats.freshness.succeeded(),
                 Outcome::Complete => {}
-                Outcome::Incomplete => return Ok(Some(true)),
-                Outcome::Cancelled => return Ok(None),
+                other => return Ok(other),
             }
         }
-        Ok((!ctx.cancel.is_cancelled()).then_some(true))
+        Ok(if ctx.cancel.is_cancelled() {
+            Outcome::Cancelled
+        } else {
+            Outcome::Complete
+        })
     }
 
     /// Lists the blobs of `[from, to)`, every page.
@@ -316,7 +320,7 @@ impl O365Source {
             let page = self.client.get(&url, &ctx.cancel).await?;
             let rid = page.request_id.as_deref().unwrap_or("-");
             let Some(items) = page.body.as_array() else {
-                ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
                 return Err(FetchError::Failed {
                     url,
                     message: format!("the content listing is not a JSON array (request id {rid})"),
@@ -375,16 +379,23 @@ impl O365Source {
                     continue;
                 }
                 Err(error) => {
+                    ctx.stats.freshness.failed(&error.to_string());
                     tracing::warn!(message = "Blob not read; its window is read again at the next poll.", source = %self.name, content_type = ct, content_id = %content.id, %error);
                     return Ok(Outcome::Incomplete);
                 }
             };
             let rid = page.request_id.as_deref().unwrap_or("-");
             let Some(records) = page.body.as_array() else {
-                ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.freshness.failed(&format!(
+                    "the API answered a blob that is not a JSON array (request id {rid})"
+                ));
                 tracing::warn!(message = "Blob is not a JSON array; its window is read again at the next poll.", source = %self.name, content_id = %content.id, request_id = rid);
                 return Ok(Outcome::Incomplete);
             };
+            ctx.stats
+                .polled
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
             // Changed in place: if the append below is cancelled the process is stopping and
             // this state is dropped; the durable one is the spool's.
             let state = ck.scopes.get_mut(ct).expect("scope state exists");

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::{Credentials, Endpoints, TokenCache};
@@ -146,8 +147,9 @@ pub struct PollSource {
     client: ApiClient,
 }
 
-/// How a window ended.
-enum Outcome {
+/// How a window, a scope or a listing ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
     Complete,
     /// Not finished (an error); retried at the next poll from the same cursor.
     Incomplete,
@@ -181,6 +183,8 @@ pub fn connect(
         headers,
         retry: Retry::default(),
         source: cfg.name.clone(),
+        // Replaced by the pipeline's counters when the source runs.
+        stats: Arc::default(),
     };
     Ok((endpoints, start, client))
 }
@@ -200,26 +204,33 @@ pub fn resume<T>(ctx: &SourceContext, name: &str, decode: fn(&[u8]) -> Option<T>
 /// type, tenant) in turn, with one state that the scopes' checkpoints live in.
 pub(crate) trait Rounds {
     type State;
+    /// The API client, whose counters `run_rounds` points at the source's.
+    fn client(&mut self) -> &mut ApiClient;
     fn name(&self) -> &str;
     fn kind(&self) -> &'static str;
     fn scopes(&self) -> &[String];
     fn interval(&self) -> Duration;
     /// The state to start from, and whether it was resumed from a checkpoint.
     fn resume(&self, ctx: &SourceContext) -> (Self::State, bool);
-    /// Reads one scope up to now; false when cancelled.
+    /// Reads one scope up to now. While `fresh` (no scope failed in this round), each unit
+    /// read (a window) may count as a successful poll, so a long catch-up stays healthy.
     async fn poll(
         &self,
         scope: &str,
         state: &mut Self::State,
         ctx: &SourceContext,
-    ) -> Result<bool, SourceError>;
+        fresh: bool,
+    ) -> Result<Outcome, SourceError>;
 }
 
-/// Runs `source` round after round until cancelled.
+/// Runs `source` round after round until cancelled; a round that read every scope completely
+/// is a successful poll (`/healthz`, last-success metric).
 pub(crate) async fn run_rounds<R: Rounds>(
-    source: &R,
+    mut source: R,
     ctx: SourceContext,
 ) -> Result<(), SourceError> {
+    source.client().stats = ctx.stats.clone();
+    ctx.stats.freshness.started(Some(source.interval()));
     let (mut state, resumed) = source.resume(&ctx);
     tracing::info!(
         message = "Source started.",
@@ -229,10 +240,16 @@ pub(crate) async fn run_rounds<R: Rounds>(
         resumed
     );
     'outer: loop {
+        let mut complete = true;
         for scope in source.scopes() {
-            if !source.poll(scope, &mut state, &ctx).await? {
-                break 'outer;
+            match source.poll(scope, &mut state, &ctx, complete).await? {
+                Outcome::Complete => {}
+                Outcome::Incomplete => complete = false,
+                Outcome::Cancelled => break 'outer,
             }
+        }
+        if complete {
+            ctx.stats.freshness.succeeded();
         }
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
@@ -263,6 +280,10 @@ pub fn resume_windows(ctx: &SourceContext, name: &str) -> (Checkpoint, bool) {
 impl Rounds for PollSource {
     type State = Checkpoint;
 
+    fn client(&mut self) -> &mut ApiClient {
+        &mut self.client
+    }
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -288,8 +309,9 @@ impl Rounds for PollSource {
         scope: &str,
         ck: &mut Checkpoint,
         ctx: &SourceContext,
-    ) -> Result<bool, SourceError> {
-        self.poll_scope(scope, ck, ctx).await
+        fresh: bool,
+    ) -> Result<Outcome, SourceError> {
+        self.poll_scope(scope, ck, ctx, fresh).await
     }
 }
 
@@ -324,28 +346,34 @@ impl PollSource {
 
     /// Polls every scope every `interval` until cancelled.
     pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        run_rounds(&self, ctx).await
+        run_rounds(self, ctx).await
     }
 
-    /// Reads every window of one scope up to now; false when cancelled.
+    /// Reads every window of one scope up to now. While `fresh` (no scope failed in this poll),
+    /// each window read counts as a successful poll, so a long catch-up stays healthy.
     async fn poll_scope(
         &self,
         scope: &str,
         ck: &mut Checkpoint,
         ctx: &SourceContext,
-    ) -> Result<bool, SourceError> {
+        fresh: bool,
+    ) -> Result<Outcome, SourceError> {
         let now = jiff::Timestamp::now().as_millisecond();
         ck.scopes
             .entry(scope.to_owned())
             .or_insert_with(|| ScopeState::new(self.start.resolve(now)));
         while let Some((from, to)) = next_window(&ck.scopes[scope], now, &self.timing) {
             match self.read_window(scope, from, to, ck, ctx).await? {
+                Outcome::Complete if fresh => ctx.stats.freshness.succeeded(),
                 Outcome::Complete => {}
-                Outcome::Incomplete => return Ok(true),
-                Outcome::Cancelled => return Ok(false),
+                other => return Ok(other),
             }
         }
-        Ok(!ctx.cancel.is_cancelled())
+        Ok(if ctx.cancel.is_cancelled() {
+            Outcome::Cancelled
+        } else {
+            Outcome::Complete
+        })
     }
 
     /// Reads one window page by page; each page is appended with the checkpoint after it.
@@ -366,6 +394,7 @@ impl PollSource {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(error) => {
+                    ctx.stats.freshness.failed(&error.to_string());
                     tracing::warn!(
                         message = "Window not read completely; it is read again at the next poll.",
                         source = %self.name,
@@ -380,7 +409,10 @@ impl PollSource {
             let rid = page.request_id.as_deref().unwrap_or("-");
             let Some(records) = page.body.get("value").and_then(|v| v.as_array()) else {
                 tracing::warn!(message = "Page has no value array; the window is read again at the next poll.", source = %self.name, request_id = rid);
-                ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.freshness.failed(&format!(
+                    "the API answered a page without a value array (request id {rid})"
+                ));
                 return Ok(Outcome::Incomplete);
             };
             let mut next_ck = ck.clone();
@@ -390,6 +422,9 @@ impl PollSource {
                 .expect("scope state exists while polling it");
             let mut events = Vec::new();
             let mut rejected = 0u64;
+            ctx.stats
+                .polled
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
             for record in records {
                 fetched += 1;
                 let ev = Event::from_json(self.api.kind, &self.name, record);

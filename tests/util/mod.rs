@@ -378,6 +378,81 @@ mappings = "{mappings}"
     }
 }
 
+/// A config that reads `kind` from the API simulator `sim` as source `source` (polling every
+/// 300 ms from 40 s back) into the TCP receiver at `address`; `metrics` is the `[metrics]`
+/// body and `azure` extra lines of `[azure]` (e.g. a `client_secret_file`).
+/// The Office 365 content types an `o365_management` source of [`api_config`] reads.
+pub const O365_CONTENT_TYPES: [&str; 2] = ["Audit.SharePoint", "Audit.Exchange"];
+
+pub fn api_config(
+    sim: &siemcast::sources::simulator::Simulator,
+    source: &str,
+    kind: &str,
+    address: &str,
+    metrics: &str,
+    azure: &str,
+) -> String {
+    use siemcast::sources::simulator::Service;
+    let subscriptions = match kind {
+        "azure_activity" | "defender_alerts" => {
+            let subs: Vec<String> = sim
+                .config()
+                .subscriptions
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect();
+            format!("subscriptions = [{}]", subs.join(", "))
+        }
+        "o365_management" => format!("content_types = {O365_CONTENT_TYPES:?}"),
+        _ => String::new(),
+    };
+    // defender_alerts lists every alert at each poll: no window to set.
+    let window = if kind == "defender_alerts" {
+        ""
+    } else {
+        "overlap = \"15s\"\nsettle_delay = \"500ms\"\n"
+    };
+    format!(
+        r#"state_dir = "state"
+
+[metrics]
+{metrics}
+
+[azure]
+tenant_id = "{tenant}"
+client_id = "{client}"
+{azure}
+login_endpoint = "{login}"
+management_endpoint = "{management}"
+graph_endpoint = "{graph}"
+office_endpoint = "{office}"
+
+[[source]]
+name = "{source}"
+kind = "{kind}"
+{subscriptions}
+interval = "300ms"
+{window}start_at = "40s"
+
+[[destination]]
+name = "rsyslog"
+address = "{address}"
+transport = "tcp"
+framing = "lf"
+syslog = "rfc3164"
+hostname = "siemcast-test"
+mappings = "{mappings}"
+"#,
+        tenant = sim.config().tenant_id,
+        client = sim.config().client_id,
+        login = sim.endpoint(Service::Login),
+        management = sim.endpoint(Service::Management),
+        graph = sim.endpoint(Service::Graph),
+        office = sim.endpoint(Service::Office),
+        mappings = shipped_mappings("arcsight").display(),
+    )
+}
+
 /// The `[destination.tls]` lines that trust `certs` and check the name `localhost`.
 pub fn tls_section(certs: &Certs) -> String {
     format!(

@@ -155,6 +155,8 @@ struct Mutable {
     /// Office 365 content types whose subscription was started.
     started: std::collections::HashSet<String>,
     log: Vec<RequestRecord>,
+    /// The app's client secret has expired: token requests with it are refused.
+    secret_expired: bool,
 }
 
 #[derive(Debug)]
@@ -284,6 +286,18 @@ impl Simulator {
     /// Tokens issued so far.
     pub fn tokens_issued(&self) -> u64 {
         self.shared.lock().issued
+    }
+
+    /// Every access token issued so far (tests check that none is ever logged).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().tokens.keys().cloned().collect()
+    }
+
+    /// Lets the app's client secret expire (`true`) or renews it (`false`). While expired, the
+    /// token endpoint answers as Entra does (401 `invalid_client`, AADSTS7000222); tokens
+    /// issued before stay valid until their own expiry, as in the real service.
+    pub fn set_client_secret_expired(&self, expired: bool) {
+        self.shared.lock().secret_expired = expired;
     }
 
     /// Forgets the `Retry-After`s given so far (a test does this when it kills the client: a
@@ -570,6 +584,17 @@ fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> R
         );
     };
     let mut st = shared.lock();
+    if st.secret_expired {
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000222,
+            &format!(
+                "The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.",
+                cfg.client_id
+            ),
+        );
+    }
     st.issued += 1;
     let token = format!(
         "sim.{:016x}{:016x}",
