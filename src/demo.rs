@@ -1,6 +1,7 @@
 //! `siemcast demo`: the whole pipeline on one machine with no credentials and no network.
-//! The built-in simulator of Microsoft's APIs (tokens, ARM activity log, Graph alerts and Entra
-//! logs, throttling every 3rd request) feeds the real pollers, spool, ArcSight mappings and a
+//! The built-in simulator of Microsoft's APIs (tokens, ARM activity log and Defender for Cloud
+//! alerts, Graph alerts and Entra logs, Office 365 audit content; throttling every 3rd request)
+//! feeds the real pollers of all six Microsoft source kinds, the spool, ArcSight mappings and a
 //! TCP syslog destination to a listener on loopback; what arrives is printed with a summary.
 
 use std::path::{Path, PathBuf};
@@ -19,10 +20,18 @@ use crate::pipeline::Pipeline;
 use crate::sources::simulator::{Service, SimConfig, Simulator};
 
 /// The mappings the demo's source kinds use.
-const MAPPINGS: [(&str, &str); 4] = [
+const MAPPINGS: [(&str, &str); 6] = [
     (
         "azure_activity",
         include_str!("../mappings/arcsight/azure_activity.toml"),
+    ),
+    (
+        "defender_alerts",
+        include_str!("../mappings/arcsight/defender_alerts.toml"),
+    ),
+    (
+        "o365_management",
+        include_str!("../mappings/arcsight/o365_management.toml"),
     ),
     (
         "graph_alerts",
@@ -36,6 +45,12 @@ const MAPPINGS: [(&str, &str); 4] = [
         "entra_signins",
         include_str!("../mappings/arcsight/entra_signins.toml"),
     ),
+];
+/// The Office 365 content types the demo reads.
+const CONTENT_TYPES: [&str; 3] = [
+    "Audit.AzureActiveDirectory",
+    "Audit.Exchange",
+    "Audit.SharePoint",
 ];
 /// How long the demo waits for every event to arrive.
 const DEMO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,14 +69,19 @@ async fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
     for (kind, text) in MAPPINGS {
         std::fs::write(mappings.join(format!("{kind}.toml")), text)?;
     }
-    // A tenant whose last 20 minutes hold 16 activity records, 6 alerts, 6 directory audit
-    // records and 6 sign-ins, all ingested.
+    // A tenant whose last 20 minutes hold 16 activity records, 6 Defender for Cloud alerts,
+    // 6 Graph alerts, 6 directory audit records, 6 sign-ins and 4 audit records of each of
+    // three Office 365 content types (two to a blob), all ingested.
     let mut sim_config = SimConfig::around_now(Duration::from_secs(20 * 60), Duration::ZERO, 16);
     sim_config.activity.span_ms = 10 * 60 * 1000;
     sim_config.alerts.count = 6;
     sim_config.alerts.span_ms = 10 * 60 * 1000;
     sim_config.audits = sim_config.alerts.clone();
     sim_config.signins = sim_config.alerts.clone();
+    sim_config.defender = sim_config.alerts.clone();
+    sim_config.office = sim_config.alerts.clone();
+    sim_config.office.count = 4;
+    sim_config.records_per_blob = 2;
     sim_config.page_size = 10;
     sim_config.faults.throttle_every = Some(3);
     sim_config.faults.retry_after_secs = 1;
@@ -73,7 +93,9 @@ async fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
     let alerts = sim.final_alerts().len();
     let audits = sim.audit_records().len();
     let signins = sim.signin_records().len();
-    let expected = activity + alerts + audits + signins;
+    let defender = sim.defender_final_alerts().len();
+    let office = sim.office_records(&CONTENT_TYPES).len();
+    let expected = activity + alerts + audits + signins + defender + office;
 
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -108,6 +130,7 @@ client_secret_file = "client-secret"
 login_endpoint = "{login}"
 management_endpoint = "{management}"
 graph_endpoint = "{graph}"
+office_endpoint = "{office}"
 
 # The simulator is not Entra: its reports need not be read at 5 per 10 s.
 [azure.rate_limits]
@@ -122,8 +145,23 @@ start_at = "30m"
 settle_delay = "1s"
 
 [[source]]
+name = "demo-defender"
+kind = "defender_alerts"
+subscriptions = ["{subscription}"]
+interval = "1s"
+start_at = "30m"
+
+[[source]]
 name = "demo-alerts"
 kind = "graph_alerts"
+interval = "1s"
+start_at = "30m"
+settle_delay = "1s"
+
+[[source]]
+name = "demo-o365"
+kind = "o365_management"
+content_types = {content_types:?}
 interval = "1s"
 start_at = "30m"
 settle_delay = "1s"
@@ -156,21 +194,25 @@ mappings = "mappings/arcsight"
         login = sim.endpoint(Service::Login),
         management = sim.endpoint(Service::Management),
         graph = sim.endpoint(Service::Graph),
+        office = sim.endpoint(Service::Office),
         subscription = sim.config().subscriptions[0],
+        content_types = CONTENT_TYPES,
     );
     std::fs::write(&config_path, &text)?;
     let config = Config::from_toml(&config_path, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     println!("siemcast demo");
     println!(
-        "  APIs:     simulated Entra token endpoint {}, ARM {}, Graph {}",
+        "  APIs:     simulated Entra token endpoint {}, ARM {}, Graph {}, Office 365 {}",
         sim.endpoint(Service::Login),
         sim.endpoint(Service::Management),
-        sim.endpoint(Service::Graph)
+        sim.endpoint(Service::Graph),
+        sim.endpoint(Service::Office)
     );
-    println!("  sources:  azure_activity ({activity} Activity Log records), graph_alerts ({alerts} alerts_v2 alerts),");
-    println!("            entra_audit ({audits} directory audit records), entra_signins ({signins} sign-ins)");
-    println!("  faults:   every 3rd API request per host is throttled (429, Retry-After: 1)");
+    println!("  sources:  azure_activity ({activity} Activity Log records), defender_alerts ({defender} Defender for Cloud alerts),");
+    println!("            graph_alerts ({alerts} alerts_v2 alerts), entra_audit ({audits} directory audit records),");
+    println!("            entra_signins ({signins} sign-ins), o365_management ({office} audit records of {})", CONTENT_TYPES.join(", "));
+    println!("  faults:   every 3rd API request per host is throttled (429 with Retry-After: 1; Office 365: 403 AF429, every other one with Retry-After: 1)");
     println!("  mapping:  mappings/arcsight/<kind>.toml (CEF)");
     println!("  listener: tcp://{address} (RFC 3164 header, LF framing)");
     println!();
@@ -215,7 +257,10 @@ mappings = "mappings/arcsight"
         .sum();
     let cef = received.iter().filter(|l| l.contains("CEF:0|")).count();
     let requests = sim.requests();
-    let throttled = requests.iter().filter(|r| r.status == 429).count();
+    let throttled = requests
+        .iter()
+        .filter(|r| r.status == 429 || (r.service == Service::Office && r.status == 403))
+        .count();
     let early = requests.iter().filter(|r| r.early).count();
     println!("Summary:");
     println!(

@@ -149,6 +149,13 @@ impl Event {
                         None => id,
                     }
                 }
+                // Defender for Cloud alerts too; each status is its own event.
+                EventKind::DefenderAlerts => {
+                    match value.pointer("/properties/status").and_then(Value::as_str) {
+                        Some(status) => format!("{id}@{status}"),
+                        None => id,
+                    }
+                }
                 _ => id,
             })
             .unwrap_or_else(|| format!("sha:{:08x}{:08x}", crc32c::crc32c(&json), json.len()));

@@ -156,4 +156,20 @@ fn demo_runs_end_to_end_and_exits_zero() {
         cef >= 3,
         "expected CEF lines that arrived over TCP:\n{stdout}"
     );
+    // Events of all six Microsoft source kinds, by the product their mapping names.
+    for product in [
+        "|Microsoft|Azure Activity Log|",
+        "|Microsoft|Defender for Cloud|",
+        "|Microsoft|Defender XDR/",
+        "|Microsoft|Entra ID Audit|",
+        "|Microsoft|Entra ID SignIn|",
+        "|Microsoft|Office 365 ",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(" siemcast-demo CEF:0") && l.contains(product)),
+            "no {product} event:\n{stdout}"
+        );
+    }
 }

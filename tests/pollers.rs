@@ -1,12 +1,13 @@
-//! The Microsoft API pollers end to end: `siemcast run` reads the simulator (429s with
-//! Retry-After, 503s, tokens that expire and are revoked mid-paging, late events, duplicates
-//! across pages, malformed pages), is killed with SIGKILL in the middle and restarted, and every
+//! The Microsoft API pollers end to end: `siemcast run` reads the simulator (429s and Office
+//! 365's 403 AF429 with Retry-After, 503s, tokens that expire and are revoked mid-paging, late
+//! events and blobs, duplicates across pages and blobs, malformed pages and blobs, Defender
+//! alerts changing status), is killed with SIGKILL in the middle and restarted, and every
 //! event reaches a real rsyslog receiver exactly once. The simulator's request log shows that no
 //! request came before a Retry-After had passed, and the logs never show the client secret.
 
 mod util;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +26,10 @@ fn faulty(per_scope: usize) -> SimConfig {
     cfg.activity.late_by_ms = 5_000;
     cfg.alerts.late_every = Some(10);
     cfg.alerts.late_by_ms = 5_000;
+    cfg.defender.late_every = Some(10);
+    cfg.defender.late_by_ms = 5_000;
+    cfg.office.late_every = Some(4);
+    cfg.office.late_by_ms = 5_000;
     cfg.faults = Faults {
         throttle_every: Some(9),
         retry_after_secs: 1,
@@ -33,6 +38,7 @@ fn faulty(per_scope: usize) -> SimConfig {
         duplicate_across_pages: true,
         malformed_pages: 2,
         slow_page: Some(Duration::from_millis(30)),
+        malformed_blobs: 2,
     };
     cfg
 }
@@ -89,12 +95,21 @@ fn ok_pages(sim: &BackgroundSimulator, service: Service) -> usize {
 
 /// Kills siemcast (SIGKILL) once the simulator has served `pages` pages; rsyslog is down
 /// meanwhile, so nothing is in flight to it and the receiver's count is the sources' count.
-fn kill_midway(sim: &BackgroundSimulator, service: Service, child: &mut Running, pages: usize) {
+fn kill_midway(
+    sim: &BackgroundSimulator,
+    service: Service,
+    child: &mut Running,
+    pages: usize,
+    log: &Path,
+) {
     wait_until(
         Duration::from_secs(60),
         "pages served before the kill",
         || {
-            assert!(child.try_wait().unwrap().is_none(), "siemcast exited early");
+            if let Some(status) = child.try_wait().unwrap() {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                panic!("siemcast exited early ({status}); its log:\n{text}");
+            }
             ok_pages(sim, service) >= pages
         },
     );
@@ -139,17 +154,22 @@ fn check_faults(sim: &BackgroundSimulator, service: Service) -> String {
         early.is_empty(),
         "requests sent before Retry-After passed: {early:#?}"
     );
-    for status in [401, 429, 503] {
+    // Office 365 throttles with 403 AF429; its malformed answers are blobs.
+    let (throttle, malformed, what) = match service {
+        Service::Office => (403, sim.malformed_blobs_served(), "blobs"),
+        _ => (429, sim.malformed_pages_served(), "pages"),
+    };
+    for status in [401, throttle, 503] {
         assert!(n(status) > 0, "the simulator served no {status}");
     }
-    assert_eq!(sim.malformed_pages_served(), 2);
+    assert_eq!(malformed, 2, "malformed {what} served");
     assert!(sim.tokens_issued() >= 3, "tokens were not renewed");
     format!(
-        "{} requests: {} x 200, {} x 401 (token revoked/expired), {} x 429, {} x 503, 2 malformed pages, {} tokens issued",
+        "{} requests: {} x 200, {} x 401 (token revoked/expired), {} x {throttle}, {} x 503, 2 malformed {what}, {} tokens issued",
         log.len(),
         n(200),
         n(401),
-        n(429),
+        n(throttle),
         n(503),
         sim.tokens_issued()
     )
@@ -179,7 +199,7 @@ fn exactly_once_across_kill_9(
     let log = scratch.dir.path().join("siemcast.log");
 
     let mut child = spawn_logged(&scratch.config(), &log, None);
-    kill_midway(sim, service, &mut child, 8);
+    kill_midway(sim, service, &mut child, 8, &log);
     let before = spooled_before_restart(&scratch);
     assert!(
         before > 0 && before < expected.len(),
@@ -281,47 +301,41 @@ fn entra_signins_every_record_exactly_once_across_kill_9() {
     eprintln!("{figures}");
 }
 
-#[test]
-fn graph_alerts_every_version_at_most_once_and_every_final_state_across_kill_9() {
-    let sim = BackgroundSimulator::start(faulty(150)).unwrap();
-    let key = |a: &serde_json::Value| {
-        let t = siemcast::event::parse_time_ms(a["lastUpdateDateTime"].as_str().unwrap()).unwrap();
-        format!("{}|{t}", a["id"].as_str().unwrap())
-    };
-    let finals: Vec<String> = sim.final_alerts().iter().map(key).collect();
-    let versions: std::collections::BTreeSet<String> =
-        sim.alert_versions().iter().map(key).collect();
+/// Runs `kind` (whose objects change: alerts) with a kill -9 after `kill_pages` pages: every
+/// state in `finals` arrives, and each line's state (`line_key`) at most once and one of
+/// `versions`. The secret comes from the environment when `secret_in_env`. Returns the figures.
+fn states_across_kill_9(
+    sim: &BackgroundSimulator,
+    kind: &str,
+    (service, kill_pages): (Service, usize),
+    finals: &[String],
+    versions: &BTreeSet<String>,
+    line_key: fn(&String) -> String,
+    secret_in_env: bool,
+) -> String {
     let secret = sim.config().client_secret.clone();
+    let env_secret = secret_in_env.then_some(secret.as_str());
     let mut rsyslog = Rsyslog::prepared(Listen::Tcp);
     let scratch = Scratch::new();
-    write_config(&scratch, &sim, "graph_alerts", &rsyslog.address(), false);
+    write_config(&scratch, sim, kind, &rsyslog.address(), !secret_in_env);
     let log = scratch.dir.path().join("siemcast.log");
 
-    // The secret comes from the environment this time.
-    let mut child = spawn_logged(&scratch.config(), &log, Some(&secret));
-    kill_midway(&sim, Service::Graph, &mut child, 5);
+    let mut child = spawn_logged(&scratch.config(), &log, env_secret);
+    kill_midway(sim, service, &mut child, kill_pages, &log);
     let before = spooled_before_restart(&scratch);
     assert!(
-        before > 0 && before < finals.len(),
-        "killed at {before} alerts: not midway"
+        before > 0 && before < versions.len(),
+        "killed at {before} states: not midway"
     );
     rsyslog.restart(Listen::Tcp);
-    let mut child = spawn_logged(&scratch.config(), &log, Some(&secret));
+    let mut child = spawn_logged(&scratch.config(), &log, env_secret);
     rsyslog.wait_for_lines_from(Some(&mut *child), finals.len(), Duration::from_secs(90));
     let end = sim.last_visible_ms() + 2_000;
     while jiff::Timestamp::now().as_millisecond() < end {
         pause(Duration::from_millis(100));
     }
-    let line_key = |line: &String| {
-        format!(
-            "{}|{}",
-            cef_value(line, "externalId").unwrap_or_else(|| panic!("no externalId: {line}")),
-            cef_value(line, "rt").unwrap_or_else(|| panic!("no rt: {line}"))
-        )
-    };
-    wait_until(Duration::from_secs(60), "every final alert state", || {
-        let got: std::collections::BTreeSet<String> =
-            rsyslog.lines().iter().map(line_key).collect();
+    wait_until(Duration::from_secs(60), "every final state", || {
+        let got: BTreeSet<String> = rsyslog.lines().iter().map(line_key).collect();
         finals.iter().all(|k| got.contains(k))
     });
     pause(Duration::from_secs(1));
@@ -334,15 +348,197 @@ fn graph_alerts_every_version_at_most_once_and_every_final_state_across_kill_9()
         *counts.entry(line_key(line)).or_default() += 1;
     }
     let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dups.is_empty(), "versions delivered twice: {dups:?}");
+    assert!(dups.is_empty(), "states delivered twice: {dups:?}");
     let unknown: Vec<_> = counts.keys().filter(|k| !versions.contains(*k)).collect();
-    assert!(unknown.is_empty(), "not a version the API had: {unknown:?}");
-    let faults = check_faults(&sim, Service::Graph);
+    assert!(unknown.is_empty(), "not a state the API had: {unknown:?}");
+    let faults = check_faults(sim, service);
     assert_secret_not_logged(&log, &secret);
-    eprintln!(
-        "graph_alerts: {} alert versions delivered ({} alerts, {} versions generated, every final state), no duplicates across 1 kill -9 at {before} spooled; {faults}",
+    format!(
+        "{kind}: {} states delivered ({} objects, {} states generated, every final state), no duplicates across 1 kill -9 at {before} spooled; {faults}",
         lines.len(),
         finals.len(),
         versions.len()
+    )
+}
+
+#[test]
+fn graph_alerts_every_version_at_most_once_and_every_final_state_across_kill_9() {
+    let sim = BackgroundSimulator::start(faulty(150)).unwrap();
+    let key = |a: &serde_json::Value| {
+        let t = siemcast::event::parse_time_ms(a["lastUpdateDateTime"].as_str().unwrap()).unwrap();
+        format!("{}|{t}", a["id"].as_str().unwrap())
+    };
+    let finals: Vec<String> = sim.final_alerts().iter().map(key).collect();
+    let versions: BTreeSet<String> = sim.alert_versions().iter().map(key).collect();
+    let line_key = |line: &String| {
+        format!(
+            "{}|{}",
+            cef_value(line, "externalId").unwrap_or_else(|| panic!("no externalId: {line}")),
+            cef_value(line, "rt").unwrap_or_else(|| panic!("no rt: {line}"))
+        )
+    };
+    // The secret comes from the environment this time.
+    let figures = states_across_kill_9(
+        &sim,
+        "graph_alerts",
+        (Service::Graph, 5),
+        &finals,
+        &versions,
+        line_key,
+        true,
     );
+    eprintln!("{figures}");
+}
+
+#[test]
+fn o365_management_every_record_exactly_once_across_kill_9() {
+    let sim = BackgroundSimulator::start(faulty(200)).unwrap();
+    let expected = ids(&sim.office_records(&O365_CONTENT_TYPES), "Id");
+    assert_eq!(expected.len(), 400);
+    let figures = exactly_once_across_kill_9(
+        &sim,
+        "o365_management",
+        Service::Office,
+        &expected,
+        "externalId",
+    );
+    // Every call named the tenant as publisher, and the subscriptions were started (again
+    // after the restart, which the API answers "already enabled").
+    let office: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.service == Service::Office)
+        .collect();
+    let publisher = format!("PublisherIdentifier={}", sim.config().tenant_id);
+    let without: Vec<_> = office
+        .iter()
+        .filter(|r| !r.path_and_query.contains(&publisher))
+        .collect();
+    assert!(
+        without.is_empty(),
+        "calls without PublisherIdentifier: {without:#?}"
+    );
+    let starts: Vec<_> = office
+        .iter()
+        .filter(|r| r.method == "POST" && r.path_and_query.contains("/subscriptions/start"))
+        .map(|r| r.status)
+        .collect();
+    assert!(
+        starts.contains(&200) && starts.contains(&400),
+        "starts: {starts:?}"
+    );
+    let pages = office
+        .iter()
+        .filter(|r| r.path_and_query.contains("nextPage=") && r.status == 200)
+        .count();
+    assert!(pages > 0, "no NextPageUri was followed");
+    eprintln!("{figures}; {pages} NextPageUri pages followed, subscription starts: {starts:?}");
+}
+
+#[test]
+fn defender_alerts_every_status_at_most_once_and_every_final_state_across_kill_9() {
+    let sim = BackgroundSimulator::start(faulty(60)).unwrap();
+    let key = |a: &serde_json::Value| {
+        format!(
+            "{}|{}",
+            a["id"].as_str().unwrap(),
+            a["properties"]["status"].as_str().unwrap()
+        )
+    };
+    let finals: Vec<String> = sim.defender_final_alerts().iter().map(key).collect();
+    let versions: BTreeSet<String> = sim.defender_versions().iter().map(key).collect();
+    assert_eq!(finals.len(), 120);
+    assert!(versions.len() > finals.len() + 40, "alerts change status");
+    // cs1 is the full ARM id of the alert, outcome its status.
+    let line_key = |line: &String| {
+        format!(
+            "{}|{}",
+            cef_value(line, "cs1").unwrap_or_else(|| panic!("no cs1: {line}")),
+            cef_value(line, "outcome").unwrap_or_else(|| panic!("no outcome: {line}"))
+        )
+    };
+    let figures = states_across_kill_9(
+        &sim,
+        "defender_alerts",
+        (Service::Management, 3),
+        &finals,
+        &versions,
+        line_key,
+        false,
+    );
+    eprintln!("{figures}");
+}
+
+/// Every record the simulator serves, per source kind, renders with both vendors' shipped
+/// mappings with the keys an analyst needs, and ArcSight's externalId tells every Entra audit
+/// record apart (it is a hash of the id; cutting the id to 40 characters made them collide).
+#[test]
+fn simulated_records_fit_the_shipped_mappings() {
+    let mut cfg = faulty(120);
+    cfg.faults = Faults::default();
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let kinds: [(&str, Vec<serde_json::Value>, &[&str]); 6] = [
+        (
+            "azure_activity",
+            sim.activity_records(),
+            &["rt", "externalId", "suser", "src"],
+        ),
+        (
+            "defender_alerts",
+            sim.defender_versions(),
+            &["rt", "externalId", "outcome", "src", "cs1"],
+        ),
+        (
+            "graph_alerts",
+            sim.alert_versions(),
+            &["rt", "externalId", "outcome"],
+        ),
+        (
+            "entra_audit",
+            sim.audit_records(),
+            &["rt", "externalId", "suser", "cs5"],
+        ),
+        (
+            "entra_signins",
+            sim.signin_records(),
+            &["rt", "externalId", "suser", "src"],
+        ),
+        (
+            "o365_management",
+            sim.office_records(siemcast::sources::o365_management::CONTENT_TYPES),
+            &["rt", "externalId", "suser", "src", "outcome"],
+        ),
+    ];
+    for (kind, records, cef_keys) in kinds {
+        assert!(!records.is_empty(), "{kind}: no records");
+        for vendor in ["arcsight", "qradar"] {
+            let path = shipped_mappings(vendor).join(format!("{kind}.toml"));
+            let mapping = siemcast::mapping::Mapping::load(&path).unwrap();
+            let mut external_ids = BTreeSet::new();
+            for (i, record) in records.iter().enumerate() {
+                let mut line = Vec::new();
+                mapping
+                    .render(record, &mut line)
+                    .unwrap_or_else(|e| panic!("{vendor}/{kind} record {i}: {e}"));
+                let line = String::from_utf8(line).unwrap();
+                if vendor == "arcsight" {
+                    for key in cef_keys {
+                        // An IPv6 source address goes to c6a2 instead of src.
+                        let ipv6 = *key == "src" && cef_value(&line, "c6a2").is_some();
+                        assert!(
+                            cef_value(&line, key).is_some() || ipv6,
+                            "{kind} record {i} has no {key}: {line}"
+                        );
+                    }
+                    external_ids.insert(cef_value(&line, "externalId").unwrap().to_owned());
+                } else {
+                    assert!(line.starts_with("LEEF:2.0|Microsoft|"), "{line}");
+                }
+            }
+            if vendor == "arcsight" && kind == "entra_audit" {
+                assert_eq!(external_ids.len(), records.len(), "externalIds collide");
+                assert!(external_ids.iter().all(|id| id.len() == 40));
+            }
+        }
+    }
 }

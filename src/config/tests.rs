@@ -179,7 +179,7 @@ fn duplicate_names_and_unsupported_kinds_are_errors() {
         s.problems(&text),
         [
             "17:1: source \"logs\": another source has the same name",
-            "18:1: source \"logs\": kind \"eventhubs\" is not available in this build yet; use kind \"files\", \"azure_activity\", \"graph_alerts\", \"entra_audit\" or \"entra_signins\"",
+            "18:1: source \"logs\": kind \"eventhubs\" is not available in this build yet; use kind \"files\" or one of the Microsoft API kinds (azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management)",
             "20:1: source \"logs\": path applies only to kind \"files\"",
         ]
     );
@@ -276,6 +276,50 @@ fn poller_problems_are_located() {
             "14:1: source \"activity\": start_at \"yesterday\" is not \"now\", a duration back like \"2h\", or a time like \"2026-11-01T00:00:00Z\"".to_owned(),
             "22:1: source \"alerts\": subscriptions applies only to kinds \"azure_activity\" and \"defender_alerts\"".to_owned(),
             "23:1: source \"alerts\": content_types applies only to kind \"o365_management\"".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn defender_needs_subscriptions_and_o365_known_content_types() {
+    let s = Scratch::new();
+    std::fs::write(s.dir.path().join("secret"), "x").unwrap();
+    for kind in ["defender_alerts", "graph_alerts", "o365_management"] {
+        let shipped = format!(
+            "{}/mappings/arcsight/{kind}.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let to = s.dir.path().join(format!("mappings/arcsight/{kind}.toml"));
+        std::fs::copy(shipped, to).unwrap();
+    }
+    let defender = POLLERS.replace("kind = \"azure_activity\"", "kind = \"defender_alerts\"");
+    assert_eq!(
+        s.problems(&defender),
+        [
+            "16:1: source \"activity\": overlap does not apply to kind \"defender_alerts\", which lists every alert at each poll",
+            "17:1: source \"activity\": settle_delay does not apply to kind \"defender_alerts\", which lists every alert at each poll",
+        ]
+    );
+    let defender = defender.replace("overlap = \"30m\"\nsettle_delay = \"1m\"\n", "");
+    let text = defender.replace(
+        "kind = \"graph_alerts\"",
+        "kind = \"o365_management\"\ncontent_types = [\"Audit.General\", \"Audit.Teams\"]",
+    );
+    assert_eq!(
+        s.problems(&text),
+        ["20:1: source \"alerts\": content type \"Audit.Teams\" is not one of Audit.AzureActiveDirectory, Audit.Exchange, Audit.SharePoint, Audit.General, DLP.All"]
+    );
+    let text = defender
+        .replace(
+            "subscriptions = [\"5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11\"]\n",
+            "",
+        )
+        .replace("kind = \"graph_alerts\"", "kind = \"o365_management\"");
+    assert_eq!(
+        s.problems(&text),
+        [
+            "11:1: source \"activity\": subscriptions is missing; list the subscription ids to read, e.g. subscriptions = [\"00000000-0000-0000-0000-000000000000\"]",
+            "16:1: source \"alerts\": content_types is missing; list the audit content types to read, e.g. content_types = [\"Audit.AzureActiveDirectory\", \"Audit.Exchange\", \"Audit.SharePoint\", \"Audit.General\", \"DLP.All\"]",
         ]
     );
 }

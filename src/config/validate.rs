@@ -87,9 +87,11 @@ impl Config {
                 s.kind,
                 Some(
                     SourceKind::AzureActivity
+                        | SourceKind::DefenderAlerts
                         | SourceKind::GraphAlerts
                         | SourceKind::EntraAudit
                         | SourceKind::EntraSignins
+                        | SourceKind::O365Management
                 )
             )
         });
@@ -166,15 +168,17 @@ impl SourceConfig {
                 }
             }
             SourceKind::AzureActivity
+            | SourceKind::DefenderAlerts
             | SourceKind::GraphAlerts
             | SourceKind::EntraAudit
-            | SourceKind::EntraSignins => {
+            | SourceKind::EntraSignins
+            | SourceKind::O365Management => {
                 self.validate_poller(kind, who, at, p);
             }
             other => {
                 p.add(
                     &at.key("kind"),
-                    format!("{who}: kind \"{other}\" is not available in this build yet; use kind \"files\", \"azure_activity\", \"graph_alerts\", \"entra_audit\" or \"entra_signins\""),
+                    format!("{who}: kind \"{other}\" is not available in this build yet; use kind \"files\" or one of the Microsoft API kinds (azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management)"),
                 );
             }
         }
@@ -183,11 +187,11 @@ impl SourceConfig {
     /// Keys of the windowed Microsoft API sources.
     fn validate_poller(&self, kind: SourceKind, who: &str, at: &KeyPath, p: &mut Problems<'_>) {
         match (&self.subscriptions, kind) {
-            (None, SourceKind::AzureActivity) => p.add(
+            (None, SourceKind::AzureActivity | SourceKind::DefenderAlerts) => p.add(
                 at,
                 format!("{who}: subscriptions is missing; list the subscription ids to read, e.g. subscriptions = [\"00000000-0000-0000-0000-000000000000\"]"),
             ),
-            (Some(subs), SourceKind::AzureActivity) => {
+            (Some(subs), SourceKind::AzureActivity | SourceKind::DefenderAlerts) => {
                 if subs.is_empty() {
                     p.add(
                         &at.key("subscriptions"),
@@ -209,11 +213,46 @@ impl SourceConfig {
             ),
             (None, _) => {}
         }
-        if self.content_types.is_some() {
-            p.add(
+        let known = crate::sources::o365_management::CONTENT_TYPES;
+        match (&self.content_types, kind) {
+            (None, SourceKind::O365Management) => p.add(
+                at,
+                format!("{who}: content_types is missing; list the audit content types to read, e.g. content_types = [\"Audit.AzureActiveDirectory\", \"Audit.Exchange\", \"Audit.SharePoint\", \"Audit.General\", \"DLP.All\"]"),
+            ),
+            (Some(types), SourceKind::O365Management) => {
+                if types.is_empty() {
+                    p.add(
+                        &at.key("content_types"),
+                        format!("{who}: content_types is empty; list at least one content type"),
+                    );
+                }
+                for (i, t) in types.iter().enumerate() {
+                    if !known.contains(&t.as_str()) {
+                        p.add(
+                            &at.key("content_types").index(i),
+                            format!("{who}: content type \"{t}\" is not one of {}", known.join(", ")),
+                        );
+                    }
+                }
+            }
+            (Some(_), _) => p.add(
                 &at.key("content_types"),
                 format!("{who}: content_types applies only to kind \"o365_management\""),
-            );
+            ),
+            (None, _) => {}
+        }
+        if kind == SourceKind::DefenderAlerts {
+            for (key, set) in [
+                ("overlap", self.overlap.is_some()),
+                ("settle_delay", self.settle_delay.is_some()),
+            ] {
+                if set {
+                    p.add(
+                        &at.key(key),
+                        format!("{who}: {key} does not apply to kind \"defender_alerts\", which lists every alert at each poll"),
+                    );
+                }
+            }
         }
         if let Some(start) = &self.start_at {
             if let Err(e) = crate::sources::poll::StartAt::parse(start) {

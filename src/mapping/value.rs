@@ -173,6 +173,9 @@ pub(crate) enum Convert {
     Mac,
     Number,
     Bool,
+    /// The first 40 hex digits (160 bits) of the value's SHA-256: a stable id that fits
+    /// 40-character keys such as CEF `externalId` when the real id is longer.
+    Hash,
     /// CEF header severity: 0–10 or Unknown/Low/Medium/High/Very-High.
     Severity,
     /// LEEF `sev`: 1–10.
@@ -190,6 +193,7 @@ impl Convert {
         "mac",
         "number",
         "bool",
+        "hash",
         "severity",
     ];
 
@@ -204,6 +208,7 @@ impl Convert {
             "mac" => Convert::Mac,
             "number" => Convert::Number,
             "bool" => Convert::Bool,
+            "hash" => Convert::Hash,
             "severity" => Convert::Severity,
             _ => return None,
         })
@@ -220,6 +225,7 @@ impl Convert {
             Convert::Mac => "mac",
             Convert::Number => "number",
             Convert::Bool => "bool",
+            Convert::Hash => "hash",
             Convert::Severity | Convert::LeefSev => "severity",
         }
     }
@@ -235,6 +241,7 @@ impl Convert {
             Convert::Mac => "a MAC address",
             Convert::Number => "a number",
             Convert::Bool => "true or false",
+            Convert::Hash => "text",
             Convert::Severity | Convert::LeefSev => "a severity",
         }
     }
@@ -315,6 +322,15 @@ pub(crate) fn convert(conv: Convert, s: &str) -> Option<Converted<'_>> {
             write!(buf, "{p}").ok()?;
         }
         Convert::Mac => write_mac(&mut buf, t)?,
+        Convert::Hash => {
+            if t.is_empty() {
+                return None;
+            }
+            let digest = ring::digest::digest(&ring::digest::SHA256, t.as_bytes());
+            for b in &digest.as_ref()[..20] {
+                write!(buf, "{b:02x}").ok()?;
+            }
+        }
         Convert::Number => {
             let f: f64 = t.parse().ok()?;
             if !f.is_finite() {

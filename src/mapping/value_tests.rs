@@ -85,6 +85,26 @@ fn numbers() {
 }
 
 #[test]
+fn hashes_are_stable_40_hex_digit_ids() {
+    // The first 20 bytes of SHA-256("Directory_x") (`sha256sum` agrees).
+    assert_eq!(
+        conv(Convert::Hash, " Directory_x ").as_deref(),
+        Some("0b3f355c5192bca615846211351a755af93cd78a")
+    );
+    let a = conv(
+        Convert::Hash,
+        "Directory_7d1e2f30-aa41-4b52-9c63-d7e8f9a0b1c2_KZ1QX_41000001",
+    );
+    let b = conv(
+        Convert::Hash,
+        "Directory_7d1e2f30-aa41-4b52-9c63-d7e8f9a0b1c2_KZ1QX_41000002",
+    );
+    assert_ne!(a, b, "ids that share their first 40 characters stay apart");
+    assert_eq!(a.map(|h| h.len()), Some(40));
+    assert_eq!(conv(Convert::Hash, "  "), None);
+}
+
+#[test]
 fn severities() {
     assert_eq!(conv(Convert::Severity, "8").as_deref(), Some("8"));
     assert_eq!(conv(Convert::Severity, "42").as_deref(), Some("10"));

@@ -17,26 +17,33 @@ pub struct Endpoints {
     pub login: String,
     pub management: String,
     pub graph: String,
+    /// Office 365 Management Activity API host (`manage.office.com`, per plan/cloud).
+    pub office: String,
 }
 
 impl Endpoints {
     /// The cloud's endpoints, each replaced by its `*_endpoint` override when set.
     pub fn from_config(azure: &AzureConfig) -> Endpoints {
-        let (login, management, graph) = match azure.cloud {
+        // Office 365: GCC High for usgov (GCC and DoD set office_endpoint); 21Vianet's host is
+        // not documented, so china keeps the global one until office_endpoint is set.
+        let (login, management, graph, office) = match azure.cloud {
             Cloud::Public => (
                 "https://login.microsoftonline.com",
                 "https://management.azure.com",
                 "https://graph.microsoft.com",
+                "https://manage.office.com",
             ),
             Cloud::UsGov => (
                 "https://login.microsoftonline.us",
                 "https://management.usgovcloudapi.net",
                 "https://graph.microsoft.us",
+                "https://manage.office365.us",
             ),
             Cloud::China => (
                 "https://login.partner.microsoftonline.cn",
                 "https://management.chinacloudapi.cn",
                 "https://microsoftgraph.chinacloudapi.cn",
+                "https://manage.office.com",
             ),
         };
         let pick = |o: &Option<String>, d: &str| {
@@ -46,6 +53,7 @@ impl Endpoints {
             login: pick(&azure.login_endpoint, login),
             management: pick(&azure.management_endpoint, management),
             graph: pick(&azure.graph_endpoint, graph),
+            office: pick(&azure.office_endpoint, office),
         }
     }
 }

@@ -50,6 +50,7 @@ mod tests {
             login: String::new(),
             management: "https://management.azure.com".into(),
             graph: String::new(),
+            office: String::new(),
         };
         let url = first_url(&e, "sub-1", 1_793_527_200_000, 1_793_527_260_000);
         let parsed = reqwest::Url::parse(&url).unwrap();

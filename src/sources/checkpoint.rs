@@ -25,6 +25,10 @@ pub struct ScopeState {
     pub cursor_ms: i64,
     #[serde(default)]
     pub seen: SeenSet,
+    /// Containers read whole (Office 365 content blobs, by `contentId`, with their
+    /// `contentCreated`), so a re-listing does not fetch them again.
+    #[serde(default, skip_serializing_if = "SeenSet::is_empty")]
+    pub done: SeenSet,
 }
 
 impl ScopeState {
@@ -33,6 +37,7 @@ impl ScopeState {
             since_ms: start_ms,
             cursor_ms: start_ms,
             seen: SeenSet::default(),
+            done: SeenSet::default(),
         }
     }
 }

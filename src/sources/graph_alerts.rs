@@ -42,6 +42,7 @@ mod tests {
             login: String::new(),
             management: String::new(),
             graph: "https://graph.microsoft.com".into(),
+            office: String::new(),
         };
         let url =
             reqwest::Url::parse(&first_url(&e, "t", 1_793_527_200_000, 1_793_527_800_000)).unwrap();

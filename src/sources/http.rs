@@ -120,7 +120,7 @@ pub enum FetchError {
     Cancelled,
     #[error("{0}")]
     Auth(#[from] AuthError),
-    #[error("GET {url} failed: {message}")]
+    #[error("request to {url} failed: {message}")]
     Failed { url: String, message: String },
 }
 
@@ -133,6 +133,8 @@ pub struct Page {
     /// Answers on the way that were not usable: 429/5xx, transport errors, bad JSON.
     pub retries: u32,
     pub malformed: u32,
+    /// The answer's headers (O365 pages by its `NextPageUri` header).
+    pub headers: reqwest::header::HeaderMap,
 }
 
 /// Calls one API family (one token scope) on behalf of a source.
@@ -171,6 +173,14 @@ fn error_text(body: &[u8]) -> String {
     }
 }
 
+/// Office 365 answers throttling as `403` with error code `AF429` in the body
+/// (`reference/azure-apis.md` §5.7); such an answer is a throttle, not a permission problem.
+pub fn is_af429(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::FORBIDDEN
+        && serde_json::from_slice::<serde_json::Value>(body)
+            .is_ok_and(|v| v["error"]["code"].as_str() == Some("AF429"))
+}
+
 fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
@@ -205,9 +215,10 @@ enum Answer {
 }
 
 impl ApiClient {
-    /// Sends one GET through the host's gate, waiting out any `Retry-After` first.
+    /// Sends one request through the host's gate, waiting out any `Retry-After` first.
     async fn send(
         &self,
+        method: &reqwest::Method,
         url: &str,
         token: &crate::config::Secret,
         cancel: &CancellationToken,
@@ -231,9 +242,16 @@ impl ApiClient {
                 self.sleep(t - now, cancel).await?;
             }
         }
-        let mut request = self.http.get(url).bearer_auth(token.expose());
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(token.expose());
         for (k, v) in self.headers {
             request = request.header(*k, *v);
+        }
+        if method != reqwest::Method::GET {
+            // An explicit empty body: some front ends answer 411 to a POST without a length.
+            request = request.body(Vec::<u8>::new());
         }
         count(&self.stats.api_requests);
         let response = tokio::select! {
@@ -304,6 +322,17 @@ impl ApiClient {
 
     /// GETs `url` (verbatim) and parses the JSON answer, retrying what is worth retrying.
     pub async fn get(&self, url: &str, cancel: &CancellationToken) -> Result<Page, FetchError> {
+        self.request(reqwest::Method::GET, url, cancel).await
+    }
+
+    /// Sends `method` to `url` (verbatim, no body) and parses the JSON answer, with the
+    /// retries of [`ApiClient::get`].
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Page, FetchError> {
         let mut token = self.token(None, cancel).await?;
         let mut refreshed = false;
         let mut retries = 0;
@@ -312,7 +341,7 @@ impl ApiClient {
         let mut throttled = 0;
         loop {
             attempt += 1;
-            let failure = match self.send(url, &token, cancel).await? {
+            let failure = match self.send(&method, url, &token, cancel).await? {
                 Answer::Transport(e) => {
                     count(&self.stats.api_errors);
                     (format!("transport error: {e}"), None)
@@ -335,6 +364,7 @@ impl ApiClient {
                                     request_id: rid,
                                     retries,
                                     malformed,
+                                    headers,
                                 })
                             }
                             Err(e) => {
@@ -380,6 +410,13 @@ impl ApiClient {
                             });
                             (
                                 format!("HTTP {} {}", status.as_u16(), error_text(&body)),
+                                retry_after(&headers),
+                            )
+                        }
+                        (StatusCode::FORBIDDEN, Ok(body)) if is_af429(status, &body) => {
+                            count(&self.stats.api_throttled);
+                            (
+                                format!("HTTP 403 {} (throttled)", error_text(&body)),
                                 retry_after(&headers),
                             )
                         }
@@ -474,6 +511,16 @@ mod tests {
             "AuthorizationFailed: no"
         );
         assert_eq!(error_text(b"plain"), "plain");
+    }
+
+    #[test]
+    fn af429_in_a_403_is_a_throttle() {
+        let af429 = br#"{"error":{"code":"AF429","message":"Too many requests. Method=GetBlob, PublisherId=x"}}"#;
+        assert!(is_af429(StatusCode::FORBIDDEN, af429));
+        assert!(!is_af429(StatusCode::OK, af429));
+        let denied = br#"{"error":{"code":"AF10001","message":"The permission set () sent in the request does not include the expected permission."}}"#;
+        assert!(!is_af429(StatusCode::FORBIDDEN, denied));
+        assert!(!is_af429(StatusCode::FORBIDDEN, b"AF429 but not JSON"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod auth_tests;
 pub mod azure_activity;
 pub mod backfill;
 pub mod checkpoint;
+pub mod defender_alerts;
 pub mod entra_audit;
 pub mod entra_signins;
 pub mod files;
@@ -17,6 +18,8 @@ pub mod graph_alerts;
 pub mod http;
 pub mod imds;
 pub mod limits;
+pub mod o365_management;
+pub mod paging;
 pub mod poll;
 #[cfg(test)]
 mod poll_tests;
@@ -34,7 +37,9 @@ use crate::config::{Config, SourceConfig, SourceKind};
 use crate::event::Event;
 use crate::spool::{Spool, SpoolError};
 
+pub use defender_alerts::DefenderSource;
 pub use files::FilesSource;
+pub use o365_management::O365Source;
 pub use poll::PollSource;
 
 /// Counters a source keeps, read by the pipeline summary and metrics.
@@ -78,6 +83,8 @@ pub enum Source {
     GraphAlerts(PollSource),
     EntraAudit(PollSource),
     EntraSignins(PollSource),
+    DefenderAlerts(DefenderSource),
+    O365Management(O365Source),
 }
 
 /// Why a source stopped.
@@ -125,6 +132,12 @@ impl Source {
                 PollSource::from_config(cfg, config, &entra_signins::API, vec![tenant])
                     .map(Source::EntraSignins)
             }
+            Some(SourceKind::DefenderAlerts) => {
+                DefenderSource::from_config(cfg, config).map(Source::DefenderAlerts)
+            }
+            Some(SourceKind::O365Management) => {
+                O365Source::from_config(cfg, config).map(Source::O365Management)
+            }
             Some(kind) => Err(SourceError::Unsupported {
                 source_name: cfg.name.clone(),
                 kind,
@@ -143,6 +156,8 @@ impl Source {
             | Source::GraphAlerts(s)
             | Source::EntraAudit(s)
             | Source::EntraSignins(s) => s.name(),
+            Source::DefenderAlerts(s) => s.name(),
+            Source::O365Management(s) => s.name(),
         }
     }
 
@@ -154,6 +169,8 @@ impl Source {
             | Source::GraphAlerts(s)
             | Source::EntraAudit(s)
             | Source::EntraSignins(s) => s.run(ctx).await,
+            Source::DefenderAlerts(s) => s.run(ctx).await,
+            Source::O365Management(s) => s.run(ctx).await,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! query `[cursor − overlap, now − settle_delay]` page by page, drop ids already seen, and append
 //! each page with the updated checkpoint as one spool batch; the cursor moves only after the
 //! window's last page is durable, so a crash at any point neither loses nor repeats an event.
+//! Also what every Microsoft API source shares: client setup (`connect`), resuming from the
+//! spool's checkpoint (`resume`) and polling its scopes in rounds (`Rounds`, `run_rounds`).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -63,7 +65,7 @@ impl StartAt {
             })
     }
 
-    fn resolve(self, now_ms: i64) -> i64 {
+    pub fn resolve(self, now_ms: i64) -> i64 {
         match self {
             StartAt::Back(d) => now_ms - d.as_millis() as i64,
             StartAt::At(ms) => ms,
@@ -129,9 +131,9 @@ pub fn next_window(state: &ScopeState, now_ms: i64, t: &Timing) -> Option<(i64, 
 }
 
 /// Seen ids kept per scope at most; past it the oldest are dropped (with a warning).
-const MAX_SEEN: usize = 200_000;
+pub const MAX_SEEN: usize = 200_000;
 /// Pages of one window at most before paging is considered looping.
-const MAX_PAGES: usize = 100_000;
+pub const MAX_PAGES: usize = 100_000;
 
 /// A configured windowed source.
 #[derive(Debug)]
@@ -146,12 +148,180 @@ pub struct PollSource {
     client: ApiClient,
 }
 
-/// How a window ended.
-pub(super) enum Outcome {
+/// How a window, a scope or a listing ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
     Complete,
     /// Not finished (an error); retried at the next poll from the same cursor.
     Incomplete,
     Cancelled,
+}
+
+/// What every Microsoft API source builds from its config: the endpoints, where its first poll
+/// starts, and a client for the API whose host `base` picks (token scope `{base}/.default`).
+pub fn connect(
+    cfg: &SourceConfig,
+    config: &Config,
+    base: fn(&Endpoints) -> &str,
+    headers: &'static [(&'static str, &'static str)],
+) -> Result<(Endpoints, StartAt, ApiClient), SourceError> {
+    let fail = |message: String| SourceError::Config {
+        source_name: cfg.name.clone(),
+        message,
+    };
+    let endpoints = Endpoints::from_config(&config.azure);
+    let creds = Credentials::from_config(&config.azure, |p| config.resolve(p)).map_err(fail)?;
+    let start = match &cfg.start_at {
+        Some(text) => StartAt::parse(text).map_err(fail)?,
+        None => StartAt::Back(cfg.lookback.0),
+    };
+    let client = ApiClient {
+        http: http::client(),
+        tokens: TokenCache::shared(),
+        login: endpoints.login.clone(),
+        scope: format!("{}/.default", base(&endpoints)),
+        headers,
+        retry: Retry::default(),
+        source: cfg.name.clone(),
+        // Replaced by the pipeline's counters when the source runs.
+        stats: Arc::default(),
+        limit: cfg.event_kind().map(|kind| {
+            Limit::for_kind(
+                kind,
+                &config.azure.rate_limits,
+                &creds.tenant_id,
+                &creds.client_id,
+            )
+        }),
+        creds,
+    };
+    Ok((endpoints, start, client))
+}
+
+/// The checkpoint a source resumes from: the spool's last one, or `None` (with a warning
+/// when there was one this build cannot read).
+pub fn resume<T>(ctx: &SourceContext, name: &str, decode: fn(&[u8]) -> Option<T>) -> Option<T> {
+    let bytes = ctx.spool.checkpoint(name)?;
+    let decoded = decode(&bytes);
+    if decoded.is_none() {
+        tracing::warn!(message = "Checkpoint not readable by this version; starting from start_at.", source = %name);
+    }
+    decoded
+}
+
+/// A Microsoft API source polled in rounds: every `interval`, each scope (subscription, content
+/// type, tenant) in turn, with one state that the scopes' checkpoints live in.
+pub(crate) trait Rounds {
+    type State;
+    /// The API client, whose counters `run_rounds` points at the source's.
+    fn client(&mut self) -> &mut ApiClient;
+    fn name(&self) -> &str;
+    fn kind(&self) -> &'static str;
+    fn scopes(&self) -> &[String];
+    fn interval(&self) -> Duration;
+    /// The state to start from, and whether it was resumed from a checkpoint.
+    fn resume(&self, ctx: &SourceContext) -> (Self::State, bool);
+    /// Reads one scope up to now. While `fresh` (no scope failed in this round), each unit
+    /// read (a window) may count as a successful poll, so a long catch-up stays healthy.
+    async fn poll(
+        &self,
+        scope: &str,
+        state: &mut Self::State,
+        ctx: &SourceContext,
+        fresh: bool,
+    ) -> Result<Outcome, SourceError>;
+}
+
+/// Runs `source` round after round until cancelled; a round that read every scope completely
+/// is a successful poll (`/healthz`, last-success metric).
+pub(crate) async fn run_rounds<R: Rounds>(
+    mut source: R,
+    ctx: SourceContext,
+) -> Result<(), SourceError> {
+    source.client().stats = ctx.stats.clone();
+    ctx.stats.freshness.started(Some(source.interval()));
+    let (mut state, resumed) = source.resume(&ctx);
+    tracing::info!(
+        message = "Source started.",
+        source = %source.name(),
+        kind = source.kind(),
+        scopes = source.scopes().len(),
+        resumed
+    );
+    'outer: loop {
+        let mut complete = true;
+        for scope in source.scopes() {
+            match source.poll(scope, &mut state, &ctx, complete).await? {
+                Outcome::Complete => {}
+                Outcome::Incomplete => complete = false,
+                Outcome::Cancelled => break 'outer,
+            }
+        }
+        if complete {
+            ctx.stats.freshness.succeeded();
+        }
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            _ = tokio::time::sleep(source.interval()) => {}
+        }
+    }
+    tracing::info!(message = "Source stopped.", source = %source.name());
+    Ok(())
+}
+
+/// A windowed source's checkpoint: the spool's last one, or an empty one.
+pub fn resume_windows(ctx: &SourceContext, name: &str) -> (Checkpoint, bool) {
+    match resume(ctx, name, Checkpoint::decode) {
+        Some(ck) => {
+            let resumed = !ck.scopes.is_empty();
+            (ck, resumed)
+        }
+        None => (
+            Checkpoint {
+                version: checkpoint::VERSION,
+                ..Checkpoint::default()
+            },
+            false,
+        ),
+    }
+}
+
+impl Rounds for PollSource {
+    type State = Checkpoint;
+
+    fn client(&mut self) -> &mut ApiClient {
+        &mut self.client
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        self.api.kind.as_str()
+    }
+
+    fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    fn resume(&self, ctx: &SourceContext) -> (Checkpoint, bool) {
+        resume_windows(ctx, &self.name)
+    }
+
+    async fn poll(
+        &self,
+        scope: &str,
+        ck: &mut Checkpoint,
+        ctx: &SourceContext,
+        fresh: bool,
+    ) -> Result<Outcome, SourceError> {
+        self.poll_scope(scope, ck, ctx, fresh).await
+    }
 }
 
 impl PollSource {
@@ -161,17 +331,7 @@ impl PollSource {
         api: &'static WindowApi,
         scopes: Vec<String>,
     ) -> Result<Self, SourceError> {
-        let fail = |message: String| SourceError::Config {
-            source_name: cfg.name.clone(),
-            message,
-        };
-        let endpoints = Endpoints::from_config(&config.azure);
-        let creds = Credentials::from_config(&config.azure, |p| config.resolve(p)).map_err(fail)?;
-        let start = match &cfg.start_at {
-            Some(text) => StartAt::parse(text).map_err(fail)?,
-            None => StartAt::Back(cfg.lookback.0),
-        };
-        let scope = format!("{}/.default", (api.base)(&endpoints));
+        let (endpoints, start, client) = connect(cfg, config, api.base, api.headers)?;
         Ok(PollSource {
             name: cfg.name.clone(),
             api,
@@ -184,23 +344,7 @@ impl PollSource {
                 retention: api.retention,
             },
             start,
-            client: ApiClient {
-                http: http::client(),
-                tokens: TokenCache::shared(),
-                login: endpoints.login.clone(),
-                scope,
-                headers: api.headers,
-                retry: Retry::default(),
-                source: cfg.name.clone(),
-                stats: Arc::default(),
-                limit: Some(Limit::for_kind(
-                    api.kind,
-                    &config.azure.rate_limits,
-                    &creds.tenant_id,
-                    &creds.client_id,
-                )),
-                creds,
-            },
+            client,
             endpoints,
         })
     }
@@ -210,49 +354,8 @@ impl PollSource {
     }
 
     /// Polls every scope every `interval` until cancelled.
-    pub async fn run(mut self, ctx: SourceContext) -> Result<(), SourceError> {
-        self.client.stats = ctx.stats.clone();
-        ctx.stats.freshness.started(Some(self.interval));
-        let mut ck = match ctx.spool.checkpoint(&self.name) {
-            None => None,
-            Some(bytes) => {
-                let decoded = Checkpoint::decode(&bytes);
-                if decoded.is_none() {
-                    tracing::warn!(message = "Checkpoint not readable by this version; starting from start_at.", source = %self.name);
-                }
-                decoded
-            }
-        }
-        .unwrap_or(Checkpoint {
-            version: checkpoint::VERSION,
-            ..Checkpoint::default()
-        });
-        tracing::info!(
-            message = "Source started.",
-            source = %self.name,
-            kind = %self.api.kind,
-            scopes = self.scopes.len(),
-            resumed = !ck.scopes.is_empty()
-        );
-        'outer: loop {
-            let mut complete = true;
-            for scope in &self.scopes {
-                match self.poll_scope(scope, &mut ck, &ctx, complete).await? {
-                    Outcome::Complete => {}
-                    Outcome::Incomplete => complete = false,
-                    Outcome::Cancelled => break 'outer,
-                }
-            }
-            if complete {
-                ctx.stats.freshness.succeeded();
-            }
-            tokio::select! {
-                _ = ctx.cancel.cancelled() => break,
-                _ = tokio::time::sleep(self.interval) => {}
-            }
-        }
-        tracing::info!(message = "Source stopped.", source = %self.name);
-        Ok(())
+    pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        run_rounds(self, ctx).await
     }
 
     /// Reads every window of one scope up to now. While `fresh` (no scope failed in this poll),

@@ -381,6 +381,9 @@ mappings = "{mappings}"
 /// A config that reads `kind` from the API simulator `sim` as source `source` (polling every
 /// 300 ms from 40 s back) into the TCP receiver at `address`; `metrics` is the `[metrics]`
 /// body and `azure` extra lines of `[azure]` (e.g. a `client_secret_file`).
+/// The Office 365 content types an `o365_management` source of [`api_config`] reads.
+pub const O365_CONTENT_TYPES: [&str; 2] = ["Audit.SharePoint", "Audit.Exchange"];
+
 pub fn api_config(
     sim: &siemcast::sources::simulator::Simulator,
     source: &str,
@@ -390,16 +393,24 @@ pub fn api_config(
     azure: &str,
 ) -> String {
     use siemcast::sources::simulator::Service;
-    let subscriptions = if kind == "azure_activity" {
-        let subs: Vec<String> = sim
-            .config()
-            .subscriptions
-            .iter()
-            .map(|s| format!("\"{s}\""))
-            .collect();
-        format!("subscriptions = [{}]", subs.join(", "))
+    let subscriptions = match kind {
+        "azure_activity" | "defender_alerts" => {
+            let subs: Vec<String> = sim
+                .config()
+                .subscriptions
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect();
+            format!("subscriptions = [{}]", subs.join(", "))
+        }
+        "o365_management" => format!("content_types = {O365_CONTENT_TYPES:?}"),
+        _ => String::new(),
+    };
+    // defender_alerts lists every alert at each poll: no window to set.
+    let window = if kind == "defender_alerts" {
+        ""
     } else {
-        String::new()
+        "overlap = \"15s\"\nsettle_delay = \"500ms\"\n"
     };
     format!(
         r#"state_dir = "state"
@@ -414,6 +425,7 @@ client_id = "{client}"
 login_endpoint = "{login}"
 management_endpoint = "{management}"
 graph_endpoint = "{graph}"
+office_endpoint = "{office}"
 
 [azure.rate_limits]
 entra_reports = "50/1s"
@@ -423,9 +435,7 @@ name = "{source}"
 kind = "{kind}"
 {subscriptions}
 interval = "300ms"
-overlap = "15s"
-settle_delay = "500ms"
-start_at = "40s"
+{window}start_at = "40s"
 
 [[destination]]
 name = "rsyslog"
@@ -441,6 +451,7 @@ mappings = "{mappings}"
         login = sim.endpoint(Service::Login),
         management = sim.endpoint(Service::Management),
         graph = sim.endpoint(Service::Graph),
+        office = sim.endpoint(Service::Office),
         mappings = shipped_mappings("arcsight").display(),
     )
 }

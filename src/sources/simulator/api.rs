@@ -13,11 +13,11 @@ use crate::event::parse_time_ms;
 const ACTIVITY_API_VERSION: &str = "2015-04-01";
 const RETENTION_MS: i64 = 90 * 24 * 3600 * 1000;
 
-fn request_id(at_ms: i64, n: u64) -> String {
+pub(super) fn request_id(at_ms: i64, n: u64) -> String {
     data::guid(at_ms as u64, &[n])
 }
 
-fn arm_error(status: StatusCode, code: &str, message: &str, rid: &str) -> Response {
+pub(super) fn arm_error(status: StatusCode, code: &str, message: &str, rid: &str) -> Response {
     let mut r = (
         status,
         axum::Json(json!({"error": {"code": code, "message": message}})),
@@ -100,6 +100,12 @@ pub(super) async fn serve(
         return r;
     }
     if faults.throttle_every.is_some_and(|k| k > 0 && n % k == 0) {
+        if service == Service::Office {
+            // Office 365 throttles with 403 AF429; every other time without a Retry-After.
+            let wait = ((n / faults.throttle_every.unwrap_or(1)) % 2 == 1)
+                .then_some(faults.retry_after_secs);
+            return super::office::af429("ListContent", &shared.cfg.tenant_id, &rid, wait);
+        }
         let mut r = error(
             service,
             StatusCode::TOO_MANY_REQUESTS,
@@ -131,6 +137,9 @@ pub(super) async fn serve(
     if let Some(d) = faults.slow_page {
         tokio::time::sleep(d).await;
     }
+    if service == Service::Office {
+        return super::office::serve(shared, method, uri, &rid);
+    }
     if method != Method::GET {
         return error(
             service,
@@ -143,6 +152,14 @@ pub(super) async fn serve(
     let query = Query(query_pairs(uri.query().unwrap_or("")));
     let q = |k: &str| query.get(k);
     let listing = match service {
+        Service::Management
+            if uri
+                .path()
+                .to_ascii_lowercase()
+                .contains("/providers/microsoft.security/") =>
+        {
+            super::defender::listing(shared, uri.path(), &query, &rid)
+        }
         Service::Management => activity_listing(shared, uri.path(), &query, &rid),
         _ => graph_listing(shared, uri.path(), &query, headers, &rid),
     };
@@ -205,15 +222,7 @@ pub(super) async fn serve(
         // A body cut off mid-transfer: valid status and headers, invalid JSON.
         text.truncate(text.len() / 2);
     }
-    let mut r = (
-        StatusCode::OK,
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/json; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response();
+    let mut r = json_answer(text);
     if let Ok(v) = HeaderValue::from_str(&rid) {
         let h = r.headers_mut();
         if service == Service::Graph {
@@ -231,12 +240,12 @@ pub(super) async fn serve(
     r
 }
 
-fn skip_token(seed: u64, asof: i64, offset: usize) -> String {
+pub(super) fn skip_token(seed: u64, asof: i64, offset: usize) -> String {
     let check = data::mix(seed ^ asof as u64 ^ ((offset as u64) << 20)) & 0xffff;
     format!("{asof:x}!{offset:x}!{check:x}")
 }
 
-fn parse_skip_token(seed: u64, token: &str) -> Option<(i64, usize)> {
+pub(super) fn parse_skip_token(seed: u64, token: &str) -> Option<(i64, usize)> {
     let mut parts = token.split('!');
     let asof = i64::from_str_radix(parts.next()?, 16).ok()?;
     let offset = usize::from_str_radix(parts.next()?, 16).ok()?;
@@ -246,10 +255,10 @@ fn parse_skip_token(seed: u64, token: &str) -> Option<(i64, usize)> {
 }
 
 /// Decoded query parameters.
-struct Query(Vec<(String, String)>);
+pub(super) struct Query(pub(super) Vec<(String, String)>);
 
 impl Query {
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -257,10 +266,10 @@ impl Query {
     }
 }
 
-type Listing = (Vec<Value>, Vec<(String, String)>, i64, usize);
+pub(super) type Listing = (Vec<Value>, Vec<(String, String)>, i64, usize);
 
 /// The snapshot time and offset of a listing: from the skip token, or now for a first page.
-fn position(
+pub(super) fn position(
     shared: &Shared,
     q: &Query,
     service: Service,
@@ -280,24 +289,17 @@ fn position(
     }
 }
 
-/// `GET /subscriptions/{id}/providers/microsoft.insights/eventtypes/management/values`.
-fn activity_listing(
+/// Checks an ARM list request `/subscriptions/{id}/…` against `shape` (segments, an empty one
+/// matching anything, case-insensitive) and its api-version; returns the subscription's index.
+pub(super) fn arm_subscription(
     shared: &Shared,
     path: &str,
+    shape: &[&str],
+    api_version: &str,
     q: &Query,
     rid: &str,
-) -> Result<Listing, Box<Response>> {
-    let s = Service::Management;
+) -> Result<usize, Box<Response>> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let shape = [
-        "subscriptions",
-        "",
-        "providers",
-        "microsoft.insights",
-        "eventtypes",
-        "management",
-        "values",
-    ];
     let matches = segs.len() == shape.len()
         && segs
             .iter()
@@ -311,25 +313,63 @@ fn activity_listing(
             rid,
         )));
     }
-    if q.get("api-version") != Some(ACTIVITY_API_VERSION) {
+    if q.get("api-version") != Some(api_version) {
         return Err(Box::new(arm_error(
             StatusCode::BAD_REQUEST,
             "InvalidApiVersionParameter",
             &format!(
-                "The api-version '{}' is invalid. The supported versions are '{ACTIVITY_API_VERSION}'.",
+                "The api-version '{}' is invalid. The supported versions are '{api_version}'.",
                 q.get("api-version").unwrap_or("")
             ),
             rid,
         )));
     }
-    let Some(sub_index) = shared.cfg.subscriptions.iter().position(|x| x == segs[1]) else {
-        return Err(Box::new(arm_error(
-            StatusCode::NOT_FOUND,
-            "SubscriptionNotFound",
-            &format!("The subscription '{}' could not be found.", segs[1]),
-            rid,
-        )));
-    };
+    shared
+        .cfg
+        .subscriptions
+        .iter()
+        .position(|x| x == segs[1])
+        .ok_or_else(|| {
+            Box::new(arm_error(
+                StatusCode::NOT_FOUND,
+                "SubscriptionNotFound",
+                &format!("The subscription '{}' could not be found.", segs[1]),
+                rid,
+            ))
+        })
+}
+
+/// A 200 answer with a JSON body (possibly cut short by a fault).
+pub(super) fn json_answer(text: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/json; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET /subscriptions/{id}/providers/microsoft.insights/eventtypes/management/values`.
+fn activity_listing(
+    shared: &Shared,
+    path: &str,
+    q: &Query,
+    rid: &str,
+) -> Result<Listing, Box<Response>> {
+    let s = Service::Management;
+    let shape = [
+        "subscriptions",
+        "",
+        "providers",
+        "microsoft.insights",
+        "eventtypes",
+        "management",
+        "values",
+    ];
+    let sub_index = arm_subscription(shared, path, &shape, ACTIVITY_API_VERSION, q, rid)?;
     let filter = q.get("$filter").unwrap_or("");
     let Some((ge, le)) = activity_filter(filter) else {
         return Err(Box::new(arm_error(

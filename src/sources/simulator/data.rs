@@ -24,7 +24,7 @@ pub fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn h(seed: u64, parts: &[u64]) -> u64 {
+pub(super) fn h(seed: u64, parts: &[u64]) -> u64 {
     parts.iter().fold(mix(seed), |acc, p| mix(acc ^ p))
 }
 
@@ -72,11 +72,11 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    fn time(&self, i: usize) -> i64 {
+    pub(super) fn time(&self, i: usize) -> i64 {
         self.start_ms + self.span_ms * i as i64 / self.count.max(1) as i64
     }
 
-    fn visible(&self, seed: u64, i: usize, time: i64) -> i64 {
+    pub(super) fn visible(&self, seed: u64, i: usize, time: i64) -> i64 {
         if self.late_every.is_some_and(|n| n > 0 && i % n == n / 2) {
             return time + self.late_by_ms;
         }
@@ -123,7 +123,7 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-const CALLERS: &[&str] = &[
+pub(super) const CALLERS: &[&str] = &[
     "j.rivera@contoso.example",
     "m.chen@contoso.example",
     "a.okafor@contoso.example",

@@ -1,10 +1,15 @@
 //! A loopback simulator of the Microsoft APIs the pollers read: Entra v2.0 tokens, ARM's activity
-//! log, Graph `alerts_v2`, directory audits and sign-ins, one port per host. Seeded data; faults
-//! (429, 503, token expiry, late events, duplicates, malformed and slow pages); a request log.
+//! log and Defender for Cloud alerts, Graph `alerts_v2`, directory audits and sign-ins, and the
+//! Office 365 Management Activity API, one port per host. Seeded data; faults (429 / 403 AF429,
+//! 503, token expiry, late events and blobs, duplicates, malformed and slow pages and blobs,
+//! alerts changing status); a request log.
 
 mod api;
 pub mod data;
+mod defender;
 mod identity;
+pub mod office;
+mod office_data;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,6 +45,8 @@ pub struct Faults {
     pub malformed_pages: u32,
     /// Every page is delayed this long.
     pub slow_page: Option<Duration>,
+    /// The first this-many Office 365 content blobs are served once as truncated JSON.
+    pub malformed_blobs: u32,
 }
 
 /// What the simulator serves.
@@ -66,6 +73,14 @@ pub struct SimConfig {
     pub audits: Timeline,
     /// Entra sign-ins.
     pub signins: Timeline,
+    /// Defender for Cloud alerts per subscription (each has one to three versions).
+    pub defender: Timeline,
+    /// Office 365 audit records per content type (every type the API knows has data).
+    pub office: Timeline,
+    /// Audit records per Office 365 content blob.
+    pub records_per_blob: usize,
+    /// Blobs per Office 365 content listing page (more follow through `NextPageUri`).
+    pub blobs_per_page: usize,
     /// Records per page when the request does not say (`$top`).
     pub page_size: usize,
     pub faults: Faults,
@@ -95,7 +110,11 @@ impl SimConfig {
             activity: timeline.clone(),
             alerts: timeline.clone(),
             audits: timeline.clone(),
-            signins: timeline,
+            signins: timeline.clone(),
+            defender: timeline.clone(),
+            office: timeline,
+            records_per_blob: 10,
+            blobs_per_page: 4,
             page_size: 200,
             faults: Faults::default(),
         }
@@ -110,6 +129,7 @@ pub enum Service {
     Graph,
     /// The Azure instance metadata service (managed-identity tokens).
     Imds,
+    Office,
 }
 
 /// One request the simulator answered.
@@ -142,6 +162,9 @@ struct Mutable {
     counters: HashMap<Service, u64>,
     blocked_until_ms: HashMap<Service, i64>,
     malformed_left: u32,
+    malformed_blobs_left: u32,
+    /// Office 365 content types whose subscription was started.
+    started: std::collections::HashSet<String>,
     log: Vec<RequestRecord>,
     /// The app's client secret has expired: token requests with it are refused.
     secret_expired: bool,
@@ -154,6 +177,8 @@ struct Shared {
     alerts: Vec<data::Item>,
     audits: Vec<data::Item>,
     signins: Vec<data::Item>,
+    defender: Vec<Vec<data::Item>>,
+    office: Vec<Vec<office::Blob>>,
     base: HashMap<Service, String>,
     state: Mutex<Mutable>,
 }
@@ -188,6 +213,7 @@ impl Simulator {
             Service::Management,
             Service::Graph,
             Service::Imds,
+            Service::Office,
         ] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
@@ -204,9 +230,28 @@ impl Simulator {
         let alerts = data::alerts(cfg.seed, &cfg.tenant_id, &cfg.alerts);
         let audits = data::directory_audits(cfg.seed, &cfg.audits);
         let signins = data::sign_ins(cfg.seed, &cfg.signins);
+        let defender = cfg
+            .subscriptions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| defender::alerts(cfg.seed, i, s, &cfg.defender))
+            .collect();
+        let office = (0..office::CONTENT_TYPES.len())
+            .map(|ct| {
+                office::blobs(
+                    cfg.seed,
+                    &cfg.tenant_id,
+                    ct,
+                    &cfg.office,
+                    cfg.records_per_blob,
+                    cfg.faults.duplicate_across_pages,
+                )
+            })
+            .collect();
         let shared = Arc::new(Shared {
             state: Mutex::new(Mutable {
                 malformed_left: cfg.faults.malformed_pages,
+                malformed_blobs_left: cfg.faults.malformed_blobs,
                 ..Mutable::default()
             }),
             cfg,
@@ -214,6 +259,8 @@ impl Simulator {
             alerts,
             audits,
             signins,
+            defender,
+            office,
             base,
         });
         for (service, listener) in listeners {
@@ -276,6 +323,45 @@ impl Simulator {
         self.shared.cfg.faults.malformed_pages - self.shared.lock().malformed_left
     }
 
+    /// Office 365 content blobs served as truncated JSON so far.
+    pub fn malformed_blobs_served(&self) -> u32 {
+        self.shared.cfg.faults.malformed_blobs - self.shared.lock().malformed_blobs_left
+    }
+
+    /// Every distinct Office 365 audit record (by `Id`) of the given content types.
+    pub fn office_records(&self, content_types: &[&str]) -> Vec<serde_json::Value> {
+        let chosen: Vec<Vec<office::Blob>> = office::CONTENT_TYPES
+            .iter()
+            .zip(&self.shared.office)
+            .filter(|(c, _)| content_types.contains(c))
+            .map(|(_, b)| b.clone())
+            .collect();
+        office::distinct_records(&chosen)
+    }
+
+    /// Every version of every Defender for Cloud alert, over all subscriptions.
+    pub fn defender_versions(&self) -> Vec<serde_json::Value> {
+        self.shared
+            .defender
+            .iter()
+            .flatten()
+            .map(|i| i.body.clone())
+            .collect()
+    }
+
+    /// The newest version of every Defender for Cloud alert: what a poller must deliver.
+    pub fn defender_final_alerts(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for sub in &self.shared.defender {
+            let mut last: std::collections::BTreeMap<usize, &data::Item> = Default::default();
+            for item in sub {
+                last.insert(item.object, item);
+            }
+            out.extend(last.into_values().map(|i| i.body.clone()));
+        }
+        out
+    }
+
     /// Every activity-log record that will ever be listed, over all subscriptions.
     pub fn activity_records(&self) -> Vec<serde_json::Value> {
         self.shared
@@ -321,7 +407,9 @@ impl Simulator {
             .chain(&self.shared.alerts)
             .chain(&self.shared.audits)
             .chain(&self.shared.signins)
+            .chain(self.shared.defender.iter().flatten())
             .map(|i| i.visible_ms)
+            .chain(self.shared.office.iter().flatten().map(|b| b.visible_ms))
             .max()
             .unwrap_or(0)
     }
@@ -513,7 +601,7 @@ fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> R
         );
     }
     let scope = get("scope");
-    let audience = [Service::Management, Service::Graph]
+    let audience = [Service::Management, Service::Graph, Service::Office]
         .into_iter()
         .find(|s| scope == format!("{}/.default", shared.base[s]));
     let Some(audience) = audience else {

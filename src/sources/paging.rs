@@ -1,0 +1,41 @@
+//! Loop detection for server-driven paging: a continuation link that was already followed in
+//! this listing (or a listing longer than any real one) ends paging instead of looping forever
+//! (`reference/azure-apis.md` §0, §12.4).
+
+use std::collections::HashSet;
+
+use super::poll::MAX_PAGES;
+
+/// The links one listing has followed.
+#[derive(Debug, Default)]
+pub struct LinkGuard {
+    used: HashSet<String>,
+}
+
+impl LinkGuard {
+    /// A guard for a listing whose first page is `first`.
+    pub fn new(first: &str) -> Self {
+        LinkGuard {
+            used: HashSet::from([first.to_owned()]),
+        }
+    }
+
+    /// True when `next` may be followed: not seen in this listing, and the page count is sane.
+    pub fn admit(&mut self, next: &str) -> bool {
+        self.used.insert(next.to_owned()) && self.used.len() <= MAX_PAGES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_link_is_refused() {
+        let mut g = LinkGuard::new("https://x/a");
+        assert!(g.admit("https://x/a?page=2"));
+        assert!(g.admit("https://x/a?page=3"));
+        assert!(!g.admit("https://x/a?page=2"), "back to page 2");
+        assert!(!g.admit("https://x/a"), "back to the first page");
+    }
+}
