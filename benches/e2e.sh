@@ -5,12 +5,13 @@
 #   syslog-ng  syslog-ng file() → json-parser() → CEF template → TCP → the same receiver
 #   poller     the API simulator (own process) → siemcast azure_activity poller → spool → TCP
 #   backlog    fill the spool with BACKLOG_N events while the receiver is down, then start it:
-#              peak RSS while filling and while draining, drain rate
+#              peak RSS while filling and while draining, drain rate and drain CPU
 # For each: events/s, CPU seconds per million events (user+sys of the forwarder process only),
 # peak RSS of the forwarder, and whether every event id arrived (lines and distinct ids).
 #
 #   benches/e2e.sh [N] [MODES]     N default 200000; MODES default "tcp tls syslog-ng poller"
-#   BACKLOG_N=1000000 benches/e2e.sh 200000 "backlog"
+#   BACKLOG_N=1000000 benches/e2e.sh 200000 "backlog"     (POLLER_N=20000 sets the poller's)
+#   BATCH_SIZE=1000 benches/e2e.sh     (the files source's batch_size: events per spool fdatasync)
 #   BENCH_SIEMCAST=/path/to/other/siemcast benches/e2e.sh   (e.g. an older build, for before/after)
 #
 # Needs python3 and openssl; syslog-ng is unpacked by scripts/install-syslog-ng.sh if missing.
@@ -21,6 +22,9 @@ cd "$(dirname "$0")/.."
 N="${1:-200000}"
 MODES="${2:-tcp tls syslog-ng poller}"
 BACKLOG_N="${BACKLOG_N:-1000000}"
+# The simulator is a correctness double: it filters and copies its records for every page, so
+# the poller mode uses fewer events by default.
+POLLER_N="${POLLER_N:-20000}"
 root="$PWD"
 cargo build --release --quiet --bin siemcast --example bench_receiver --example bench_simulator
 bin="${BENCH_SIEMCAST:-$root/target/release/siemcast}" # another build to compare against
@@ -110,7 +114,7 @@ start_receiver() {
 # Waits for the receiver, then records the forwarder's figures. $1 = label, $2 = forwarder
 # pid, $3 = start time, $4 = receiver output, $5 = expected events.
 finish() {
-  local label="$1" pid="$2" start="$3" out="$4" expect="$5" status=0
+  local label="$1" pid="$2" start="$3" out="$4" expect="$5" ticks_before="${6:-0}" status=0
   while kill -0 "$rx_pid" 2>/dev/null; do
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "$label: the forwarder exited early:" >&2
@@ -122,7 +126,7 @@ finish() {
   wait "$rx_pid" || status=$?
   local hwm ticks
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-  ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  ticks=$(( $(awk '{print $14 + $15}' "/proc/$pid/stat") - ticks_before ))
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   local line
@@ -166,7 +170,7 @@ kind = "files"
 path = "$work/input"
 source_kind = "azure_activity"
 interval = "100ms"
-batch_size = 5000
+batch_size = ${BATCH_SIZE:-5000}
 CONF
 }
 
@@ -224,7 +228,8 @@ CONF
 run_poller() {
   local dir="$work/poller"
   mkdir -p "$dir"
-  "$simulator" --events "$N" > "$dir/sim" &
+  "$simulator" --events "$POLLER_N" > "$dir/sim" &
+  local sim_pid=$!
   for _ in $(seq 600); do grep -q '^ready' "$dir/sim" 2>/dev/null && break; sleep 0.1; done
   local -A sim
   while IFS='=' read -r k v; do sim[$k]="$v"; done < <(grep = "$dir/sim")
@@ -248,6 +253,7 @@ start_at = \"2h\""
   start=$(date +%s.%N)
   RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
   finish "poller" $! "$start" "$dir/received" "${sim[activity_records]}"
+  echo "  (the simulator process used $(awk -v hz="$hz" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$sim_pid/stat") s CPU serving the pages)"
 }
 
 run_backlog() {
@@ -294,7 +300,7 @@ n, start, filled, hwm, ticks, hz = int(sys.argv[1]), float(sys.argv[2]), float(s
 print(f"  fill      {n / (filled - start):9.0f} events/s into the spool  {ticks / hz / n * 1e6:6.2f} CPU s/M  {hwm / 1024:6.1f} MiB peak RSS while filling")
 PY
   cat "$dir/fill"
-  finish "backlog" "$pid" "$drain_start" "$dir/received" "$n"
+  finish "backlog" "$pid" "$drain_start" "$dir/received" "$n" "$fill_ticks"
 }
 
 echo "running: $MODES"
