@@ -27,11 +27,10 @@ pub fn from_json_bytes(kind: EventKind, source: &str, json: &[u8]) -> Option<Eve
     if found.envelope {
         return None;
     }
-    let id = names
+    let id = found
         .ids
         .iter()
-        .zip(&found.ids)
-        .find_map(|(_, leaf)| scalar_text(leaf.as_ref()?))?;
+        .find_map(|leaf| scalar_text(leaf.as_ref()?))?;
     let id = match (kind, &found.suffix) {
         (EventKind::GraphAlerts, Some(Leaf::Str(t))) => format!("{id}@{t}"),
         _ => id,
