@@ -8,6 +8,8 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::Value;
 
+mod ident;
+
 /// The kind of an event, which selects the mapping file `<kind>.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
@@ -173,6 +175,13 @@ impl Event {
             time_ms,
             json,
         }
+    }
+
+    /// [`Event::from_json`] for one JSON object still in bytes, which become the body as they
+    /// are (no `Value` tree, no re-serialisation). `None` when the bytes need the `Value` path:
+    /// not valid JSON, not an object, a `value`/`records` envelope, or no id field.
+    pub fn from_json_bytes(kind: EventKind, source: &str, json: &[u8]) -> Option<Event> {
+        ident::from_json_bytes(kind, source, json)
     }
 
     /// The spool payload: `ver u8 | kind u8 | time i64 (i64::MIN = none) | source len u16 |

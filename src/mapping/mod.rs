@@ -9,7 +9,7 @@ mod dict;
 mod doc;
 mod leef;
 mod path;
-mod scan;
+pub(crate) mod scan;
 mod text;
 mod value;
 

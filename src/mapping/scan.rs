@@ -221,7 +221,7 @@ fn assign(nodes: &mut [TrieNode], ends: &[bool], at: usize, slots: &mut u32) {
 
 /// A value captured at the end of a path.
 #[derive(Debug)]
-enum Leaf<'de> {
+pub(crate) enum Leaf<'de> {
     Str(Cow<'de, str>),
     Val(Value),
 }
@@ -430,7 +430,7 @@ impl<'de> Visitor<'de> for KeyPick<'_> {
 
 /// Captures the value at the end of a path: strings as text, everything else as serde_json's
 /// own `Value` (built by its own visitor, so it is exactly what `from_slice` would build).
-struct Capture;
+pub(crate) struct Capture;
 
 impl<'de> DeserializeSeed<'de> for Capture {
     type Value = Leaf<'de>;
@@ -482,7 +482,7 @@ impl<'de> Visitor<'de> for Capture {
 }
 
 /// A value no path reaches: parsed and checked like any other, then dropped.
-struct Skip;
+pub(crate) struct Skip;
 
 impl<'de> Deserialize<'de> for Skip {
     #[inline]

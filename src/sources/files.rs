@@ -322,6 +322,12 @@ impl FilesSource {
             }
             progress.lines += 1;
             progress.offset += n as u64;
+            // One object per line is the common case: id and time straight from the bytes,
+            // which become the body. Anything else takes the `Value` path below.
+            if let Some(ev) = Event::from_json_bytes(self.kind, &self.name, line.trim_ascii()) {
+                events.push(ev);
+                continue;
+            }
             let mut items = Vec::new();
             event::read_line(&line, progress.lines as usize, &mut items);
             for item in items {

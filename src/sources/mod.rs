@@ -184,20 +184,29 @@ pub async fn append_page(
     events: &[Event],
     checkpoint: Vec<u8>,
 ) -> Result<bool, SourceError> {
-    let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(events.len());
+    // Every payload in one buffer (one allocation per page, not per event).
+    let mut bytes = Vec::with_capacity(events.iter().map(|e| e.json.len() + 64).sum());
+    let mut ends = Vec::with_capacity(events.len());
     for ev in events {
-        let mut buf = Vec::with_capacity(ev.json.len() + 64);
-        ev.encode(&mut buf);
-        payloads.push(buf);
+        ev.encode(&mut bytes);
+        ends.push(bytes.len());
     }
-    let payloads = Arc::new(payloads);
+    let payloads = Arc::new((bytes, ends));
     let checkpoint = Arc::new(checkpoint);
     let mut waited = false;
     loop {
         let spool = ctx.spool.clone();
         let (p, c, name) = (payloads.clone(), checkpoint.clone(), source.to_owned());
         let result = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&[u8]> = p.iter().map(Vec::as_slice).collect();
+            let (bytes, ends) = &*p;
+            let refs: Vec<&[u8]> = ends
+                .iter()
+                .scan(0, |start, &end| {
+                    let payload = &bytes[*start..end];
+                    *start = end;
+                    Some(payload)
+                })
+                .collect();
             spool.append_batch(&name, &refs, &c)
         })
         .await

@@ -1,0 +1,467 @@
+//! An event's id and time read straight from its JSON bytes in one pass, without building a
+//! tree: only the few top-level fields a kind takes them from are captured (strings borrowed),
+//! everything else is parsed and checked by serde_json and dropped. The bytes themselves become
+//! the event body, so a line is parsed once here and once more only when it is rendered.
+//!
+//! The answer is exactly [`Event::from_json`]'s on the parsed `Value` (the tests compare them);
+//! inputs that need more than this fast path — not an object, a `value`/`records` envelope, no
+//! id (the content-derived id hashes the compact re-serialisation) — return `None` and the
+//! caller takes the `Value` path.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use super::{parse_time_ms, Event, EventKind};
+use crate::mapping::scan::{Capture, Leaf, Skip};
+
+/// Builds the event for one JSON object held in `json`, keeping those bytes as its body.
+/// `None` when `json` is not valid JSON or needs the `Value` path (see the module docs).
+pub fn from_json_bytes(kind: EventKind, source: &str, json: &[u8]) -> Option<Event> {
+    let text = std::str::from_utf8(json).ok()?;
+    let names = Names::of(kind);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let found = Top { names: &names }.deserialize(&mut de).ok()??;
+    de.end().ok()?;
+    if found.envelope {
+        return None;
+    }
+    let id = found
+        .ids
+        .iter()
+        .find_map(|leaf| scalar_text(leaf.as_ref()?))?;
+    let id = match (kind, &found.suffix) {
+        (EventKind::GraphAlerts, Some(Leaf::Str(t))) => format!("{id}@{t}"),
+        _ => id,
+    };
+    let time_ms = found.times.iter().find_map(|leaf| match leaf.as_ref()? {
+        Leaf::Str(s) => parse_time_ms(s),
+        Leaf::Val(_) => None,
+    });
+    Some(Event {
+        kind,
+        source: source.to_owned(),
+        id,
+        time_ms,
+        json: json.to_vec(),
+    })
+}
+
+/// The same text `Event::from_json` takes an id from: a non-empty string or a number.
+fn scalar_text(leaf: &Leaf) -> Option<String> {
+    match leaf {
+        Leaf::Str(s) if !s.is_empty() => Some(s.to_string()),
+        Leaf::Val(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Where one kind keeps its id and time: top-level names, and for times also one nested step.
+struct Names {
+    ids: &'static [&'static str],
+    times: &'static [&'static [&'static str]],
+    /// Graph alerts: the update time appended to the id.
+    suffix: Option<&'static str>,
+}
+
+impl Names {
+    fn of(kind: EventKind) -> Names {
+        Names {
+            ids: kind.id_fields(),
+            times: kind.time_fields(),
+            suffix: (kind == EventKind::GraphAlerts).then_some("lastUpdateDateTime"),
+        }
+    }
+}
+
+/// What the scan captured; a repeated key replaces what its earlier occurrence gave (the last
+/// one wins, as in `serde_json::Map`).
+struct Found<'de> {
+    ids: Vec<Option<Leaf<'de>>>,
+    times: Vec<Option<Leaf<'de>>>,
+    suffix: Option<Leaf<'de>>,
+    /// The object has a `value` or `records` array: a page of events, not one event.
+    envelope: bool,
+}
+
+/// The top-level value: an object is scanned, anything else answers `None`.
+struct Top<'n> {
+    names: &'n Names,
+}
+
+impl<'de> DeserializeSeed<'de> for Top<'_> {
+    type Value = Option<Found<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Top<'_> {
+    type Value = Option<Found<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let n = self.names;
+        let mut found = Found {
+            ids: (0..n.ids.len()).map(|_| None).collect(),
+            times: (0..n.times.len()).map(|_| None).collect(),
+            suffix: None,
+            envelope: false,
+        };
+        let (mut value_array, mut records_array) = (false, false);
+        while let Some(key) = map.next_key::<KeyText<'de>>()? {
+            let key = key.0.as_ref();
+            let id = n.ids.iter().position(|f| *f == key);
+            let time = n.times.iter().position(|p| p.len() == 1 && p[0] == key);
+            let nested = n.times.iter().any(|p| p.len() == 2 && p[0] == key);
+            if id.is_some() || time.is_some() || n.suffix == Some(key) {
+                let leaf = map.next_value_seed(Capture)?;
+                if n.suffix == Some(key) {
+                    found.suffix = Some(clone_leaf(&leaf));
+                }
+                if let Some(t) = time {
+                    found.times[t] = Some(clone_leaf(&leaf));
+                }
+                if let Some(i) = id {
+                    found.ids[i] = Some(leaf);
+                }
+            } else if nested {
+                let inner = map.next_value_seed(Nested { names: n, key })?;
+                for (i, p) in n.times.iter().enumerate() {
+                    if p.len() == 2 && p[0] == key {
+                        found.times[i] = inner
+                            .iter()
+                            .find(|(j, _)| *j == i)
+                            .map(|(_, l)| clone_leaf(l));
+                    }
+                }
+            } else if key == "value" || key == "records" {
+                let is_array = map.next_value_seed(IsArray)?;
+                *(if key == "value" {
+                    &mut value_array
+                } else {
+                    &mut records_array
+                }) = is_array;
+            } else {
+                map.next_value::<Skip>()?;
+            }
+        }
+        found.envelope = value_array || records_array;
+        Ok(Some(found))
+    }
+}
+
+fn clone_leaf<'de>(leaf: &Leaf<'de>) -> Leaf<'de> {
+    match leaf {
+        Leaf::Str(s) => Leaf::Str(s.clone()),
+        Leaf::Val(v) => Leaf::Val(v.clone()),
+    }
+}
+
+/// An object key, borrowed when it has no escapes.
+struct KeyText<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for KeyText<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KeyText<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<KeyText<'de>, E> {
+                Ok(KeyText(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<KeyText<'de>, E> {
+                Ok(KeyText(v.to_owned().into()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The value of a key that starts two-step time paths (`properties.timeGeneratedUtc`): the
+/// captured leaves by index into `names.times`. Not an object: nothing.
+struct Nested<'n, 'k> {
+    names: &'n Names,
+    key: &'k str,
+}
+
+impl<'de> DeserializeSeed<'de> for Nested<'_, '_> {
+    type Value = Vec<(usize, Leaf<'de>)>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        Ok(d.deserialize_any(NestedVisitor(self))?.unwrap_or_default())
+    }
+}
+
+struct NestedVisitor<'n, 'k>(Nested<'n, 'k>);
+
+impl<'de> Visitor<'de> for NestedVisitor<'_, '_> {
+    type Value = Option<Vec<(usize, Leaf<'de>)>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let Nested { names, key } = self.0;
+        let mut out: Vec<(usize, Leaf<'de>)> = Vec::new();
+        while let Some(k) = map.next_key::<KeyText<'de>>()? {
+            let k = k.0.as_ref();
+            let hit = names
+                .times
+                .iter()
+                .position(|p| p.len() == 2 && p[0] == key && p[1] == k);
+            match hit {
+                Some(i) => {
+                    let leaf = map.next_value_seed(Capture)?;
+                    out.retain(|(j, _)| *j != i);
+                    out.push((i, leaf));
+                }
+                None => {
+                    map.next_value::<Skip>()?;
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Whether a value is an array (its elements are checked and dropped).
+struct IsArray;
+
+impl<'de> DeserializeSeed<'de> for IsArray {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IsArray {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(true)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_key::<Skip>()?.is_some() {
+            map.next_value::<Skip>()?;
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// The fast path's event, or the `Value` path's when it declines: what the files source does.
+    fn either(kind: EventKind, json: &[u8]) -> Option<Event> {
+        from_json_bytes(kind, "s", json).or_else(|| {
+            let v: Value = serde_json::from_slice(json).ok()?;
+            v.is_object().then(|| Event::from_json(kind, "s", &v))
+        })
+    }
+
+    /// Same id and time as the `Value` path; the body is the input bytes.
+    fn agrees(kind: EventKind, json: &[u8]) {
+        let v: Value = serde_json::from_slice(json).unwrap();
+        let slow = Event::from_json(kind, "s", &v);
+        let fast = either(kind, json).unwrap();
+        assert_eq!(
+            (&fast.id, fast.time_ms),
+            (&slow.id, slow.time_ms),
+            "{}",
+            String::from_utf8_lossy(json)
+        );
+        if let Some(ev) = from_json_bytes(kind, "s", json) {
+            assert_eq!(ev.json, json);
+        }
+    }
+
+    #[test]
+    fn ids_and_times_match_the_value_path_for_every_kind() {
+        let docs = [
+            json!({"eventDataId": "e1", "id": "x", "eventTimestamp": "2026-11-01T10:00:00.5Z"}),
+            json!({"id": "only-id", "submissionTimestamp": "2026-11-01T10:00:00Z"}),
+            json!({"eventDataId": "", "id": 42, "eventTimestamp": 7}),
+            json!({"eventDataId": {"a": 1}, "id": "b", "eventTimestamp": "not a time", "submissionTimestamp": "2026-11-01T10:00:00Z"}),
+            json!({"id": "d", "name": "n", "properties": {"startTimeUtc": "2026-11-01T10:00:00Z", "timeGeneratedUtc": "2026-11-01T11:00:00Z"}}),
+            json!({"name": "n", "properties": "flat"}),
+            json!({"id": "g", "lastUpdateDateTime": "2026-11-01T10:00:00Z", "createdDateTime": "2026-10-01T10:00:00Z"}),
+            json!({"id": "g", "lastUpdateDateTime": 5}),
+            json!({"id": "a", "activityDateTime": "2026-11-01T10:00:00Z"}),
+            json!({"Id": "o", "CreationTime": "2026-11-01T10:00:00"}),
+            json!({"x": 1}),
+            json!({"value": [{"id": "a"}], "id": "page"}),
+            json!({"records": 3, "id": "r"}),
+        ];
+        for kind in EventKind::ALL {
+            for d in &docs {
+                agrees(*kind, serde_json::to_string(d).unwrap().as_bytes());
+                agrees(*kind, serde_json::to_string_pretty(d).unwrap().as_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn declines_what_needs_the_value_path() {
+        let k = EventKind::AzureActivity;
+        assert!(from_json_bytes(k, "s", br#"{"value":[{"id":"a"}]}"#).is_none());
+        assert!(from_json_bytes(k, "s", br#"{"x":1}"#).is_none(), "no id");
+        assert!(from_json_bytes(k, "s", b"[1]").is_none());
+        assert!(from_json_bytes(k, "s", br#"{"id":"a"} x"#).is_none());
+        assert!(
+            from_json_bytes(k, "s", br#"{"id":"a","b":"\ud800"}"#).is_none(),
+            "bad escape"
+        );
+        assert!(
+            from_json_bytes(k, "s", br#"{"id":"a","b":1e999}"#).is_none(),
+            "number out of range"
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_takes_the_last_value() {
+        agrees(EventKind::AzureActivity, br#"{"eventDataId":"a","eventDataId":"b","eventTimestamp":"2026-11-01T10:00:00Z","eventTimestamp":"x"}"#);
+        agrees(EventKind::DefenderAlerts, br#"{"id":"a","properties":{"timeGeneratedUtc":"2026-11-01T10:00:00Z"},"properties":{}}"#);
+        agrees(
+            EventKind::AzureActivity,
+            br#"{"id":"a","value":[],"value":1}"#,
+        );
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            prop::sample::select(vec![
+                "2026-11-01T10:00:00Z",
+                "2026-11-01T10:00:00",
+                "",
+                "x\"y",
+                "é\\n"
+            ])
+            .prop_map(|s| json!(s)),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            let key = prop::sample::select(vec![
+                "id",
+                "eventDataId",
+                "eventTimestamp",
+                "submissionTimestamp",
+                "name",
+                "properties",
+                "timeGeneratedUtc",
+                "startTimeUtc",
+                "lastUpdateDateTime",
+                "createdDateTime",
+                "Id",
+                "CreationTime",
+                "activityDateTime",
+                "value",
+                "records",
+                "other",
+            ]);
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec((key, inner), 0..6).prop_map(|kv| Value::Object(
+                    kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_value_path_on_generated_objects(v in json_value(), pretty in any::<bool>()) {
+            let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
+            for kind in EventKind::ALL {
+                let fast = from_json_bytes(*kind, "s", text.as_bytes());
+                match (&v, fast) {
+                    (Value::Object(_), Some(ev)) => {
+                        let slow = Event::from_json(*kind, "s", &v);
+                        prop_assert_eq!((&ev.id, ev.time_ms), (&slow.id, slow.time_ms));
+                    }
+                    (Value::Object(m), None) => prop_assert!(
+                        m.get("value").is_some_and(Value::is_array)
+                            || m.get("records").is_some_and(Value::is_array)
+                            || Event::from_json(*kind, "s", &v).id.starts_with("sha:"),
+                        "declined {text}"
+                    ),
+                    (_, fast) => prop_assert!(fast.is_none()),
+                }
+            }
+        }
+    }
+}
