@@ -58,6 +58,7 @@ impl Config {
                 );
             }
             s.validate_into(&who, &at, p);
+            s.validate_kafka_into(self, &who, &at, p);
         }
         let mut names = BTreeSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
@@ -171,6 +172,8 @@ impl SourceConfig {
             | SourceKind::EntraSignins => {
                 self.validate_poller(kind, who, at, p);
             }
+            // Checked with the whole config at hand (the secret file's path): config/eventhubs.rs.
+            SourceKind::EventHubs => {}
             other => {
                 p.add(
                     &at.key("kind"),

@@ -7,6 +7,7 @@ pub mod azure_activity;
 pub mod checkpoint;
 pub mod entra_audit;
 pub mod entra_signins;
+pub mod eventhubs;
 pub mod files;
 pub mod graph_alerts;
 pub mod http;
@@ -37,6 +38,8 @@ pub struct SourceStats {
     pub rejected: AtomicU64,
     /// Batches that had to wait because the spool was full.
     pub paused: AtomicU64,
+    /// Streaming sources (`eventhubs`): counters per partition.
+    pub partitions: eventhubs::PartitionTable,
 }
 
 /// What every source needs from the pipeline.
@@ -55,6 +58,7 @@ pub enum Source {
     GraphAlerts(PollSource),
     EntraAudit(PollSource),
     EntraSignins(PollSource),
+    EventHubs(eventhubs::EventHubsSource),
 }
 
 /// Why a source stopped.
@@ -102,6 +106,9 @@ impl Source {
                 PollSource::from_config(cfg, config, &entra_signins::API, vec![tenant])
                     .map(Source::EntraSignins)
             }
+            Some(SourceKind::EventHubs) => {
+                eventhubs::EventHubsSource::from_config(cfg, config).map(Source::EventHubs)
+            }
             Some(kind) => Err(SourceError::Unsupported {
                 source_name: cfg.name.clone(),
                 kind,
@@ -120,6 +127,7 @@ impl Source {
             | Source::GraphAlerts(s)
             | Source::EntraAudit(s)
             | Source::EntraSignins(s) => s.name(),
+            Source::EventHubs(s) => s.name(),
         }
     }
 
@@ -131,6 +139,7 @@ impl Source {
             | Source::GraphAlerts(s)
             | Source::EntraAudit(s)
             | Source::EntraSignins(s) => s.run(ctx).await,
+            Source::EventHubs(s) => s.run(ctx).await,
         }
     }
 }

@@ -1,0 +1,363 @@
+//! The consumer loop of an `eventhubs` source: polls messages into a batch, makes the batch
+//! durable (bad messages to the dead-letter file, events to the spool, both synced) and only
+//! then commits the next offsets. When the group takes partitions away, the batch in hand is
+//! finished and committed inside the rebalance callback, before the partitions move on.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::records::{self, BadMessage, Coordinates};
+use super::EventHubsSource;
+use crate::event::Event;
+use crate::sources::{SourceContext, SourceError};
+use crate::spool::SpoolError;
+
+/// How long a batch may wait for more records before it is made durable.
+const LINGER: Duration = Duration::from_millis(100);
+/// One poll's wait when no message is ready.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Records read since the last commit.
+#[derive(Debug, Default)]
+struct Batch {
+    events: Vec<Event>,
+    /// Dead-letter lines for the messages (or records) that could not be read.
+    dead: Vec<String>,
+    /// Per partition: the offset to commit (last message + 1) and the records taken from it.
+    next_offsets: BTreeMap<i32, i64>,
+    records: BTreeMap<i32, u64>,
+    started: Option<Instant>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.next_offsets.is_empty()
+    }
+}
+
+/// What the polling loop and the rebalance callback share.
+struct Shared {
+    name: String,
+    topic: String,
+    ctx: SourceContext,
+    dead_letter: PathBuf,
+    batch: Mutex<Batch>,
+    /// A failure inside a callback, reported by the loop.
+    failure: Mutex<Option<SourceError>>,
+}
+
+/// The librdkafka context: statistics feed the lag metrics, revocations flush the batch.
+struct Context {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for Context {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.shared.topic) else {
+            return;
+        };
+        let owned: Vec<(i32, i64)> = topic
+            .partitions
+            .values()
+            .filter(|p| p.partition >= 0 && p.desired)
+            .filter_map(|p| {
+                let lag = if p.consumer_lag >= 0 {
+                    p.consumer_lag
+                } else if p.hi_offset >= 0 {
+                    p.hi_offset - p.lo_offset.max(0)
+                } else {
+                    return None;
+                };
+                Some((p.partition, lag))
+            })
+            .collect();
+        self.shared.ctx.stats.partitions.set_lags(&owned);
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let parts = partitions(tpl);
+                tracing::info!(message = "Partitions revoked; committing the batch in hand.", source = %self.shared.name, partitions = ?parts);
+                if let Err(e) = flush(&self.shared, consumer) {
+                    self.shared.fail(e);
+                }
+                self.shared.ctx.stats.partitions.revoked(&parts);
+            }
+            Rebalance::Assign(tpl) => {
+                tracing::info!(message = "Partitions assigned; resuming from the committed offsets.", source = %self.shared.name, partitions = ?partitions(tpl));
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(message = "Consumer group rebalance failed.", source = %self.shared.name, error = %e);
+            }
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+impl Shared {
+    fn fail(&self, e: SourceError) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(e);
+        }
+    }
+
+    fn take_failure(&self) -> Option<SourceError> {
+        self.failure.lock().ok().and_then(|mut f| f.take())
+    }
+
+    fn config_error(&self, message: String) -> SourceError {
+        SourceError::Config {
+            source_name: self.name.clone(),
+            message,
+        }
+    }
+
+    /// Adds one message to the batch.
+    fn add(&self, partition: i32, offset: i64, payload: Option<&[u8]>) {
+        let at = Coordinates {
+            topic: &self.topic,
+            partition,
+            offset,
+        };
+        let decoded = records::decode(&self.name, at, payload);
+        let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        batch.started.get_or_insert_with(Instant::now);
+        for bad in &decoded.bad {
+            batch.dead.push(self.dead_line(at, bad, payload));
+        }
+        *batch.records.entry(partition).or_default() += decoded.events.len() as u64;
+        batch.events.extend(decoded.events);
+        batch.next_offsets.insert(partition, offset + 1);
+    }
+
+    /// One dead-letter line: where the message sits, what is wrong, and the message itself
+    /// (as text when it is UTF-8, else as hex), so nothing is lost.
+    fn dead_line(&self, at: Coordinates<'_>, bad: &BadMessage, payload: Option<&[u8]>) -> String {
+        let bytes = payload.unwrap_or_default();
+        let mut line = serde_json::json!({
+            "source": self.name,
+            "topic": at.topic,
+            "partition": at.partition,
+            "offset": at.offset,
+            "error": bad.to_string(),
+            "bytes": bytes.len(),
+        });
+        match std::str::from_utf8(bytes) {
+            Ok(text) => line["payload"] = text.into(),
+            Err(_) => {
+                line["payload_hex"] = bytes
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+                    .into()
+            }
+        }
+        line.to_string()
+    }
+
+    /// Appends the dead-letter lines and syncs the file.
+    fn write_dead(&self, lines: &[String]) -> Result<(), SourceError> {
+        let written = self
+            .dead_letter
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                let mut f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.dead_letter)?;
+                let mut text = String::new();
+                for l in lines {
+                    text.push_str(l);
+                    text.push('\n');
+                }
+                f.write_all(text.as_bytes())?;
+                f.sync_data()
+            });
+        written.map_err(|e| {
+            self.config_error(format!(
+                "cannot write the dead-letter file {}: {e}",
+                self.dead_letter.display()
+            ))
+        })?;
+        tracing::warn!(message = "Unreadable Event Hubs messages written to the dead-letter file.", source = %self.name, count = lines.len(), file = %self.dead_letter.display());
+        self.ctx
+            .stats
+            .rejected
+            .fetch_add(lines.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Appends the events with a checkpoint (the offsets, for `spool status` and humans) as one
+    /// synced batch, waiting while the spool is full. `Ok(false)`: cancelled before appending.
+    fn spool(&self, events: &[Event], next: &BTreeMap<i32, i64>) -> Result<bool, SourceError> {
+        if events.is_empty() {
+            return Ok(true);
+        }
+        let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(events.len());
+        for ev in events {
+            let mut buf = Vec::with_capacity(ev.json.len() + 64);
+            ev.encode(&mut buf);
+            payloads.push(buf);
+        }
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let checkpoint =
+            serde_json::json!({ "version": 1, "topic": self.topic, "next_offsets": next })
+                .to_string();
+        let mut waited = false;
+        loop {
+            match self
+                .ctx
+                .spool
+                .append_batch(&self.name, &refs, checkpoint.as_bytes())
+            {
+                Ok(_) => {
+                    if waited {
+                        tracing::info!(message = "Spool has room again; source resumed.", source = %self.name);
+                    }
+                    return Ok(true);
+                }
+                Err(SpoolError::Full { .. }) => {
+                    if !waited {
+                        tracing::warn!(message = "Spool is full; source paused until destinations catch up.", source = %self.name);
+                        self.ctx.stats.paused.fetch_add(1, Ordering::Relaxed);
+                        waited = true;
+                    }
+                    if self.ctx.cancel.is_cancelled() {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(error) => {
+                    return Err(SourceError::Spool {
+                        source_name: self.name.clone(),
+                        error,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Makes the batch in hand durable, then commits its offsets. A batch that could not be
+/// appended (cancelled while the spool was full) is not committed: it will be read again.
+fn flush(shared: &Shared, consumer: &BaseConsumer<Context>) -> Result<(), SourceError> {
+    let batch = std::mem::take(&mut *shared.batch.lock().unwrap_or_else(|p| p.into_inner()));
+    if batch.is_empty() {
+        return Ok(());
+    }
+    if !batch.dead.is_empty() {
+        shared.write_dead(&batch.dead)?;
+    }
+    if !shared.spool(&batch.events, &batch.next_offsets)? {
+        return Ok(());
+    }
+    let stats = &shared.ctx.stats;
+    stats
+        .spooled
+        .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
+    for (p, n) in &batch.records {
+        stats.partitions.add_consumed(*p, *n);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (p, next) in &batch.next_offsets {
+        // Cannot fail for a fresh list and a concrete offset.
+        let _ = tpl.add_partition_offset(&shared.topic, *p, Offset::Offset(*next));
+    }
+    let parts: Vec<i32> = batch.next_offsets.keys().copied().collect();
+    let started = Instant::now();
+    let result = consumer.commit(&tpl, CommitMode::Sync);
+    stats
+        .partitions
+        .commit_done(&parts, started.elapsed(), result.is_ok());
+    if let Err(error) = result {
+        // The records are in the spool; they will be read again after a restart or rebalance
+        // and carry the same ids, so the SIEM can drop the repeats.
+        tracing::warn!(message = "Offset commit failed; these records may be delivered again.", source = %shared.name, partitions = ?parts, %error);
+    }
+    Ok(())
+}
+
+/// The source's blocking thread: subscribe, poll, batch, flush; on cancel flush and leave.
+pub(super) fn consume(source: EventHubsSource, ctx: SourceContext) -> Result<(), SourceError> {
+    let cancel = ctx.cancel.clone();
+    let shared = Arc::new(Shared {
+        name: source.name.clone(),
+        topic: source.topic.clone(),
+        ctx,
+        dead_letter: source.dead_letter.clone(),
+        batch: Mutex::default(),
+        failure: Mutex::default(),
+    });
+    let consumer: BaseConsumer<Context> = source
+        .client
+        .create_with_context(Context {
+            shared: shared.clone(),
+        })
+        .map_err(|e| shared.config_error(format!("cannot create the Kafka consumer: {e}")))?;
+    consumer.subscribe(&[&source.topic]).map_err(|e| {
+        shared.config_error(format!(
+            "cannot subscribe to topic \"{}\": {e}",
+            source.topic
+        ))
+    })?;
+    tracing::info!(message = "Source started.", source = %source.name, topic = %source.topic, group = %source.group);
+    let mut last_error: Option<Instant> = None;
+    let result = loop {
+        if cancel.is_cancelled() {
+            break flush(&shared, &consumer);
+        }
+        let polled = consumer.poll(POLL);
+        let idle = polled.is_none();
+        match polled {
+            None => {}
+            Some(Ok(msg)) => shared.add(msg.partition(), msg.offset(), msg.payload()),
+            Some(Err(error)) => log_error(&shared.name, &error, &mut last_error),
+        }
+        if let Some(e) = shared.take_failure() {
+            break Err(e);
+        }
+        let due = {
+            let b = shared.batch.lock().unwrap_or_else(|p| p.into_inner());
+            !b.is_empty()
+                && (idle
+                    || b.events.len() >= source.batch_size
+                    || b.started.is_some_and(|s| s.elapsed() >= LINGER))
+        };
+        if due {
+            if let Err(e) = flush(&shared, &consumer) {
+                break Err(e);
+            }
+        }
+    };
+    // Leaving the group hands the partitions to the other members at once.
+    consumer.unsubscribe();
+    drop(consumer);
+    tracing::info!(message = "Source stopped.", source = %source.name);
+    result?;
+    shared.take_failure().map_or(Ok(()), Err)
+}
+
+/// Broker errors are retried by librdkafka; say so at most every 30 s.
+fn log_error(source: &str, error: &rdkafka::error::KafkaError, last: &mut Option<Instant>) {
+    if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+        tracing::warn!(message = "Kafka consumer error; retrying.", source, %error);
+        *last = Some(Instant::now());
+    }
+}
