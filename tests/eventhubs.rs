@@ -92,6 +92,35 @@ fn send_records(producer: &BaseProducer, range: std::ops::Range<usize>) {
     producer.flush(Duration::from_secs(60)).unwrap();
 }
 
+/// Records the mock cluster may hold unread: its partitions keep about 5 MB each and delete
+/// older messages like retention does, so the test never runs further ahead of the consumers.
+const MAX_AHEAD: usize = 16_000;
+
+/// Sends records `range` in steps, each only once `delivered()` is within `MAX_AHEAD` of what
+/// was sent (a producer the consumers keep up with, as a live hub is).
+fn stream_records(
+    producer: &BaseProducer,
+    range: std::ops::Range<usize>,
+    delivered: impl Fn() -> usize,
+) {
+    const STEP: usize = 2000;
+    let mut from = range.start;
+    while from < range.end {
+        let start = Instant::now();
+        while from.saturating_sub(delivered()) > MAX_AHEAD - STEP {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "consumers stalled: {} of {from} delivered",
+                delivered()
+            );
+            pause(Duration::from_millis(20));
+        }
+        let to = (from + STEP).min(range.end);
+        send_records(producer, from..to);
+        from = to;
+    }
+}
+
 /// A `{"records":[…]}` message of streamed activity records, correlation ids `corr-NNNNNNN`.
 fn envelope(ids: &[usize]) -> Vec<u8> {
     let records: Vec<serde_json::Value> = ids
@@ -219,11 +248,11 @@ fn wait_for(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
 fn two_hundred_thousand_records_reach_rsyslog_exactly_once() {
     const N: usize = 200_000;
     let hub = Hub::start();
-    hub.send_records(0..N);
     let rsyslog = Rsyslog::start_tcp();
     let root = tempfile::tempdir().unwrap();
     let one = Instance::new(root.path(), "one", &hub.bootstrap(), &rsyslog.address(), 5000);
     let mut child = one.spawn();
+    stream_records(&hub.producer, 0..N, || rsyslog.count_lines());
     rsyslog.wait_for_lines_from(Some(&mut *child), N, Duration::from_secs(300));
     // Everything is committed: nothing is left behind on any partition.
     wait_for(Duration::from_secs(20), "lag 0 on all partitions", || {
@@ -287,12 +316,9 @@ fn a_group_of_two_survives_kill_9_of_one_member() {
     );
     std::thread::scope(|s| {
         let producer = &hub.producer;
+        let receiver = &rsyslog;
         let streaming = s.spawn(move || {
-            let bounds: Vec<usize> = (0..=40).map(|k| N / 5 + k * (N - N / 5) / 40).collect();
-            for w in bounds.windows(2) {
-                send_records(producer, w[0]..w[1]);
-                pause(Duration::from_millis(100));
-            }
+            stream_records(producer, N / 5..N, || receiver.count_lines());
         });
         // Mid-stream: a's share is being delivered when it dies.
         wait_for(Duration::from_secs(60), "a to deliver part of its share", || {
