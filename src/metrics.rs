@@ -289,6 +289,14 @@ fn escape_label(v: &str) -> String {
     s
 }
 
+/// Name, type, help and value of one per-partition metric family.
+type PartitionFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PartitionCounters) -> Option<f64>,
+);
+
 /// Per-partition counters of the streaming (`eventhubs`) sources; nothing when there is none.
 fn partition_metrics(x: &mut Exposition, sources: &[(String, Arc<SourceStats>)]) {
     let rows: Vec<(&str, String, PartitionCounters)> = sources
@@ -303,7 +311,7 @@ fn partition_metrics(x: &mut Exposition, sources: &[(String, Arc<SourceStats>)])
     if rows.is_empty() {
         return;
     }
-    let families: [(&str, &str, &str, fn(&PartitionCounters) -> Option<f64>); 4] = [
+    let families: [PartitionFamily; 4] = [
         (
             "siemcast_eventhubs_partition_lag_records",
             "gauge",

@@ -141,7 +141,9 @@ fn envelope(ids: &[usize]) -> Vec<u8> {
             })
         })
         .collect();
-    serde_json::json!({ "records": records }).to_string().into_bytes()
+    serde_json::json!({ "records": records })
+        .to_string()
+        .into_bytes()
 }
 
 /// A siemcast instance's directory and config: the hub → the receiver at `address`.
@@ -250,7 +252,13 @@ fn two_hundred_thousand_records_reach_rsyslog_exactly_once() {
     let hub = Hub::start();
     let rsyslog = Rsyslog::start_tcp();
     let root = tempfile::tempdir().unwrap();
-    let one = Instance::new(root.path(), "one", &hub.bootstrap(), &rsyslog.address(), 5000);
+    let one = Instance::new(
+        root.path(),
+        "one",
+        &hub.bootstrap(),
+        &rsyslog.address(),
+        5000,
+    );
     let mut child = one.spawn();
     stream_records(&hub.producer, 0..N, || rsyslog.count_lines());
     rsyslog.wait_for_lines_from(Some(&mut *child), N, Duration::from_secs(300));
@@ -279,18 +287,29 @@ fn two_hundred_thousand_records_reach_rsyslog_exactly_once() {
 
     let counts = count_ids(&rsyslog.settled_lines());
     let (missing, extra) = missing_and_duplicates(&counts, N);
-    assert!(missing.is_empty(), "{} ids missing, first {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} ids missing, first {:?}",
+        missing.len(),
+        missing.first()
+    );
     assert_eq!(extra, 0, "duplicates in a run without failures");
     assert_eq!(counts.len(), N);
 
     // A restart resumes from the committed offsets: nothing is read again.
     let mut again = one.spawn();
-    wait_for(Duration::from_secs(30), "the restarted instance to own partitions", || {
-        one.owned_partitions() == PARTITIONS as usize
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the restarted instance to own partitions",
+        || one.owned_partitions() == PARTITIONS as usize,
+    );
     pause(Duration::from_secs(2));
     stop(&mut again);
-    assert_eq!(rsyslog.settled_lines().len(), N, "a restart re-read committed records");
+    assert_eq!(
+        rsyslog.settled_lines().len(),
+        N,
+        "a restart re-read committed records"
+    );
 }
 
 #[test]
@@ -300,15 +319,29 @@ fn a_group_of_two_survives_kill_9_of_one_member() {
     let hub = Hub::start();
     let rsyslog = Rsyslog::start_tcp();
     let root = tempfile::tempdir().unwrap();
-    let a = Instance::new(root.path(), "a", &hub.bootstrap(), &rsyslog.address(), BATCH);
-    let b = Instance::new(root.path(), "b", &hub.bootstrap(), &rsyslog.address(), BATCH);
+    let a = Instance::new(
+        root.path(),
+        "a",
+        &hub.bootstrap(),
+        &rsyslog.address(),
+        BATCH,
+    );
+    let b = Instance::new(
+        root.path(),
+        "b",
+        &hub.bootstrap(),
+        &rsyslog.address(),
+        BATCH,
+    );
     let mut child_a = a.spawn();
     let mut child_b = b.spawn();
     // The first fifth lands before the group forms, the rest streams in while it runs.
     hub.send_records(0..N / 5);
-    wait_for(Duration::from_secs(60), "both members to own partitions", || {
-        a.owned_partitions() > 0 && b.owned_partitions() > 0
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "both members to own partitions",
+        || a.owned_partitions() > 0 && b.owned_partitions() > 0,
+    );
     assert_eq!(
         a.owned_partitions() + b.owned_partitions(),
         PARTITIONS as usize,
@@ -321,19 +354,28 @@ fn a_group_of_two_survives_kill_9_of_one_member() {
             stream_records(producer, N / 5..N, || receiver.count_lines());
         });
         // Mid-stream: a's share is being delivered when it dies.
-        wait_for(Duration::from_secs(60), "a to deliver part of its share", || {
-            a.metric("siemcast_source_events_spooled_total{source=\"hub\"}")
-                .is_some_and(|v| v >= (N / 5) as f64 / 4.0)
-        });
-        assert!(rsyslog.count_lines() < N, "the kill came after the stream ended");
+        wait_for(
+            Duration::from_secs(60),
+            "a to deliver part of its share",
+            || {
+                a.metric("siemcast_source_events_spooled_total{source=\"hub\"}")
+                    .is_some_and(|v| v >= (N / 5) as f64 / 4.0)
+            },
+        );
+        assert!(
+            rsyslog.count_lines() < N,
+            "the kill came after the stream ended"
+        );
         child_a.kill().unwrap();
         child_a.wait().unwrap();
         streaming.join().unwrap();
     });
     // The group notices the silent member after its session timeout and gives b everything.
-    wait_for(Duration::from_secs(60), "b to take over all partitions", || {
-        b.owned_partitions() == PARTITIONS as usize
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "b to take over all partitions",
+        || b.owned_partitions() == PARTITIONS as usize,
+    );
     assert!(
         b.log().contains("Partitions assigned"),
         "b's log does not show the new assignment"
@@ -364,7 +406,13 @@ fn unreadable_messages_are_dead_lettered_and_consumption_goes_on() {
     let hub = Hub::start();
     let rsyslog = Rsyslog::start_tcp();
     let root = tempfile::tempdir().unwrap();
-    let one = Instance::new(root.path(), "one", &hub.bootstrap(), &rsyslog.address(), 100);
+    let one = Instance::new(
+        root.path(),
+        "one",
+        &hub.bootstrap(),
+        &rsyslog.address(),
+        100,
+    );
     hub.send_records(0..200);
     // On partition 1, between good messages: not JSON, no `records`, one bad record among
     // good ones, and a message larger than an event can be.
@@ -401,7 +449,10 @@ fn unreadable_messages_are_dead_lettered_and_consumption_goes_on() {
         .collect();
     let errors: Vec<&str> = dead.iter().map(|d| d["error"].as_str().unwrap()).collect();
     assert!(errors[0].starts_with("message is not JSON"), "{errors:?}");
-    assert!(errors[1].starts_with("message is not a {\"records\":[…]} envelope"), "{errors:?}");
+    assert!(
+        errors[1].starts_with("message is not a {\"records\":[…]} envelope"),
+        "{errors:?}"
+    );
     assert_eq!(errors[2], "record 0 is not a JSON object");
     assert!(errors[3].starts_with("message is 1200"), "{errors:?}");
     for d in &dead {
@@ -413,5 +464,8 @@ fn unreadable_messages_are_dead_lettered_and_consumption_goes_on() {
     assert_eq!(dead[3]["payload"].as_str().map(str::len), Some(huge.len()));
     let offsets: Vec<i64> = dead.iter().map(|d| d["offset"].as_i64().unwrap()).collect();
     assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
-    assert!(one.log().contains("dead-letter"), "the log does not mention the dead letters");
+    assert!(
+        one.log().contains("dead-letter"),
+        "the log does not mention the dead letters"
+    );
 }

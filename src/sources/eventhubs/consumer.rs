@@ -2,18 +2,26 @@
 //! durable (bad messages to the dead-letter file, events to the spool, both synced) and only
 //! then commits the next offsets. When the group takes partitions away, the batch in hand is
 //! finished and committed inside the rebalance callback, before the partitions move on.
+//!
+//! A group that is rebalancing refuses commits (`REBALANCE_IN_PROGRESS`, as Kafka and Event Hubs
+//! do) until every member has rejoined. So when a commit is refused the loop pauses fetching
+//! (what it reads now could not be committed either, and the next owner would read it again),
+//! keeps the refused offsets, and commits them under the new generation for the partitions it
+//! still owns once the group has settled.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::records::{self, BadMessage, Coordinates};
@@ -26,6 +34,8 @@ use crate::spool::SpoolError;
 const LINGER: Duration = Duration::from_millis(100);
 /// One poll's wait when no message is ready.
 const POLL: Duration = Duration::from_millis(50);
+/// Longest pause after a refused commit when no rebalance follows.
+const MAX_PAUSE: Duration = Duration::from_secs(30);
 
 /// Records read since the last commit.
 #[derive(Debug, Default)]
@@ -50,8 +60,15 @@ struct Shared {
     name: String,
     topic: String,
     ctx: SourceContext,
+    /// The runtime the source was started from, for waiting on it from this thread.
+    runtime: tokio::runtime::Handle,
     dead_letter: PathBuf,
     batch: Mutex<Batch>,
+    /// Offsets made durable whose commit was refused, to commit with the next batch or, after a
+    /// rebalance, for the partitions still owned.
+    pending: Mutex<BTreeMap<i32, i64>>,
+    /// A commit was refused because the group is rebalancing: stop fetching until it settles.
+    rebalancing: AtomicBool,
     /// A failure inside a callback, reported by the loop.
     failure: Mutex<Option<SourceError>>,
 }
@@ -97,13 +114,36 @@ impl ConsumerContext for Context {
                 self.shared.ctx.stats.partitions.revoked(&parts);
             }
             Rebalance::Assign(tpl) => {
-                tracing::info!(message = "Partitions assigned; resuming from the committed offsets.", source = %self.shared.name, partitions = ?partitions(tpl));
+                let parts = partitions(tpl);
+                tracing::info!(message = "Partitions assigned; resuming from the committed offsets.", source = %self.shared.name, partitions = ?parts);
+                // Before the assignment fetches its start offsets: commit, under the new
+                // generation, what this member made durable but could not commit, for the
+                // partitions it keeps. Others' offsets belong to their new owners now.
+                let kept: BTreeMap<i32, i64> = {
+                    let mut pending = lock(&self.shared.pending);
+                    let kept = pending
+                        .iter()
+                        .filter(|(p, _)| parts.contains(p))
+                        .map(|(p, o)| (*p, *o))
+                        .collect();
+                    pending.clear();
+                    kept
+                };
+                if !kept.is_empty() {
+                    // A refusal here leaves them uncommitted: read again, never lost.
+                    let _ = commit(&self.shared, consumer, &kept);
+                }
+                self.shared.rebalancing.store(false, Ordering::Release);
             }
             Rebalance::Error(e) => {
                 tracing::warn!(message = "Consumer group rebalance failed.", source = %self.shared.name, error = %e);
             }
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
@@ -239,10 +279,15 @@ impl Shared {
                         self.ctx.stats.paused.fetch_add(1, Ordering::Relaxed);
                         waited = true;
                     }
-                    if self.ctx.cancel.is_cancelled() {
+                    // This is the source's own blocking thread: wait on the runtime for room or
+                    // for the cancellation, whichever comes first.
+                    let cancel = self.ctx.cancel.clone();
+                    let wait = tokio::time::timeout(Duration::from_millis(200), async move {
+                        cancel.cancelled().await
+                    });
+                    if self.runtime.block_on(wait).is_ok() {
                         return Ok(false);
                     }
-                    std::thread::sleep(Duration::from_millis(200));
                 }
                 Err(error) => {
                     return Err(SourceError::Spool {
@@ -275,23 +320,56 @@ fn flush(shared: &Shared, consumer: &BaseConsumer<Context>) -> Result<(), Source
     for (p, n) in &batch.records {
         stats.partitions.add_consumed(*p, *n);
     }
+    let mut offsets = std::mem::take(&mut *lock(&shared.pending));
+    offsets.extend(batch.next_offsets);
+    commit(shared, consumer, &offsets);
+    Ok(())
+}
+
+/// Commits `offsets` (partition → next offset to read). A refused commit keeps them pending;
+/// a refusal because the group is rebalancing also pauses fetching (see the module comment).
+fn commit(shared: &Shared, consumer: &BaseConsumer<Context>, offsets: &BTreeMap<i32, i64>) -> bool {
     let mut tpl = TopicPartitionList::new();
-    for (p, next) in &batch.next_offsets {
+    for (p, next) in offsets {
         // Cannot fail for a fresh list and a concrete offset.
         let _ = tpl.add_partition_offset(&shared.topic, *p, Offset::Offset(*next));
     }
-    let parts: Vec<i32> = batch.next_offsets.keys().copied().collect();
+    let parts: Vec<i32> = offsets.keys().copied().collect();
     let started = Instant::now();
     let result = consumer.commit(&tpl, CommitMode::Sync);
-    stats
+    shared
+        .ctx
+        .stats
         .partitions
         .commit_done(&parts, started.elapsed(), result.is_ok());
-    if let Err(error) = result {
-        // The records are in the spool; they will be read again after a restart or rebalance
-        // and carry the same ids, so the SIEM can drop the repeats.
-        tracing::warn!(message = "Offset commit failed; these records may be delivered again.", source = %shared.name, partitions = ?parts, %error);
+    let Err(error) = result else {
+        return true;
+    };
+    let mut pending = lock(&shared.pending);
+    for (p, next) in offsets {
+        let e = pending.entry(*p).or_insert(*next);
+        *e = (*e).max(*next);
     }
-    Ok(())
+    let code = match &error {
+        KafkaError::ConsumerCommit(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    };
+    if matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId
+        )
+    ) {
+        shared.rebalancing.store(true, Ordering::Release);
+        tracing::info!(message = "The group is rebalancing; offsets will be committed once it settles.", source = %shared.name, partitions = ?parts);
+    } else {
+        // The records are in the spool; if the commit never succeeds they are read again
+        // after a restart or rebalance, with the same ids, so the SIEM can drop the repeats.
+        tracing::warn!(message = "Offset commit failed; will retry with the next batch.", source = %shared.name, partitions = ?parts, %error);
+    }
+    false
 }
 
 /// The source's blocking thread: subscribe, poll, batch, flush; on cancel flush and leave.
@@ -301,8 +379,11 @@ pub(super) fn consume(source: EventHubsSource, ctx: SourceContext) -> Result<(),
         name: source.name.clone(),
         topic: source.topic.clone(),
         ctx,
+        runtime: tokio::runtime::Handle::current(),
         dead_letter: source.dead_letter.clone(),
         batch: Mutex::default(),
+        pending: Mutex::default(),
+        rebalancing: AtomicBool::new(false),
         failure: Mutex::default(),
     });
     let consumer: BaseConsumer<Context> = source
@@ -319,9 +400,27 @@ pub(super) fn consume(source: EventHubsSource, ctx: SourceContext) -> Result<(),
     })?;
     tracing::info!(message = "Source started.", source = %source.name, topic = %source.topic, group = %source.group);
     let mut last_error: Option<Instant> = None;
+    let mut paused: Option<(Instant, TopicPartitionList)> = None;
     let result = loop {
         if cancel.is_cancelled() {
             break flush(&shared, &consumer);
+        }
+        let rebalancing = shared.rebalancing.load(Ordering::Acquire);
+        match (&paused, rebalancing) {
+            (None, true) => {
+                if let Ok(assigned) = consumer.assignment() {
+                    let _ = consumer.pause(&assigned);
+                    paused = Some((Instant::now(), assigned));
+                }
+            }
+            (Some((since, assigned)), _) if !rebalancing || since.elapsed() > MAX_PAUSE => {
+                // A new assignment starts unpaused; resuming what was paused is for the case
+                // where no rebalance came.
+                let _ = consumer.resume(assigned);
+                shared.rebalancing.store(false, Ordering::Release);
+                paused = None;
+            }
+            _ => {}
         }
         let polled = consumer.poll(POLL);
         let idle = polled.is_none();
