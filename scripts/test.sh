@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs the real peers the
-# tests talk to (rsyslog with its TLS driver, syslog-ng unpacked beside it, openssl) and
-# systemd-analyze (package systemd) with apt-get when they are missing, checks formatting and
+# tests talk to (rsyslog with its TLS driver, syslog-ng unpacked beside it, openssl),
+# systemd-analyze (package systemd) and librdkafka's build tools with apt-get when missing, checks formatting and
 # lints, checks the systemd unit and the .deb (cargo-deb from crates.io when missing), then
 # runs every unit, golden, property and whole-program test.
 set -euo pipefail
@@ -12,6 +12,13 @@ missing=()
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ] || [ -n "$(find /usr/lib -name lmnsd_ossl.so 2>/dev/null | head -n 1)" ] || missing+=(rsyslog-openssl)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+# Building librdkafka (the rdkafka crate's C library, for the eventhubs source): make, a C
+# compiler, pkg-config and the OpenSSL and zlib headers.
+command -v make >/dev/null || missing+=(make)
+command -v cc >/dev/null || missing+=(gcc)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+[ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+[ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${missing[*]}"
   sudo=""
