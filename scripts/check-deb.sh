@@ -37,7 +37,8 @@ expected=(
   /usr/share/siemcast/mappings/README.md
   /usr/share/doc/siemcast/README.md
 )
-for kind in azure_activity defender_alerts graph_alerts entra_audit entra_signins o365_management; do
+for kind in azure_activity defender_alerts graph_alerts entra_audit entra_signins o365_management \
+  eventhubs_activity eventhubs_entra_audit eventhubs_entra_signins eventhubs_diagnostic; do
   expected+=("/usr/share/siemcast/mappings/arcsight/$kind.toml" "/usr/share/siemcast/mappings/qradar/$kind.toml")
 done
 status=0
