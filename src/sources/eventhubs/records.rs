@@ -445,4 +445,32 @@ mod tests {
         assert_eq!(v["_siemcast"]["id"], "a\"b\\c\n");
         assert!(!ev.json.contains(&b'\n'));
     }
+
+    #[test]
+    fn decoded_records_render_with_the_shipped_mappings() {
+        // The reference's synthetic activity message, as a diagnostic setting sends it.
+        let msg = br#"{"records":[{"time":"2025-03-04T09:15:22.1234567Z","resourceId":"/SUBSCRIPTIONS/5F1C2A7E/RESOURCEGROUPS/RG-PROD-APP","operationName":"MICROSOFT.AUTHORIZATION/ROLEASSIGNMENTS/WRITE","category":"Administrative","resultType":"Success","resultSignature":"Succeeded.Created","callerIpAddress":"203.0.113.42","correlationId":"7d1e2f30-aa41-4b52-9c63-d7e8f9a0b1c2","identity":{"claims":{"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn":"j.rivera@contoso.example"}},"level":"Information","properties":{"eventCategory":"Administrative"}},
+            {"time":"2025-03-04T11:02:03Z","category":"AuditLogs","properties":{"id":"Directory_1","activityDisplayName":"Add member to group","result":"success"}}]}"#;
+        let d = decode("hub", AT, Some(msg));
+        assert!(d.bad.is_empty());
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        for (ev, want) in d.events.iter().zip([
+            format!("externalId={} cat=Administrative", coordinate_id(AT, 0)),
+            "externalId=Directory_1 ".to_owned(),
+        ]) {
+            for vendor in ["arcsight", "qradar"] {
+                let path = root.join(vendor).join(format!("{}.toml", ev.kind));
+                let mapping = crate::mapping::Mapping::load(&path).unwrap();
+                let mut out = Vec::new();
+                mapping.render_json(&ev.json, &mut out).unwrap();
+                let line = String::from_utf8(out).unwrap();
+                if vendor == "arcsight" {
+                    assert!(line.contains(&want), "{line}");
+                } else {
+                    assert!(line.contains(&format!("externalId={}", ev.id)), "{line}");
+                }
+                assert!(line.contains("insights-activity-logs/2@41"), "{line}");
+            }
+        }
+    }
 }
