@@ -176,7 +176,7 @@ impl Shared {
             offset,
         };
         let decoded = records::decode(&self.name, at, payload);
-        let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = lock(&self.batch);
         batch.started.get_or_insert_with(Instant::now);
         for bad in &decoded.bad {
             batch.dead.push(self.dead_line(at, bad, payload));
@@ -303,8 +303,15 @@ impl Shared {
 /// Makes the batch in hand durable, then commits its offsets. A batch that could not be
 /// appended (cancelled while the spool was full) is not committed: it will be read again.
 fn flush(shared: &Shared, consumer: &BaseConsumer<Context>) -> Result<(), SourceError> {
-    let batch = std::mem::take(&mut *shared.batch.lock().unwrap_or_else(|p| p.into_inner()));
+    let batch = std::mem::take(&mut *lock(&shared.batch));
     if batch.is_empty() {
+        // Offsets refused earlier (not during a rebalance, which settles them itself) are
+        // retried even when no new record came.
+        let pending = lock(&shared.pending).clone();
+        if !pending.is_empty() && !shared.rebalancing.load(Ordering::Acquire) {
+            lock(&shared.pending).clear();
+            commit(shared, consumer, &pending);
+        }
         return Ok(());
     }
     if !batch.dead.is_empty() {
@@ -433,7 +440,7 @@ pub(super) fn consume(source: EventHubsSource, ctx: SourceContext) -> Result<(),
             break Err(e);
         }
         let due = {
-            let b = shared.batch.lock().unwrap_or_else(|p| p.into_inner());
+            let b = lock(&shared.batch);
             !b.is_empty()
                 && (idle
                     || b.events.len() >= source.batch_size
