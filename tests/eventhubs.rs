@@ -392,11 +392,13 @@ fn a_group_of_two_survives_kill_9_of_one_member() {
     let (missing, extra) = missing_and_duplicates(&counts, N);
     assert!(missing.is_empty(), "{} ids missing", missing.len());
     assert_eq!(counts.len(), N, "ids the test never sent");
-    // Duplicates come only from what a had made durable but not yet committed (one batch)
-    // and what its destination had sent but not yet recorded as sent (one send batch).
+    // Duplicates come only from batches made durable but not committed: a's last batch when it
+    // died; when a rejoins, the batch each member had in hand as the group refused commits
+    // (for the partitions that moved); and what a's destination had sent in its last cursor
+    // interval before the kill (resent after the restart).
     eprintln!("kill -9 of one member: {extra} duplicates of {N} records");
     assert!(
-        extra <= 2 * BATCH + 1000,
+        extra <= 3 * BATCH + 2000,
         "{extra} duplicates: more than the uncommitted batches can explain"
     );
 }
