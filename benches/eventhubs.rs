@@ -92,7 +92,10 @@ fn check_backlog(bootstrap: &str, topic: &str, n: usize) {
         let (low, high) = probe
             .fetch_watermarks(topic, p, Duration::from_secs(10))
             .expect("watermarks");
-        assert_eq!(low, 0, "partition {p} lost its oldest messages; use fewer records");
+        assert_eq!(
+            low, 0,
+            "partition {p} lost its oldest messages; use fewer records"
+        );
         messages += high;
     }
     assert_eq!(messages as usize, n.div_ceil(RECORDS_PER_MESSAGE));

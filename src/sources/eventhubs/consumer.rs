@@ -1,6 +1,7 @@
 //! The consumer loop of an `eventhubs` source: polls messages into a batch, makes the batch
-//! durable (bad messages to the dead-letter file, events to the spool, both synced) and only
-//! then commits the next offsets. When the group takes partitions away, the batch in hand is
+//! durable (bad messages to the dead-letter file, events to the spool, both synced; on a
+//! thread of its own, one batch at a time, while polling goes on) and only then commits the
+//! next offsets. When the group takes partitions away, the batch in hand is
 //! finished and committed inside the rebalance callback, before the partitions move on.
 //!
 //! A group that is rebalancing refuses commits (`REBALANCE_IN_PROGRESS`, as Kafka and Event Hubs
@@ -64,6 +65,8 @@ struct Shared {
     runtime: tokio::runtime::Handle,
     dead_letter: PathBuf,
     batch: Mutex<Batch>,
+    /// The batch being made durable on its own thread, if any.
+    in_flight: Mutex<Option<InFlight>>,
     /// Offsets made durable whose commit was refused, to commit with the next batch or, after a
     /// rebalance, for the partitions still owned.
     pending: Mutex<BTreeMap<i32, i64>>,
@@ -300,9 +303,19 @@ impl Shared {
     }
 }
 
-/// Makes the batch in hand durable, then commits its offsets. A batch that could not be
-/// appended (cancelled while the spool was full) is not committed: it will be read again.
-fn flush(shared: &Shared, consumer: &BaseConsumer<Context>) -> Result<(), SourceError> {
+/// A batch being made durable on its own thread while the consumer goes on polling.
+struct InFlight {
+    handle: std::thread::JoinHandle<Result<bool, SourceError>>,
+    next_offsets: BTreeMap<i32, i64>,
+    records: BTreeMap<i32, u64>,
+    events: u64,
+}
+
+/// Starts making the batch in hand durable (dead letters, then the spool, each synced) on a
+/// thread of its own, so the fsync does not stall fetching. At most one is in flight: the
+/// previous one is finished (and committed) first, which keeps commits in order.
+fn start_flush(shared: &Arc<Shared>, consumer: &BaseConsumer<Context>) -> Result<(), SourceError> {
+    finish_flush(shared, consumer)?;
     let batch = std::mem::take(&mut *lock(&shared.batch));
     if batch.is_empty() {
         // Offsets refused earlier (not during a rebalance, which settles them itself) are
@@ -314,23 +327,63 @@ fn flush(shared: &Shared, consumer: &BaseConsumer<Context>) -> Result<(), Source
         }
         return Ok(());
     }
-    if !batch.dead.is_empty() {
-        shared.write_dead(&batch.dead)?;
-    }
-    if !shared.spool(&batch.events, &batch.next_offsets)? {
+    let worker = shared.clone();
+    let (dead, events, next) = (batch.dead, batch.events, batch.next_offsets.clone());
+    let count = events.len() as u64;
+    let handle = std::thread::Builder::new()
+        .name("eventhubs-spool".into())
+        .spawn(move || {
+            if !dead.is_empty() {
+                worker.write_dead(&dead)?;
+            }
+            worker.spool(&events, &next)
+        })
+        .map_err(|e| shared.config_error(format!("cannot start a spool writer thread: {e}")))?;
+    *lock(&shared.in_flight) = Some(InFlight {
+        handle,
+        next_offsets: batch.next_offsets,
+        records: batch.records,
+        events: count,
+    });
+    Ok(())
+}
+
+/// Waits for the batch in flight, then commits its offsets (with any refused before). A batch
+/// that could not be appended (cancelled while the spool was full) is not committed: it will
+/// be read again.
+fn finish_flush(shared: &Shared, consumer: &BaseConsumer<Context>) -> Result<(), SourceError> {
+    let Some(job) = lock(&shared.in_flight).take() else {
+        return Ok(());
+    };
+    let durable = job
+        .handle
+        .join()
+        .unwrap_or_else(|_| Err(shared.config_error("the spool writer thread panicked".into())))?;
+    if !durable {
         return Ok(());
     }
     let stats = &shared.ctx.stats;
-    stats
-        .spooled
-        .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
-    for (p, n) in &batch.records {
+    stats.spooled.fetch_add(job.events, Ordering::Relaxed);
+    for (p, n) in &job.records {
         stats.partitions.add_consumed(*p, *n);
     }
     let mut offsets = std::mem::take(&mut *lock(&shared.pending));
-    offsets.extend(batch.next_offsets);
+    offsets.extend(job.next_offsets);
     commit(shared, consumer, &offsets);
     Ok(())
+}
+
+/// Makes everything in hand durable and commits it, before returning.
+fn flush(shared: &Arc<Shared>, consumer: &BaseConsumer<Context>) -> Result<(), SourceError> {
+    start_flush(shared, consumer)?;
+    finish_flush(shared, consumer)
+}
+
+/// Whether the batch in flight has finished (so its commit need not wait).
+fn in_flight_done(shared: &Shared) -> bool {
+    lock(&shared.in_flight)
+        .as_ref()
+        .is_some_and(|j| j.handle.is_finished())
 }
 
 /// Commits `offsets` (partition → next offset to read). A refused commit keeps them pending;
@@ -389,6 +442,7 @@ pub(super) fn consume(source: EventHubsSource, ctx: SourceContext) -> Result<(),
         runtime: tokio::runtime::Handle::current(),
         dead_letter: source.dead_letter.clone(),
         batch: Mutex::default(),
+        in_flight: Mutex::default(),
         pending: Mutex::default(),
         rebalancing: AtomicBool::new(false),
         failure: Mutex::default(),
@@ -439,15 +493,23 @@ pub(super) fn consume(source: EventHubsSource, ctx: SourceContext) -> Result<(),
         if let Some(e) = shared.take_failure() {
             break Err(e);
         }
-        let due = {
+        if in_flight_done(&shared) {
+            if let Err(e) = finish_flush(&shared, &consumer) {
+                break Err(e);
+            }
+        }
+        let (due, full) = {
             let b = lock(&shared.batch);
-            !b.is_empty()
-                && (idle
-                    || b.events.len() >= source.batch_size
-                    || b.started.is_some_and(|s| s.elapsed() >= LINGER))
+            let full = b.events.len() >= source.batch_size;
+            let due =
+                !b.is_empty() && (idle || full || b.started.is_some_and(|s| s.elapsed() >= LINGER));
+            (due, full)
         };
-        if due {
-            if let Err(e) = flush(&shared, &consumer) {
+        // While a batch is in flight the next one keeps growing, up to batch_size; then it
+        // waits for the one in flight (start_flush finishes that first).
+        let busy = lock(&shared.in_flight).is_some();
+        if due && (!busy || full) {
+            if let Err(e) = start_flush(&shared, &consumer) {
                 break Err(e);
             }
         }
