@@ -139,7 +139,7 @@ bootstrap_servers = "{bootstrap}"
 topic = "{topic}"
 group = "bench"
 security = "plaintext"
-batch_size = 5000
+batch_size = 20000
 [[destination]]
 name = "siem"
 address = "{address}"
