@@ -38,7 +38,8 @@ expected=(
   /usr/share/doc/siemcast/README.md
   /usr/share/man/man1/siemcast.1.gz
 )
-for kind in azure_activity defender_alerts graph_alerts entra_audit entra_signins o365_management; do
+for kind in azure_activity defender_alerts graph_alerts entra_audit entra_signins o365_management \
+  eventhubs_activity eventhubs_entra_audit eventhubs_entra_signins eventhubs_diagnostic; do
   expected+=("/usr/share/siemcast/mappings/arcsight/$kind.toml" "/usr/share/siemcast/mappings/qradar/$kind.toml")
 done
 status=0

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs the real peers the
 # tests talk to (rsyslog with its TLS driver, syslog-ng unpacked beside it, openssl),
-# systemd-analyze (package systemd), groff (groff-base, lints the man page) and man (man-db:
-# verify resolves the unit's Documentation=man:siemcast(1)) with apt-get when missing, checks
-# formatting and lints, checks the systemd unit and the .deb (cargo-deb from crates.io when
-# missing), then runs every unit, golden, property and whole-program test.
+# systemd-analyze (package systemd), groff (groff-base, lints the man page), man (man-db:
+# verify resolves the unit's Documentation=man:siemcast(1)) and librdkafka's build tools with
+# apt-get when missing, checks formatting and lints, checks the systemd unit and the .deb
+# (cargo-deb from crates.io when missing), then runs every unit, golden, property and
+# whole-program test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,13 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v groff >/dev/null || missing+=(groff-base)
 command -v man >/dev/null || missing+=(man-db)
+# Building librdkafka (the rdkafka crate's C library, for the eventhubs source): make, a C
+# compiler, pkg-config and the OpenSSL and zlib headers.
+command -v make >/dev/null || missing+=(make)
+command -v cc >/dev/null || missing+=(gcc)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+[ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+[ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing test dependencies: ${missing[*]}"
   sudo=""

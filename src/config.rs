@@ -2,6 +2,7 @@
 //! plain serde types with named defaults, then validated as a whole. Every problem is reported at
 //! once with the file, line and column it comes from; secrets are typed so they never print.
 
+mod eventhubs;
 mod locate;
 mod rates;
 mod validate;
@@ -239,11 +240,19 @@ pub struct SourceConfig {
     /// `files`: events per spool batch.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// `eventhubs`: `host:port[,host:port…]` of the Kafka endpoint.
     pub bootstrap_servers: Option<String>,
+    /// `eventhubs`: the event hub (Kafka topic) to read.
     pub topic: Option<String>,
+    /// `eventhubs`: the Kafka consumer group the instances share (default `siemcast`).
     pub group: Option<String>,
-    pub security: Option<String>,
+    /// `eventhubs`: `sasl_ssl` (Event Hubs, the default) or `plaintext` (self-hosted Kafka).
+    pub security: Option<KafkaSecurity>,
+    /// `eventhubs`: file holding the namespace or hub connection string (the SASL password).
     pub connection_string_file: Option<PathBuf>,
+    /// `eventhubs`: how long the group waits for a silent member before handing its
+    /// partitions to the others (Kafka `session.timeout.ms`, 6s–300s; default 30s).
+    pub session_timeout: Option<HumanDuration>,
 }
 
 fn default_interval() -> HumanDuration {
@@ -423,6 +432,11 @@ choice!(
         Files = "files",
         EventHubs = "eventhubs",
     }
+);
+
+choice!(
+    /// How an `eventhubs` source talks to its Kafka endpoint.
+    KafkaSecurity { SaslSsl = "sasl_ssl", Plaintext = "plaintext" }
 );
 
 choice!(
@@ -668,7 +682,7 @@ impl Config {
     /// The event kinds that the configured sources produce (the mappings each destination needs).
     pub fn event_kinds(&self) -> Vec<EventKind> {
         let kinds: BTreeSet<EventKind> =
-            self.sources.iter().filter_map(|s| s.event_kind()).collect();
+            self.sources.iter().flat_map(|s| s.event_kinds()).collect();
         kinds.into_iter().collect()
     }
 }
@@ -685,6 +699,15 @@ impl SourceConfig {
             SourceKind::EntraSignins => Some(EventKind::EntraSignins),
             SourceKind::O365Management => Some(EventKind::O365Management),
             SourceKind::EventHubs => None,
+        }
+    }
+
+    /// Every kind of event this source can produce: one, or for `eventhubs` each kind its
+    /// streamed records are sorted into.
+    pub fn event_kinds(&self) -> Vec<EventKind> {
+        match self.kind {
+            Some(SourceKind::EventHubs) => crate::sources::eventhubs::EVENT_KINDS.to_vec(),
+            _ => self.event_kind().into_iter().collect(),
         }
     }
 }

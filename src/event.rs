@@ -19,6 +19,12 @@ pub enum EventKind {
     EntraAudit,
     EntraSignins,
     O365Management,
+    /// Streamed through Event Hubs (resource-log schema, §8.3 of the API notes): the activity
+    /// log, Entra audit and sign-in logs, and any other diagnostic record.
+    EventHubsActivity,
+    EventHubsEntraAudit,
+    EventHubsEntraSignins,
+    EventHubsDiagnostic,
 }
 
 impl EventKind {
@@ -29,6 +35,10 @@ impl EventKind {
         EventKind::EntraAudit,
         EventKind::EntraSignins,
         EventKind::O365Management,
+        EventKind::EventHubsActivity,
+        EventKind::EventHubsEntraAudit,
+        EventKind::EventHubsEntraSignins,
+        EventKind::EventHubsDiagnostic,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +49,10 @@ impl EventKind {
             EventKind::EntraAudit => "entra_audit",
             EventKind::EntraSignins => "entra_signins",
             EventKind::O365Management => "o365_management",
+            EventKind::EventHubsActivity => "eventhubs_activity",
+            EventKind::EventHubsEntraAudit => "eventhubs_entra_audit",
+            EventKind::EventHubsEntraSignins => "eventhubs_entra_signins",
+            EventKind::EventHubsDiagnostic => "eventhubs_diagnostic",
         }
     }
 
@@ -58,6 +72,11 @@ impl EventKind {
             EventKind::GraphAlerts => &["id"],
             EventKind::EntraAudit | EventKind::EntraSignins => &["id"],
             EventKind::O365Management => &["Id"],
+            // Streamed records read from files; the `eventhubs` source sets its own ids.
+            EventKind::EventHubsActivity
+            | EventKind::EventHubsEntraAudit
+            | EventKind::EventHubsEntraSignins
+            | EventKind::EventHubsDiagnostic => &["id"],
         }
     }
 
@@ -73,6 +92,10 @@ impl EventKind {
             EventKind::EntraAudit => &[&["activityDateTime"]],
             EventKind::EntraSignins => &[&["createdDateTime"]],
             EventKind::O365Management => &[&["CreationTime"]],
+            EventKind::EventHubsActivity
+            | EventKind::EventHubsEntraAudit
+            | EventKind::EventHubsEntraSignins
+            | EventKind::EventHubsDiagnostic => &[&["time"]],
         }
     }
 }

@@ -21,6 +21,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{Phase, PipelineStats};
+use crate::sources::eventhubs::PartitionCounters;
 use crate::sources::SourceStats;
 use crate::spool::{Spool, SpoolStats, SpoolStatus};
 
@@ -304,6 +305,67 @@ fn escape_label(v: &str) -> String {
 
 /// Picks one counter out of a source's stats.
 type SourceCounter = fn(&SourceStats) -> &AtomicU64;
+/// Name, type, help and value of one per-partition metric family.
+type PartitionFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PartitionCounters) -> Option<f64>,
+);
+
+/// Per-partition counters of the streaming (`eventhubs`) sources; nothing when there is none.
+fn partition_metrics(x: &mut Exposition, sources: &[(String, Arc<SourceStats>)]) {
+    let rows: Vec<(&str, String, PartitionCounters)> = sources
+        .iter()
+        .flat_map(|(name, s)| {
+            s.partitions
+                .snapshot()
+                .into_iter()
+                .map(move |(p, c)| (name.as_str(), p.to_string(), c))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let families: [PartitionFamily; 4] = [
+        (
+            "siemcast_eventhubs_partition_lag_records",
+            "gauge",
+            "Records in the partition not yet committed by this group (owned partitions only).",
+            |c| c.lag.map(|l| l as f64),
+        ),
+        (
+            "siemcast_eventhubs_partition_records_consumed_total",
+            "counter",
+            "Records this instance read from the partition and made durable in the spool.",
+            |c| Some(c.consumed as f64),
+        ),
+        (
+            "siemcast_eventhubs_partition_commit_errors_total",
+            "counter",
+            "Offset commits that failed (those records may be delivered again).",
+            |c| Some(c.commit_errors as f64),
+        ),
+        (
+            "siemcast_eventhubs_partition_commit_seconds",
+            "summary",
+            "Time the offset commits after each durable batch took.",
+            |_| None,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        x.family(name, kind, help);
+        for (source, partition, c) in &rows {
+            let labels = [("source", *source), ("partition", partition.as_str())];
+            if kind == "summary" {
+                x.sample(&format!("{name}_sum"), &labels, c.commit_seconds);
+                x.sample(&format!("{name}_count"), &labels, c.commits as f64);
+            } else if let Some(v) = value(c) {
+                x.sample(name, &labels, v);
+            }
+        }
+    }
+}
 
 /// Renders every metric as Prometheus text.
 pub fn render(
@@ -418,6 +480,7 @@ pub fn render(
             (n.as_str(), ms as f64 / 1000.0)
         }),
     );
+    partition_metrics(&mut x, src);
 
     let dst = &stats.destinations;
     x.per(

@@ -13,6 +13,10 @@ const KINDS: &[&str] = &[
     "entra_audit",
     "entra_signins",
     "o365_management",
+    "eventhubs_activity",
+    "eventhubs_entra_audit",
+    "eventhubs_entra_signins",
+    "eventhubs_diagnostic",
 ];
 const VENDORS: &[&str] = &["arcsight", "qradar"];
 

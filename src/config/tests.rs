@@ -127,7 +127,7 @@ name = "q"
         [
             "2:1: source #1: name is missing",
             "2:1: source #1: path is missing; name the file or directory to read",
-            "2:1: source #1: source_kind is missing; it names the kind of the events in the files, one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management",
+            "2:1: source #1: source_kind is missing; it names the kind of the events in the files, one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management, eventhubs_activity, eventhubs_entra_audit, eventhubs_entra_signins, eventhubs_diagnostic",
             "5:1: destination \"q\": address is missing; write it as host:port",
             "5:1: destination \"q\": mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\")",
         ]
@@ -170,17 +170,17 @@ fn wrong_types_and_bad_values_are_explained() {
 }
 
 #[test]
-fn duplicate_names_and_unsupported_kinds_are_errors() {
+fn duplicate_names_and_misplaced_keys_are_errors() {
     let s = Scratch::new();
     let text = format!(
-        "{GOOD}\n[[source]]\nname = \"logs\"\nkind = \"eventhubs\"\ntopic = \"x\"\npath = \"p\"\n"
+        "{GOOD}\n[[source]]\nname = \"logs\"\nkind = \"files\"\ntopic = \"x\"\ncontent_types = [\"DLP.All\"]\npath = \"p\"\nsource_kind = \"azure_activity\"\n"
     );
     assert_eq!(
         s.problems(&text),
         [
             "17:1: source \"logs\": another source has the same name",
-            "18:1: source \"logs\": kind \"eventhubs\" is not available in this build yet; use kind \"files\" or one of the Microsoft API kinds (azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management)",
-            "20:1: source \"logs\": path applies only to kind \"files\"",
+            "19:1: source \"logs\": topic applies only to kind \"eventhubs\"",
+            "20:1: source \"logs\": content_types applies only to kind \"o365_management\"",
         ]
     );
 }
@@ -424,4 +424,80 @@ arm_reads = "100/10s"
     let cfg = s.load(&fixed).unwrap();
     assert!(cfg.azure.managed_identity);
     assert_eq!(cfg.azure.rate_limits.arm_reads.map(|r| r.burst), Some(100));
+}
+
+/// An `eventhubs` source with `keys`, in a config whose destination has every shipped mapping.
+fn eventhubs_config(s: &Scratch, keys: &str) -> String {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/arcsight");
+    for kind in crate::sources::eventhubs::EVENT_KINDS {
+        let name = format!("{kind}.toml");
+        std::fs::copy(
+            Path::new(shipped).join(&name),
+            s.dir.path().join("mappings/arcsight").join(&name),
+        )
+        .unwrap();
+    }
+    format!(
+        "state_dir = \"state\"\n\n[[source]]\nname = \"hub\"\nkind = \"eventhubs\"\n{keys}\n\n[[destination]]\nname = \"arcsight\"\naddress = \"127.0.0.1:514\"\nmappings = \"mappings/arcsight\"\n"
+    )
+}
+
+#[test]
+fn eventhubs_sources_load_with_every_streamed_kind() {
+    let s = Scratch::new();
+    let secret = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0";
+    std::fs::write(s.dir.path().join("cs.txt"), secret).unwrap();
+    let text = eventhubs_config(
+        &s,
+        "bootstrap_servers = \"ns.servicebus.windows.net:9093\"\ntopic = \"insights-activity-logs\"\ngroup = \"siemcast\"\nconnection_string_file = \"cs.txt\"\nsession_timeout = \"45s\"",
+    );
+    let cfg = s.load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let src = &cfg.sources[0];
+    assert_eq!(src.security, None);
+    assert_eq!(src.session_timeout.map(|d| d.0.as_secs()), Some(45));
+    assert_eq!(cfg.event_kinds().len(), 5);
+    assert!(cfg.event_kinds().contains(&EventKind::EventHubsActivity));
+    assert!(cfg.event_kinds().contains(&EventKind::DefenderAlerts));
+}
+
+#[test]
+fn eventhubs_mistakes_are_located_and_never_show_the_secret() {
+    let s = Scratch::new();
+    std::fs::write(s.dir.path().join("cs.txt"), "SharedAccessKey=HUSH-HUSH").unwrap();
+    let text = eventhubs_config(
+        &s,
+        "bootstrap_servers = \"ns.servicebus.windows.net\"\ntopic = \"bad topic!\"\nconnection_string_file = \"cs.txt\"\nsession_timeout = \"2s\"\nsubscriptions = []",
+    );
+    let problems = s.problems(&text);
+    let cs = s.dir.path().join("cs.txt");
+    assert_eq!(
+        problems,
+        [
+            "6:1: source \"hub\": bootstrap_servers entry \"ns.servicebus.windows.net\" is not host:port (list several separated by commas)".to_owned(),
+            "7:1: source \"hub\": topic \"bad topic!\" is not an event hub name (1-249 letters, digits, '.', '_' or '-')".to_owned(),
+            format!("8:1: source \"hub\": connection_string_file {} does not hold an Event Hubs connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…)", cs.display()),
+            "9:1: source \"hub\": session_timeout must be between 6s and 300s (Event Hubs allows no other)".to_owned(),
+            "10:1: source \"hub\": subscriptions does not apply to kind \"eventhubs\" (it reads a stream, not time windows)".to_owned(),
+        ]
+    );
+    assert!(problems.iter().all(|p| !p.contains("HUSH")));
+
+    let text = eventhubs_config(&s, "security = \"sasl\"");
+    assert_eq!(
+        s.problems(&text),
+        [
+            "3:1: source \"hub\": bootstrap_servers is missing; for Event Hubs it is \"NAMESPACE.servicebus.windows.net:9093\"",
+            "3:1: source \"hub\": topic is missing; name the event hub, e.g. topic = \"insights-activity-logs\"",
+            "3:1: source \"hub\": connection_string_file is missing; Event Hubs (security = \"sasl_ssl\") needs a file holding the connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…)",
+            "6:1: source \"hub\": security \"sasl\" is not one of sasl_ssl, plaintext",
+        ]
+    );
+    let text = eventhubs_config(
+        &s,
+        "bootstrap_servers = \"127.0.0.1:9092\"\ntopic = \"t\"\nsecurity = \"plaintext\"\nconnection_string_file = \"cs.txt\"",
+    );
+    assert_eq!(
+        s.problems(&text),
+        ["9:1: source \"hub\": connection_string_file applies only to security = \"sasl_ssl\""]
+    );
 }

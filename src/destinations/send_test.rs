@@ -28,7 +28,7 @@ pub struct SendTestReport {
 }
 
 /// Bundled sample events, one file per source kind; the first event of each is the template.
-const SAMPLES: [(&str, &str); 6] = [
+const SAMPLES: [(&str, &str); 10] = [
     (
         "azure_activity",
         include_str!("../../examples/events/azure_activity.json"),
@@ -52,6 +52,22 @@ const SAMPLES: [(&str, &str); 6] = [
     (
         "o365_management",
         include_str!("../../examples/events/o365_management.json"),
+    ),
+    (
+        "eventhubs_activity",
+        include_str!("../../examples/events/eventhubs_activity.json"),
+    ),
+    (
+        "eventhubs_entra_audit",
+        include_str!("../../examples/events/eventhubs_entra_audit.json"),
+    ),
+    (
+        "eventhubs_entra_signins",
+        include_str!("../../examples/events/eventhubs_entra_signins.json"),
+    ),
+    (
+        "eventhubs_diagnostic",
+        include_str!("../../examples/events/eventhubs_diagnostic.json"),
     ),
 ];
 
@@ -107,6 +123,29 @@ pub fn test_event(kind: &str, id: &str, now: jiff::Timestamp) -> Option<Value> {
             ("Id", id),
             ("CreationTime", &plain),
             ("Operation", "SiemcastSendTest"),
+        ],
+        "eventhubs_activity" => &[
+            ("_siemcast.id", id),
+            ("time", &iso),
+            ("properties.message", TEST_NAME),
+            ("level", "Information"),
+        ],
+        "eventhubs_entra_audit" => &[
+            ("_siemcast.id", id),
+            ("time", &iso),
+            ("properties.activityDisplayName", TEST_NAME),
+            ("properties.activityDateTime", &iso),
+        ],
+        "eventhubs_entra_signins" => &[
+            ("_siemcast.id", id),
+            ("time", &iso),
+            ("properties.createdDateTime", &iso),
+            ("properties.appDisplayName", TEST_NAME),
+        ],
+        "eventhubs_diagnostic" => &[
+            ("_siemcast.id", id),
+            ("time", &iso),
+            ("operationName", TEST_NAME),
         ],
         _ => &[],
     };

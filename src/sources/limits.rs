@@ -34,13 +34,18 @@ impl ApiFamily {
         ApiFamily::O365,
     ];
 
-    /// The family a source kind's API belongs to.
-    pub fn of(kind: EventKind) -> ApiFamily {
+    /// The family a source kind's API belongs to; `None` for the kinds streamed from Event Hubs,
+    /// which are read over Kafka, not a Microsoft REST API.
+    pub fn of(kind: EventKind) -> Option<ApiFamily> {
         match kind {
-            EventKind::AzureActivity | EventKind::DefenderAlerts => ApiFamily::ArmReads,
-            EventKind::GraphAlerts => ApiFamily::GraphAlerts,
-            EventKind::EntraAudit | EventKind::EntraSignins => ApiFamily::EntraReports,
-            EventKind::O365Management => ApiFamily::O365,
+            EventKind::AzureActivity | EventKind::DefenderAlerts => Some(ApiFamily::ArmReads),
+            EventKind::GraphAlerts => Some(ApiFamily::GraphAlerts),
+            EventKind::EntraAudit | EventKind::EntraSignins => Some(ApiFamily::EntraReports),
+            EventKind::O365Management => Some(ApiFamily::O365),
+            EventKind::EventHubsActivity
+            | EventKind::EventHubsEntraAudit
+            | EventKind::EventHubsEntraSignins
+            | EventKind::EventHubsDiagnostic => None,
         }
     }
 
@@ -165,15 +170,21 @@ pub struct Limit {
 }
 
 impl Limit {
-    /// The process-wide budget of `kind`'s API family for this principal.
-    pub fn for_kind(kind: EventKind, cfg: &RateLimitsConfig, tenant: &str, client: &str) -> Limit {
-        let family = ApiFamily::of(kind);
-        Limit {
+    /// The process-wide budget of `kind`'s API family for this principal (`None` for a kind
+    /// no REST API serves).
+    pub fn for_kind(
+        kind: EventKind,
+        cfg: &RateLimitsConfig,
+        tenant: &str,
+        client: &str,
+    ) -> Option<Limit> {
+        let family = ApiFamily::of(kind)?;
+        Some(Limit {
             family,
             rate: family.rate(cfg),
             principal: format!("{tenant}/{client}"),
             limiters: Limiters::shared(),
-        }
+        })
     }
 
     /// Waits until a request to `url` fits the budget.
@@ -192,7 +203,7 @@ mod tests {
     #[test]
     fn families_rates_and_scopes() {
         assert_eq!(
-            ApiFamily::of(EventKind::EntraSignins),
+            ApiFamily::of(EventKind::EntraSignins).unwrap(),
             ApiFamily::EntraReports
         );
         let cfg = RateLimitsConfig {

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod defender_alerts;
 pub mod entra_audit;
 pub mod entra_signins;
+pub mod eventhubs;
 pub mod files;
 pub mod freshness;
 pub mod graph_alerts;
@@ -65,6 +66,8 @@ pub struct SourceStats {
     pub token_errors: AtomicU64,
     /// When the source last read everything; what `/healthz` judges it by.
     pub freshness: freshness::Freshness,
+    /// Streaming sources (`eventhubs`): counters per partition.
+    pub partitions: eventhubs::PartitionTable,
 }
 
 /// What every source needs from the pipeline.
@@ -85,6 +88,7 @@ pub enum Source {
     EntraSignins(PollSource),
     DefenderAlerts(DefenderSource),
     O365Management(O365Source),
+    EventHubs(eventhubs::EventHubsSource),
 }
 
 /// Why a source stopped.
@@ -138,10 +142,9 @@ impl Source {
             Some(SourceKind::O365Management) => {
                 O365Source::from_config(cfg, config).map(Source::O365Management)
             }
-            Some(kind) => Err(SourceError::Unsupported {
-                source_name: cfg.name.clone(),
-                kind,
-            }),
+            Some(SourceKind::EventHubs) => {
+                eventhubs::EventHubsSource::from_config(cfg, config).map(Source::EventHubs)
+            }
             None => Err(SourceError::Config {
                 source_name: cfg.name.clone(),
                 message: "kind is missing".into(),
@@ -158,6 +161,7 @@ impl Source {
             | Source::EntraSignins(s) => s.name(),
             Source::DefenderAlerts(s) => s.name(),
             Source::O365Management(s) => s.name(),
+            Source::EventHubs(s) => s.name(),
         }
     }
 
@@ -171,6 +175,7 @@ impl Source {
             | Source::EntraSignins(s) => s.run(ctx).await,
             Source::DefenderAlerts(s) => s.run(ctx).await,
             Source::O365Management(s) => s.run(ctx).await,
+            Source::EventHubs(s) => s.run(ctx).await,
         }
     }
 }

@@ -185,7 +185,7 @@ pub fn connect(
         source: cfg.name.clone(),
         // Replaced by the pipeline's counters when the source runs.
         stats: Arc::default(),
-        limit: cfg.event_kind().map(|kind| {
+        limit: cfg.event_kind().and_then(|kind| {
             Limit::for_kind(
                 kind,
                 &config.azure.rate_limits,

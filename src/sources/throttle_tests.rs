@@ -135,7 +135,8 @@ async fn no_request_goes_out_before_retry_after_has_passed() {
         },
         "tenant",
         "app",
-    );
+    )
+    .expect("the Entra reports have a budget");
     let clients = vec![
         client(&sim, "a", Some(limit.clone())),
         client(&sim, "b", Some(limit)),
