@@ -102,9 +102,12 @@ enum Command {
     SendTest(SendTestArgs),
     /// Backfill a past time window of one API source into the destinations.
     ///
-    /// Reads [--from, --to] of the named source (azure_activity, graph_alerts, entra_audit or
-    /// entra_signins) with a progress bar (plain lines when stderr is not a terminal) and
-    /// delivers it to every configured destination. It can run while the service runs: it
+    /// Reads [--from, --to] of the named source (azure_activity, graph_alerts, entra_audit,
+    /// entra_signins or o365_management; defender_alerts has no time window) with a progress
+    /// bar (plain lines when stderr is not a terminal) and delivers it to every configured
+    /// destination. An o365_management source starts its subscriptions, lists content per
+    /// content type a day at a time (reaching its overlap past --to, for blobs created late)
+    /// and keeps the records whose CreationTime is in the window. It can run while the service runs: it
     /// keeps its own spool and checkpoint in STATE_DIR/replay/SOURCE, and exits 0 once every
     /// destination has acknowledged every event it read.
     ///
@@ -117,7 +120,7 @@ enum Command {
     ///
     /// TIME is an RFC 3339 time (2026-11-01T00:00:00Z), a duration back from now (7d, 90m) or
     /// `now`. The window must lie within what the API keeps (Activity Log 90 days, Entra logs
-    /// 30 days, Graph alerts 180 days).
+    /// 30 days, Graph alerts 180 days, Office 365 content 7 days).
     ///
     /// Exit status: 0 when every event of the window was acknowledged by every destination;
     /// 1 when the config, the source or the window is invalid, or reading or delivery failed

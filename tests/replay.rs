@@ -2,7 +2,9 @@
 //! (with throttling, 503s, revoked tokens and duplicates across pages; authenticated with a
 //! certificate client assertion the simulator verifies) while the service's spool is locked as
 //! by a running service, and delivered to a real rsyslog exactly once; a second replay of an
-//! overlapping window sends only what the first did not. Bad windows are refused clearly.
+//! overlapping window sends only what the first did not. The same for an Office 365 source
+//! (content listed a day at a time, blobs repeating records, one cut off mid-transfer). Bad
+//! windows, and a source without a time window, are refused clearly.
 
 mod util;
 
@@ -92,10 +94,14 @@ mappings = "{mappings}"
 }
 
 fn replay(scratch: &Scratch, from: &str, to: &str) -> Output {
+    replay_source(scratch, "activity", from, to)
+}
+
+fn replay_source(scratch: &Scratch, source: &str, from: &str, to: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_siemcast"))
         .args(["replay", "-c"])
         .arg(scratch.config())
-        .args(["--source", "activity", "--from", from, "--to", to])
+        .args(["--source", source, "--from", from, "--to", to])
         .stdin(Stdio::null())
         .env("RUST_LOG", "warn")
         .output()
@@ -106,19 +112,29 @@ fn rfc3339(ms: i64) -> String {
     siemcast::sources::poll::filter_time(ms)
 }
 
-/// eventDataIds of the simulator's records with an event time in `[from, to]`.
-fn ids_between(sim: &BackgroundSimulator, from: i64, to: i64) -> Vec<String> {
-    let mut v: Vec<String> = sim
-        .activity_records()
+/// The `id` of each of `records` whose `time` field is in `[from, to]`, sorted.
+fn ids_between(
+    records: &[serde_json::Value],
+    (time, id): (&str, &str),
+    from: i64,
+    to: i64,
+) -> Vec<String> {
+    let mut v: Vec<String> = records
         .iter()
         .filter(|r| {
-            let t = parse_time_ms(r["eventTimestamp"].as_str().unwrap()).unwrap();
+            let t = parse_time_ms(r[time].as_str().unwrap()).unwrap();
             t >= from && t <= to
         })
-        .map(|r| r["eventDataId"].as_str().unwrap().to_owned())
+        .map(|r| r[id].as_str().unwrap().to_owned())
         .collect();
     v.sort();
     v
+}
+
+/// eventDataIds of the simulator's activity records with an event time in `[from, to]`.
+fn activity_ids_between(sim: &BackgroundSimulator, from: i64, to: i64) -> Vec<String> {
+    let fields = ("eventTimestamp", "eventDataId");
+    ids_between(&sim.activity_records(), fields, from, to)
 }
 
 fn received_counts(rsyslog: &Rsyslog) -> BTreeMap<String, usize> {
@@ -130,6 +146,25 @@ fn received_counts(rsyslog: &Rsyslog) -> BTreeMap<String, usize> {
         *counts.entry(id).or_insert(0) += 1;
     }
     counts
+}
+
+/// The replay succeeded, reported `new` new events, and the receiver holds exactly `expected`
+/// (sorted), each once; returns the replay's stderr.
+fn assert_delivered_once(
+    out: &Output,
+    rsyslog: &Rsyslog,
+    expected: &[String],
+    new: usize,
+) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("{new} new event")), "{stdout}");
+    // Acknowledged means received: the lines are there when replay exits.
+    let counts = received_counts(rsyslog);
+    assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), expected);
+    assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
+    stderr
 }
 
 #[test]
@@ -162,7 +197,7 @@ fn replay_delivers_a_past_window_exactly_once_and_overlapping_replays_do_not_rep
 
     let now = jiff::Timestamp::now().as_millisecond();
     let (t0, t1, t2) = (now - 3 * 3_600_000, now - 2 * 3_600_000, now - 3_600_000);
-    let first = ids_between(&sim, t0, t1);
+    let first = activity_ids_between(&sim, t0, t1);
     assert!(
         first.len() > 100,
         "{} records in the first window",
@@ -170,45 +205,20 @@ fn replay_delivers_a_past_window_exactly_once_and_overlapping_replays_do_not_rep
     );
 
     let out = replay(&scratch, &rfc3339(t0), &rfc3339(t1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stderr = assert_delivered_once(&out, &rsyslog, &first, first.len());
     // Not a terminal: one plain progress line per window (one per subscription here).
     assert!(
         stderr.contains("replay activity: window 1/2 read"),
         "{stderr}"
     );
     assert!(stderr.contains("window 2/2 read"), "{stderr}");
-    assert!(
-        stdout.contains(&format!(
-            "{} new events delivered and acknowledged",
-            first.len()
-        )),
-        "{stdout}"
-    );
-    // Acknowledged means received: the lines are there when replay exits.
-    let counts = received_counts(&rsyslog);
-    assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), first);
-    assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
 
     // Overlapping the first window's second half: only the new part is sent.
     let mid = (t0 + t1) / 2;
     let out = replay(&scratch, &rfc3339(mid), &rfc3339(t2));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let all = ids_between(&sim, t0, t2);
-    let counts = received_counts(&rsyslog);
-    assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), all);
-    assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
+    let all = activity_ids_between(&sim, t0, t2);
     let new = all.len() - first.len();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!("{new} new events")),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_delivered_once(&out, &rsyslog, &all, new);
 
     // The faults were served and waited out; the certificate assertion was accepted.
     let log = sim.requests();
@@ -297,4 +307,140 @@ fn replay_refuses_bad_windows_and_sources_clearly() {
     }
     // Nothing was requested from the API for refused windows.
     assert!(sim.requests().is_empty());
+}
+
+/// The Office 365 content types of [`api_config`]'s source.
+const OFFICE_TYPES: [&str; 2] = O365_CONTENT_TYPES;
+
+/// The shared API config with an Office 365 source named "office" and a Defender source.
+fn write_office_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str) {
+    let secret = format!("client_secret = \"{}\"", sim.config().client_secret);
+    let defender = format!(
+        "\n[[source]]\nname = \"defender\"\nkind = \"defender_alerts\"\nsubscriptions = [\"{}\"]\n",
+        sim.config().subscriptions[0]
+    );
+    let text = api_config(
+        sim,
+        "office",
+        "o365_management",
+        address,
+        "address = \"\"",
+        &secret,
+    );
+    // A blob is created after its last record: 30 min of records here. The replay lists
+    // `overlap` past its end to find them; the default 2 h, not the poller tests' 15 s.
+    let text = text.replace("overlap = \"15s\"", "overlap = \"2h\"");
+    assert!(text.contains("overlap = \"2h\""));
+    std::fs::write(scratch.config(), text + &defender).unwrap();
+}
+
+/// Ids of the simulator's distinct audit records with a `CreationTime` in `[from, to]`.
+fn office_ids_between(sim: &BackgroundSimulator, from: i64, to: i64) -> Vec<String> {
+    let fields = ("CreationTime", "Id");
+    ids_between(&sim.office_records(&OFFICE_TYPES), fields, from, to)
+}
+
+#[test]
+fn o365_replay_lists_a_day_at_a_time_and_delivers_each_record_once() {
+    let scratch = Scratch::new();
+    let hour = 3_600_000;
+    let mut cfg = SimConfig::around_now(Duration::from_secs(30 * 3600), Duration::ZERO, 600);
+    cfg.seed = 11;
+    cfg.records_per_blob = 10;
+    cfg.blobs_per_page = 4;
+    cfg.office.late_every = Some(5);
+    cfg.office.late_by_ms = 40 * 60_000;
+    cfg.faults = Faults {
+        throttle_every: Some(9),
+        retry_after_secs: 1,
+        unavailable_every: Some(13),
+        revoke_tokens_every: Some(17),
+        duplicate_across_pages: true,
+        malformed_blobs: 1,
+        ..Faults::default()
+    };
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let rsyslog = Rsyslog::start_tcp();
+    write_office_config(&scratch, &sim, &rsyslog.address());
+
+    // Whole seconds, as CreationTime is written.
+    let now = jiff::Timestamp::now().as_millisecond() / 1000 * 1000;
+    let (t0, t1, t2) = (now - 27 * hour, now - 3 * hour, now - hour);
+    let first = office_ids_between(&sim, t0, t1);
+    assert!(
+        first.len() > 500,
+        "{} records in the first window",
+        first.len()
+    );
+
+    // 24 h plus the overlap past the end: two listings per content type.
+    let out = replay_source(&scratch, "office", &rfc3339(t0), &rfc3339(t1));
+    let stderr = assert_delivered_once(&out, &rsyslog, &first, first.len());
+    assert!(
+        stderr.contains("replay office: window 1/4 read"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("window 4/4 read"), "{stderr}");
+
+    // Overlapping the first window's second half: only the new part is sent.
+    let out = replay_source(&scratch, "office", &rfc3339(now - 15 * hour), &rfc3339(t2));
+    let all = office_ids_between(&sim, t0, t2);
+    let new = all.len() - first.len();
+    assert!(new > 0);
+    assert_delivered_once(&out, &rsyslog, &all, new);
+
+    // Every listing was at most 24 h and within 7 days; the faults were served and waited out.
+    let log = sim.requests();
+    let office: Vec<_> = log
+        .iter()
+        .filter(|r| r.service == Service::Office)
+        .collect();
+    assert!(office
+        .iter()
+        .any(|r| r.path_and_query.contains("subscriptions/start")));
+    assert!(
+        office
+            .iter()
+            .filter(|r| r.path_and_query.contains("subscriptions/content"))
+            .all(|r| r.status != 400),
+        "a listing was refused"
+    );
+    assert!(office
+        .iter()
+        .any(|r| r.path_and_query.contains("nextPage=")));
+    assert_eq!(sim.malformed_blobs_served(), 1);
+    assert!(log.iter().any(|r| r.status == 403), "throttled with AF429");
+    assert!(
+        log.iter().all(|r| !r.early),
+        "a request came before Retry-After"
+    );
+    eprintln!(
+        "o365 replay figures: first window {} records, overlapping second window {new} new ({} in all, each once); {} requests",
+        first.len(),
+        all.len(),
+        log.len()
+    );
+
+    // No time window, or older than the API's 7 days: refused without a request.
+    let before = sim.requests().len();
+    for (source, from, to, expect) in [
+        (
+            "defender",
+            "2h",
+            "1h",
+            "\"defender_alerts\", which has no time window",
+        ),
+        (
+            "office",
+            "8d",
+            "7d",
+            "older than the 7 days the o365_management API keeps",
+        ),
+    ] {
+        let out = replay_source(&scratch, source, from, to);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{source}: {stderr}");
+        assert!(stderr.contains(expect), "{source}: {stderr}");
+    }
+    assert_eq!(sim.requests().len(), before);
 }

@@ -1,13 +1,18 @@
 //! Backfill of a past time window of one windowed API source (`siemcast replay`): the window is
 //! read in the API's largest chunks, page by page, through the source's own dedupe, each page
 //! appended to a spool with the checkpoint after it. Seen ids are kept (not pruned by time), so
-//! a later backfill of an overlapping window appends only what this one did not.
+//! a later backfill of an overlapping window appends only what this one did not. An
+//! `o365_management` source lists content per content type in chunks of at most 24 h (reaching
+//! past the window's end by its overlap, for blobs created late) and keeps the records whose
+//! `CreationTime` lies in the window.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::checkpoint::{self, Checkpoint, ScopeState};
-use super::poll::{filter_time, Outcome, PollSource, WindowApi};
-use super::{Source, SourceContext, SourceError};
+use super::o365_management::{Reading, MAX_WINDOW_MS, RETENTION_MS};
+use super::poll::{filter_time, Outcome, PollSource};
+use super::{O365Source, Source, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig, SourceKind};
 
 /// Attempts of one window (each with the HTTP layer's own retries) before the backfill stops.
@@ -25,8 +30,16 @@ pub struct Window {
 #[derive(Debug)]
 pub struct Backfill {
     name: String,
-    source: PollSource,
+    source: Reader,
     windows: Vec<Window>,
+}
+
+/// What reads the windows.
+#[derive(Debug)]
+enum Reader {
+    Windowed(PollSource),
+    /// With the replayed `[from, to]` (ms): the records to keep.
+    O365(O365Source, i64, i64),
 }
 
 /// Why a backfill stopped before its end.
@@ -75,10 +88,11 @@ impl Backfill {
                     | SourceKind::GraphAlerts
                     | SourceKind::EntraAudit
                     | SourceKind::EntraSignins
+                    | SourceKind::O365Management
             )
         );
         if !windowed {
-            return Err(format!("{who} is of kind \"{kind}\", which has no time window to replay; replay works for azure_activity, graph_alerts, entra_audit and entra_signins sources"));
+            return Err(format!("{who} is of kind \"{kind}\", which has no time window to replay; replay works for azure_activity, graph_alerts, entra_audit, entra_signins and o365_management sources"));
         }
         if from_ms >= to_ms {
             return Err(format!(
@@ -94,19 +108,37 @@ impl Backfill {
                 filter_time(now_ms)
             ));
         }
-        let source = match Source::from_config(cfg, config).map_err(|e| e.to_string())? {
-            Source::AzureActivity(p)
-            | Source::GraphAlerts(p)
-            | Source::EntraAudit(p)
-            | Source::EntraSignins(p) => p,
-            _ => return Err(format!("{who} cannot be replayed")),
-        };
-        let (scopes, api) = source.parts();
-        check_retention(api, kind, from_ms, now_ms)?;
+        let (source, scopes, (list_from, list_to), max_window) =
+            match Source::from_config(cfg, config).map_err(|e| e.to_string())? {
+                Source::AzureActivity(p)
+                | Source::GraphAlerts(p)
+                | Source::EntraAudit(p)
+                | Source::EntraSignins(p) => {
+                    let (scopes, api) = p.parts();
+                    check_retention(api.retention, kind, from_ms, now_ms)?;
+                    let (scopes, max) = (scopes.to_vec(), api.max_window);
+                    (Reader::Windowed(p), scopes, (from_ms, to_ms), max)
+                }
+                Source::O365Management(o) => {
+                    let retention = Duration::from_millis(RETENTION_MS as u64);
+                    check_retention(retention, kind, from_ms, now_ms)?;
+                    let scopes = cfg.content_types.clone().unwrap_or_default();
+                    // Blobs are created after their records, some late: list past the end.
+                    // Listings take whole seconds: the chunks start and end on them.
+                    let list_to = (to_ms + o.overlap().as_millis() as i64).min(now_ms);
+                    let list = (
+                        from_ms.div_euclid(1000) * 1000,
+                        list_to.div_euclid(1000) * 1000,
+                    );
+                    let max = Duration::from_millis(MAX_WINDOW_MS as u64);
+                    (Reader::O365(o, from_ms, to_ms), scopes, list, max)
+                }
+                _ => return Err(format!("{who} cannot be replayed")),
+            };
         let windows = scopes
             .iter()
             .flat_map(|scope| {
-                chunks(from_ms, to_ms, api.max_window)
+                chunks(list_from, list_to, max_window)
                     .into_iter()
                     .map(move |(from_ms, to_ms)| Window {
                         scope: scope.clone(),
@@ -147,6 +179,8 @@ impl Backfill {
                 version: checkpoint::VERSION,
                 ..Checkpoint::default()
             });
+        // The content types whose subscription this replay has started.
+        let mut started = HashSet::new();
         for (i, w) in self.windows.iter().enumerate() {
             let state = ck
                 .scopes
@@ -156,10 +190,21 @@ impl Backfill {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let outcome = self
-                    .source
-                    .read_window(&w.scope, w.from_ms, w.to_ms, &mut ck, ctx, false)
-                    .await?;
+                let outcome = match &self.source {
+                    Reader::Windowed(p) => {
+                        p.read_window(&w.scope, w.from_ms, w.to_ms, &mut ck, ctx, false)
+                            .await?
+                    }
+                    Reader::O365(o, from_ms, to_ms) => {
+                        let reading = Reading::Replay {
+                            from_ms: *from_ms,
+                            to_ms: *to_ms,
+                        };
+                        let (ct, from, to) = (&w.scope, w.from_ms, w.to_ms);
+                        o.replay_window(ct, from, to, reading, &mut ck, &mut started, ctx)
+                            .await?
+                    }
+                };
                 match outcome {
                     Outcome::Complete => break,
                     Outcome::Cancelled => return Ok(false),
@@ -180,11 +225,16 @@ impl Backfill {
     }
 }
 
-/// The API keeps `api.retention` of data: an older start is refused, naming the limit.
-fn check_retention(api: &WindowApi, kind: &str, from_ms: i64, now_ms: i64) -> Result<(), String> {
-    let days = api.retention.as_secs() / 86_400;
+/// The API keeps `retention` of data: an older start is refused, naming the limit.
+fn check_retention(
+    retention: Duration,
+    kind: &str,
+    from_ms: i64,
+    now_ms: i64,
+) -> Result<(), String> {
+    let days = retention.as_secs() / 86_400;
     // A minute of slack, as the poller keeps, so the request still falls inside it.
-    let oldest = now_ms - api.retention.as_millis() as i64 + 60_000;
+    let oldest = now_ms - retention.as_millis() as i64 + 60_000;
     if from_ms < oldest {
         return Err(format!(
             "--from ({}) is older than the {days} days the {kind} API keeps; start at {} or later",
@@ -213,9 +263,13 @@ mod tests {
     fn retention_is_checked_with_the_limit_named() {
         let day = 86_400_000;
         let now = 1_000 * day;
-        let api = &crate::sources::azure_activity::API;
+        let api = crate::sources::azure_activity::API.retention;
         assert!(check_retention(api, "azure_activity", now - 89 * day, now).is_ok());
         let e = check_retention(api, "azure_activity", now - 91 * day, now).unwrap_err();
         assert!(e.contains("90 days the azure_activity API keeps"), "{e}");
+        let office = Duration::from_millis(RETENTION_MS as u64);
+        assert!(check_retention(office, "o365_management", now - 6 * day, now).is_ok());
+        let e = check_retention(office, "o365_management", now - 8 * day, now).unwrap_err();
+        assert!(e.contains("7 days the o365_management API keeps"), "{e}");
     }
 }

@@ -36,8 +36,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 const DEFAULT_OVERLAP: Duration = Duration::from_secs(2 * 3600);
 const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
 /// The API's limits: one listing spans at most 24 h and starts at most 7 days back.
-const MAX_WINDOW_MS: i64 = 24 * 3600 * 1000;
-const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+pub(crate) const MAX_WINDOW_MS: i64 = 24 * 3600 * 1000;
+pub(crate) const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Duplicates come in later blobs: record ids are kept this long past the listing overlap.
 const KEEP_IDS: Duration = Duration::from_secs(24 * 3600);
 
@@ -171,21 +171,23 @@ impl Rounds for O365Source {
         ctx: &SourceContext,
         fresh: bool,
     ) -> Result<Outcome, SourceError> {
-        if !started.contains(ct) {
-            match self.start_subscription(ct, ctx).await {
-                Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
-                Err(error) => {
-                    ctx.stats.freshness.failed(&error.to_string());
-                    tracing::warn!(message = "Cannot start the content type's subscription; trying again at the next poll.", source = %self.name, content_type = %ct, %error);
-                    return Ok(Outcome::Incomplete);
-                }
-                Ok(()) => {
-                    started.insert(ct.to_owned());
-                }
-            }
+        if let Some(stopped) = self.ensure_started(ct, started, ctx).await {
+            return Ok(stopped);
         }
         self.poll_type(ct, ck, started, ctx, fresh).await
     }
+}
+
+/// Which records of a listing's blobs are read, and what reading them moves.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Reading {
+    /// The poller: blobs read before are skipped; after the last, the cursor moves and old ids
+    /// are pruned.
+    Poll,
+    /// A replay of `[from_ms, to_ms]`: every listed blob is read (one read before may hold
+    /// records of this window that an earlier, shorter window left out), only records with a
+    /// `CreationTime` inside are kept, and the seen ids are never pruned.
+    Replay { from_ms: i64, to_ms: i64 },
 }
 
 /// A configured `o365_management` source.
@@ -234,6 +236,87 @@ impl O365Source {
         run_rounds(self, ctx).await
     }
 
+    /// The listing reaches this far past a window's end for blobs created late.
+    pub(super) fn overlap(&self) -> Duration {
+        self.overlap
+    }
+
+    /// Makes sure the subscription of `ct` was started by this process (once); `Some` with
+    /// the outcome when it could not be.
+    async fn ensure_started(
+        &self,
+        ct: &str,
+        started: &mut HashSet<String>,
+        ctx: &SourceContext,
+    ) -> Option<Outcome> {
+        if started.contains(ct) {
+            return None;
+        }
+        match self.start_subscription(ct, ctx).await {
+            Err(FetchError::Cancelled) => Some(Outcome::Cancelled),
+            Err(error) => {
+                ctx.stats.freshness.failed(&error.to_string());
+                tracing::warn!(message = "Cannot start the content type's subscription; trying again at the next poll.", source = %self.name, content_type = %ct, %error);
+                Some(Outcome::Incomplete)
+            }
+            Ok(()) => {
+                started.insert(ct.to_owned());
+                None
+            }
+        }
+    }
+
+    /// Reads one listing window `[from, to)` of `ct` for a replay: the subscription started,
+    /// the blobs listed and read as `reading` says (`siemcast replay`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn replay_window(
+        &self,
+        ct: &str,
+        from: i64,
+        to: i64,
+        reading: Reading,
+        ck: &mut Checkpoint,
+        started: &mut HashSet<String>,
+        ctx: &SourceContext,
+    ) -> Result<Outcome, SourceError> {
+        if let Some(stopped) = self.ensure_started(ct, started, ctx).await {
+            return Ok(stopped);
+        }
+        match self.listed(ct, from, to, started, ctx).await {
+            Ok(contents) => {
+                self.read_blobs(ct, from, to, contents, reading, ck, ctx)
+                    .await
+            }
+            Err(stopped) => Ok(stopped),
+        }
+    }
+
+    /// Lists `[from, to)` of `ct`; a failure is logged and given as the outcome. When the API
+    /// says the subscription is not started (AF20022: stopped meanwhile), it is taken out of
+    /// `started` to be started again.
+    async fn listed(
+        &self,
+        ct: &str,
+        from: i64,
+        to: i64,
+        started: &mut HashSet<String>,
+        ctx: &SourceContext,
+    ) -> Result<Vec<Content>, Outcome> {
+        match self.list(ct, from, to, ctx).await {
+            Ok(c) => Ok(c),
+            Err(FetchError::Cancelled) => Err(Outcome::Cancelled),
+            Err(error) => {
+                if matches!(&error, FetchError::Failed { message, .. } if message.contains("AF20022"))
+                {
+                    started.remove(ct);
+                }
+                ctx.stats.freshness.failed(&error.to_string());
+                tracing::warn!(message = "Content not listed; the window is read again at the next poll.", source = %self.name, content_type = ct, from = %filter_time(from), to = %filter_time(to), %error);
+                Err(Outcome::Incomplete)
+            }
+        }
+    }
+
     /// Starts the content type's subscription; one already enabled (AF20024) is fine.
     async fn start_subscription(&self, ct: &str, ctx: &SourceContext) -> Result<(), FetchError> {
         let mut url = reqwest::Url::parse(&self.feed_url("subscriptions/start"))
@@ -256,8 +339,7 @@ impl O365Source {
     }
 
     /// Reads every window of one content type up to now; each window read counts as a
-    /// successful poll while `fresh`. When the API says the subscription is not started
-    /// (AF20022: stopped meanwhile), it is taken out of `started` to be started again.
+    /// successful poll while `fresh`.
     async fn poll_type(
         &self,
         ct: &str,
@@ -271,20 +353,14 @@ impl O365Source {
             .entry(ct.to_owned())
             .or_insert_with(|| ScopeState::new(self.start.resolve(now)));
         while let Some((from, to)) = o365_window(&ck.scopes[ct], now, self.overlap, self.settle) {
-            let contents = match self.list(ct, from, to, ctx).await {
+            let contents = match self.listed(ct, from, to, started, ctx).await {
                 Ok(c) => c,
-                Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
-                Err(error) => {
-                    if matches!(&error, FetchError::Failed { message, .. } if message.contains("AF20022"))
-                    {
-                        started.remove(ct);
-                    }
-                    ctx.stats.freshness.failed(&error.to_string());
-                    tracing::warn!(message = "Content not listed; the window is read again at the next poll.", source = %self.name, content_type = ct, from = %filter_time(from), to = %filter_time(to), %error);
-                    return Ok(Outcome::Incomplete);
-                }
+                Err(stopped) => return Ok(stopped),
             };
-            match self.read_blobs(ct, from, to, contents, ck, ctx).await? {
+            match self
+                .read_blobs(ct, from, to, contents, Reading::Poll, ck, ctx)
+                .await?
+            {
                 Outcome::Complete if fresh => ctx.stats.freshness.succeeded(),
                 Outcome::Complete => {}
                 other => return Ok(other),
@@ -346,20 +422,22 @@ impl O365Source {
         }
     }
 
-    /// Fetches each blob not read before; its new records go to the spool with the checkpoint
-    /// that marks it read. After the last, the cursor moves to `to`.
+    /// Fetches each blob (as `reading` says); its new records go to the spool with the
+    /// checkpoint that marks it read. After the last, a poll moves the cursor to `to`.
+    #[allow(clippy::too_many_arguments)]
     async fn read_blobs(
         &self,
         ct: &str,
         from: i64,
         to: i64,
         contents: Vec<Content>,
+        reading: Reading,
         ck: &mut Checkpoint,
         ctx: &SourceContext,
     ) -> Result<Outcome, SourceError> {
         let (mut fetched, mut new) = (0usize, 0usize);
         for content in contents {
-            if ck.scopes[ct].done.contains(&content.id) {
+            if matches!(reading, Reading::Poll) && ck.scopes[ct].done.contains(&content.id) {
                 continue;
             }
             let url = with_publisher(&content.uri, &self.tenant);
@@ -408,7 +486,13 @@ impl O365Source {
                     tracing::warn!(message = "Audit record without Id or CreationTime skipped.", source = %self.name, content_id = %content.id, request_id = rid);
                     continue;
                 }
-                if state.seen.insert(&ev.id, content.created_ms) {
+                let inside = match reading {
+                    Reading::Poll => true,
+                    Reading::Replay { from_ms, to_ms } => {
+                        ev.time_ms.is_some_and(|t| t >= from_ms && t <= to_ms)
+                    }
+                };
+                if inside && state.seen.insert(&ev.id, content.created_ms) {
                     events.push(ev);
                 }
             }
@@ -417,6 +501,10 @@ impl O365Source {
             if !append_page(ctx, &self.name, &events, ck.encode()).await? {
                 return Ok(Outcome::Cancelled);
             }
+        }
+        if let Reading::Replay { .. } = reading {
+            tracing::debug!(message = "Window read.", source = %self.name, content_type = ct, from = %filter_time(from), to = %filter_time(to), fetched, new);
+            return Ok(Outcome::Complete);
         }
         let state = ck.scopes.get_mut(ct).expect("scope state exists");
         state.cursor_ms = to;
