@@ -171,10 +171,15 @@ pub(super) async fn serve(
         .and_then(|t| t.parse::<usize>().ok())
         .unwrap_or(shared.cfg.page_size)
         .clamp(1, 1000);
-    let mut page: Vec<Value> = items.iter().skip(offset).take(top).cloned().collect();
+    let mut page: Vec<Value> = items
+        .iter()
+        .skip(offset)
+        .take(top)
+        .map(|v| v.clone().into_owned())
+        .collect();
     if faults.duplicate_across_pages && offset > 0 {
         if let Some(prev) = items.get(offset - 1) {
-            page.insert(0, prev.clone());
+            page.insert(0, prev.clone().into_owned());
         }
     }
     let next = (offset + top < items.len()).then(|| {
@@ -266,7 +271,15 @@ impl Query {
     }
 }
 
-pub(super) type Listing = (Vec<Value>, Vec<(String, String)>, i64, usize);
+/// One listing as of its snapshot: the items (borrowed from the timelines unless the answer
+/// alters them; only the page served is cloned), the query a next link carries, the snapshot
+/// time and the offset of the page asked for.
+pub(super) type Listing<'a> = (
+    Vec<std::borrow::Cow<'a, Value>>,
+    Vec<(String, String)>,
+    i64,
+    usize,
+);
 
 /// The snapshot time and offset of a listing: from the skip token, or now for a first page.
 pub(super) fn position(
@@ -353,12 +366,12 @@ pub(super) fn json_answer(text: Vec<u8>) -> Response {
 }
 
 /// `GET /subscriptions/{id}/providers/microsoft.insights/eventtypes/management/values`.
-fn activity_listing(
-    shared: &Shared,
+fn activity_listing<'a>(
+    shared: &'a Shared,
     path: &str,
     q: &Query,
     rid: &str,
-) -> Result<Listing, Box<Response>> {
+) -> Result<Listing<'a>, Box<Response>> {
     let s = Service::Management;
     let shape = [
         "subscriptions",
@@ -398,7 +411,10 @@ fn activity_listing(
         ("$filter".to_owned(), filter.to_owned()),
     ];
     Ok((
-        items.into_iter().map(|i| i.body.clone()).collect(),
+        items
+            .into_iter()
+            .map(|i| std::borrow::Cow::Borrowed(&i.body))
+            .collect(),
         base,
         asof,
         offset,
@@ -439,13 +455,13 @@ fn graph_filter(field: &str, filter: &str) -> Option<(i64, i64)> {
 
 /// Graph lists: `security/alerts_v2` (the current state of each alert),
 /// `auditLogs/directoryAudits` and `auditLogs/signIns`.
-fn graph_listing(
-    shared: &Shared,
+fn graph_listing<'a>(
+    shared: &'a Shared,
     path: &str,
     q: &Query,
     headers: &HeaderMap,
     rid: &str,
-) -> Result<Listing, Box<Response>> {
+) -> Result<Listing<'a>, Box<Response>> {
     let s = Service::Graph;
     let (field, records): (&str, &[Item]) = match path.trim_end_matches('/') {
         "/v1.0/security/alerts_v2" => ("lastUpdateDateTime", &shared.alerts),
@@ -491,13 +507,15 @@ fn graph_listing(
     let values = items
         .into_iter()
         .map(|i| {
-            let mut v = i.body.clone();
             // Evolvable enums: newer members only for clients that ask for them.
-            if !unknown_enums && v["serviceSource"] == "microsoftDefenderForCloud" {
+            if !unknown_enums && i.body["serviceSource"] == "microsoftDefenderForCloud" {
+                let mut v = i.body.clone();
                 v["serviceSource"] = Value::from("unknownFutureValue");
                 v["detectionSource"] = Value::from("unknownFutureValue");
+                std::borrow::Cow::Owned(v)
+            } else {
+                std::borrow::Cow::Borrowed(&i.body)
             }
-            v
         })
         .collect();
     let mut base = Vec::new();

@@ -3,7 +3,7 @@
 //! in the REST shape of `reference/azure-apis.md` §2.5 whose status changes between polls.
 
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::api::{arm_subscription, position, Listing, Query};
 use super::data::{azure_time, guid, h, Item, Timeline, CALLERS};
@@ -136,12 +136,12 @@ pub fn alerts(seed: u64, sub_index: usize, sub: &str, t: &Timeline) -> Vec<Item>
 
 /// `GET /subscriptions/{id}/providers/Microsoft.Security/alerts`: the newest visible version of
 /// every alert of the subscription, most recently generated first.
-pub(super) fn listing(
-    shared: &Shared,
+pub(super) fn listing<'a>(
+    shared: &'a Shared,
     path: &str,
     q: &Query,
     rid: &str,
-) -> Result<Listing, Box<Response>> {
+) -> Result<Listing<'a>, Box<Response>> {
     let shape = [
         "subscriptions",
         "",
@@ -171,8 +171,8 @@ pub(super) fn listing(
     Ok((
         items
             .into_iter()
-            .map(|i| i.body.clone())
-            .collect::<Vec<Value>>(),
+            .map(|i| std::borrow::Cow::Borrowed(&i.body))
+            .collect(),
         base,
         asof,
         offset,
