@@ -8,6 +8,7 @@ mod diag;
 mod dict;
 mod doc;
 mod leef;
+pub(crate) mod lexer;
 mod path;
 pub(crate) mod scan;
 mod text;
