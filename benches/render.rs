@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
+use siemcast::event::{Event, EventKind};
 use siemcast::mapping::Mapping;
 
 fn load(vendor: &str, kind: &str) -> (Mapping, Vec<Value>) {
@@ -77,6 +78,21 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+
+    // What the files source does with each line: id and time, the bytes kept as the body.
+    let mut g = c.benchmark_group("ident");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(
+        format!("azure_activity from_json_bytes ({} B json)", bytes.len()),
+        |b| {
+            b.iter(|| {
+                let ev =
+                    Event::from_json_bytes(EventKind::AzureActivity, "files", black_box(&bytes));
+                black_box(ev.map(|e| e.time_ms))
+            })
+        },
+    );
     g.finish();
 
     let mut g = c.benchmark_group("render_cpu");

@@ -194,12 +194,17 @@ impl<'a> Lexer<'a> {
     }
 
     /// The end of the run of plain string bytes from `from`: the index of the next `"`, `\`
-    /// or control character; bails at the end of the input.
+    /// or control character; bails at the end of the input. Short runs (keys, most values)
+    /// end within the first two words; longer ones are searched with `memchr`'s SIMD and then
+    /// checked for control characters in one branch-free pass.
     #[inline]
     fn plain_run(&self, from: usize) -> Lexed<usize> {
         let b = self.bytes();
         let mut i = from;
-        while let Some(chunk) = b.get(i..i + 8) {
+        for _ in 0..2 {
+            let Some(chunk) = b.get(i..i + 8) else {
+                break;
+            };
             let v = u64::from_le_bytes(chunk.try_into().map_err(|_| Bail)?);
             let m = specials(v);
             if m != 0 {
@@ -207,13 +212,14 @@ impl<'a> Lexer<'a> {
             }
             i += 8;
         }
-        while let Some(&c) = b.get(i) {
-            if c == b'"' || c == b'\\' || c < 0x20 {
-                return Ok(i);
-            }
-            i += 1;
+        let rest = b.get(i..).ok_or(Bail)?;
+        let end = memchr::memchr2(b'"', b'\\', rest).ok_or(Bail)?;
+        let run = &rest[..end];
+        if run.iter().fold(false, |any, &c| any | (c < 0x20)) {
+            let at = run.iter().position(|&c| c < 0x20).ok_or(Bail)?;
+            return Ok(i + at);
         }
-        Err(Bail)
+        Ok(i + end)
     }
 
     /// One escape sequence at `\`; appends what it stands for to `out` when given.
