@@ -14,23 +14,16 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::{parse_time_ms, Event, EventKind};
-use crate::mapping::lexer::{Bail, Lexed, Lexer};
-use crate::mapping::scan::{capture_fast, Capture, Leaf, Skip};
+use crate::mapping::scan::{Capture, Leaf, Skip};
 
 /// Builds the event for one JSON object held in `json`, keeping those bytes as its body.
 /// `None` when `json` is not valid JSON or needs the `Value` path (see the module docs).
 pub fn from_json_bytes(kind: EventKind, source: &str, json: &[u8]) -> Option<Event> {
     let text = std::str::from_utf8(json).ok()?;
     let names = Names::of(kind);
-    let found = match top_fast(&names, text) {
-        Ok(found) => found,
-        Err(Bail) => {
-            let mut de = serde_json::Deserializer::from_str(text);
-            let found = Top { names: &names }.deserialize(&mut de).ok()??;
-            de.end().ok()?;
-            found
-        }
-    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let found = Top { names: &names }.deserialize(&mut de).ok()??;
+    de.end().ok()?;
     if found.envelope {
         return None;
     }
@@ -73,13 +66,6 @@ struct Names {
 }
 
 impl Names {
-    /// Which two-step time path `key`.`k` is, if any.
-    fn nested_time(&self, key: &str, k: &str) -> Option<usize> {
-        self.times
-            .iter()
-            .position(|p| p.len() == 2 && p[0] == key && p[1] == k)
-    }
-
     fn of(kind: EventKind) -> Names {
         Names {
             ids: kind.id_fields(),
@@ -97,68 +83,6 @@ struct Found<'de> {
     suffix: Option<Leaf<'de>>,
     /// The object has a `value` or `records` array: a page of events, not one event.
     envelope: bool,
-}
-
-/// What a top-level key is to the scan.
-enum Role {
-    /// An id, a one-step time or the id suffix: its value is captured.
-    Capture,
-    /// The first step of a two-step time path.
-    Nested,
-    /// `value` (true) or `records` (false): an envelope if it holds an array.
-    Envelope(bool),
-    Other,
-}
-
-impl<'de> Found<'de> {
-    fn new(n: &Names) -> Found<'de> {
-        Found {
-            ids: (0..n.ids.len()).map(|_| None).collect(),
-            times: (0..n.times.len()).map(|_| None).collect(),
-            suffix: None,
-            envelope: false,
-        }
-    }
-
-    fn role(n: &Names, key: &str) -> Role {
-        if n.ids.contains(&key)
-            || n.suffix == Some(key)
-            || n.times.iter().any(|p| p.len() == 1 && p[0] == key)
-        {
-            Role::Capture
-        } else if n.times.iter().any(|p| p.len() == 2 && p[0] == key) {
-            Role::Nested
-        } else if key == "value" || key == "records" {
-            Role::Envelope(key == "value")
-        } else {
-            Role::Other
-        }
-    }
-
-    /// Keeps the value of a [`Role::Capture`] key wherever it counts.
-    fn capture(&mut self, n: &Names, key: &str, leaf: Leaf<'de>) {
-        if n.suffix == Some(key) {
-            self.suffix = Some(clone_leaf(&leaf));
-        }
-        if let Some(t) = n.times.iter().position(|p| p.len() == 1 && p[0] == key) {
-            self.times[t] = Some(clone_leaf(&leaf));
-        }
-        if let Some(i) = n.ids.iter().position(|f| *f == key) {
-            self.ids[i] = Some(leaf);
-        }
-    }
-
-    /// Keeps what a [`Role::Nested`] key's object held (each of its paths, found or not).
-    fn nested(&mut self, n: &Names, key: &str, inner: &[(usize, Leaf<'de>)]) {
-        for (i, p) in n.times.iter().enumerate() {
-            if p.len() == 2 && p[0] == key {
-                self.times[i] = inner
-                    .iter()
-                    .find(|(j, _)| *j == i)
-                    .map(|(_, l)| clone_leaf(l));
-            }
-        }
-    }
 }
 
 /// The top-level value: an object is scanned, anything else answers `None`.
@@ -204,87 +128,53 @@ impl<'de> Visitor<'de> for Top<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let n = self.names;
-        let mut found = Found::new(n);
-        let mut arrays = [false; 2];
+        let mut found = Found {
+            ids: (0..n.ids.len()).map(|_| None).collect(),
+            times: (0..n.times.len()).map(|_| None).collect(),
+            suffix: None,
+            envelope: false,
+        };
+        let (mut value_array, mut records_array) = (false, false);
         while let Some(key) = map.next_key::<KeyText<'de>>()? {
             let key = key.0.as_ref();
-            match Found::role(n, key) {
-                Role::Capture => found.capture(n, key, map.next_value_seed(Capture)?),
-                Role::Nested => {
-                    let inner = map.next_value_seed(Nested { names: n, key })?;
-                    found.nested(n, key, &inner);
+            let id = n.ids.iter().position(|f| *f == key);
+            let time = n.times.iter().position(|p| p.len() == 1 && p[0] == key);
+            let nested = n.times.iter().any(|p| p.len() == 2 && p[0] == key);
+            if id.is_some() || time.is_some() || n.suffix == Some(key) {
+                let leaf = map.next_value_seed(Capture)?;
+                if n.suffix == Some(key) {
+                    found.suffix = Some(clone_leaf(&leaf));
                 }
-                Role::Envelope(value) => {
-                    arrays[usize::from(value)] = map.next_value_seed(IsArray)?
+                if let Some(t) = time {
+                    found.times[t] = Some(clone_leaf(&leaf));
                 }
-                Role::Other => {
-                    map.next_value::<Skip>()?;
+                if let Some(i) = id {
+                    found.ids[i] = Some(leaf);
                 }
+            } else if nested {
+                let inner = map.next_value_seed(Nested { names: n, key })?;
+                for (i, p) in n.times.iter().enumerate() {
+                    if p.len() == 2 && p[0] == key {
+                        found.times[i] = inner
+                            .iter()
+                            .find(|(j, _)| *j == i)
+                            .map(|(_, l)| clone_leaf(l));
+                    }
+                }
+            } else if key == "value" || key == "records" {
+                let is_array = map.next_value_seed(IsArray)?;
+                *(if key == "value" {
+                    &mut value_array
+                } else {
+                    &mut records_array
+                }) = is_array;
+            } else {
+                map.next_value::<Skip>()?;
             }
         }
-        found.envelope = arrays[0] || arrays[1];
+        found.envelope = value_array || records_array;
         Ok(Some(found))
     }
-}
-
-/// [`Top`] on the fast lexer: the same captures for an object, or [`Bail`] for serde_json to
-/// decide (anything but an object included).
-fn top_fast<'de>(n: &Names, text: &'de str) -> Lexed<Found<'de>> {
-    let mut lx = Lexer::new(text);
-    if lx.peek()? != b'{' {
-        return Err(Bail);
-    }
-    lx.open(b'{')?;
-    let mut found = Found::new(n);
-    let mut arrays = [false; 2];
-    let mut first = true;
-    while lx.next_member(first)? {
-        first = false;
-        let key = lx.key()?;
-        match Found::role(n, key) {
-            Role::Capture => found.capture(n, key, capture_fast(&mut lx)?),
-            Role::Nested => {
-                let inner = nested_fast(n, key, &mut lx)?;
-                found.nested(n, key, &inner);
-            }
-            Role::Envelope(value) => {
-                arrays[usize::from(value)] = lx.peek()? == b'[';
-                lx.skip()?;
-            }
-            Role::Other => lx.skip()?,
-        }
-    }
-    lx.end()?;
-    found.envelope = arrays[0] || arrays[1];
-    Ok(found)
-}
-
-/// [`Nested`] on the fast lexer.
-fn nested_fast<'de>(
-    names: &Names,
-    key: &str,
-    lx: &mut Lexer<'de>,
-) -> Lexed<Vec<(usize, Leaf<'de>)>> {
-    let mut out: Vec<(usize, Leaf<'de>)> = Vec::new();
-    if lx.peek()? != b'{' {
-        lx.skip()?;
-        return Ok(out);
-    }
-    lx.open(b'{')?;
-    let mut first = true;
-    while lx.next_member(first)? {
-        first = false;
-        let k = lx.key()?;
-        match names.nested_time(key, k) {
-            Some(i) => {
-                let leaf = capture_fast(lx)?;
-                out.retain(|(j, _)| *j != i);
-                out.push((i, leaf));
-            }
-            None => lx.skip()?,
-        }
-    }
-    Ok(out)
 }
 
 fn clone_leaf<'de>(leaf: &Leaf<'de>) -> Leaf<'de> {
@@ -364,7 +254,11 @@ impl<'de> Visitor<'de> for NestedVisitor<'_, '_> {
         let mut out: Vec<(usize, Leaf<'de>)> = Vec::new();
         while let Some(k) = map.next_key::<KeyText<'de>>()? {
             let k = k.0.as_ref();
-            match names.nested_time(key, k) {
+            let hit = names
+                .times
+                .iter()
+                .position(|p| p.len() == 2 && p[0] == key && p[1] == k);
+            match hit {
                 Some(i) => {
                     let leaf = map.next_value_seed(Capture)?;
                     out.retain(|(j, _)| *j != i);
@@ -477,31 +371,6 @@ mod tests {
                 agrees(*kind, serde_json::to_string_pretty(d).unwrap().as_bytes());
             }
         }
-    }
-
-    /// The lexer takes these itself, and finds what the serde_json visitors find.
-    #[test]
-    fn the_fast_lexer_reads_the_samples_like_serde_json() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut read = 0;
-        for kind in EventKind::ALL {
-            let path = root.join(format!("examples/events/{}.json", kind.as_str()));
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            let names = Names::of(*kind);
-            for ev in serde_json::from_str::<Vec<Value>>(&text).unwrap() {
-                let text = serde_json::to_string(&ev).unwrap();
-                let fast = top_fast(&names, &text).expect("lexer bailed on a sample");
-                let mut de = serde_json::Deserializer::from_str(&text);
-                let slow = Top { names: &names }.deserialize(&mut de).unwrap().unwrap();
-                let show =
-                    |f: &Found| format!("{:?} {:?} {:?} {}", f.ids, f.times, f.suffix, f.envelope);
-                assert_eq!(show(&fast), show(&slow), "{text}");
-                read += 1;
-            }
-        }
-        assert!(read >= 10, "only {read} samples");
     }
 
     #[test]

@@ -8,7 +8,6 @@ mod diag;
 mod dict;
 mod doc;
 mod leef;
-pub(crate) mod lexer;
 mod path;
 pub(crate) mod scan;
 mod text;

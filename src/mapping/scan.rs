@@ -17,7 +17,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::doc::{Doc, Node};
-use super::lexer::{Lexed, Lexer};
 use super::path::{Path, Seg};
 use super::{Field, Header, Variant};
 
@@ -148,19 +147,6 @@ impl Plan {
         plan
     }
 
-    /// The child of `node` that object key `k` leads to, if a path goes there.
-    #[inline]
-    fn child_by_key(&self, node: u32, k: &str) -> Option<u32> {
-        let n = &self.nodes[node as usize];
-        let t = tag(k);
-        for (i, kt) in n.tags.iter().enumerate() {
-            if *kt == t && *n.keys[i].0 == *k {
-                return Some(n.keys[i].1);
-            }
-        }
-        None
-    }
-
     fn child(&self, at: usize, seg: &Seg) -> Option<u32> {
         let n = &self.nodes[at];
         match seg {
@@ -271,15 +257,6 @@ pub(crate) fn scan<'p, 'de>(
 ) -> serde_json::Result<Scanned<'p, 'de>> {
     let mut slots = Vec::with_capacity(plan.slots as usize);
     slots.resize_with(plan.slots as usize, || None);
-    if let Ok(text) = std::str::from_utf8(json) {
-        let mut lx = Lexer::new(text);
-        if let Ok(root) = fast_walk(plan, 0, &mut slots, &mut lx).and_then(|r| lx.end().map(|_| r))
-        {
-            return Ok(Scanned { plan, slots, root });
-        }
-        // Left to serde_json: start again from nothing.
-        slots.iter_mut().for_each(|s| *s = None);
-    }
     // Valid UTF-8 as a whole (the usual case) lets serde_json skip checking each string; the
     // result is the same, as bytes outside strings must be ASCII anyway. Otherwise the slice
     // reader finds the bad string and reports it exactly as `from_slice` does.
@@ -305,85 +282,6 @@ fn walk<'de, R: serde_json::de::Read<'de>>(
     Ok(root)
 }
 
-/// [`Walk`] on the fast lexer: the same captures, or [`Bail`] for serde_json to decide.
-fn fast_walk<'de>(
-    plan: &Plan,
-    node: u32,
-    slots: &mut [Option<Leaf<'de>>],
-    lx: &mut Lexer<'de>,
-) -> Lexed<&'static str> {
-    let mut visit = |c: u32, lx: &mut Lexer<'de>| -> Lexed<()> {
-        let n = clear(plan, slots, c);
-        match n.slot {
-            Some(slot) => slots[slot as usize] = Some(capture_fast(lx)?),
-            None => {
-                fast_walk(plan, c, slots, lx)?;
-            }
-        }
-        Ok(())
-    };
-    Ok(match lx.peek()? {
-        b'{' => {
-            lx.open(b'{')?;
-            let mut first = true;
-            while lx.next_member(first)? {
-                first = false;
-                let key = lx.key()?;
-                match plan.child_by_key(node, key) {
-                    Some(c) => visit(c, lx)?,
-                    None => lx.skip()?,
-                }
-            }
-            "an object"
-        }
-        b'[' => {
-            lx.open(b'[')?;
-            let indices = &plan.nodes[node as usize].indices;
-            let (mut first, mut i) = (true, 0usize);
-            while lx.next_element(first)? {
-                first = false;
-                match indices.iter().find(|(ii, _)| *ii == i) {
-                    Some(&(_, c)) => visit(c, lx)?,
-                    None => lx.skip()?,
-                }
-                i += 1;
-            }
-            "an array"
-        }
-        c => {
-            lx.skip()?;
-            match c {
-                b'"' => "a string",
-                b't' | b'f' => "a boolean",
-                b'n' => "null",
-                // Exponents and long numbers bail, so this is always finite.
-                _ => "a number",
-            }
-        }
-    })
-}
-
-/// [`Capture`] on the fast lexer: a string as text, anything else as serde_json's `Value`.
-#[inline]
-pub(crate) fn capture_fast<'de>(lx: &mut Lexer<'de>) -> Lexed<Leaf<'de>> {
-    if lx.peek()? == b'"' {
-        Ok(Leaf::Str(lx.string()?))
-    } else {
-        Ok(Leaf::Val(lx.value()?))
-    }
-}
-
-/// Forgets what an earlier occurrence of child `c` collected (a duplicate key: the last one
-/// wins), and returns the child.
-#[inline]
-fn clear<'p>(plan: &'p Plan, slots: &mut [Option<Leaf<'_>>], c: u32) -> &'p TrieNode {
-    let n = &plan.nodes[c as usize];
-    for s in &mut slots[n.span.0 as usize..n.span.1 as usize] {
-        *s = None;
-    }
-    n
-}
-
 /// Walks the value at a trie node that no path ends at.
 struct Walk<'s, 'de> {
     plan: &'s Plan,
@@ -396,7 +294,11 @@ impl<'de> Walk<'_, 'de> {
     /// one wins).
     #[inline]
     fn clear(&mut self, c: u32) -> &TrieNode {
-        clear(self.plan, self.slots, c)
+        let n = &self.plan.nodes[c as usize];
+        for s in &mut self.slots[n.span.0 as usize..n.span.1 as usize] {
+            *s = None;
+        }
+        n
     }
 }
 
@@ -515,7 +417,14 @@ impl<'de> Visitor<'de> for KeyPick<'_> {
     }
     #[inline]
     fn visit_str<E>(self, k: &str) -> Result<Option<u32>, E> {
-        Ok(self.plan.child_by_key(self.node, k))
+        let n = &self.plan.nodes[self.node as usize];
+        let t = tag(k);
+        for (i, kt) in n.tags.iter().enumerate() {
+            if *kt == t && *n.keys[i].0 == *k {
+                return Ok(Some(n.keys[i].1));
+            }
+        }
+        Ok(None)
     }
 }
 
