@@ -14,6 +14,35 @@ impl Spool {
         events: &[&[u8]],
         checkpoint: &[u8],
     ) -> Result<u64, SpoolError> {
+        self.append(source, events, checkpoint, RecordKind::Checkpoint)
+    }
+
+    /// [`Spool::append_batch`] with a checkpoint *delta*: `delta` is kept after the source's
+    /// checkpoint instead of replacing it, and [`Spool::checkpoint_chain`] returns the full
+    /// checkpoint with every delta since. The source must write a full checkpoint first, and
+    /// should write one again before its deltas outgrow it (a new segment copies the chain).
+    pub fn append_batch_delta(
+        &self,
+        source: &str,
+        events: &[&[u8]],
+        delta: &[u8],
+    ) -> Result<u64, SpoolError> {
+        if lock(&self.state).checkpoints.get(source).is_none() {
+            return Err(self.invalid(
+                "checkpoint delta",
+                format!("source {source:?} has no full checkpoint to extend"),
+            ));
+        }
+        self.append(source, events, delta, RecordKind::CheckpointDelta)
+    }
+
+    fn append(
+        &self,
+        source: &str,
+        events: &[&[u8]],
+        checkpoint: &[u8],
+        ck_kind: RecordKind,
+    ) -> Result<u64, SpoolError> {
         if source.len() > u16::MAX as usize {
             return Err(self.invalid("source name", format!("{} bytes long", source.len())));
         }
@@ -69,7 +98,7 @@ impl Spool {
         encode_record(
             &mut buf,
             ck_seq,
-            RecordKind::Checkpoint,
+            ck_kind,
             &[&prefix, source.as_bytes(), checkpoint],
         );
         // The seqs are used up even if the write fails: seqs never repeat in the log.
@@ -96,10 +125,13 @@ impl Spool {
                 for (i, e) in events.iter().enumerate() {
                     seg.push(first + i as u64, RecordKind::Event, e.len());
                 }
-                seg.push(ck_seq, RecordKind::Checkpoint, ck_len);
+                seg.push(ck_seq, ck_kind, ck_len);
             }
-            st.checkpoints
-                .insert(source.to_owned(), (ck_seq, checkpoint.to_vec()));
+            st.checkpoints.entry(source.to_owned()).or_default().add(
+                ck_seq,
+                ck_kind,
+                checkpoint.to_vec(),
+            );
         }
         self.committed_next.store(w.next_seq, Ordering::Release);
         drop(w);
@@ -167,7 +199,7 @@ impl Spool {
         SEGMENT_HEADER as u64
             + st.checkpoints
                 .iter()
-                .map(|(s, (_, d))| record_size(2 + s.len() + d.len()) as u64)
+                .map(|(s, c)| c.record_bytes(s))
                 .sum::<u64>()
     }
 
@@ -177,12 +209,26 @@ impl Spool {
         let first = w.next_seq;
         let path = self.dir.join(segment::file_name(first));
         let created_ms = now_ms();
-        let mut cks: Vec<(String, Vec<u8>)> = lock(&self.state)
+        // Every source's chain, in order: its full checkpoint, then its deltas.
+        let mut chains: Vec<(String, Vec<Vec<u8>>)> = lock(&self.state)
             .checkpoints
             .iter()
-            .map(|(s, (_, d))| (s.clone(), d.clone()))
+            .map(|(s, c)| (s.clone(), c.parts.clone()))
             .collect();
-        cks.sort();
+        chains.sort();
+        let cks: Vec<(String, RecordKind, Vec<u8>)> = chains
+            .into_iter()
+            .flat_map(|(s, parts)| {
+                parts.into_iter().enumerate().map(move |(i, d)| {
+                    let kind = if i == 0 {
+                        RecordKind::Checkpoint
+                    } else {
+                        RecordKind::CheckpointDelta
+                    };
+                    (s.clone(), kind, d)
+                })
+            })
+            .collect();
         let mut buf = Vec::new();
         buf.extend_from_slice(
             &SegmentHeader {
@@ -191,11 +237,11 @@ impl Spool {
             }
             .encode(),
         );
-        for (seq, (s, d)) in (first..).zip(&cks) {
+        for (seq, (s, kind, d)) in (first..).zip(&cks) {
             encode_record(
                 &mut buf,
                 seq,
-                RecordKind::Checkpoint,
+                *kind,
                 &[&checkpoint_prefix(s), s.as_bytes(), d],
             );
         }
@@ -223,8 +269,8 @@ impl Spool {
             }
         };
         let mut seg = Segment::new(first, path.clone(), created_ms, reader);
-        for (seq, (s, d)) in (first..).zip(&cks) {
-            seg.push(seq, RecordKind::Checkpoint, 2 + s.len() + d.len());
+        for (seq, (s, kind, d)) in (first..).zip(&cks) {
+            seg.push(seq, *kind, 2 + s.len() + d.len());
         }
         let seq = first + cks.len() as u64;
         w.file = Some(file);

@@ -105,7 +105,7 @@ impl Spool {
                     off += size;
                     continue;
                 }
-                if h.kind == RecordKind::Checkpoint as u8 {
+                if RecordKind::is_checkpoint(h.kind) {
                     next = h.seq + 1;
                     off += size;
                     continue;

@@ -14,13 +14,15 @@
 //! - Segment header (32 bytes): `"SCSPOOL\0" | u32 version=1 | u64 first_seq | u64 created_ms |
 //!   u32 crc32c(previous 28 bytes)`. All integers little-endian.
 //! - Record: `u32 len | u32 crc32c(seq ‖ kind ‖ payload) | u64 seq | u8 kind | payload[len]`,
-//!   `kind` 1 = event (opaque payload), 2 = checkpoint (`u16 n | source name[n] | data`).
+//!   `kind` 1 = event (opaque payload), 2 = checkpoint (`u16 n | source name[n] | data`),
+//!   3 = checkpoint delta (same layout; see [`Chain`]).
 //! - Seqs strictly increase through the log but may have gaps (a failed batch burns its seqs).
 //!   The records of one batch have consecutive seqs; the checkpoint is the batch's last record.
 //! - Cursor slot: `"SCCURSOR" | u32 version=1 | u64 generation | u64 next seq | u16 n | name[n] |
 //!   u32 crc32c`, zero padded to 4096 bytes; the valid slot with the higher generation wins.
 //! - Checkpoints survive segment deletion because every new segment starts with a copy of the
-//!   latest checkpoint of every source, and the newest segment is never deleted.
+//!   latest checkpoint chain of every source (its full checkpoint, then its deltas), and the
+//!   newest segment is never deleted.
 //!
 //! # Invariants
 //! - **Durable when**: a batch is durable exactly when `append_batch` returns `Ok`: its bytes
@@ -234,10 +236,43 @@ struct Writer {
     buf: Vec<u8>,
 }
 
+/// A source's checkpoint as the spool holds it: its last full checkpoint and the deltas
+/// appended after it, in order, so a source whose state grows page by page (seen ids) writes
+/// only what changed instead of the whole state with every batch. `seq` is the newest part's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Chain {
+    pub seq: u64,
+    pub parts: Vec<Vec<u8>>,
+    /// Deltas were found without the full checkpoint before them (damage): not usable.
+    pub orphan: bool,
+}
+
+impl Chain {
+    /// Adds a record of kind `kind` (a full checkpoint or a delta) with seq `seq`.
+    pub(crate) fn add(&mut self, seq: u64, kind: RecordKind, data: Vec<u8>) {
+        if kind == RecordKind::CheckpointDelta {
+            self.orphan |= self.parts.is_empty();
+            self.parts.push(data);
+        } else {
+            self.parts = vec![data];
+            self.orphan = false;
+        }
+        self.seq = seq;
+    }
+
+    /// Bytes of the records that re-append this chain for `source` in a new segment.
+    fn record_bytes(&self, source: &str) -> u64 {
+        self.parts
+            .iter()
+            .map(|d| record_size(2 + source.len() + d.len()) as u64)
+            .sum()
+    }
+}
+
 #[derive(Debug)]
 struct State {
     segments: VecDeque<Segment>,
-    checkpoints: HashMap<String, (u64, Vec<u8>)>,
+    checkpoints: HashMap<String, Chain>,
     total_bytes: u64,
 }
 
@@ -409,12 +444,25 @@ impl Spool {
         }
     }
 
-    /// The latest durable checkpoint payload of `source`.
+    /// The latest durable full checkpoint payload of `source`, for sources that never append
+    /// deltas ([`Spool::checkpoint_chain`] gives the deltas too).
     pub fn checkpoint(&self, source: &str) -> Option<Vec<u8>> {
+        let st = lock(&self.state);
+        let chain = st.checkpoints.get(source)?;
+        debug_assert!(
+            chain.parts.len() == 1,
+            "{source} appends deltas; use checkpoint_chain"
+        );
+        chain.parts.first().cloned()
+    }
+
+    /// The latest durable checkpoint of `source`: its full checkpoint, then every delta
+    /// appended after it ([`Spool::append_batch_delta`]), oldest first.
+    pub fn checkpoint_chain(&self, source: &str) -> Option<Vec<Vec<u8>>> {
         lock(&self.state)
             .checkpoints
             .get(source)
-            .map(|(_, d)| d.clone())
+            .map(|c| c.parts.clone())
     }
 
     /// Names of the sources with a checkpoint.

@@ -20,6 +20,9 @@ pub enum RecordKind {
     Event = 1,
     /// A source checkpoint (`u16 source length | source name | checkpoint data`); never delivered.
     Checkpoint = 2,
+    /// A change to the source's checkpoint before it (same layout): the source's checkpoint is
+    /// its last `Checkpoint` record followed by the deltas after it, in order.
+    CheckpointDelta = 3,
 }
 
 impl RecordKind {
@@ -27,8 +30,14 @@ impl RecordKind {
         match b {
             1 => Some(RecordKind::Event),
             2 => Some(RecordKind::Checkpoint),
+            3 => Some(RecordKind::CheckpointDelta),
             _ => None,
         }
+    }
+
+    /// A full checkpoint or a delta: part of a source's checkpoint, never delivered.
+    pub(crate) fn is_checkpoint(b: u8) -> bool {
+        b == RecordKind::Checkpoint as u8 || b == RecordKind::CheckpointDelta as u8
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::record::{SegmentHeader, SEGMENT_HEADER};
 use super::segment::{self, BadRange, Scan, Segment};
 use super::storage::{read_exact_at, ReadFile, Storage};
+use super::Chain;
 use super::{io_err, SpoolError, SpoolStats};
 
 pub(crate) const QUARANTINE: &str = "quarantine";
@@ -19,7 +20,7 @@ const TMP_SUFFIX: &str = ".tmp";
 #[derive(Debug)]
 pub(crate) struct Recovered {
     pub segments: VecDeque<Segment>,
-    pub checkpoints: HashMap<String, (u64, Vec<u8>)>,
+    pub checkpoints: HashMap<String, Chain>,
     /// One past the highest seq found.
     pub next_seq: u64,
 }
@@ -243,10 +244,15 @@ pub(crate) fn recover(
             scan,
         )?;
         ctx.stats.recovered_segments += 1;
-        for (source, (seq, data)) in scan.checkpoints {
-            let newer = out.checkpoints.get(&source).is_none_or(|(s, _)| seq > *s);
-            if newer {
-                out.checkpoints.insert(source, (seq, data));
+        for (source, chain) in scan.checkpoints {
+            // A chain cut from its full checkpoint by damage is not used: the older one is
+            // (the source reads again what came after it).
+            let newer = out
+                .checkpoints
+                .get(&source)
+                .is_none_or(|c| chain.seq > c.seq);
+            if newer && !chain.orphan {
+                out.checkpoints.insert(source, chain);
             }
         }
         out.next_seq = out.next_seq.max(scan.segment.next_seq);

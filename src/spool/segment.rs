@@ -14,6 +14,7 @@ use super::record::{
     MAX_PAYLOAD, RECORD_HEADER, SEGMENT_HEADER,
 };
 use super::storage::{ReadFile, Window};
+use super::Chain;
 
 /// A sparse index entry is kept every this many bytes of a segment.
 const INDEX_EVERY: u64 = 64 * 1024;
@@ -175,8 +176,8 @@ pub(crate) struct Scan {
     pub last_checkpoint_end: u64,
     /// Valid event records after the last checkpoint.
     pub events_after_checkpoint: u64,
-    /// Latest checkpoint per source in this segment: `(seq, data)`.
-    pub checkpoints: HashMap<String, (u64, Vec<u8>)>,
+    /// Latest checkpoint chain per source in this segment.
+    pub checkpoints: HashMap<String, Chain>,
 }
 
 fn plausible(h: &RecordHeader, min_seq: u64, off: u64, limit: u64) -> bool {
@@ -211,7 +212,7 @@ fn valid_at(
     if !crc_ok(&h, payload) {
         return Ok(None);
     }
-    let ck = if h.kind == RecordKind::Checkpoint as u8 {
+    let ck = if RecordKind::is_checkpoint(h.kind) {
         // A checkpoint whose payload does not parse is still a valid record (CRC matched); it
         // just carries nothing we can use.
         decode_checkpoint(payload).map(|(s, d)| (s.to_owned(), d.to_vec()))
@@ -249,11 +250,14 @@ pub(crate) fn scan(
                 Some(r) if r.1 == off => r.1 = end,
                 _ => runs.push((off, end)),
             }
-            if kind == RecordKind::Checkpoint {
+            if kind != RecordKind::Event {
                 last_checkpoint_end = end;
                 events_after_checkpoint = 0;
                 if let Some((source, data)) = ck {
-                    checkpoints.insert(source, (h.seq, data));
+                    checkpoints
+                        .entry(source)
+                        .or_insert_with(Chain::default)
+                        .add(h.seq, kind, data);
                 }
             } else {
                 events_after_checkpoint += 1;

@@ -132,6 +132,115 @@ fn checkpoint_survives_restart_and_segment_deletion() {
     assert_eq!(spool.checkpoint_sources(), vec!["activity", "graph"]);
 }
 
+fn append_delta(spool: &Spool, source: &str, range: std::ops::Range<usize>, delta: &str) -> u64 {
+    let evs: Vec<Vec<u8>> = range.map(payload).collect();
+    let refs: Vec<&[u8]> = evs.iter().map(|e| e.as_slice()).collect();
+    spool
+        .append_batch_delta(source, &refs, delta.as_bytes())
+        .unwrap()
+}
+
+fn chain(spool: &Spool, source: &str) -> Vec<String> {
+    spool
+        .checkpoint_chain(source)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| String::from_utf8(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn checkpoint_deltas_chain_after_the_full_one_across_rolls_and_restarts() {
+    let s = MemStorage::new();
+    let spool = mem_open(&s, small());
+    spool.open_cursor("d").unwrap();
+    // A delta needs a full checkpoint to extend.
+    let refused = spool.append_batch_delta("activity", &[], b"d0");
+    assert!(
+        matches!(&refused, Err(SpoolError::Invalid { why, .. }) if why.contains("no full checkpoint")),
+        "{refused:?}"
+    );
+    append(&spool, "activity", 0..2, "full-1");
+    append(&spool, "graph", 2..3, "graph-1");
+    // Enough pages to roll the 4 KiB segments many times: each new segment starts with the
+    // whole chain of every source.
+    for i in 0..30 {
+        append_delta(&spool, "activity", 3 + i * 5..8 + i * 5, &format!("d{i}"));
+    }
+    let expected: Vec<String> = std::iter::once("full-1".to_owned())
+        .chain((0..30).map(|i| format!("d{i}")))
+        .collect();
+    assert_eq!(chain(&spool, "activity"), expected);
+    assert!(spool.status().segments > 5);
+    // Deltas are never delivered.
+    let (recs, next) = read_all(&spool, 1);
+    assert_eq!(ids(&recs), (0..153).map(payload).collect::<Vec<_>>());
+    spool.ack("d", next).unwrap();
+    spool.flush_cursors().unwrap();
+    assert_eq!(spool.status().segments, 1, "delivered segments reclaimed");
+    drop(spool);
+
+    let spool = mem_open(&s, small());
+    assert_eq!(chain(&spool, "activity"), expected, "after a restart");
+    assert_eq!(chain(&spool, "graph"), vec!["graph-1"]);
+    // A full checkpoint starts the chain again.
+    append(&spool, "activity", 153..154, "full-2");
+    append_delta(&spool, "activity", 154..155, "e0");
+    drop(spool);
+    let spool = mem_open(&s, small());
+    assert_eq!(chain(&spool, "activity"), vec!["full-2", "e0"]);
+    assert_eq!(spool.checkpoint("graph").as_deref(), Some(&b"graph-1"[..]));
+}
+
+#[test]
+fn a_torn_delta_is_cut_with_its_batch_at_every_byte() {
+    let probe = MemStorage::new();
+    let spool = mem_open(&probe, SpoolOptions::default());
+    append(&spool, "a", 0..3, "full");
+    let size =
+        |s: &MemStorage| -> usize { s.paths().iter().map(|p| s.read(p).unwrap().len()).sum() };
+    let before = size(&probe);
+    append_delta(&spool, "a", 3..6, "d1");
+    let batch = (size(&probe) - before) as u64;
+    drop(spool);
+    for cut in 0..=batch {
+        let s = MemStorage::new();
+        let spool = mem_open(&s, SpoolOptions::default());
+        append(&spool, "a", 0..3, "full");
+        s.power_cut_after(cut);
+        let evs: Vec<Vec<u8>> = (3..6).map(payload).collect();
+        let refs: Vec<&[u8]> = evs.iter().map(|e| e.as_slice()).collect();
+        assert!(
+            spool.append_batch_delta("a", &refs, b"d1").is_err(),
+            "cut {cut}"
+        );
+        drop(spool);
+        s.crash(cut);
+        let spool = mem_open(&s, SpoolOptions::default());
+        let (recs, _) = read_all(&spool, 1);
+        match chain(&spool, "a").as_slice() {
+            [f, d] if f == "full" && d == "d1" => {
+                assert_eq!(
+                    ids(&recs),
+                    (0..6).map(payload).collect::<Vec<_>>(),
+                    "cut {cut}"
+                )
+            }
+            [f] if f == "full" => {
+                assert_eq!(
+                    ids(&recs),
+                    (0..3).map(payload).collect::<Vec<_>>(),
+                    "cut {cut}"
+                )
+            }
+            other => panic!("cut {cut}: chain {other:?}"),
+        }
+        // The chain goes on from what survived.
+        append_delta(&spool, "a", 6..7, "d2");
+        assert_eq!(chain(&spool, "a").last().map(String::as_str), Some("d2"));
+    }
+}
+
 #[test]
 fn torn_tail_is_cut_with_its_batch_at_every_byte() {
     // Measure the bytes one batch writes, then cut power at every byte of it.
