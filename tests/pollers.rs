@@ -127,7 +127,7 @@ fn spooled_before_restart(scratch: &Scratch) -> usize {
     )
     .unwrap();
     assert!(
-        spool.checkpoint("ms").is_some(),
+        spool.checkpoint_chain("ms").is_some(),
         "no checkpoint was spooled"
     );
     let (mut from, mut n) = (0, 0);

@@ -172,9 +172,9 @@ impl Backfill {
     ) -> Result<bool, BackfillError> {
         let mut ck = ctx
             .spool
-            .checkpoint(&self.name)
+            .checkpoint_chain(&self.name)
             .filter(|_| !fresh)
-            .and_then(|b| Checkpoint::decode(&b))
+            .and_then(|parts| Checkpoint::decode_chain(&parts))
             .unwrap_or(Checkpoint {
                 version: checkpoint::VERSION,
                 ..Checkpoint::default()

@@ -99,7 +99,40 @@ impl SeenSet {
     }
 }
 
+/// What one page changed in a windowed source's checkpoint: the ids it added to one scope's
+/// seen set. Written as a spool checkpoint delta, so a window of many pages does not rewrite
+/// the whole (growing) seen set with every page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenDelta {
+    pub version: u32,
+    pub scope: String,
+    pub seen: Vec<(String, i64)>,
+}
+
+impl SeenDelta {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 impl Checkpoint {
+    /// Reads a checkpoint chain as the spool keeps it (a full checkpoint, then [`SeenDelta`]s);
+    /// `None` when absent or not one this build understands.
+    pub fn decode_chain(parts: &[Vec<u8>]) -> Option<Checkpoint> {
+        let (base, deltas) = parts.split_first()?;
+        let mut ck = Checkpoint::decode(base)?;
+        for d in deltas {
+            let d = serde_json::from_slice::<SeenDelta>(d)
+                .ok()
+                .filter(|d| d.version == VERSION)?;
+            let state = ck.scopes.get_mut(&d.scope)?;
+            for (id, t) in &d.seen {
+                state.seen.insert(id, *t);
+            }
+        }
+        Some(ck)
+    }
+
     /// Reads a checkpoint; `None` when absent or not one this build understands.
     pub fn decode(bytes: &[u8]) -> Option<Checkpoint> {
         serde_json::from_slice::<Checkpoint>(bytes)

@@ -189,6 +189,27 @@ pub async fn append_page(
     events: &[Event],
     checkpoint: Vec<u8>,
 ) -> Result<bool, SourceError> {
+    append_page_as(ctx, source, events, checkpoint, false).await
+}
+
+/// [`append_page`] with a checkpoint delta ([`crate::spool::Spool::append_batch_delta`]): what
+/// changed since the source's last full checkpoint, which must already be in the spool.
+pub async fn append_page_delta(
+    ctx: &SourceContext,
+    source: &str,
+    events: &[Event],
+    delta: Vec<u8>,
+) -> Result<bool, SourceError> {
+    append_page_as(ctx, source, events, delta, true).await
+}
+
+async fn append_page_as(
+    ctx: &SourceContext,
+    source: &str,
+    events: &[Event],
+    checkpoint: Vec<u8>,
+    delta: bool,
+) -> Result<bool, SourceError> {
     // Every payload in one buffer (one allocation per page, not per event).
     let mut bytes = Vec::with_capacity(events.iter().map(|e| e.json.len() + 64).sum());
     let mut ends = Vec::with_capacity(events.len());
@@ -212,7 +233,11 @@ pub async fn append_page(
                     Some(payload)
                 })
                 .collect();
-            spool.append_batch(&name, &refs, &c)
+            if delta {
+                spool.append_batch_delta(&name, &refs, &c)
+            } else {
+                spool.append_batch(&name, &refs, &c)
+            }
         })
         .await
         .unwrap_or_else(|join| {

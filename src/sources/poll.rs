@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::{Credentials, Endpoints, TokenCache};
-use super::checkpoint::{self, Checkpoint, ScopeState};
+use super::checkpoint::{self, Checkpoint, ScopeState, SeenDelta};
 use super::http::{self, ApiClient, FetchError, Retry};
 use super::limits::Limit;
-use super::{append_page, SourceContext, SourceError};
+use super::{append_page, append_page_delta, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
 
@@ -134,6 +134,10 @@ pub fn next_window(state: &ScopeState, now_ms: i64, t: &Timing) -> Option<(i64, 
 pub const MAX_SEEN: usize = 200_000;
 /// Pages of one window at most before paging is considered looping.
 pub const MAX_PAGES: usize = 100_000;
+
+/// Checkpoint deltas may add up to the full checkpoint's size, or this much when it is smaller,
+/// before a window's next page writes a full checkpoint again.
+const MIN_DELTAS: usize = 64 * 1024;
 
 /// A configured windowed source.
 #[derive(Debug)]
@@ -271,7 +275,12 @@ pub(crate) async fn run_rounds<R: Rounds>(
 
 /// A windowed source's checkpoint: the spool's last one, or an empty one.
 pub fn resume_windows(ctx: &SourceContext, name: &str) -> (Checkpoint, bool) {
-    match resume(ctx, name, Checkpoint::decode) {
+    let chain = ctx.spool.checkpoint_chain(name);
+    let decoded = chain.as_deref().and_then(Checkpoint::decode_chain);
+    if chain.is_some() && decoded.is_none() {
+        tracing::warn!(message = "Checkpoint not readable by this version; starting from start_at.", source = %name);
+    }
+    match decoded {
         Some(ck) => {
             let resumed = !ck.scopes.is_empty();
             (ck, resumed)
@@ -406,6 +415,8 @@ impl PollSource {
         let mut used = HashSet::new();
         let overlap = self.timing.overlap.as_millis() as i64;
         let (mut fetched, mut new) = (0usize, 0usize);
+        // Bytes of the last full checkpoint this read appended, and of the deltas since.
+        let mut chain: Option<(usize, usize)> = None;
         loop {
             let page = match self.client.get(&url, &ctx.cancel).await {
                 Ok(p) => p,
@@ -432,11 +443,14 @@ impl PollSource {
                 ));
                 return Ok(Outcome::Incomplete);
             };
-            let mut next_ck = ck.clone();
-            let state = next_ck
+            // The ids this page adds; the checkpoint itself changes only once it is appended.
+            let seen = &ck
                 .scopes
-                .get_mut(scope)
-                .expect("scope state exists while polling it");
+                .get(scope)
+                .expect("scope state exists while polling it")
+                .seen;
+            let mut added: Vec<(String, i64)> = Vec::new();
+            let mut on_page = HashSet::new();
             let mut events = Vec::new();
             let mut rejected = 0u64;
             ctx.stats
@@ -453,7 +467,8 @@ impl PollSource {
                         continue;
                     }
                 };
-                if state.seen.insert(&ev.id, time) {
+                if !seen.contains(&ev.id) && on_page.insert(ev.id.clone()) {
+                    added.push((ev.id.clone(), time));
                     events.push(ev);
                 }
             }
@@ -471,21 +486,59 @@ impl PollSource {
                 tracing::error!(message = "The API's next link repeats; paging stopped and the window taken as read.", source = %self.name, scope, request_id = rid);
             }
             let last = next.is_none() || looping;
-            if last {
-                state.cursor_ms = to;
-                if prune {
-                    state.seen.prune_before(to - overlap);
+            // A full checkpoint first and at the window's end (the cursor moves, old ids are
+            // pruned); in between, only each page's new ids, as a delta, until the deltas have
+            // outgrown the full checkpoint. So a window of P pages writes O(P) checkpoint bytes,
+            // not O(P²).
+            let full = last || chain.is_none_or(|(base, deltas)| deltas > base.max(MIN_DELTAS));
+            if full {
+                let mut next_ck = ck.clone();
+                let state = next_ck
+                    .scopes
+                    .get_mut(scope)
+                    .expect("scope state exists while polling it");
+                for (id, t) in &added {
+                    state.seen.insert(id, *t);
                 }
-                let dropped = state.seen.bound(MAX_SEEN);
-                if dropped > 0 {
-                    tracing::warn!(message = "Seen-id set full; the oldest ids were dropped, so late copies of them could repeat.", source = %self.name, dropped);
+                if last {
+                    state.cursor_ms = to;
+                    if prune {
+                        state.seen.prune_before(to - overlap);
+                    }
+                    let dropped = state.seen.bound(MAX_SEEN);
+                    if dropped > 0 {
+                        tracing::warn!(message = "Seen-id set full; the oldest ids were dropped, so late copies of them could repeat.", source = %self.name, dropped);
+                    }
+                }
+                if !events.is_empty() || last {
+                    let bytes = next_ck.encode();
+                    chain = Some((bytes.len(), 0));
+                    if !append_page(ctx, &self.name, &events, bytes).await? {
+                        return Ok(Outcome::Cancelled);
+                    }
+                }
+                *ck = next_ck;
+            } else if !events.is_empty() {
+                let delta = SeenDelta {
+                    version: checkpoint::VERSION,
+                    scope: scope.to_owned(),
+                    seen: added,
+                };
+                let bytes = delta.encode();
+                if let Some((_, deltas)) = chain.as_mut() {
+                    *deltas += bytes.len();
+                }
+                if !append_page_delta(ctx, &self.name, &events, bytes).await? {
+                    return Ok(Outcome::Cancelled);
+                }
+                let state = ck
+                    .scopes
+                    .get_mut(scope)
+                    .expect("scope state exists while polling it");
+                for (id, t) in delta.seen {
+                    state.seen.insert(&id, t);
                 }
             }
-            let changed = !events.is_empty() || last;
-            if changed && !append_page(ctx, &self.name, &events, next_ck.encode()).await? {
-                return Ok(Outcome::Cancelled);
-            }
-            *ck = next_ck;
             ctx.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
             match next {
                 Some(n) if !last => url = n,

@@ -213,6 +213,55 @@ async fn activity_spools_every_record_once_through_faults_and_a_restart() {
     assert_faults_seen_and_retry_after_honoured(&sim, Service::Management);
 }
 
+/// A window of many pages writes a full checkpoint and then only each page's new ids (spool
+/// checkpoint deltas), not the whole growing seen set with every page; a restart in the middle
+/// of the window resumes from the chain, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_window_checkpoints_by_deltas_and_resumes_from_them() {
+    let mut sc = SimConfig::around_now(Duration::from_secs(12), Duration::ZERO, 2000);
+    sc.page_size = 20;
+    sc.faults = Faults::default();
+    let sim = Simulator::start(sc).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "azure_activity");
+    let expected = sim.activity_records().len();
+    let spool = open_spool(dir.path());
+    let first = run_until(&cfg, &spool, Duration::from_secs(30), |n| n >= 600).await;
+    assert!(first < expected as u64, "stopped too late ({first})");
+    let chain = spool.checkpoint_chain("src").expect("a checkpoint chain");
+    assert!(
+        chain.len() > 10,
+        "pages after the first are deltas: {} parts",
+        chain.len()
+    );
+    let full = chain[0].len();
+    let deltas: usize = chain[1..].iter().map(Vec::len).sum();
+    // Each delta holds one page's ids, not the set so far.
+    let biggest = chain[1..].iter().map(Vec::len).max().unwrap_or(0);
+    assert!(
+        biggest < 20 * 200,
+        "a delta of {biggest} bytes for a 20-record page"
+    );
+    let ck = super::checkpoint::Checkpoint::decode_chain(&chain).expect("the chain decodes");
+    let seen: usize = ck.scopes.values().map(|s| s.seen.len()).sum();
+    assert!(seen as u64 >= first, "{seen} ids seen, {first} spooled");
+    eprintln!(
+        "{first} of {expected} spooled; chain: {} bytes full + {deltas} bytes in {} deltas",
+        full,
+        chain.len() - 1
+    );
+    drop(spool);
+    let spool = open_spool(dir.path());
+    run_until(&cfg, &spool, Duration::from_secs(60), |n| {
+        first + n >= expected as u64
+    })
+    .await;
+    let got = counts(&spooled_events(&spool));
+    let dups: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicated: {dups:?}");
+    assert_eq!(got.len(), expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_alerts_spool_each_version_once_and_every_final_state() {
     let sim = Simulator::start(faulty_sim_config()).await.unwrap();

@@ -27,7 +27,7 @@ impl Spool {
         events: &[&[u8]],
         delta: &[u8],
     ) -> Result<u64, SpoolError> {
-        if lock(&self.state).checkpoints.get(source).is_none() {
+        if !lock(&self.state).checkpoints.contains_key(source) {
             return Err(self.invalid(
                 "checkpoint delta",
                 format!("source {source:?} has no full checkpoint to extend"),
