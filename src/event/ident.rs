@@ -31,14 +31,17 @@ pub fn from_json_bytes(kind: EventKind, source: &str, json: &[u8]) -> Option<Eve
         .ids
         .iter()
         .find_map(|leaf| scalar_text(leaf.as_ref()?))?;
-    let id = match (kind, &found.suffix) {
-        (EventKind::GraphAlerts, Some(Leaf::Str(t))) => format!("{id}@{t}"),
+    let suffix = names.suffix.and(found.paths[names.times.len()..].first());
+    let id = match suffix {
+        Some(Some(Leaf::Str(t))) => format!("{id}@{t}"),
         _ => id,
     };
-    let time_ms = found.times.iter().find_map(|leaf| match leaf.as_ref()? {
-        Leaf::Str(s) => parse_time_ms(s),
-        Leaf::Val(_) => None,
-    });
+    let time_ms = found.paths[..names.times.len()]
+        .iter()
+        .find_map(|leaf| match leaf.as_ref()? {
+            Leaf::Str(s) => parse_time_ms(s),
+            Leaf::Val(_) => None,
+        });
     Some(Event {
         kind,
         source: source.to_owned(),
@@ -57,12 +60,14 @@ fn scalar_text(leaf: &Leaf) -> Option<String> {
     }
 }
 
-/// Where one kind keeps its id and time: top-level names, and for times also one nested step.
+/// Where one kind keeps its id and time: top-level names, and for times and the id's suffix
+/// also one nested step.
 struct Names {
     ids: &'static [&'static str],
     times: &'static [&'static [&'static str]],
-    /// Graph alerts: the update time appended to the id.
-    suffix: Option<&'static str>,
+    /// The text appended to the id as `@…` when it is a string, as [`Event::from_json`] does:
+    /// a Graph alert's update time, a Defender alert's status.
+    suffix: Option<&'static [&'static str]>,
 }
 
 impl Names {
@@ -70,8 +75,17 @@ impl Names {
         Names {
             ids: kind.id_fields(),
             times: kind.time_fields(),
-            suffix: (kind == EventKind::GraphAlerts).then_some("lastUpdateDateTime"),
+            suffix: match kind {
+                EventKind::GraphAlerts => Some(&["lastUpdateDateTime"]),
+                EventKind::DefenderAlerts => Some(&["properties", "status"]),
+                _ => None,
+            },
         }
+    }
+
+    /// The captured paths: the time paths in order, then the suffix's.
+    fn paths(&self) -> impl Iterator<Item = &'static [&'static str]> + '_ {
+        self.times.iter().copied().chain(self.suffix)
     }
 }
 
@@ -79,8 +93,8 @@ impl Names {
 /// one wins, as in `serde_json::Map`).
 struct Found<'de> {
     ids: Vec<Option<Leaf<'de>>>,
-    times: Vec<Option<Leaf<'de>>>,
-    suffix: Option<Leaf<'de>>,
+    /// By index into [`Names::paths`].
+    paths: Vec<Option<Leaf<'de>>>,
     /// The object has a `value` or `records` array: a page of events, not one event.
     envelope: bool,
 }
@@ -130,32 +144,30 @@ impl<'de> Visitor<'de> for Top<'_> {
         let n = self.names;
         let mut found = Found {
             ids: (0..n.ids.len()).map(|_| None).collect(),
-            times: (0..n.times.len()).map(|_| None).collect(),
-            suffix: None,
+            paths: n.paths().map(|_| None).collect(),
             envelope: false,
         };
         let (mut value_array, mut records_array) = (false, false);
         while let Some(key) = map.next_key::<KeyText<'de>>()? {
             let key = key.0.as_ref();
             let id = n.ids.iter().position(|f| *f == key);
-            let time = n.times.iter().position(|p| p.len() == 1 && p[0] == key);
-            let nested = n.times.iter().any(|p| p.len() == 2 && p[0] == key);
-            if id.is_some() || time.is_some() || n.suffix == Some(key) {
+            let top = n.paths().any(|p| p.len() == 1 && p[0] == key);
+            let nested = n.paths().any(|p| p.len() == 2 && p[0] == key);
+            if id.is_some() || top {
                 let leaf = map.next_value_seed(Capture)?;
-                if n.suffix == Some(key) {
-                    found.suffix = Some(clone_leaf(&leaf));
-                }
-                if let Some(t) = time {
-                    found.times[t] = Some(clone_leaf(&leaf));
+                for (i, p) in n.paths().enumerate() {
+                    if p.len() == 1 && p[0] == key {
+                        found.paths[i] = Some(clone_leaf(&leaf));
+                    }
                 }
                 if let Some(i) = id {
                     found.ids[i] = Some(leaf);
                 }
             } else if nested {
                 let inner = map.next_value_seed(Nested { names: n, key })?;
-                for (i, p) in n.times.iter().enumerate() {
+                for (i, p) in n.paths().enumerate() {
                     if p.len() == 2 && p[0] == key {
-                        found.times[i] = inner
+                        found.paths[i] = inner
                             .iter()
                             .find(|(j, _)| *j == i)
                             .map(|(_, l)| clone_leaf(l));
@@ -206,8 +218,8 @@ impl<'de> serde::Deserialize<'de> for KeyText<'de> {
     }
 }
 
-/// The value of a key that starts two-step time paths (`properties.timeGeneratedUtc`): the
-/// captured leaves by index into `names.times`. Not an object: nothing.
+/// The value of a key that starts two-step paths (`properties.timeGeneratedUtc`): the
+/// captured leaves by index into [`Names::paths`]. Not an object: nothing.
 struct Nested<'n, 'k> {
     names: &'n Names,
     key: &'k str,
@@ -255,8 +267,7 @@ impl<'de> Visitor<'de> for NestedVisitor<'_, '_> {
         while let Some(k) = map.next_key::<KeyText<'de>>()? {
             let k = k.0.as_ref();
             let hit = names
-                .times
-                .iter()
+                .paths()
                 .position(|p| p.len() == 2 && p[0] == key && p[1] == k);
             match hit {
                 Some(i) => {
@@ -357,6 +368,8 @@ mod tests {
             json!({"eventDataId": {"a": 1}, "id": "b", "eventTimestamp": "not a time", "submissionTimestamp": "2026-11-01T10:00:00Z"}),
             json!({"id": "d", "name": "n", "properties": {"startTimeUtc": "2026-11-01T10:00:00Z", "timeGeneratedUtc": "2026-11-01T11:00:00Z"}}),
             json!({"name": "n", "properties": "flat"}),
+            json!({"id": "d", "properties": {"status": "Active", "timeGeneratedUtc": "2026-11-01T11:00:00Z"}}),
+            json!({"id": "d", "properties": {"status": 3}}),
             json!({"id": "g", "lastUpdateDateTime": "2026-11-01T10:00:00Z", "createdDateTime": "2026-10-01T10:00:00Z"}),
             json!({"id": "g", "lastUpdateDateTime": 5}),
             json!({"id": "a", "activityDateTime": "2026-11-01T10:00:00Z"}),
@@ -431,6 +444,7 @@ mod tests {
                 "activityDateTime",
                 "value",
                 "records",
+                "status",
                 "other",
             ]);
             prop_oneof![
