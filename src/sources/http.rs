@@ -124,10 +124,11 @@ pub enum FetchError {
     Failed { url: String, message: String },
 }
 
-/// A parsed JSON answer.
+/// A parsed JSON answer: a `Value` tree, or a [`Listing`](super::listing::Listing) that keeps
+/// each record's bytes.
 #[derive(Debug)]
-pub struct Page {
-    pub body: serde_json::Value,
+pub struct Page<B = serde_json::Value> {
+    pub body: B,
     /// `x-ms-request-id` or `request-id`, for support cases and logs.
     pub request_id: Option<String>,
     /// Answers on the way that were not usable: 429/5xx, transport errors, bad JSON.
@@ -325,14 +326,24 @@ impl ApiClient {
         self.request(reqwest::Method::GET, url, cancel).await
     }
 
+    /// [`ApiClient::get`] parsing the answer as `B` (a body `B` rejects counts as malformed and
+    /// is fetched again, like invalid JSON).
+    pub async fn get_as<B: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Page<B>, FetchError> {
+        self.request(reqwest::Method::GET, url, cancel).await
+    }
+
     /// Sends `method` to `url` (verbatim, no body) and parses the JSON answer, with the
     /// retries of [`ApiClient::get`].
-    pub async fn request(
+    pub async fn request<B: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
         url: &str,
         cancel: &CancellationToken,
-    ) -> Result<Page, FetchError> {
+    ) -> Result<Page<B>, FetchError> {
         let mut token = self.token(None, cancel).await?;
         let mut refreshed = false;
         let mut retries = 0;

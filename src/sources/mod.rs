@@ -19,6 +19,7 @@ pub mod graph_alerts;
 pub mod http;
 pub mod imds;
 pub mod limits;
+pub mod listing;
 pub mod o365_management;
 pub mod paging;
 pub mod poll;

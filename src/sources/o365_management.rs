@@ -326,7 +326,7 @@ impl O365Source {
             .append_pair("PublisherIdentifier", &self.tenant);
         match self
             .client
-            .request(reqwest::Method::POST, url.as_str(), &ctx.cancel)
+            .request::<serde_json::Value>(reqwest::Method::POST, url.as_str(), &ctx.cancel)
             .await
         {
             Ok(_) => {

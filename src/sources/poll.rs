@@ -14,9 +14,10 @@ use super::auth::{Credentials, Endpoints, TokenCache};
 use super::checkpoint::{self, Checkpoint, ScopeState, SeenDelta};
 use super::http::{self, ApiClient, FetchError, Retry};
 use super::limits::Limit;
+use super::listing::{record_event, Listing};
 use super::{append_page, append_page_delta, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
-use crate::event::{Event, EventKind};
+use crate::event::EventKind;
 
 /// What distinguishes one windowed API from another.
 #[derive(Debug)]
@@ -418,7 +419,7 @@ impl PollSource {
         // Bytes of the last full checkpoint this read appended, and of the deltas since.
         let mut chain: Option<(usize, usize)> = None;
         loop {
-            let page = match self.client.get(&url, &ctx.cancel).await {
+            let page = match self.client.get_as::<Listing>(&url, &ctx.cancel).await {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(error) => {
@@ -435,7 +436,7 @@ impl PollSource {
                 }
             };
             let rid = page.request_id.as_deref().unwrap_or("-");
-            let Some(records) = page.body.get("value").and_then(|v| v.as_array()) else {
+            let Some(records) = page.body.records.as_deref() else {
                 tracing::warn!(message = "Page has no value array; the window is read again at the next poll.", source = %self.name, request_id = rid);
                 ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.freshness.failed(&format!(
@@ -458,14 +459,13 @@ impl PollSource {
                 .fetch_add(records.len() as u64, Ordering::Relaxed);
             for record in records {
                 fetched += 1;
-                let ev = Event::from_json(self.api.kind, &self.name, record);
-                let time = match ev.time_ms {
-                    Some(t) if record.is_object() && !ev.id.starts_with("sha:") => t,
-                    _ => {
-                        rejected += 1;
-                        tracing::warn!(message = "Record without id or time skipped.", source = %self.name, request_id = rid);
-                        continue;
-                    }
+                let accepted = record_event(self.api.kind, &self.name, record)
+                    .filter(|ev| !ev.id.starts_with("sha:"))
+                    .and_then(|ev| Some((ev.time_ms?, ev)));
+                let Some((time, ev)) = accepted else {
+                    rejected += 1;
+                    tracing::warn!(message = "Record skipped: not a JSON object with an id and a time.", source = %self.name, request_id = rid);
+                    continue;
                 };
                 if !seen.contains(&ev.id) && on_page.insert(ev.id.clone()) {
                     added.push((ev.id.clone(), time));
@@ -475,8 +475,7 @@ impl PollSource {
             new += events.len();
             let next = page
                 .body
-                .get(self.api.next_link)
-                .and_then(|v| v.as_str())
+                .string(self.api.next_link)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned);
             let looping = next
