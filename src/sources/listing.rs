@@ -34,6 +34,17 @@ impl Listing {
     }
 }
 
+/// An answer that is a bare array of records (an Office 365 content blob); `None` when the
+/// answer is not an array.
+#[derive(Debug, Default)]
+pub struct RecordArray(pub Option<Vec<Box<RawValue>>>);
+
+impl<'de> serde::Deserialize<'de> for RecordArray {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Records.deserialize(d).map(RecordArray)
+    }
+}
+
 /// The event for one record: read from its bytes when it can be, else through a `Value` (what
 /// the bytes path declines, see [`Event::from_json_bytes`]). `None` when the record is not a
 /// JSON object or not valid JSON (a string with a lone surrogate, a number out of range: what
@@ -86,7 +97,7 @@ impl<'de> Visitor<'de> for Top {
     }
 }
 
-/// The `value` member: its elements when it is an array.
+/// The `value` member (or a whole blob): its elements when it is an array.
 struct Records;
 
 impl<'de> DeserializeSeed<'de> for Records {
@@ -202,6 +213,16 @@ mod tests {
         assert_eq!(l.records.is_some(), v["value"].is_array());
         assert_eq!(l.string("nextLink"), v["nextLink"].as_str());
         assert_eq!(l.string("x"), v["x"].as_str());
+    }
+
+    #[test]
+    fn a_blob_is_a_bare_array_of_records() {
+        let blob: RecordArray = serde_json::from_str(r#"[{"Id":"a"}, {"Id":"b"}]"#).unwrap();
+        let texts: Vec<&str> = blob.0.as_ref().unwrap().iter().map(|r| r.get()).collect();
+        assert_eq!(texts, [r#"{"Id":"a"}"#, r#"{"Id":"b"}"#]);
+        let not: RecordArray = serde_json::from_str(r#"{"value":[{"Id":"a"}]}"#).unwrap();
+        assert!(not.0.is_none());
+        assert!(serde_json::from_str::<RecordArray>(r#"[{"Id":"a"},"#).is_err());
     }
 
     #[test]

@@ -14,13 +14,14 @@ use std::time::Duration;
 use super::auth::Endpoints;
 use super::checkpoint::{Checkpoint, ScopeState};
 use super::http::{ApiClient, FetchError};
+use super::listing::{record_event, RecordArray};
 use super::paging::LinkGuard;
 use super::poll::{
     connect, filter_time, resume_windows, run_rounds, Outcome, Rounds, StartAt, MAX_SEEN,
 };
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
-use crate::event::{Event, EventKind};
+use crate::event::EventKind;
 
 /// The content types of the API (`reference/azure-apis.md` §5.1).
 pub const CONTENT_TYPES: &[&str] = &[
@@ -441,7 +442,7 @@ impl O365Source {
                 continue;
             }
             let url = with_publisher(&content.uri, &self.tenant);
-            let page = match self.client.get(&url, &ctx.cancel).await {
+            let page = match self.client.get_as::<RecordArray>(&url, &ctx.cancel).await {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(FetchError::Failed { message, .. }) if gone(&message) => {
@@ -463,7 +464,7 @@ impl O365Source {
                 }
             };
             let rid = page.request_id.as_deref().unwrap_or("-");
-            let Some(records) = page.body.as_array() else {
+            let Some(records) = page.body.0.as_deref() else {
                 ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.freshness.failed(&format!(
                     "the API answered a blob that is not a JSON array (request id {rid})"
@@ -480,12 +481,13 @@ impl O365Source {
             let mut events = Vec::new();
             for record in records {
                 fetched += 1;
-                let ev = Event::from_json(EventKind::O365Management, &self.name, record);
-                if !record.is_object() || ev.id.starts_with("sha:") || ev.time_ms.is_none() {
+                let ev = record_event(EventKind::O365Management, &self.name, record)
+                    .filter(|ev| !ev.id.starts_with("sha:") && ev.time_ms.is_some());
+                let Some(ev) = ev else {
                     ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(message = "Audit record without Id or CreationTime skipped.", source = %self.name, content_id = %content.id, request_id = rid);
+                    tracing::warn!(message = "Audit record skipped: not a JSON object with an Id and a CreationTime.", source = %self.name, content_id = %content.id, request_id = rid);
                     continue;
-                }
+                };
                 let inside = match reading {
                     Reading::Poll => true,
                     Reading::Replay { from_ms, to_ms } => {
@@ -528,6 +530,7 @@ impl O365Source {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Event;
     use serde_json::json;
 
     const MIN: i64 = 60_000;
