@@ -39,6 +39,7 @@ fn faulty(per_scope: usize) -> SimConfig {
         malformed_pages: 2,
         slow_page: Some(Duration::from_millis(30)),
         malformed_blobs: 2,
+        broken_records_every: None,
     };
     cfg
 }

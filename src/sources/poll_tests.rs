@@ -2,7 +2,7 @@
 //! real spool: every record is spooled exactly once, also across a stop and a restart that
 //! resumes from the spooled checkpoint; no request is sent before a `Retry-After` passed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -36,6 +36,7 @@ fn faulty_sim_config() -> SimConfig {
         malformed_pages: 2,
         slow_page: None,
         malformed_blobs: 0,
+        broken_records_every: None,
     };
     cfg
 }
@@ -98,13 +99,25 @@ fn open_spool(dir: &Path) -> Arc<Spool> {
     Arc::new(Spool::open(&dir.join("spool"), SpoolOptions::default()).unwrap())
 }
 
-/// Runs the configured source until `done` says so (or the deadline), then stops it.
+/// Runs the configured source until `done` says so (or the deadline), then stops it; returns
+/// how many events it spooled.
 async fn run_until(
     cfg: &Config,
     spool: &Arc<Spool>,
     deadline: Duration,
     done: impl Fn(u64) -> bool,
 ) -> u64 {
+    let stats = run_with_stats(cfg, spool, deadline, done).await;
+    stats.spooled.load(Ordering::Relaxed)
+}
+
+/// [`run_until`], returning the source's statistics.
+async fn run_with_stats(
+    cfg: &Config,
+    spool: &Arc<Spool>,
+    deadline: Duration,
+    done: impl Fn(u64) -> bool,
+) -> Arc<SourceStats> {
     let source = Source::from_config(&cfg.sources[0], cfg).unwrap();
     let ctx = SourceContext {
         spool: spool.clone(),
@@ -119,7 +132,7 @@ async fn run_until(
     }
     cancel.cancel();
     task.await.unwrap().unwrap();
-    stats.spooled.load(Ordering::Relaxed)
+    stats
 }
 
 fn spooled_events(spool: &Spool) -> Vec<Event> {
@@ -260,6 +273,52 @@ async fn a_long_window_checkpoints_by_deltas_and_resumes_from_them() {
     let dups: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "duplicated: {dups:?}");
     assert_eq!(got.len(), expected);
+}
+
+/// A record no JSON parser may read (a lone surrogate escape in one of its strings) is skipped
+/// alone and counted as rejected: the rest of its page is spooled, and the page is not taken for
+/// a malformed answer to be fetched again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_is_not_valid_json_is_skipped_alone() {
+    let mut sc = SimConfig::around_now(Duration::from_secs(12), Duration::ZERO, 300);
+    sc.page_size = 25;
+    sc.faults = Faults {
+        broken_records_every: Some(7),
+        ..Faults::default()
+    };
+    let faults = sc.faults.clone();
+    let sim = Simulator::start(sc).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "azure_activity");
+    let (broken, expected): (Vec<String>, Vec<String>) = sim
+        .activity_records()
+        .iter()
+        .map(|r| r["eventDataId"].as_str().unwrap().to_owned())
+        .partition(|id| faults.breaks(id));
+    assert!(
+        broken.len() > 10 && expected.len() > 200,
+        "{} broken of {}",
+        broken.len(),
+        broken.len() + expected.len()
+    );
+    let spool = open_spool(dir.path());
+    let all_visible = sim.last_visible_ms();
+    let stats = run_with_stats(&cfg, &spool, Duration::from_secs(60), |n| {
+        n >= expected.len() as u64 && jiff::Timestamp::now().as_millisecond() > all_visible + 2_000
+    })
+    .await;
+    let got = counts(&spooled_events(&spool));
+    let dups: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicated: {dups:?}");
+    let got: BTreeSet<&String> = got.keys().collect();
+    assert_eq!(got, expected.iter().collect::<BTreeSet<_>>());
+    let rejected = stats.rejected.load(Ordering::Relaxed);
+    assert!(
+        rejected >= broken.len() as u64,
+        "{rejected} rejected, {} broken",
+        broken.len()
+    );
+    assert_eq!(stats.api_malformed.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,6 +47,18 @@ pub struct Faults {
     pub slow_page: Option<Duration>,
     /// The first this-many Office 365 content blobs are served once as truncated JSON.
     pub malformed_blobs: u32,
+    /// ARM and Graph list records for which [`Faults::breaks`] holds are served, every time,
+    /// with a string holding a lone surrogate escape (`"\ud800"`): well-formed JSON text that
+    /// no JSON parser may accept, as from an upstream bug. Only that record is unreadable.
+    pub broken_records_every: Option<u32>,
+}
+
+impl Faults {
+    /// Whether the record with this id is served broken (`broken_records_every`).
+    pub fn breaks(&self, id: &str) -> bool {
+        self.broken_records_every
+            .is_some_and(|n| crc32c::crc32c(id.as_bytes()) % n.max(1) == 0)
+    }
 }
 
 /// What the simulator serves.
