@@ -26,6 +26,22 @@ use crate::spool::{Record, Spool, SpoolError};
 use syslog::{Stamp, SyslogWriter};
 use transport::{Connection, TransportError};
 
+/// Runs a spool call that reads or writes files (and may `fdatasync` a cursor) on the blocking
+/// pool, so that a slow disk never holds up an async worker.
+async fn blocking<T: Send + 'static>(
+    spool: &Arc<Spool>,
+    call: impl FnOnce(&Spool) -> Result<T, SpoolError> + Send + 'static,
+) -> Result<T, SpoolError> {
+    let sp = spool.clone();
+    tokio::task::spawn_blocking(move || call(&sp))
+        .await
+        .map_err(|e| SpoolError::Io {
+            op: "spool task",
+            path: spool.dir().to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+}
+
 /// Records read from the spool per batch.
 const BATCH_RECORDS: usize = 1000;
 /// Bytes read from the spool per batch, about.
@@ -172,7 +188,9 @@ impl Destination {
                 )
                 .await;
             stats.connected.store(false, Ordering::Relaxed);
-            spool.flush_cursors().map_err(spool_err)?;
+            blocking(&spool, Spool::flush_cursors)
+                .await
+                .map_err(spool_err)?;
             match result {
                 Ok(()) => {
                     // Bounded: a stalled peer must not hold up the shutdown.
@@ -192,7 +210,9 @@ impl Destination {
                 }
             }
         }
-        spool.flush_cursors().map_err(spool_err)?;
+        blocking(&spool, Spool::flush_cursors)
+            .await
+            .map_err(spool_err)?;
         tracing::info!(message = "Destination stopped.", destination = %name, cursor = acked);
         Ok(())
     }
@@ -237,6 +257,8 @@ impl Destination {
         let mut buf = Vec::new();
         let mut ends = Vec::new();
         let mut payload = Vec::new();
+        // Dead-letter lines of the batch in hand.
+        let mut dead = Vec::new();
         let mut draining_since: Option<Instant> = None;
         // When acknowledgements last moved forward (or nothing was outstanding).
         let mut progress_at = Instant::now();
@@ -266,7 +288,8 @@ impl Destination {
             }
             if moved {
                 *failures = 0;
-                spool.ack(name, *acked)?;
+                let (name, next) = (name.clone(), *acked);
+                blocking(spool, move |s| s.ack(&name, next)).await?;
             }
             if cancel.is_cancelled() {
                 let since = *draining_since.get_or_insert_with(Instant::now);
@@ -285,22 +308,13 @@ impl Destination {
                 continue;
             }
             records.clear();
-            let (from, sp) = (next, spool.clone());
-            let mut taken = std::mem::take(&mut records);
-            let (read, taken) = tokio::task::spawn_blocking(move || {
-                let r = sp.read(from, BATCH_RECORDS, BATCH_BYTES, &mut taken);
-                (r, taken)
+            let (from, mut taken) = (next, std::mem::take(&mut records));
+            let (after, taken) = blocking(spool, move |s| {
+                let read = s.read(from, BATCH_RECORDS, BATCH_BYTES, &mut taken)?;
+                Ok((read, taken))
             })
-            .await
-            .map_err(|e| {
-                SessionError::Spool(SpoolError::Io {
-                    op: "read",
-                    path: spool.dir().to_owned(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            })?;
+            .await?;
             records = taken;
-            let after = read?;
             if records.is_empty() {
                 next = after;
                 if !in_flight.is_empty() {
@@ -311,11 +325,12 @@ impl Destination {
                 if after > *acked {
                     // Only checkpoint records were passed over: nothing to deliver there.
                     *acked = after;
-                    spool.ack(name, *acked)?;
+                    let name = name.clone();
+                    blocking(spool, move |s| s.ack(&name, after)).await?;
                 }
                 // Idle: make the cursor durable now rather than at the next acknowledgement,
                 // so a crash while idle repeats nothing.
-                spool.flush_cursors()?;
+                blocking(spool, Spool::flush_cursors).await?;
                 tokio::select! {
                     _ = cancel.cancelled() => {}
                     _ = spool.wait_for_append(after) => {}
@@ -341,9 +356,12 @@ impl Destination {
                     Err(reason) => {
                         buf.truncate(before);
                         stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                        self.dead_letter(rec, &reason);
+                        dead.push(self.dead_letter_line(rec, &reason));
                     }
                 }
+            }
+            if !dead.is_empty() {
+                write_dead_letters(&self.dead_letter, std::mem::take(&mut dead)).await;
             }
             // A listener that stopped reading fills the socket buffers and blocks the write:
             // bounded by ack_timeout. A shutdown lets the batch in hand finish (so a graceful
@@ -423,8 +441,8 @@ impl Destination {
     }
 
     /// Keeps a record that cannot be rendered, so nothing is lost silently.
-    fn dead_letter(&self, rec: &Record, reason: &str) {
-        use std::io::Write as _;
+    /// The dead-letter line for a record that could not be rendered (logged as a warning).
+    fn dead_letter_line(&self, rec: &Record, reason: &str) -> String {
         let event = Event::decode(&rec.payload).ok();
         let line = serde_json::json!({
             "destination": self.cfg.name,
@@ -435,20 +453,28 @@ impl Destination {
             "event": event.as_ref().and_then(|e| serde_json::from_slice::<serde_json::Value>(&e.json).ok()),
         });
         tracing::warn!(message = "Event could not be rendered; written to the dead-letter file.", destination = %self.cfg.name, seq = rec.seq, error = reason, file = %self.dead_letter.display());
-        let written = self
-            .dead_letter
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.dead_letter)
-            })
-            .and_then(|mut f| writeln!(f, "{line}"));
-        if let Err(error) = written {
-            tracing::error!(message = "Cannot write the dead-letter file.", file = %self.dead_letter.display(), %error);
-        }
+        line.to_string()
+    }
+}
+
+/// Appends a batch's dead-letter lines to `path` and makes them durable before the batch can be
+/// acknowledged (on the blocking pool: it `fdatasync`s). A failure is logged: the events stay
+/// counted as dead-lettered.
+async fn write_dead_letters(path: &std::path::Path, lines: Vec<String>) {
+    use std::io::Write as _;
+    let file = path.to_owned();
+    let written = tokio::task::spawn_blocking(move || {
+        file.parent().map_or(Ok(()), std::fs::create_dir_all)?;
+        let mut f = OpenOptions::new().create(true).append(true).open(&file)?;
+        let mut text = lines.join("\n");
+        text.push('\n');
+        f.write_all(text.as_bytes())?;
+        f.sync_data()
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    if let Err(error) = written {
+        tracing::error!(message = "Cannot write the dead-letter file.", file = %path.display(), %error);
     }
 }
 
@@ -477,6 +503,92 @@ fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::EventKind;
+    use crate::spool::SpoolOptions;
+    use std::io::BufRead as _;
+
+    /// An event the mapping cannot render (its body is not JSON) goes to the dead-letter file,
+    /// made durable before its batch is acknowledged; the events around it are delivered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unrenderable_event_is_dead_lettered_and_the_rest_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let text = format!(
+            r#"state_dir = "state"
+[metrics]
+address = ""
+[[source]]
+name = "src"
+kind = "files"
+path = "in"
+source_kind = "azure_activity"
+[[destination]]
+name = "d"
+address = "127.0.0.1:{port}"
+transport = "tcp"
+mappings = "{mappings}"
+"#,
+            mappings = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/arcsight"),
+        );
+        let path = dir.path().join("siemcast.toml");
+        std::fs::write(&path, &text).unwrap();
+        let config = Config::from_toml(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+        let spool = Arc::new(
+            Spool::open(&dir.path().join("state/spool"), SpoolOptions::default()).unwrap(),
+        );
+        let event = |id: &str, json: &[u8]| {
+            let mut out = Vec::new();
+            Event {
+                kind: EventKind::AzureActivity,
+                source: "src".into(),
+                id: id.into(),
+                time_ms: None,
+                json: json.to_vec(),
+            }
+            .encode(&mut out);
+            out
+        };
+        let good = |id: &str| event(id, format!(r#"{{"eventDataId":"{id}"}}"#).as_bytes());
+        let batch = [
+            good("a"),
+            event("bad", br#"{"eventDataId":"bad""#),
+            good("b"),
+        ];
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        spool.append_batch("src", &refs, b"ck").unwrap();
+
+        let receiver = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut lines = std::io::BufReader::new(conn).lines();
+            (0..2)
+                .map(|_| lines.next().unwrap().unwrap())
+                .collect::<Vec<_>>()
+        });
+        let destination = Destination::from_config(&config.destinations[0], &config).unwrap();
+        let (cancel, stats) = (
+            CancellationToken::new(),
+            Arc::new(DestinationStats::default()),
+        );
+        let task = tokio::spawn(destination.run(spool.clone(), cancel.clone(), stats.clone()));
+        let lines = tokio::task::spawn_blocking(move || receiver.join().unwrap())
+            .await
+            .unwrap();
+        cancel.cancel();
+        task.await.unwrap().unwrap();
+        assert!(lines[0].contains("externalId=a"), "{lines:?}");
+        assert!(lines[1].contains("externalId=b"), "{lines:?}");
+        assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 1);
+        let dead = std::fs::read_to_string(dir.path().join("state/dead-letter/d.ndjson")).unwrap();
+        let dead: Vec<serde_json::Value> = dead
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(dead[0]["id"], "bad");
+        assert_eq!(dead[0]["destination"], "d");
+        assert!(dead[0]["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
