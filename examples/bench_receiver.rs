@@ -2,7 +2,8 @@
 //! certificate), reads each connection in 1 MiB buffers, counts LF-terminated lines and hashes the
 //! value of one key (`externalId=` by default) into a set of distinct ids. It prints its port on
 //! the first line of stdout, then, once `--expect` distinct ids arrived (or at `--timeout`),
-//! `done=<unix seconds of the last new id> lines=<n> distinct=<n> bytes=<n> cpu=<s>`.
+//! `done=<unix seconds of the last new id> first=<unix seconds of the first one> lines=<n>
+//! distinct=<n> bytes=<n> cpu=<s>`.
 //!
 //! It is built to cost far less per line than the forwarders it measures: no per-line allocation,
 //! word-at-a-time newline search, one lock per buffer.
@@ -66,6 +67,7 @@ struct Counts {
     bytes: u64,
     ids: HashSet<u64, BuildHasherDefault<Identity>>,
     last_new: Option<SystemTime>,
+    first_new: Option<SystemTime>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -113,12 +115,13 @@ fn main() -> anyhow::Result<()> {
     // Let stragglers (duplicates) arrive so they are counted too.
     std::thread::sleep(Duration::from_millis(300));
     let c = counts.lock().unwrap();
-    let done = c
-        .last_new
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0.0, |d| d.as_secs_f64());
+    let unix = |t: Option<SystemTime>| {
+        t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let (done, first) = (unix(c.last_new), unix(c.first_new));
     println!(
-        "done={done:.6} lines={} distinct={} bytes={} cpu={:.3}",
+        "done={done:.6} first={first:.6} lines={} distinct={} bytes={} cpu={:.3}",
         c.lines,
         c.ids.len(),
         c.bytes,
@@ -175,7 +178,9 @@ fn serve<S: Read>(mut stream: S, counts: &Mutex<Counts>, key: &[u8]) -> std::io:
         let before = c.ids.len();
         c.ids.extend(ids.drain(..));
         if c.ids.len() > before {
-            c.last_new = Some(SystemTime::now());
+            let now = SystemTime::now();
+            c.first_new.get_or_insert(now);
+            c.last_new = Some(now);
         }
     }
 }
