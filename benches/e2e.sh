@@ -14,6 +14,7 @@
 #   BATCH_SIZE=1000 benches/e2e.sh     (the files source's batch_size: events per spool fdatasync)
 #   BENCH_SIEMCAST=/path/to/other/siemcast benches/e2e.sh   (e.g. an older build, for before/after)
 #   KEEP_WORK=1 benches/e2e.sh     (keeps the work folder, with each run's config and log)
+#   MALLOC_ARENA_MAX=16 benches/e2e.sh   (glibc's arenas for siemcast; default 1, as the unit sets)
 #
 # Needs python3 and openssl; syslog-ng is unpacked by scripts/install-syslog-ng.sh if missing.
 # The receiver is examples/bench_receiver.rs (Rust, 1 MiB reads, hashed ids), far cheaper per
@@ -29,6 +30,8 @@ POLLER_N="${POLLER_N:-20000}"
 root="$PWD"
 cargo build --release --quiet --bin siemcast --example bench_receiver --example bench_simulator
 bin="${BENCH_SIEMCAST:-$root/target/release/siemcast}" # another build to compare against
+# siemcast runs with the shipped systemd unit's MALLOC_ARENA_MAX=1 (one glibc arena).
+arenas="${MALLOC_ARENA_MAX:-1}"
 receiver="$root/target/release/examples/bench_receiver"
 simulator="$root/target/release/examples/bench_simulator"
 hz=$(getconf CLK_TCK)
@@ -185,7 +188,7 @@ run_siemcast() { # $1 = tcp | tls
   siemcast_config "$dir" "$rx_port" "$mode" "$(files_source)"
   local start
   start=$(date +%s.%N)
-  RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
+  MALLOC_ARENA_MAX="$arenas" RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
   finish "siemcast-$mode" $! "$start" "$dir/received" "$N"
 }
 
@@ -254,7 +257,7 @@ settle_delay = \"2s\"
 start_at = \"2h\""
   local start
   start=$(date +%s.%N)
-  RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
+  MALLOC_ARENA_MAX="$arenas" RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
   finish "poller" $! "$start" "$dir/received" "${sim[activity_records]}"
   echo "  (the simulator process used $(awk -v hz="$hz" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$sim_pid/stat") s CPU serving the pages)"
 }
@@ -271,7 +274,7 @@ run_backlog() {
   sed -i "s|^address = \"\"$|address = \"127.0.0.1:$mport\"|" "$dir/siemcast.toml"
   local start pid
   start=$(date +%s.%N)
-  RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
+  MALLOC_ARENA_MAX="$arenas" RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
   pid=$!
   # Filled when the source's spooled counter reaches n (read from the metrics endpoint).
   local spooled=0
