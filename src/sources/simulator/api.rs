@@ -203,6 +203,9 @@ pub(super) async fn serve(
         st.malformed_left = st.malformed_left.saturating_sub(1);
         left
     };
+    if faults.broken_records_every.is_some() {
+        mark_broken(&mut page, faults);
+    }
     let body = match service {
         Service::Graph => {
             let mut b = json!({
@@ -224,7 +227,9 @@ pub(super) async fn serve(
     };
     let mut text = serde_json::to_vec(&body).unwrap_or_default();
     if faults.broken_records_every.is_some() {
-        text = break_records(text, faults);
+        text = String::from_utf8_lossy(&text)
+            .replace(&format!("\"{BROKEN_MARK}\""), r#""\ud800""#)
+            .into_bytes();
     }
     if malformed {
         // A body cut off mid-transfer: valid status and headers, invalid JSON.
@@ -248,31 +253,23 @@ pub(super) async fn serve(
     r
 }
 
-/// Marks the records [`Faults::breaks`] picks by giving them a string member whose value is a
-/// lone surrogate escape, written into the serialised page (a `Value` cannot hold one).
-fn break_records(text: Vec<u8>, faults: &super::Faults) -> Vec<u8> {
-    const MARK: &str = "siemcast-simulator-broken-string";
-    let Ok(mut body) = serde_json::from_slice::<Value>(&text) else {
-        return text;
-    };
-    let Some(records) = body.get_mut("value").and_then(Value::as_array_mut) else {
-        return text;
-    };
-    for record in records.iter_mut() {
+/// A string member given to the records [`Faults::breaks`] picks; the serialised page then has
+/// its value replaced by a lone surrogate escape, which a `Value` cannot hold.
+const BROKEN_MARK: &str = "siemcast-simulator-broken-string";
+
+/// Marks the records of a page that are to be served broken (see [`BROKEN_MARK`]).
+fn mark_broken(page: &mut [Value], faults: &super::Faults) {
+    for record in page {
         let id = ["eventDataId", "id"]
             .iter()
             .find_map(|k| record.get(*k).and_then(Value::as_str))
             .map(str::to_owned);
         if let (Some(id), Some(obj)) = (id, record.as_object_mut()) {
             if faults.breaks(&id) {
-                obj.insert("note".into(), Value::from(MARK));
+                obj.insert("note".into(), Value::from(BROKEN_MARK));
             }
         }
     }
-    serde_json::to_string(&body)
-        .unwrap_or_default()
-        .replace(&format!("\"{MARK}\""), r#""\ud800""#)
-        .into_bytes()
 }
 
 pub(super) fn skip_token(seed: u64, asof: i64, offset: usize) -> String {
