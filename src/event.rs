@@ -10,6 +10,12 @@ use serde_json::Value;
 
 mod ident;
 
+/// The largest record, as JSON text, that a source hands the spool. A record over it is
+/// rejected alone (logged, counted in `siemcast_source_events_rejected_total`) and its source
+/// goes on; it stays well below the spool's own record limit (`spool::MAX_PAYLOAD`), which also
+/// holds the event's id and source name.
+pub const MAX_EVENT_BYTES: usize = 32 << 20;
+
 /// The kind of an event, which selects the mapping file `<kind>.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
