@@ -2,11 +2,16 @@
 //! Prometheus text, its counters match what a real rsyslog receiver got and what the API
 //! simulator served, and health turns 503 with the reason when the receiver goes away or a
 //! source cannot poll (its client secret expired); debug logs show no secret and no token.
+//! A flood of idle and slowloris connections neither starves the listener nor outlives its
+//! header timeout.
 
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use siemcast::sources::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
@@ -496,4 +501,288 @@ fn api_metrics_match_the_simulator_and_health_names_a_source_that_cannot_poll() 
     for token in tokens {
         assert!(!text.contains(&token), "an access token appears in the log");
     }
+}
+
+/// The header timeout of the metrics listener (src/metrics.rs, documented in the README): a
+/// connection that has not sent a whole request head this long after it opened, or after its
+/// last answer, is closed.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Raises this process's soft open-files limit to `want` (the flood test holds more than
+/// 1,050 sockets; the usual soft limit is 1,024).
+fn raise_open_files(want: u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    if limit.current.is_none_or(|c| c >= want) {
+        return;
+    }
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    assert!(
+        hard >= want,
+        "this test holds {want} sockets but the hard open-files limit is {hard}; raise it (ulimit -Hn)"
+    );
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(want),
+            maximum: limit.maximum,
+        },
+    )
+    .expect("raise the soft open-files limit");
+}
+
+/// One `GET path` on a fresh connection that must be answered whole within `limit`:
+/// (status code, body), or what went wrong and after how long.
+fn get_within(port: u16, path: &str, limit: Duration) -> Result<(u16, String), String> {
+    use std::io::{Read as _, Write as _};
+    let start = Instant::now();
+    let late = |what: String| format!("GET {path}: {what} after {:?}", start.elapsed());
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, limit).map_err(|e| late(e.to_string()))?;
+    s.set_read_timeout(Some(limit)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| late(e.to_string()))?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)
+        .map_err(|e| late(format!("{e} (read so far: {response:?})")))?;
+    if start.elapsed() > limit {
+        return Err(late("answered too late".into()));
+    }
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| late(format!("no header end in {response:?}")))?;
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| late(format!("bad status line in {head:?}")))?;
+    Ok((code, body.to_owned()))
+}
+
+/// Whether the server has given up on `s`: end of stream, a reset, or any answer (these
+/// clients never finish a request, so an answer can only be an error before the close).
+fn ended_by_server(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let ended = match s.peek(&mut byte) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    s.set_nonblocking(false).unwrap();
+    ended
+}
+
+/// A slowloris client on `s`: sends a request head one byte every 200 ms and never ends it.
+/// Returns how long the connection lasted once the server ends it; `None` at `stop` or after
+/// `limit`.
+fn trickle(s: &mut TcpStream, stop: &AtomicBool, limit: Duration) -> Option<Duration> {
+    use std::io::{Read as _, Write as _};
+    const HEAD: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    for i in 0.. {
+        if stop.load(Ordering::Relaxed) || start.elapsed() > limit {
+            return None;
+        }
+        let byte = HEAD.get(i).copied().unwrap_or(b'a');
+        if s.write_all(&[byte]).is_err() {
+            return Some(start.elapsed());
+        }
+        match s.read(&mut buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            // End of stream, a reset, or an error answer: the server ended it.
+            _ => return Some(start.elapsed()),
+        }
+    }
+    unreachable!()
+}
+
+/// Blocks until the server ends `s`; how long that took from `since`, or `None` after `limit`.
+fn wait_ended(s: &mut TcpStream, since: Instant, limit: Duration) -> Option<Duration> {
+    use std::io::Read as _;
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 512];
+    match s.read(&mut buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            None
+        }
+        _ => Some(since.elapsed()),
+    }
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_connection_flood_does_not_starve_metrics_or_healthz() {
+    const IDLE: usize = 1000;
+    const SLOWLORIS: usize = 50;
+    raise_open_files(4096);
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    scratch.write_events(0..10);
+    scratch.write_config(&rsyslog.address(), "");
+    let port = free_port();
+    let config = std::fs::read_to_string(scratch.config()).unwrap().replace(
+        "[metrics]\naddress = \"\"",
+        &format!("[metrics]\naddress = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(scratch.config(), config).unwrap();
+    let log = scratch.dir.path().join("siemcast.log");
+    let mut child = spawn_run_logged(&scratch.config(), &log);
+    rsyslog.wait_for_lines_from(Some(&mut *child), 10, Duration::from_secs(60));
+    health_until(port, 200, Duration::from_secs(10));
+    let pid = child.id();
+    let fds_before = open_fds(pid);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    // 50 slowloris clients, each connecting again whenever the server drops it, as the tool
+    // does; then 1,000 connections that never send a byte.
+    let stop = Arc::new(AtomicBool::new(false));
+    let slowloris: Vec<_> = (0..SLOWLORIS)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut dropped = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                        Ok(mut s) => {
+                            if trickle(&mut s, &stop, Duration::from_secs(120)).is_some() {
+                                dropped += 1;
+                            }
+                        }
+                        Err(_) => pause(Duration::from_millis(200)),
+                    }
+                }
+                dropped
+            })
+        })
+        .collect();
+    pause(Duration::from_millis(500));
+    let flood_start = Instant::now();
+    let mut idle = Vec::with_capacity(IDLE);
+    let mut refused = 0;
+    for _ in 0..IDLE {
+        // A listener that stops accepting leaves connects to time out one by one: bounded.
+        if flood_start.elapsed() > Duration::from_secs(20) {
+            refused += 1;
+            continue;
+        }
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(s) => idle.push(s),
+            Err(_) => refused += 1,
+        }
+    }
+    eprintln!(
+        "{} idle connections opened in {:?} ({refused} not accepted by the kernel within 1 s, or not tried after 20 s)",
+        idle.len(),
+        flood_start.elapsed()
+    );
+
+    // While they are all held open, fresh requests are answered at once.
+    let limit = Duration::from_secs(2);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let health = get_within(port, "/healthz", limit);
+        assert_eq!(health, Ok((200, "ok\n".to_owned())), "under the flood");
+        let (code, body) = get_within(port, "/metrics", limit).expect("/metrics under the flood");
+        assert_eq!(code, 200, "{body}");
+        let samples = parse_exposition(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+        assert_eq!(value(&samples, "siemcast_up", None), 1.0);
+        slowest = slowest.max(t.elapsed());
+        pause(Duration::from_millis(300));
+    }
+    let fds = open_fds(pid);
+    let ended = idle.iter().filter(|s| ended_by_server(s)).count();
+    eprintln!(
+        "under the flood: slowest /healthz + /metrics pair {slowest:?}; siemcast has {fds} open \
+         descriptors ({fds_before} before), RSS {} KiB; it closed {ended} of the {} idle connections",
+        rss_kib(pid),
+        idle.len()
+    );
+    assert!(
+        fds < fds_before + 100,
+        "siemcast holds {fds} descriptors under the flood ({fds_before} before)"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let dropped: usize = slowloris.into_iter().map(|t| t.join().unwrap()).sum();
+    eprintln!("slowloris connections dropped by the server: {dropped}");
+    drop(idle);
+    pause(Duration::from_millis(300));
+
+    // Alone, a slowloris client, a silent connection and a keep-alive connection idle after its
+    // answer are each closed after the header timeout, not before.
+    let (early, late) = (
+        HEADER_TIMEOUT - Duration::from_millis(500),
+        HEADER_TIMEOUT + Duration::from_secs(3),
+    );
+    let give_up = HEADER_TIMEOUT * 2;
+    let slow = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        trickle(&mut s, &AtomicBool::new(false), give_up)
+    });
+    let silent = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        wait_ended(&mut s, Instant::now(), give_up)
+    });
+    let kept = std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !got.ends_with(b"\r\n\r\nok\n") {
+            let n = s.read(&mut buf).expect("the keep-alive answer");
+            assert!(
+                n > 0,
+                "closed before the answer: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        wait_ended(&mut s, Instant::now(), give_up)
+    });
+    for (what, t) in [
+        ("slowloris", slow),
+        ("silent", silent),
+        ("keep-alive idle", kept),
+    ] {
+        let held = t.join().unwrap();
+        eprintln!("{what} connection closed by the server after {held:?}");
+        let held = held.unwrap_or_else(|| panic!("the {what} connection was never closed"));
+        assert!(
+            early <= held && held <= late,
+            "the {what} connection was closed after {held:?}, expected about {HEADER_TIMEOUT:?}"
+        );
+    }
+
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "siemcast exited with {status}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Metrics listener is at its connection limit"))
+        .collect();
+    eprintln!("{warnings:#?}");
+    assert_eq!(warnings.len(), 1, "one warning per minute at most:\n{text}");
 }
