@@ -4,12 +4,13 @@
 //! spool's status, so there is no second copy of any number to drift. The listener binds to
 //! `[metrics] address` (loopback by default) and serves only GET/HEAD on those three paths.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{Phase, PipelineStats};
@@ -25,10 +26,15 @@ use crate::sources::eventhubs::PartitionCounters;
 use crate::sources::SourceStats;
 use crate::spool::{Spool, SpoolStats, SpoolStatus};
 
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 16;
-/// A client must send its request headers within this time.
+/// Connections kept open at once. At the limit a new connection closes the one quiet the
+/// longest (never one whose request is being answered), so clients that hold connections open
+/// without asking anything cannot lock out a scrape or a health check.
+const MAX_CONNECTIONS: usize = 64;
+/// A client must send a whole request head within this time after it connects or after its
+/// last answer (hyper's header read timeout, which thus also bounds idle keep-alive).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most one warning about the connection limit per this time.
+const LIMIT_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// What the listener reports on.
 #[derive(Debug, Clone)]
@@ -62,15 +68,11 @@ pub async fn serve(
     state: watch::Receiver<MetricsState>,
     cancel: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let table = Arc::new(Mutex::new(Connections::new(MAX_CONNECTIONS)));
+    let mut next_id = 0u64;
+    let mut warned: Option<Instant> = None;
+    let (mut replaced, mut refused) = (0u64, 0u64);
     loop {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => return,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
         let (stream, _) = tokio::select! {
             _ = cancel.cancelled() => return,
             a = listener.accept() => match a {
@@ -82,12 +84,44 @@ pub async fn serve(
                 }
             },
         };
-        let (state, cancel) = (state.clone(), cancel.clone());
+        let id = next_id;
+        next_id += 1;
+        let close = CancellationToken::new();
+        match lock(&table).admit(id, close.clone()) {
+            Admission::Admitted => {}
+            Admission::Replaced => replaced += 1,
+            Admission::Refused => refused += 1,
+        }
+        if replaced + refused > 0 && warned.is_none_or(|t| t.elapsed() >= LIMIT_WARNING_EVERY) {
+            tracing::warn!(
+                message = "Metrics listener is at its connection limit; closing the connections idle the longest.",
+                limit = MAX_CONNECTIONS,
+                closed = replaced,
+                refused,
+                hint = "something holds connections open without sending requests; counts are since the last such line",
+            );
+            warned = Some(Instant::now());
+            (replaced, refused) = (0, 0);
+        }
+        if close.is_cancelled() {
+            // Refused: every connection is answering a request. Dropping the stream closes it.
+            continue;
+        }
+        let (state, cancel, table) = (state.clone(), cancel.clone(), table.clone());
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slot = Slot {
+                table: table.clone(),
+                id,
+            };
             let service = hyper::service::service_fn(move |req| {
                 let state = Arc::new(state.borrow().clone());
-                async move { Ok::<_, Infallible>(handle(&req, &state).await) }
+                let table = table.clone();
+                async move {
+                    lock(&table).touch(id, true);
+                    let response = handle(&req, &state).await;
+                    lock(&table).touch(id, false);
+                    Ok::<_, Infallible>(response)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -96,12 +130,113 @@ pub async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
+                // Replaced by a newer connection: dropping it closes the socket.
+                _ = close.cancelled() => {}
                 _ = cancel.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
                 }
             }
         });
+    }
+}
+
+fn lock(table: &Mutex<Connections>) -> std::sync::MutexGuard<'_, Connections> {
+    table.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The listener's open connections, to choose which one a new connection replaces.
+struct Connections {
+    limit: usize,
+    /// Orders activity: a higher tick is more recent.
+    clock: u64,
+    open: HashMap<u64, Activity>,
+}
+
+struct Activity {
+    /// `clock` when the connection opened, or last started or finished a request.
+    last: u64,
+    /// A request is being answered.
+    busy: bool,
+    close: CancellationToken,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Admission {
+    Admitted,
+    /// Admitted in place of the connection quiet the longest, which was told to close.
+    Replaced,
+    /// Every connection is answering a request: the new one is closed (`close` cancelled).
+    Refused,
+}
+
+impl Connections {
+    fn new(limit: usize) -> Connections {
+        Connections {
+            limit,
+            clock: 0,
+            open: HashMap::new(),
+        }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Registers connection `id`; at the limit, closes the connection that has been quiet the
+    /// longest and is not answering a request.
+    fn admit(&mut self, id: u64, close: CancellationToken) -> Admission {
+        let mut admission = Admission::Admitted;
+        if self.open.len() >= self.limit {
+            let quietest = self
+                .open
+                .iter()
+                .filter(|(_, a)| !a.busy)
+                .min_by_key(|(_, a)| a.last)
+                .map(|(id, _)| *id);
+            match quietest.and_then(|q| self.open.remove(&q)) {
+                Some(old) => {
+                    old.close.cancel();
+                    admission = Admission::Replaced;
+                }
+                None => {
+                    close.cancel();
+                    return Admission::Refused;
+                }
+            }
+        }
+        let last = self.tick();
+        self.open.insert(
+            id,
+            Activity {
+                last,
+                busy: false,
+                close,
+            },
+        );
+        admission
+    }
+
+    /// Connection `id` starts (`busy`) or finishes answering a request.
+    fn touch(&mut self, id: u64, busy: bool) {
+        let last = self.tick();
+        if let Some(a) = self.open.get_mut(&id) {
+            a.last = last;
+            a.busy = busy;
+        }
+    }
+}
+
+/// A connection's place in [`Connections`], given up when its task ends however it ends.
+struct Slot {
+    table: Arc<Mutex<Connections>>,
+    id: u64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        lock(&self.table).open.remove(&self.id);
     }
 }
 
@@ -632,6 +767,39 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_connection_replaces_the_one_quiet_the_longest_but_never_a_busy_one() {
+        let mut table = Connections::new(3);
+        let tokens: Vec<CancellationToken> = (0..6).map(|_| CancellationToken::new()).collect();
+        for id in 0..3 {
+            assert_eq!(
+                table.admit(id, tokens[id as usize].clone()),
+                Admission::Admitted
+            );
+        }
+        // 0 is answering a request, 1 has just been answered: 2 is the quietest idle one.
+        table.touch(0, true);
+        table.touch(1, true);
+        table.touch(1, false);
+        assert_eq!(table.admit(3, tokens[3].clone()), Admission::Replaced);
+        assert!(tokens[2].is_cancelled());
+        assert!(!tokens[0].is_cancelled() && !tokens[1].is_cancelled());
+        // Next: 1 (answered before 3 opened); 0 stays while busy.
+        assert_eq!(table.admit(4, tokens[4].clone()), Admission::Replaced);
+        assert!(tokens[1].is_cancelled() && !tokens[0].is_cancelled());
+        table.touch(3, true);
+        table.touch(4, true);
+        assert_eq!(table.admit(5, tokens[5].clone()), Admission::Refused);
+        assert!(tokens[5].is_cancelled(), "refused: told to close");
+        assert_eq!(table.open.len(), 3);
+        // A finished request makes its connection the most recent, not the quietest.
+        table.touch(0, false);
+        table.touch(3, false);
+        let late = CancellationToken::new();
+        assert_eq!(table.admit(6, late), Admission::Replaced);
+        assert!(tokens[0].is_cancelled() && !tokens[3].is_cancelled());
+    }
 
     #[test]
     fn label_values_are_escaped() {
