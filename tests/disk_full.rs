@@ -176,11 +176,16 @@ mappings = "{mappings}"
     });
     let (code, free, line) = healthz_disk_full(metrics).unwrap();
     assert_eq!(code, 503, "{line}");
-    assert!(line.contains(&state.join("spool").display().to_string()), "{line}");
+    assert!(
+        line.contains(&state.join("spool").display().to_string()),
+        "{line}"
+    );
     // The free space it gives is the file system's (statvfs), give or take a retried batch.
-    wait_until(Duration::from_secs(15), "/healthz to give the free space", || {
-        healthz_disk_full(metrics).is_some_and(|h| h.1.abs_diff(disk.free()) <= 64 << 10)
-    });
+    wait_until(
+        Duration::from_secs(15),
+        "/healthz to give the free space",
+        || healthz_disk_full(metrics).is_some_and(|h| h.1.abs_diff(disk.free()) <= 64 << 10),
+    );
     assert!(free < 1 << 20, "{free} bytes free is not full: {line}");
     let text = std::fs::read_to_string(&log).unwrap();
     let paused = text
@@ -197,7 +202,10 @@ mappings = "{mappings}"
     let used = spool["total_bytes"].as_u64().unwrap();
     assert!(used > 0 && used < max_bytes / 50, "{spool}");
     assert_eq!(metric(metrics, "siemcast_spool_disk_full"), 1.0);
-    let spooled_before = metric(metrics, "siemcast_source_events_spooled_total{source=\"files\"}");
+    let spooled_before = metric(
+        metrics,
+        "siemcast_source_events_spooled_total{source=\"files\"}",
+    );
     assert!(spooled_before > 0.0 && spooled_before < FIRST as f64);
 
     // The receiver comes up, the other file stays: what is spooled is delivered, delivered
@@ -208,7 +216,10 @@ mappings = "{mappings}"
     assert!(filler.exists());
     assert!(metric(metrics, "siemcast_spool_segments_deleted_total") >= 1.0);
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("Spool has room again; source resumed."), "{text}");
+    assert!(
+        text.contains("Spool has room again; source resumed."),
+        "{text}"
+    );
 
     // Space is freed: new events go through and /healthz is green again.
     std::fs::remove_file(&filler).unwrap();

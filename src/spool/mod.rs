@@ -70,7 +70,7 @@ pub use storage::{FsStorage, LockGuard, ReadFile, Storage, WriteFile};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -342,8 +342,9 @@ pub struct Spool {
     /// Bytes free on the disk when the last append was refused for a full disk;
     /// [`DISK_NOT_FULL`] once an append succeeded.
     disk_free: AtomicU64,
-    /// The `RESERVE` file is in place (complete and synced).
-    reserve: AtomicBool,
+    /// The `RESERVE` file is in place (complete and synced). Held while it is written or
+    /// deleted; taken after any other lock but `stats`.
+    reserve: Mutex<bool>,
 }
 
 impl Spool {
@@ -450,9 +451,8 @@ impl Spool {
         let reserve = match storage.open_read(&reserve_path).and_then(|f| f.size()) {
             Ok(size) if size >= RESERVE_BYTES.min(opts.segment_bytes) => true,
             Ok(_) => {
-                storage
-                    .remove(&reserve_path)
-                    .map_err(|e| io_err("remove incomplete reserve file", &reserve_path, e))?;
+                // Best effort: writing it again truncates it anyway.
+                let _ = storage.remove(&reserve_path);
                 false
             }
             Err(_) => false,
@@ -483,7 +483,7 @@ impl Spool {
             notify: Notify::new(),
             stats: Mutex::new(stats),
             disk_free: AtomicU64::new(DISK_NOT_FULL),
-            reserve: AtomicBool::new(reserve),
+            reserve: Mutex::new(reserve),
         };
         spool.reclaim()?;
         Ok(spool)
@@ -575,7 +575,8 @@ impl Spool {
 
     /// Deletes the `RESERVE` file to make room on a full disk; `true` when there was one.
     fn release_reserve(&self) -> bool {
-        if !self.reserve.swap(false, Ordering::AcqRel) {
+        let mut reserve = lock(&self.reserve);
+        if !std::mem::replace(&mut *reserve, false) {
             return false;
         }
         let path = self.dir.join(RESERVE);
@@ -589,20 +590,24 @@ impl Spool {
     /// Writes the `RESERVE` file when it is missing (best effort: on a full disk it is left
     /// out and tried again after the next segments are deleted).
     fn ensure_reserve(&self) {
-        if self.reserve.load(Ordering::Acquire) {
+        if *lock(&self.reserve) {
             return;
         }
-        let path = self.dir.join(RESERVE);
         let bytes = RESERVE_BYTES
             .min(self.opts.segment_bytes)
             .max(2 * self.roll_bytes());
+        let mut reserve = lock(&self.reserve);
+        if *reserve {
+            return;
+        }
+        let path = self.dir.join(RESERVE);
         let written = self.storage.create(&path).and_then(|mut f| {
             f.write_all_at(0, &vec![0u8; bytes as usize])?;
             f.sync_data()?;
             self.storage.sync_dir(&self.dir)
         });
         match written {
-            Ok(()) => self.reserve.store(true, Ordering::Release),
+            Ok(()) => *reserve = true,
             Err(e) => {
                 let _ = self.storage.remove(&path);
                 tracing::debug!(file = %path.display(), error = %e, "spool: reserve file not written; trying again after the next segments are deleted");
