@@ -233,6 +233,12 @@ mappings = "{mappings}"
         http_get(metrics, "/healthz").is_ok_and(|(code, body)| code == 200 && body == "ok\n")
     });
     assert_eq!(metric(metrics, "siemcast_spool_disk_full"), 0.0);
+    eprintln!(
+        "disk full at {free} bytes free with {used} bytes spooled; {} pages refused for the disk, {} segments deleted, RSS {} KiB",
+        metric(metrics, "siemcast_spool_disk_full_rejections_total"),
+        metric(metrics, "siemcast_spool_segments_deleted_total"),
+        rss_kib(child.id()),
+    );
     stop(&mut child);
     assert_every_id_once(&count_ids(&rsyslog.settled_lines()), FIRST + MORE);
     drop(child);

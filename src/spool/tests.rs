@@ -818,9 +818,11 @@ fn a_full_disk_is_reported_as_such_and_delivering_makes_room_again() {
 
     // Delivery needs no space; the next batch starts a new segment, after which the delivered
     // one is deleted and its space taken by new batches.
+    let mut expected: Vec<usize> = (0..4 + taken * 4).collect();
     let (recs, next) = deliver_all(&spool, "d", 1);
     assert_eq!(recs.len(), 4 + taken * 4);
-    let (err, _) = fill(&spool, 1000);
+    let (err, taken) = fill(&spool, 1000);
+    expected.extend(1000..1000 + taken * 4);
     assert!(
         matches!(
             err,
@@ -835,6 +837,7 @@ fn a_full_disk_is_reported_as_such_and_delivering_makes_room_again() {
     assert!(spool.stats().segments_deleted >= 1, "{:?}", spool.stats());
     let (err, taken) = fill(&spool, 2000);
     assert!(taken > 0, "the freed space is used again: {err}");
+    expected.extend(2000..2000 + taken * 4);
     assert_eq!(
         spool.disk_full(),
         Some(match err {
@@ -843,10 +846,12 @@ fn a_full_disk_is_reported_as_such_and_delivering_makes_room_again() {
         })
     );
     let (recs3, _) = deliver_all(&spool, "d", next2);
-    assert_eq!(recs3.len(), taken * 4);
-    // Nothing lost or repeated: every payload once, in order.
+    // Nothing lost or repeated: every appended payload once, in order.
     let all: Vec<Record> = recs.into_iter().chain(recs2).chain(recs3).collect();
-    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(
+        ids(&all),
+        expected.into_iter().map(payload).collect::<Vec<_>>()
+    );
     s.set_capacity(None);
     append(&spool, "src", 3000..3004, "ck-end");
     assert_eq!(spool.disk_full(), None, "cleared by a successful append");
@@ -912,7 +917,7 @@ fn with_no_byte_left_the_reserve_makes_room_for_a_new_segment() {
 }
 
 #[test]
-fn a_new_segment_that_does_not_fit_leaves_nothing_behind() {
+fn a_batch_that_does_not_fit_even_with_the_reserve_is_refused_cleanly() {
     let s = MemStorage::new();
     let spool = mem_open(&s, small());
     spool.open_cursor("d").unwrap();
