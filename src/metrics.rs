@@ -267,12 +267,18 @@ async fn handle(req: &Request<Incoming>, state: &Arc<MetricsState>) -> Response<
             jiff::Timestamp::now().as_millisecond(),
             state.poll_grace,
         ) {
-            Ok(()) => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-            Err(reasons) => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                reasons.join("\n") + "\n",
-            ),
+            Ok(()) if state.spool.disk_full().is_none() => {
+                reply(StatusCode::OK, "text/plain", "ok\n".into())
+            }
+            result => {
+                let mut reasons = result.err().unwrap_or_default();
+                reasons.extend(disk_full_reason(&state.spool));
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    reasons.join("\n") + "\n",
+                )
+            }
         },
         "/spool" => match snapshot(state).await {
             Some((status, _)) => reply(
@@ -305,6 +311,16 @@ fn reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<By
         resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     resp
+}
+
+/// The `/healthz` reason while sources are paused because the spool's disk is full.
+fn disk_full_reason(spool: &Spool) -> Option<String> {
+    spool.disk_full().map(|free| {
+        format!(
+            "spool {}: disk full, {free} bytes free on its file system; sources are paused until there is space (destinations go on delivering)",
+            spool.dir().display()
+        )
+    })
 }
 
 /// The spool's status and counters, read off the async threads (it may read segment files).
@@ -716,7 +732,13 @@ pub fn render(
         "Segment files in the spool.",
         spool.segments as f64,
     );
-    let counters: [(&str, &str, u64); 8] = [
+    x.single(
+        "siemcast_spool_disk_full",
+        "gauge",
+        "1 while sources are paused because the spool's file system is full.",
+        u8::from(spool_stats.disk_full_free_bytes.is_some()).into(),
+    );
+    let counters: [(&str, &str, u64); 11] = [
         (
             "siemcast_spool_quarantined_ranges_total",
             "Damaged spool ranges or segments moved to quarantine/.",
@@ -746,6 +768,21 @@ pub fn render(
             "siemcast_spool_full_rejections_total",
             "Batches refused because the spool or the disk was full.",
             spool_stats.full_rejections,
+        ),
+        (
+            "siemcast_spool_disk_full_rejections_total",
+            "Batches refused because the spool's file system was full.",
+            spool_stats.disk_full_rejections,
+        ),
+        (
+            "siemcast_spool_cursor_persists_deferred_total",
+            "Destination cursor writes put off because the disk was full.",
+            spool_stats.cursor_persists_deferred,
+        ),
+        (
+            "siemcast_spool_segments_deleted_total",
+            "Spool segments deleted once every destination had passed them.",
+            spool_stats.segments_deleted,
         ),
         (
             "siemcast_spool_cursor_gaps_total",

@@ -230,7 +230,8 @@ async fn report_to_systemd(state: watch::Receiver<MetricsState>, stop: Cancellat
     }
 }
 
-/// "Delivering 1234 events/s; 5678 events queued (12.3 MiB); 2/2 destinations connected".
+/// "Delivering 1234 events/s; 5678 events queued (12.3 MiB); 2/2 destinations connected", and
+/// "; disk full (N bytes free), sources paused" while it is.
 async fn status_line(state: &MetricsState, last: &mut Option<(Instant, u64)>) -> String {
     let delivered: u64 = state
         .stats
@@ -265,8 +266,11 @@ async fn status_line(state: &MetricsState, last: &mut Option<(Instant, u64)>) ->
         .iter()
         .filter(|(_, d)| d.connected.load(Ordering::Relaxed))
         .count();
+    let disk = state.spool.disk_full().map_or(String::new(), |free| {
+        format!("; disk full ({free} bytes free), sources paused")
+    });
     format!(
-        "Delivering {rate:.0} events/s; {queued} events queued, spool {:.1} MiB; {connected}/{} destinations connected",
+        "Delivering {rate:.0} events/s; {queued} events queued, spool {:.1} MiB; {connected}/{} destinations connected{disk}",
         bytes as f64 / (1024.0 * 1024.0),
         state.stats.destinations.len()
     )

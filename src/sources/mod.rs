@@ -258,12 +258,23 @@ async fn append_page_as(
                     .fetch_add(events.len() as u64, Ordering::Relaxed);
                 return Ok(true);
             }
-            Err(SpoolError::Full { .. }) => {
+            Err(SpoolError::Full {
+                disk_full, free, ..
+            }) => {
                 if !waited {
-                    tracing::warn!(
-                        message = "Spool is full; source paused until destinations catch up.",
-                        source
-                    );
+                    if disk_full {
+                        tracing::warn!(
+                            message = "Disk full: source paused until there is space again; destinations go on delivering.",
+                            source,
+                            free_bytes = free,
+                            spool = %ctx.spool.dir().display()
+                        );
+                    } else {
+                        tracing::warn!(
+                            message = "Spool is full; source paused until destinations catch up.",
+                            source
+                        );
+                    }
                     ctx.stats.paused.fetch_add(1, Ordering::Relaxed);
                     waited = true;
                 }

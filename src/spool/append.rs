@@ -80,7 +80,18 @@ impl Spool {
         let used = lock(&self.state).total_bytes;
         if used + need > self.opts.max_bytes {
             lock(&self.stats).full_rejections += 1;
-            return Err(self.full(used, false));
+            return Err(self.full(used, false, 0));
+        }
+        let tried_recently = w.no_space_at.is_some_and(|t| t.elapsed() < DISK_FULL_RETRY);
+        if !roll && w.end == w.base_end && tried_recently && self.disk_full().is_some() {
+            // Still full from the last try: do not write (and cut again) a batch that does not
+            // fit, except now and then (statvfs does not count the blocks only root may use).
+            // A roll, which may give the reserve back, is always tried.
+            if let Ok(free) = self.storage.free_space(&self.dir) {
+                if free < need {
+                    return Err(self.disk_full_error(Some(free)));
+                }
+            }
         }
         if roll {
             self.roll(&mut w)?;
@@ -135,6 +146,7 @@ impl Spool {
         }
         self.committed_next.store(w.next_seq, Ordering::Release);
         drop(w);
+        self.disk_free.store(DISK_NOT_FULL, Ordering::Relaxed);
         {
             let mut s = lock(&self.stats);
             s.batches_appended += 1;
@@ -144,12 +156,13 @@ impl Spool {
         Ok(ck_seq)
     }
 
-    pub(super) fn full(&self, used: u64, disk_full: bool) -> SpoolError {
+    pub(super) fn full(&self, used: u64, disk_full: bool, free: u64) -> SpoolError {
         SpoolError::Full {
             dir: self.dir.clone(),
             used,
             max: self.opts.max_bytes,
             disk_full,
+            free,
         }
     }
 
@@ -169,6 +182,7 @@ impl Spool {
             Some(f) => f.set_len(end).and_then(|()| f.sync_data()).is_ok(),
             None => false,
         };
+        let no_space = is_no_space(&e);
         // After a failed fsync the kernel may have dropped dirty pages and a retry could
         // "succeed" without the data: never trust this segment again.
         if sync || !cleaned {
@@ -176,11 +190,16 @@ impl Spool {
                 "spool: {} failed; closing the segment, the batch was not acknowledged",
                 if sync { "fdatasync" } else { "write" });
             w.file = None;
+        } else if no_space && w.end > w.base_end {
+            // The disk is full. The newest segment is never deleted, so while batches keep
+            // going into this one, delivering it would free nothing: close it, and the next
+            // batch starts a new segment (small: header and checkpoints) after which this one
+            // is deleted once every destination has passed it.
+            w.file = None;
         }
-        if is_no_space(&e) {
-            lock(&self.stats).full_rejections += 1;
-            let used = lock(&self.state).total_bytes;
-            return self.full(used, true);
+        if no_space {
+            w.no_space_at = Some(Instant::now());
+            return self.disk_full_error(None);
         }
         io_err(
             if sync {
@@ -246,27 +265,36 @@ impl Spool {
             );
         }
         w.file = None;
-        let created = self.storage.create(&path).and_then(|mut f| {
-            f.write_all_at(0, &buf)?;
-            f.sync_data()?;
-            self.storage.sync_dir(&self.dir)?;
-            let reader = self.storage.open_read(&path)?;
-            Ok((f, reader))
-        });
-        let (file, reader) = match created {
-            Ok(x) => x,
-            Err(e) => {
+        let create = || {
+            let created = self.storage.create(&path).and_then(|mut f| {
+                f.write_all_at(0, &buf)?;
+                f.sync_data()?;
+                self.storage.sync_dir(&self.dir)?;
+                let reader = self.storage.open_read(&path)?;
+                Ok((f, reader))
+            });
+            if created.is_err() {
                 // Best effort: the file is not referenced by anything yet.
                 let _ = self.storage.remove(&path);
                 let _ = self.storage.sync_dir(&self.dir);
                 lock(&self.stats).write_errors += 1;
-                if is_no_space(&e) {
-                    lock(&self.stats).full_rejections += 1;
-                    let used = lock(&self.state).total_bytes;
-                    return Err(self.full(used, true));
-                }
-                return Err(io_err("create segment", &path, e));
             }
+            created
+        };
+        let mut released = false;
+        let created = match create() {
+            // Without a new segment nothing already delivered can be deleted: give the
+            // reserve back to the disk and try once more.
+            Err(e) if is_no_space(&e) && self.release_reserve() => {
+                released = true;
+                create()
+            }
+            r => r,
+        };
+        let (file, reader) = match created {
+            Ok(x) => x,
+            Err(e) if is_no_space(&e) => return Err(self.disk_full_error(None)),
+            Err(e) => return Err(io_err("create segment", &path, e)),
         };
         let mut seg = Segment::new(first, path.clone(), created_ms, reader);
         for (seq, (s, kind, d)) in (first..).zip(&cks) {
@@ -285,6 +313,10 @@ impl Spool {
         }
         self.committed_next.store(seq, Ordering::Release);
         lock(&self.stats).segments_created += 1;
+        if !released {
+            // A new spool, or one whose reserve could not be written back yet.
+            self.ensure_reserve();
+        }
         Ok(())
     }
 }

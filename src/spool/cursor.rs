@@ -89,6 +89,9 @@ pub(crate) struct Loaded {
 
 impl CursorFile {
     /// Creates a new cursor file holding `next`, durable (file and directory synced) on return.
+    /// Both slots are written (generations 0 and 1), so that every later persist overwrites
+    /// blocks the file already has: moving a cursor never needs free space (a full disk does
+    /// not stop delivery, and delivery is what frees the disk).
     pub fn create(
         storage: &dyn Storage,
         dir: &Path,
@@ -96,16 +99,24 @@ impl CursorFile {
         next: u64,
     ) -> io::Result<CursorFile> {
         let path = dir.join(file_name(name));
-        let file = storage.create(&path)?;
-        let mut c = CursorFile {
+        let mut file = storage.create(&path)?;
+        let mut both = encode_slot(name, 0, next);
+        both.extend_from_slice(&encode_slot(name, 1, next));
+        let written = file
+            .write_all_at(0, &both)
+            .and_then(|()| file.sync_data())
+            .and_then(|()| storage.sync_dir(dir));
+        if let Err(e) = written {
+            // Best effort: a half-written cursor file would be quarantined at the next start.
+            let _ = storage.remove(&path);
+            return Err(e);
+        }
+        Ok(CursorFile {
             path,
             name: name.to_owned(),
             file,
-            generation: 0,
-        };
-        c.persist(next)?;
-        storage.sync_dir(dir)?;
-        Ok(c)
+            generation: 1,
+        })
     }
 
     /// Loads an existing cursor file; `Ok(None)` when neither slot is valid.

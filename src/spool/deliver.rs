@@ -22,14 +22,18 @@ impl Spool {
             }
             return Ok(c.acked);
         }
-        let file = CursorFile::create(self.storage.as_ref(), &self.dir, destination, oldest)
-            .map_err(|e| {
-                io_err(
-                    "create cursor file for",
-                    &self.dir.join(cursor::file_name(destination)),
-                    e,
-                )
-            })?;
+        let create = || CursorFile::create(self.storage.as_ref(), &self.dir, destination, oldest);
+        let file = match create() {
+            Err(e) if is_no_space(&e) && self.release_reserve() => create(),
+            r => r,
+        }
+        .map_err(|e| {
+            io_err(
+                "create cursor file for",
+                &self.dir.join(cursor::file_name(destination)),
+                e,
+            )
+        })?;
         cs.insert(
             destination.to_owned(),
             Cursor {
@@ -37,6 +41,7 @@ impl Spool {
                 acked: oldest,
                 persisted: oldest,
                 last_persist: Instant::now(),
+                deferred: false,
             },
         );
         Ok(oldest)
@@ -180,14 +185,34 @@ impl Spool {
         Ok(())
     }
 
+    /// Writes `c.acked` to the cursor file. On a full disk (a copy-on-write file system needs
+    /// space even to overwrite) the persist is put off, not failed: delivery goes on, the
+    /// cursor is persisted with a later acknowledgement, and until then nothing it passed is
+    /// deleted (a crash meanwhile repeats records, never loses them).
     pub(super) fn persist(&self, c: &mut Cursor) -> Result<(), SpoolError> {
-        c.file
-            .persist(c.acked)
-            .map_err(|e| io_err("persist cursor", &c.file.path, e))?;
-        c.persisted = c.acked;
+        let mut result = c.file.persist(c.acked);
+        if matches!(&result, Err(e) if is_no_space(e)) && self.release_reserve() {
+            result = c.file.persist(c.acked);
+        }
         c.last_persist = Instant::now();
-        lock(&self.stats).cursor_persists += 1;
-        Ok(())
+        match result {
+            Ok(()) => {
+                if std::mem::take(&mut c.deferred) {
+                    tracing::info!(cursor = %c.file.path.display(), "spool cursor persisted again after a full disk");
+                }
+                c.persisted = c.acked;
+                lock(&self.stats).cursor_persists += 1;
+                Ok(())
+            }
+            Err(e) if is_no_space(&e) => {
+                if !std::mem::replace(&mut c.deferred, true) {
+                    tracing::warn!(cursor = %c.file.path.display(), error = %e, "spool cursor not persisted: disk full; delivery goes on and the cursor is persisted once there is room");
+                }
+                lock(&self.stats).cursor_persists_deferred += 1;
+                Ok(())
+            }
+            Err(e) => Err(io_err("persist cursor", &c.file.path, e)),
+        }
     }
 
     /// Persists every cursor with unpersisted acknowledgements, then reclaims segments. Call it
@@ -235,7 +260,10 @@ impl Spool {
         lock(&self.stats).segments_deleted += doomed.len() as u64;
         self.storage
             .sync_dir(&self.dir)
-            .map_err(|e| io_err("sync directory", &self.dir, e))
+            .map_err(|e| io_err("sync directory", &self.dir, e))?;
+        // Space was freed: put the reserve back first if a full disk took it.
+        self.ensure_reserve();
+        Ok(())
     }
 
     /// Waits until a record with seq >= `seq` exists. Cancel-safe; no polling.

@@ -485,6 +485,16 @@ impl Storage for MemStorage {
         st.durable_names.extend(names);
         Ok(())
     }
+
+    fn free_space(&self, _dir: &Path) -> io::Result<u64> {
+        let st = lock(&self.state);
+        if st.dead {
+            return Err(dead());
+        }
+        Ok(st
+            .capacity
+            .map_or(u64::MAX, |c| c.saturating_sub(st.used())))
+    }
 }
 
 impl MemHandle {

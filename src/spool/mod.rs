@@ -7,6 +7,7 @@
 //! # On-disk format (`dir/`)
 //! ```text
 //! LOCK                             flock held while a Spool is open (second instance refused)
+//! RESERVE                          zeros (64 KiB or more) given back to the disk when it is full
 //! seg-<first seq, 20 digits>.log   header | record*            (a new one past segment_bytes)
 //! cursor-<destination>.bin         two 4 KiB slots, written alternately (see cursor.rs)
 //! quarantine/                      damaged ranges and segments, kept for inspection
@@ -44,6 +45,12 @@
 //!   was quarantined or deleted by hand) resumes at the oldest record and is counted.
 //! - **Backpressure**: `append_batch` returns [`SpoolError::Full`] (nothing appended) when the
 //!   batch would take the spool past `max_bytes` or the disk is full; the caller waits and retries.
+//! - **A full disk never stops delivery**: reading needs no space, a cursor persist overwrites
+//!   the blocks its file was created with, and deleting segments frees space. When a batch does
+//!   not fit on the disk its segment is closed, so that the next batch starts a new one and the
+//!   old one can be deleted once delivered; should even the new segment's first bytes not fit,
+//!   the `RESERVE` file is deleted to make room (it is written again once segments were
+//!   deleted). [`Spool::disk_full`] tells the free space while appends are refused for it.
 //! - With no destination registered, nothing is reclaimed (a destination added later receives
 //!   everything still retained).
 
@@ -159,6 +166,14 @@ pub struct SpoolStats {
     pub sync_errors: u64,
     /// `append_batch` calls refused with [`SpoolError::Full`].
     pub full_rejections: u64,
+    /// Of those, the ones refused because the disk was full.
+    pub disk_full_rejections: u64,
+    /// Cursor persists put off because the disk was full (retried with the next acknowledgement).
+    pub cursor_persists_deferred: u64,
+    /// Times the `RESERVE` file was deleted to make room on a full disk.
+    pub reserve_released: u64,
+    /// [`Spool::disk_full`] when the counters were read.
+    pub disk_full_free_bytes: Option<u64>,
     pub batches_appended: u64,
     pub events_appended: u64,
     pub segments_created: u64,
@@ -171,12 +186,15 @@ pub struct SpoolStats {
 pub enum SpoolError {
     #[error("spool {dir}: already in use by another siemcast process (lock {lock} is held); stop the other instance or give this one its own state_dir")]
     Locked { dir: PathBuf, lock: PathBuf },
-    #[error("spool {dir}: full ({used} of {max} bytes used{}); sources pause until destinations catch up", if *disk_full { ", and the disk is full" } else { "" })]
+    #[error("{}", full_message(dir, *used, *max, *disk_full, *free))]
     Full {
         dir: PathBuf,
         used: u64,
         max: u64,
+        /// The file system is full (the spool itself may be far below `max`).
         disk_full: bool,
+        /// Bytes free on the file system when `disk_full` (from `statvfs`).
+        free: u64,
     },
     #[error("spool {dir}: a batch of {bytes} bytes can never fit in max_bytes = {max}; raise the spool size or page size")]
     BatchTooLarge { dir: PathBuf, bytes: u64, max: u64 },
@@ -199,6 +217,15 @@ pub enum SpoolError {
     },
 }
 
+fn full_message(dir: &Path, used: u64, max: u64, disk_full: bool, free: u64) -> String {
+    let dir = dir.display();
+    if disk_full {
+        format!("spool {dir}: disk full ({free} bytes free on its file system; the spool holds {used} of max_bytes {max}); sources pause until space is freed, destinations go on delivering")
+    } else {
+        format!("spool {dir}: full ({used} of {max} bytes used); sources pause until destinations catch up")
+    }
+}
+
 pub(crate) fn io_err(op: &'static str, path: &Path, source: io::Error) -> SpoolError {
     SpoolError::Io {
         op,
@@ -206,6 +233,16 @@ pub(crate) fn io_err(op: &'static str, path: &Path, source: io::Error) -> SpoolE
         source,
     }
 }
+
+/// Name of the file given back to the disk when it is full (see the module docs).
+const RESERVE: &str = "RESERVE";
+/// Least size of the `RESERVE` file (or `segment_bytes` if smaller); it is made twice what a
+/// new segment needs when that is more (many sources with large checkpoints).
+const RESERVE_BYTES: u64 = 64 << 10;
+/// While the disk is full, a batch that `statvfs` says cannot fit is still tried this often.
+const DISK_FULL_RETRY: Duration = Duration::from_secs(5);
+/// `Spool::disk_free` while the disk is not known to be full.
+const DISK_NOT_FULL: u64 = u64::MAX;
 
 fn is_no_space(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::ENOSPC)
@@ -234,6 +271,8 @@ struct Writer {
     /// Seq the next record gets.
     next_seq: u64,
     buf: Vec<u8>,
+    /// When a batch last failed for want of disk space.
+    no_space_at: Option<Instant>,
 }
 
 /// A source's checkpoint as the spool holds it: its last full checkpoint and the deltas
@@ -282,6 +321,8 @@ struct Cursor {
     acked: u64,
     persisted: u64,
     last_persist: Instant,
+    /// The last persist was put off for want of disk space (logged once per episode).
+    deferred: bool,
 }
 
 /// The durable spool. Blocking file I/O: call it from `spawn_blocking` in async code.
@@ -298,6 +339,12 @@ pub struct Spool {
     committed_next: AtomicU64,
     notify: Notify,
     stats: Mutex<SpoolStats>,
+    /// Bytes free on the disk when the last append was refused for a full disk;
+    /// [`DISK_NOT_FULL`] once an append succeeded.
+    disk_free: AtomicU64,
+    /// The `RESERVE` file is in place (complete and synced). Held while it is written or
+    /// deleted; taken after any other lock but `stats`.
+    reserve: Mutex<bool>,
 }
 
 impl Spool {
@@ -378,6 +425,7 @@ impl Spool {
                             acked: next,
                             persisted: l.next,
                             last_persist: now,
+                            deferred: false,
                         },
                     );
                 }
@@ -398,6 +446,18 @@ impl Spool {
             }
         }
 
+        // A RESERVE cut short by a crash while it was written is written again later.
+        let reserve_path = dir.join(RESERVE);
+        let reserve = match storage.open_read(&reserve_path).and_then(|f| f.size()) {
+            Ok(size) if size >= RESERVE_BYTES.min(opts.segment_bytes) => true,
+            Ok(_) => {
+                // Best effort: writing it again truncates it anyway.
+                let _ = storage.remove(&reserve_path);
+                false
+            }
+            Err(_) => false,
+        };
+
         let total_bytes = rec.segments.iter().map(|s| s.end).sum();
         let spool = Spool {
             dir: dir.to_path_buf(),
@@ -411,6 +471,7 @@ impl Spool {
                 base_end: 0,
                 next_seq,
                 buf: Vec::new(),
+                no_space_at: None,
             }),
             cursors: Mutex::new(cursors),
             state: Mutex::new(State {
@@ -421,6 +482,8 @@ impl Spool {
             committed_next: AtomicU64::new(next_seq),
             notify: Notify::new(),
             stats: Mutex::new(stats),
+            disk_free: AtomicU64::new(DISK_NOT_FULL),
+            reserve: Mutex::new(reserve),
         };
         spool.reclaim()?;
         Ok(spool)
@@ -481,7 +544,75 @@ impl Spool {
 
     /// Counters since `open`, including what recovery found.
     pub fn stats(&self) -> SpoolStats {
-        lock(&self.stats).clone()
+        let mut s = lock(&self.stats).clone();
+        s.disk_full_free_bytes = self.disk_full();
+        s
+    }
+
+    /// `Some(bytes free on the file system)` while appends are refused because the disk is full
+    /// (measured at the last refusal); `None` once an append succeeds again.
+    pub fn disk_full(&self) -> Option<u64> {
+        match self.disk_free.load(Ordering::Relaxed) {
+            DISK_NOT_FULL => None,
+            free => Some(free),
+        }
+    }
+
+    /// Notes a write refused for want of space (`free` bytes free on the disk; measured when
+    /// `None`) and returns the error the caller sees.
+    fn disk_full_error(&self, free: Option<u64>) -> SpoolError {
+        let free = free.unwrap_or_else(|| self.storage.free_space(&self.dir).unwrap_or(0));
+        self.disk_free
+            .store(free.min(DISK_NOT_FULL - 1), Ordering::Relaxed);
+        {
+            let mut s = lock(&self.stats);
+            s.full_rejections += 1;
+            s.disk_full_rejections += 1;
+        }
+        let used = lock(&self.state).total_bytes;
+        self.full(used, true, free)
+    }
+
+    /// Deletes the `RESERVE` file to make room on a full disk; `true` when there was one.
+    fn release_reserve(&self) -> bool {
+        let mut reserve = lock(&self.reserve);
+        if !std::mem::replace(&mut *reserve, false) {
+            return false;
+        }
+        let path = self.dir.join(RESERVE);
+        let _ = self.storage.remove(&path);
+        let _ = self.storage.sync_dir(&self.dir);
+        lock(&self.stats).reserve_released += 1;
+        tracing::warn!(message = "Disk full: the spool's reserve file was deleted to make room; it is written again once delivered segments are deleted.", file = %path.display());
+        true
+    }
+
+    /// Writes the `RESERVE` file when it is missing (best effort: on a full disk it is left
+    /// out and tried again after the next segments are deleted).
+    fn ensure_reserve(&self) {
+        if *lock(&self.reserve) {
+            return;
+        }
+        let bytes = RESERVE_BYTES
+            .min(self.opts.segment_bytes)
+            .max(2 * self.roll_bytes());
+        let mut reserve = lock(&self.reserve);
+        if *reserve {
+            return;
+        }
+        let path = self.dir.join(RESERVE);
+        let written = self.storage.create(&path).and_then(|mut f| {
+            f.write_all_at(0, &vec![0u8; bytes as usize])?;
+            f.sync_data()?;
+            self.storage.sync_dir(&self.dir)
+        });
+        match written {
+            Ok(()) => *reserve = true,
+            Err(e) => {
+                let _ = self.storage.remove(&path);
+                tracing::debug!(file = %path.display(), error = %e, "spool: reserve file not written; trying again after the next segments are deleted");
+            }
+        }
     }
 }
 

@@ -51,6 +51,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes creations, renames and removals in `dir` durable (`fsync` on the directory).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Bytes an unprivileged process can still write on the file system of `dir` (`statvfs`
+    /// `f_bavail * f_frsize`).
+    fn free_space(&self, dir: &Path) -> io::Result<u64>;
 }
 
 /// The real file system.
@@ -160,6 +163,11 @@ impl Storage for FsStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn free_space(&self, dir: &Path) -> io::Result<u64> {
+        let st = rustix::fs::statvfs(dir)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
     }
 }
 

@@ -742,7 +742,8 @@ fn new_segment_never_reuses_the_name_of_an_empty_one() {
     let s = MemStorage::new();
     let spool = mem_open(&s, small());
     spool.open_cursor("d").unwrap();
-    s.inject(FaultOp::Write, 1, FaultError::Eio);
+    // The writes of the first batch: segment header, RESERVE file, then the batch.
+    s.inject(FaultOp::Write, 2, FaultError::Eio);
     assert!(spool.append_batch("src", &[], b"ck-0").is_err());
     drop(spool);
     let spool = mem_open(&s, small());
@@ -751,4 +752,287 @@ fn new_segment_never_reuses_the_name_of_an_empty_one() {
     drop(spool);
     let spool = mem_open(&s, small());
     assert_eq!(spool.checkpoint("src").as_deref(), Some(&b"ck-1"[..]));
+}
+
+/// Bytes of every file in the storage.
+fn mem_used(s: &MemStorage) -> u64 {
+    s.paths()
+        .iter()
+        .map(|p| s.read(p).unwrap().len() as u64)
+        .sum()
+}
+
+/// Appends 4-event batches until one is refused; returns the error and the batches taken.
+fn fill(spool: &Spool, from: usize) -> (SpoolError, usize) {
+    let mut ok = 0;
+    loop {
+        let i = from + ok * 4;
+        let evs: Vec<Vec<u8>> = (i..i + 4).map(payload).collect();
+        let refs: Vec<&[u8]> = evs.iter().map(|e| e.as_slice()).collect();
+        match spool.append_batch("src", &refs, format!("ck-{i}").as_bytes()) {
+            Ok(_) => ok += 1,
+            Err(e) => return (e, ok),
+        }
+        assert!(ok < 10_000, "never became full");
+    }
+}
+
+/// Delivers everything from `from` for destination `d` and persists its cursor.
+fn deliver_all(spool: &Spool, d: &str, from: u64) -> (Vec<Record>, u64) {
+    let (recs, next) = read_all(spool, from);
+    spool.ack(d, next).unwrap();
+    spool.flush_cursors().unwrap();
+    (recs, next)
+}
+
+#[test]
+fn a_full_disk_is_reported_as_such_and_delivering_makes_room_again() {
+    // One big segment (64 MiB by default) on a small disk: before, the batches kept going into
+    // it, and the newest segment is never deleted, so delivering everything freed nothing and
+    // the sources stayed paused for good.
+    let s = MemStorage::new();
+    let spool = mem_open(&s, SpoolOptions::default());
+    spool.open_cursor("d").unwrap();
+    append(&spool, "src", 0..4, "ck-0");
+    s.set_capacity(Some(mem_used(&s) + 6000));
+    let (err, taken) = fill(&spool, 4);
+    let SpoolError::Full {
+        disk_full: true,
+        free,
+        used,
+        max,
+        ..
+    } = err
+    else {
+        panic!("not a disk-full error: {err}");
+    };
+    assert!(free < 6000 && used < max / 1000, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("disk full") && text.contains(&format!("{free} bytes free")),
+        "{text}"
+    );
+    assert_eq!(spool.disk_full(), Some(free));
+    assert_eq!(spool.stats().disk_full_free_bytes, Some(free));
+    assert_eq!(spool.stats().disk_full_rejections, 1);
+
+    // Delivery needs no space; the next batch starts a new segment, after which the delivered
+    // one is deleted and its space taken by new batches.
+    let mut expected: Vec<usize> = (0..4 + taken * 4).collect();
+    let (recs, next) = deliver_all(&spool, "d", 1);
+    assert_eq!(recs.len(), 4 + taken * 4);
+    let (err, taken) = fill(&spool, 1000);
+    expected.extend(1000..1000 + taken * 4);
+    assert!(
+        matches!(
+            err,
+            SpoolError::Full {
+                disk_full: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let (recs2, next2) = deliver_all(&spool, "d", next);
+    assert!(spool.stats().segments_deleted >= 1, "{:?}", spool.stats());
+    let (err, taken) = fill(&spool, 2000);
+    assert!(taken > 0, "the freed space is used again: {err}");
+    expected.extend(2000..2000 + taken * 4);
+    assert_eq!(
+        spool.disk_full(),
+        Some(match err {
+            SpoolError::Full { free, .. } => free,
+            e => panic!("{e}"),
+        })
+    );
+    let (recs3, _) = deliver_all(&spool, "d", next2);
+    // Nothing lost or repeated: every appended payload once, in order.
+    let all: Vec<Record> = recs.into_iter().chain(recs2).chain(recs3).collect();
+    assert_eq!(
+        ids(&all),
+        expected.into_iter().map(payload).collect::<Vec<_>>()
+    );
+    s.set_capacity(None);
+    append(&spool, "src", 3000..3004, "ck-end");
+    assert_eq!(spool.disk_full(), None, "cleared by a successful append");
+}
+
+#[test]
+fn with_no_byte_left_the_reserve_makes_room_for_a_new_segment() {
+    let s = MemStorage::new();
+    let opts = SpoolOptions {
+        segment_bytes: 1 << 20,
+        ..SpoolOptions::default()
+    };
+    let spool = mem_open(&s, opts.clone());
+    spool.open_cursor("d").unwrap();
+    // A first segment larger than the reserve (as real segments are).
+    for i in 0..100 {
+        append(&spool, "src", i * 4..i * 4 + 4, "ck-0");
+    }
+    let reserve = Path::new("/spool/RESERVE");
+    assert_eq!(
+        s.read(reserve).map(|r| r.len()),
+        Some(64 << 10),
+        "written with the first segment"
+    );
+    // Not one byte left: the next batch fails, closing its segment; a new one cannot be made
+    // without the reserve.
+    s.set_capacity(Some(mem_used(&s)));
+    let (err, taken) = fill(&spool, 400);
+    assert_eq!(taken, 0, "{err}");
+    assert_eq!(spool.status().segments, 1);
+    let (err, _) = fill(&spool, 500);
+    assert!(
+        matches!(
+            err,
+            SpoolError::Full {
+                disk_full: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(spool.stats().reserve_released, 1);
+    assert!(s.read(reserve).is_none());
+    assert_eq!(spool.status().segments, 2, "the new segment was made");
+    // Delivering the first segment deletes it; the reserve is written back first.
+    let (recs, next) = deliver_all(&spool, "d", 1);
+    let appended = spool.stats().events_appended as usize;
+    assert_eq!(recs.len(), appended);
+    assert_eq!(spool.status().segments, 1);
+    assert!(s.read(reserve).is_some());
+    let (_, taken) = fill(&spool, 2000);
+    assert!(taken > 0, "the rest of the freed space takes batches");
+    let (recs, _) = deliver_all(&spool, "d", next);
+    assert_eq!(
+        recs.len(),
+        spool.stats().events_appended as usize - appended
+    );
+    drop(spool);
+    s.crash(5);
+    let spool = mem_open(&s, opts);
+    assert_eq!(spool.stats().quarantined_ranges, 0);
+    assert!(spool.checkpoint("src").is_some());
+}
+
+#[test]
+fn a_batch_that_does_not_fit_even_with_the_reserve_is_refused_cleanly() {
+    let s = MemStorage::new();
+    let spool = mem_open(&s, small());
+    spool.open_cursor("d").unwrap();
+    append(&spool, "src", 0..4, "ck-0");
+    let files = s.paths();
+    // The next batch needs a new segment (segment_bytes 4096); the disk has 10 bytes.
+    s.set_capacity(Some(mem_used(&s) + 10));
+    let evs: Vec<Vec<u8>> = (4..40).map(payload).collect();
+    let refs: Vec<&[u8]> = evs.iter().map(|e| e.as_slice()).collect();
+    let err = spool.append_batch("src", &refs, b"ck-1").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SpoolError::Full {
+                disk_full: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The reserve was given back for the new segment; the batch did not fit after it.
+    assert_eq!(spool.stats().reserve_released, 1);
+    let err = spool.append_batch("src", &refs, b"ck-1").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SpoolError::Full {
+                disk_full: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let left: Vec<_> = s
+        .paths()
+        .into_iter()
+        .filter(|p| !files.contains(p))
+        .collect();
+    assert!(left.len() <= 1, "at most the new, empty segment: {left:?}");
+    s.set_capacity(None);
+    spool.append_batch("src", &refs, b"ck-1").unwrap();
+    let (recs, _) = read_all(&spool, 1);
+    assert_eq!(ids(&recs), (0..40).map(payload).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_cursor_persist_on_a_full_disk_is_put_off_not_fatal() {
+    let s = MemStorage::new();
+    let opts = SpoolOptions {
+        cursor_persist_interval: Duration::ZERO,
+        ..small()
+    };
+    let spool = mem_open(&s, opts);
+    spool.open_cursor("d").unwrap();
+    for i in 0..20 {
+        append(&spool, "src", i * 4..i * 4 + 4, "ck");
+    }
+    let segments = spool.status().segments;
+    assert!(segments > 2);
+    let (_, next) = read_all(&spool, 1);
+    // Both tries fail (the first one, then the one after the reserve was given back).
+    s.inject(FaultOp::Write, 0, FaultError::NoSpace);
+    s.inject(FaultOp::Write, 0, FaultError::NoSpace);
+    spool.ack("d", next).unwrap();
+    let st = spool.stats();
+    assert_eq!(
+        (st.cursor_persists_deferred, st.reserve_released),
+        (1, 1),
+        "{st:?}"
+    );
+    assert_eq!(
+        spool.status().segments,
+        segments,
+        "nothing deleted before the cursor is durable"
+    );
+    assert_eq!(
+        spool.status().destinations[0].cursor,
+        next,
+        "delivery goes on"
+    );
+    spool.flush_cursors().unwrap();
+    assert_eq!(spool.status().segments, 1);
+    drop(spool);
+    let spool = mem_open(&s, small());
+    assert_eq!(spool.open_cursor("d").unwrap(), next);
+}
+
+#[test]
+fn a_cursor_file_holds_its_blocks_so_moving_it_needs_no_space() {
+    use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("spool");
+    let spool = Spool::open(&dir, SpoolOptions::default()).unwrap();
+    spool.open_cursor("siem").unwrap();
+    let path = dir.join("cursor-siem.bin");
+    let data = std::fs::read(&path).unwrap();
+    assert_eq!(data.len(), 8192);
+    let blocks = |p: &Path| std::fs::metadata(p).unwrap().blocks();
+    // What this file system allocates for the same bytes written whole, and with a hole in
+    // place of the first slot (what a later persist would have to fill on a full disk).
+    let whole = tmp.path().join("whole");
+    std::fs::write(&whole, &data).unwrap();
+    let holed = tmp.path().join("holed");
+    std::fs::File::create(&holed)
+        .unwrap()
+        .write_all_at(&data[4096..], 4096)
+        .unwrap();
+    if blocks(&whole) <= blocks(&holed) {
+        eprintln!("SKIPPED: this file system does not allocate blocks per write (compressing?)");
+        return;
+    }
+    assert!(
+        blocks(&path) >= blocks(&whole),
+        "{} blocks, {} when written whole",
+        blocks(&path),
+        blocks(&whole)
+    );
 }

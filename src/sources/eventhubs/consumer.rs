@@ -276,9 +276,15 @@ impl Shared {
                     }
                     return Ok(true);
                 }
-                Err(SpoolError::Full { .. }) => {
+                Err(SpoolError::Full {
+                    disk_full, free, ..
+                }) => {
                     if !waited {
-                        tracing::warn!(message = "Spool is full; source paused until destinations catch up.", source = %self.name);
+                        if disk_full {
+                            tracing::warn!(message = "Disk full: source paused until there is space again; destinations go on delivering.", source = %self.name, free_bytes = free, spool = %self.ctx.spool.dir().display());
+                        } else {
+                            tracing::warn!(message = "Spool is full; source paused until destinations catch up.", source = %self.name);
+                        }
                         self.ctx.stats.paused.fetch_add(1, Ordering::Relaxed);
                         waited = true;
                     }
