@@ -74,7 +74,8 @@ fn whole_documents_resume_after_the_items_already_spooled() {
         FileProgress {
             offset: 0,
             items: 2,
-            lines: 0
+            lines: 0,
+            ..FileProgress::default()
         }
     );
     let rest = src.pages("f", doc.as_bytes(), pages[0].progress);
@@ -87,7 +88,7 @@ fn bad_items_are_counted_and_skipped() {
     let data = "{\"eventDataId\":\"a\"}\nnot json\n[1]\n{\"eventDataId\":\"b\"}\n";
     let pages = src.pages("f", data.as_bytes(), FileProgress::default());
     assert_eq!(ids(&pages), [vec!["a", "b"]]);
-    assert_eq!(pages[0].rejected, 2);
+    assert_eq!(pages[0].unreadable.count, 2);
 }
 
 /// Runs the source until it has spooled `expect` events in total, then stops it.
@@ -160,7 +161,7 @@ async fn restart_resumes_from_the_spooled_checkpoint_without_repeats() {
 
 #[test]
 fn single_documents_and_ndjson_are_told_apart_from_the_first_line() {
-    let single = |s: &str| is_single_document(s.as_bytes()).unwrap();
+    let single = |s: &str| lines::is_single_document(s.as_bytes(), event::MAX_EVENT_BYTES).unwrap();
     assert!(single("[{\"a\":1},\n{\"a\":2}]"));
     assert!(single("{\n  \"value\": []\n}\n"), "pretty-printed envelope");
     assert!(single("{\"records\":[]}\n\n"), "one object on one line");
@@ -178,5 +179,5 @@ fn ndjson_line_numbers_continue_across_pages() {
     let data = format!("{}not json\n", ndjson(0..3));
     let pages = src.pages("f", data.as_bytes(), FileProgress::default());
     assert_eq!(pages.last().unwrap().progress.lines, 4);
-    assert_eq!(pages.iter().map(|p| p.rejected).sum::<u64>(), 1);
+    assert_eq!(pages.iter().map(|p| p.unreadable.count).sum::<u64>(), 1);
 }
