@@ -141,6 +141,8 @@ struct Listing {
     symlinks: Vec<String>,
     /// Compressed files in the folder: not read.
     compressed: Vec<String>,
+    /// The configured path is a file, not a folder (or was, and is being rotated).
+    single: bool,
 }
 
 /// How reading a file ended.
@@ -171,6 +173,9 @@ struct Tracker {
     /// (length, modification time) of each file when it was last read to its end.
     done: HashMap<FileId, (u64, Option<SystemTime>)>,
     told: HashSet<(Told, String)>,
+    /// The configured path was a file (not a folder) at the last pass: while it is missing,
+    /// it is being rotated, not misconfigured.
+    path_was_file: bool,
 }
 
 #[derive(Debug)]
@@ -271,7 +276,11 @@ impl identity::Look for Tracker {
             let f = self.open(file)?;
             if self.make_room() {
                 let used = self.pass;
-                &self.held.entry(file.id).or_insert(Held { file: f, used }).file
+                &self
+                    .held
+                    .entry(file.id)
+                    .or_insert(Held { file: f, used })
+                    .file
             } else {
                 transient = f;
                 &transient
@@ -350,9 +359,10 @@ impl FilesSource {
         ctx.stats.freshness.started(None);
         let mut missing_logged = false;
         loop {
-            match self.list_files() {
+            match self.list_files(tracker.path_was_file) {
                 Ok(listing) => {
                     missing_logged = false;
+                    tracker.path_was_file = listing.single;
                     if !self
                         .scan(listing, &mut checkpoint, &mut tracker, &ctx)
                         .await?
@@ -381,9 +391,19 @@ impl FilesSource {
     }
 
     /// The files to read, in name order, and the entries of a folder that are not read.
-    fn list_files(&self) -> std::io::Result<Listing> {
-        let meta = std::fs::metadata(&self.path)?;
+    /// `was_file`: the path was a file at the last pass (see [`Tracker::path_was_file`]).
+    fn list_files(&self, was_file: bool) -> std::io::Result<Listing> {
         let mut listing = Listing::default();
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(meta) => meta,
+            // The configured file renamed and not created again yet: nothing to list now; the
+            // renamed one is read to its end from its open handle.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && was_file => {
+                listing.single = true;
+                return Ok(listing);
+            }
+            Err(e) => return Err(e),
+        };
         if meta.is_file() {
             let key = self
                 .path
@@ -391,6 +411,7 @@ impl FilesSource {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             listing.files.push((key, self.path.clone()));
+            listing.single = true;
             return Ok(listing);
         }
         for entry in std::fs::read_dir(&self.path)? {
@@ -506,7 +527,7 @@ impl FilesSource {
         ctx: &SourceContext,
     ) -> Result<Read, SourceError> {
         let failed = |error: std::io::Error| {
-            tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = key, %error);
+            tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = %key, %error);
             Read::Failed
         };
         // One JSON document is read whole; NDJSON is streamed a page at a time, so memory
@@ -573,7 +594,7 @@ impl FilesSource {
             }
         }
         if unreadable.count > 0 {
-            tracing::warn!(message = "Skipping unreadable input.", source = %self.name, file = key, count = unreadable.count, first = unreadable.first.as_deref().unwrap_or(""));
+            tracing::warn!(message = "Skipping unreadable input.", source = %self.name, file = %key, count = unreadable.count, first = unreadable.first.as_deref().unwrap_or(""));
         }
         Ok(outcome.unwrap_or(Read::Done(events)))
     }
@@ -656,7 +677,7 @@ impl FilesSource {
                     progress.offset += bytes;
                     progress.skipping = !ended;
                     oversized += 1;
-                    tracing::warn!(message = "Skipping a line over the event size limit.", source = %self.name, file = key, line = progress.lines, limit = self.max_event);
+                    tracing::warn!(message = "Skipping a line over the event size limit.", source = %self.name, file = %key, line = progress.lines, limit = self.max_event);
                     continue;
                 }
                 Line::Read(n) => n,

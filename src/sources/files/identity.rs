@@ -84,7 +84,12 @@ fn fresh(file: &Listed, head: &[u8]) -> FileProgress {
 /// new file that starts the same (the copy that copytruncate made). A new file whose first
 /// bytes are those of an entry whose file is gone is that file moved or copied; any other new
 /// file is read from 0. Entries of version 1 checkpoints (no identity) match by name.
-pub fn plan(source: &str, old: BTreeMap<String, FileProgress>, listed: &[Listed], look: &mut impl Look) -> Plan {
+pub fn plan(
+    source: &str,
+    old: BTreeMap<String, FileProgress>,
+    listed: &[Listed],
+    look: &mut impl Look,
+) -> Plan {
     let mut old = old;
     let by_id: HashMap<FileId, String> = old
         .iter()
@@ -108,7 +113,7 @@ pub fn plan(source: &str, old: BTreeMap<String, FileProgress>, listed: &[Listed]
             continue;
         };
         if was != file.key {
-            tracing::info!(message = "Input file was renamed; reading it on from where it stopped.", source, file = %file.key, was = %was, offset = entry.offset);
+            tracing::info!(message = "Input file was renamed; reading it on from where it stopped.", source = %source, file = %file.key, was = %was, offset = entry.offset);
         }
         if entry.ino != 0 && look.unchanged(file) {
             plan.files.insert(file.key.clone(), entry);
@@ -129,7 +134,7 @@ pub fn plan(source: &str, old: BTreeMap<String, FileProgress>, listed: &[Listed]
             plan.files.insert(file.key.clone(), entry);
             plan.read.push((i, entry));
         } else {
-            tracing::warn!(message = "Input file was truncated or rewritten in place (copytruncate?); reading it from the start.", source, file = %file.key, offset = entry.offset, size = file.len);
+            tracing::warn!(message = "Input file was truncated or rewritten in place (copytruncate?); reading it from the start.", source = %source, file = %file.key, offset = entry.offset, size = file.len);
             released.push((was, entry));
             plan.read.push((i, fresh(file, &head)));
         }
@@ -158,7 +163,7 @@ pub fn plan(source: &str, old: BTreeMap<String, FileProgress>, listed: &[Listed]
             Some(j) => {
                 taken[j] = true;
                 let (original, entry) = &candidates[j];
-                tracing::info!(message = "Input file starts as one already read (a copy or a move); reading it on from where that one stopped.", source, file = %file.key, original = %original, offset = entry.offset);
+                tracing::info!(message = "Input file starts as one already read (a copy or a move); reading it on from where that one stopped.", source = %source, file = %file.key, original = %original, offset = entry.offset);
                 let entry = adopt(*entry, file, &head);
                 plan.files.insert(file.key.clone(), entry);
                 plan.read.push((i, entry));

@@ -18,7 +18,11 @@ pub enum Line {
 }
 
 /// Reads one line into `buf` (cleared first), holding at most `limit` bytes plus the newline.
-pub fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<Line> {
+pub fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<Line> {
     buf.clear();
     let n = (&mut *reader)
         .take(limit as u64 + 1)
@@ -179,7 +183,10 @@ mod tests {
         assert!(single(&format!("[{{\"a\":\"{big}\"}}]"), 50));
         assert!(single(&format!("{{\"records\":[\"{big}\"]}}\n\n"), 50));
         assert!(!single(&format!("{{\"a\":\"{big}\"}}\n{{\"a\":1}}\n"), 50));
-        assert!(!single(&format!("{big}\n"), 50), "garbage is not a document");
+        assert!(
+            !single(&format!("{big}\n"), 50),
+            "garbage is not a document"
+        );
         // Within the limit, the usual rules.
         assert!(single("{\n  \"value\": []\n}\n", 50));
         assert!(!single("{\"a\":1}\n{\"a\":2}\n", 50));

@@ -232,7 +232,8 @@ impl Harness {
             cancel: CancellationToken::new(),
             stats: self.stats.clone(),
         };
-        let listing = self.src.list_files().unwrap();
+        let listing = self.src.list_files(self.tracker.path_was_file).unwrap();
+        self.tracker.path_was_file = listing.single;
         let done = self
             .src
             .scan(listing, &mut self.checkpoint, &mut self.tracker, &ctx)
@@ -328,7 +329,10 @@ async fn a_file_renamed_out_of_the_folder_is_finished_from_the_open_file() {
     h.pass().await;
     assert_eq!(h.ids_once(), expect(0..17));
     assert!(h.checkpoint.files.is_empty());
-    assert!(h.tracker.held.is_empty(), "the deleted file's handle is closed");
+    assert!(
+        h.tracker.held.is_empty(),
+        "the deleted file's handle is closed"
+    );
 }
 
 #[tokio::test]
@@ -349,7 +353,10 @@ async fn an_oversized_line_is_skipped_alone_also_while_it_is_being_written() {
     h.src.max_event = 64;
     let big = format!("{{\"eventDataId\":\"big\",\"x\":\"{}\"}}", "y".repeat(200));
     // Complete, between two good lines.
-    h.append("a.json", &format!("{}{big}\n{}", ndjson(0..1), ndjson(1..2)));
+    h.append(
+        "a.json",
+        &format!("{}{big}\n{}", ndjson(0..1), ndjson(1..2)),
+    );
     h.pass().await;
     assert_eq!(h.ids_once(), expect(0..2));
     assert_eq!(h.stats.rejected.load(Ordering::Relaxed), 1);
@@ -358,14 +365,20 @@ async fn an_oversized_line_is_skipped_alone_also_while_it_is_being_written() {
     h.pass().await;
     let progress = h.checkpoint.files["a.json"];
     assert!(progress.skipping, "{progress:?}");
-    assert_eq!(progress.offset, std::fs::metadata(h.file("a.json")).unwrap().len());
+    assert_eq!(
+        progress.offset,
+        std::fs::metadata(h.file("a.json")).unwrap().len()
+    );
     h.append("a.json", &format!("{}\n{}", &big[100..], ndjson(2..3)));
     h.pass().await;
     assert_eq!(h.ids_once(), expect(0..3));
     assert_eq!(h.stats.rejected.load(Ordering::Relaxed), 2);
     assert!(!h.checkpoint.files["a.json"].skipping);
     // A line exactly at the limit is taken.
-    let fits = format!("{{\"eventDataId\":\"e3\",\"x\":\"{}\"}}", "y".repeat(64 - 27));
+    let fits = format!(
+        "{{\"eventDataId\":\"e3\",\"x\":\"{}\"}}",
+        "y".repeat(64 - 27)
+    );
     assert_eq!(fits.len(), 64);
     h.append("a.json", &format!("{fits}\n"));
     h.pass().await;
@@ -418,7 +431,11 @@ async fn version_1_checkpoints_are_read_and_upgraded() {
     spool.append_batch("files", &[], v1.as_bytes()).unwrap();
     let stats = Arc::new(SourceStats::default());
     run_until(test_source(&input, 10), &spool, &stats, 2).await;
-    assert_eq!(spooled_ids(&spool), expect(3..5), "resumed at the v1 offset");
+    assert_eq!(
+        spooled_ids(&spool),
+        expect(3..5),
+        "resumed at the v1 offset"
+    );
     let now = FilesCheckpoint::decode(&spool.checkpoint("files").unwrap()).unwrap();
     assert_eq!(now.version, CHECKPOINT_VERSION);
     let entry = now.files["a.json"];
@@ -428,4 +445,45 @@ async fn version_1_checkpoints_are_read_and_upgraded() {
     assert_eq!(entry.offset, meta.len());
     assert!(entry.fp_len > 0);
     assert_eq!(entry.lines, 5);
+}
+
+#[tokio::test]
+async fn a_configured_file_being_rotated_is_finished_and_its_successor_read_from_its_start() {
+    let mut h = Harness::new(10);
+    h.src.path = h.file("app.log");
+    h.append("app.log", &ndjson(0..3));
+    h.pass().await;
+    h.append("app.log", &ndjson(3..5));
+    std::fs::rename(h.file("app.log"), h.file("app.log.1")).unwrap();
+    // Not created again yet: no error, and the renamed file is read to its end.
+    h.pass().await;
+    assert_eq!(h.ids_once(), expect(0..5));
+    h.append("app.log", &ndjson(5..8));
+    h.pass().await;
+    assert_eq!(h.ids_once(), expect(0..8));
+    // A path that never existed is still an error to report.
+    h.src.path = h.file("missing.log");
+    assert!(h.src.list_files(false).is_err());
+}
+
+#[tokio::test]
+async fn open_handles_stay_bounded_with_more_files_than_may_be_held() {
+    let mut h = Harness::new(1000);
+    let n = MAX_HELD + 44;
+    for i in 0..n {
+        h.append(&format!("f{i:04}.json"), &ndjson(i..i + 1));
+    }
+    h.pass().await;
+    assert_eq!(h.ids_once(), expect(0..n));
+    assert_eq!(h.tracker.held.len(), MAX_HELD);
+    // The next pass touches only what changed, and takes a handle for it.
+    h.append("f0300.json", &ndjson(n..n + 1));
+    h.pass().await;
+    assert_eq!(h.ids_once(), expect(0..n + 1));
+    assert!(h.tracker.held.len() <= MAX_HELD);
+    assert!(h
+        .tracker
+        .held
+        .values()
+        .any(|held| held.used == h.tracker.pass));
 }
