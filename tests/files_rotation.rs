@@ -138,14 +138,35 @@ fn copytruncate_loses_nothing_and_repeats_nothing() {
         .unwrap();
     append(&app, &activity_events(5500..5600));
     signal(&child, "CONT");
-    let lines = wait_then_settle(&rsyslog, &mut child, 5600);
+    wait_then_settle(&rsyslog, &mut child, 5600);
+
+    // A third one, with passes between the copy and the truncation (a big file takes a while
+    // to copy): the copy is not read beside its original, then takes over its offset.
+    signal(&child, "STOP");
+    std::fs::rename(&copy, scratch.input().join("app.log.3")).unwrap();
+    append(&app, &activity_events(5600..5700));
+    std::fs::copy(&app, &copy).unwrap();
+    signal(&child, "CONT");
+    rsyslog.wait_for_lines_from(Some(&mut *child), 5700, Duration::from_secs(60));
+    pause(Duration::from_millis(1000));
+    signal(&child, "STOP");
+    append(&copy, &activity_events(5700..5710));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&app)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&app, &activity_events(5710..5800));
+    signal(&child, "CONT");
+    let lines = wait_then_settle(&rsyslog, &mut child, 5800);
     stop(&mut child);
 
-    assert_exactly_once(&lines, 0..5600);
+    assert_exactly_once(&lines, 0..5800);
     let truncated = log_lines(&log, "Input file was truncated or rewritten in place");
     assert_eq!(
         truncated.len(),
-        2,
+        3,
         "one warning per truncation: {truncated:#?}"
     );
     assert!(
@@ -154,7 +175,7 @@ fn copytruncate_loses_nothing_and_repeats_nothing() {
     );
     assert_eq!(
         log_lines(&log, "Input file starts as one already read").len(),
-        2,
+        3,
         "each copy is recognised"
     );
 }

@@ -73,6 +73,16 @@ fn adopt(mut entry: FileProgress, file: &Listed, head: &[u8]) -> FileProgress {
     entry
 }
 
+/// Whether `head` starts as one of the `live` files, over a whole fingerprint.
+fn live_copy(live: &BTreeMap<String, FileProgress>, head: &[u8]) -> bool {
+    if head.len() < FINGERPRINT_BYTES {
+        return false;
+    }
+    let fp = crc32c::crc32c(&head[..FINGERPRINT_BYTES]);
+    live.values()
+        .any(|e| e.fp_len as usize == FINGERPRINT_BYTES && e.fp == fp)
+}
+
 /// A file read from its start.
 fn fresh(file: &Listed, head: &[u8]) -> FileProgress {
     adopt(FileProgress::default(), file, head)
@@ -83,7 +93,9 @@ fn fresh(file: &Listed, head: &[u8]) -> FileProgress {
 /// not); one truncated or rewritten in place starts again from 0, and its entry may go to a
 /// new file that starts the same (the copy that copytruncate made). A new file whose first
 /// bytes are those of an entry whose file is gone is that file moved or copied; any other new
-/// file is read from 0. Entries of version 1 checkpoints (no identity) match by name.
+/// file is read from 0, unless it starts (over a whole fingerprint) as a file still listed:
+/// a copy being made, left unread while the original is there. Entries of version 1
+/// checkpoints (no identity) match by name.
 pub fn plan(
     source: &str,
     old: BTreeMap<String, FileProgress>,
@@ -101,10 +113,10 @@ pub fn plan(
     let mut released: Vec<(String, FileProgress)> = Vec::new();
     let mut new: Vec<(usize, Vec<u8>)> = Vec::new();
     for (i, file) in listed.iter().enumerate() {
-        let claimed = match by_id.get(&file.id) {
-            Some(key) => old.remove_entry(key),
-            None if old.get(&file.key).is_some_and(|p| p.ino == 0) => old.remove_entry(&file.key),
-            None => None,
+        // Its own entry under its name first (hard links share an inode), else by identity.
+        let claimed = match old.get(&file.key) {
+            Some(p) if p.ino == 0 || (p.dev, p.ino) == file.id => old.remove_entry(&file.key),
+            _ => by_id.get(&file.id).and_then(|key| old.remove_entry(key)),
         };
         let Some((was, entry)) = claimed else {
             if let Some(head) = look.head(file) {
@@ -167,6 +179,13 @@ pub fn plan(
                 let entry = adopt(*entry, file, &head);
                 plan.files.insert(file.key.clone(), entry);
                 plan.read.push((i, entry));
+            }
+            // A copy of a file still being read (copytruncate copies, then truncates): not
+            // read while the original is there; once that one is truncated, the copy takes
+            // over its entry above. Only with a whole fingerprint, so that short files that
+            // merely start alike are not taken for copies.
+            None if live_copy(&plan.files, &head) => {
+                tracing::debug!(message = "Input file starts as one being read (a copy?); not read while that one is there.", source = %source, file = %file.key);
             }
             None => plan.read.push((i, fresh(file, &head))),
         }

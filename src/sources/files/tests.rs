@@ -487,3 +487,48 @@ async fn open_handles_stay_bounded_with_more_files_than_may_be_held() {
         .values()
         .any(|held| held.used == h.tracker.pass));
 }
+
+#[tokio::test]
+async fn a_copy_seen_before_the_truncation_is_not_read_twice() {
+    // copytruncate copies first and truncates after; a pass may fall in between.
+    let mut h = Harness::new(100);
+    h.append("app.log", &ndjson(0..60));
+    assert!(std::fs::metadata(h.file("app.log")).unwrap().len() > 1024);
+    h.pass().await;
+    h.append("app.log", &ndjson(60..62));
+    std::fs::copy(h.file("app.log"), h.file("app.log.1")).unwrap();
+    h.pass().await;
+    assert_eq!(
+        h.ids_once(),
+        expect(0..62),
+        "the copy is not read beside its original"
+    );
+    assert!(!h.checkpoint.files.contains_key("app.log.1"));
+    h.append("app.log.1", &ndjson(62..63)); // the last line written before the truncation
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(h.file("app.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    h.append("app.log", &ndjson(63..65));
+    h.pass().await;
+    assert_eq!(h.ids_once(), expect(0..65));
+    // Hard links share an inode: each name is a file of its own and keeps its own entry (not
+    // taken for a rename back and forth at every pass), so a new line comes once per name.
+    std::fs::hard_link(h.file("app.log"), h.file("app.hard")).unwrap();
+    h.pass().await;
+    h.pass().await;
+    assert_eq!(
+        h.checkpoint.files["app.hard"].offset,
+        h.checkpoint.files["app.log"].offset
+    );
+    let got = spooled_ids(&h.spool).len();
+    h.append("app.log", &ndjson(65..66));
+    h.pass().await;
+    assert_eq!(
+        spooled_ids(&h.spool).len(),
+        got + 2,
+        "one line, under two names"
+    );
+}
