@@ -111,7 +111,8 @@ pub fn plan(
     let mut plan = Plan::default();
     // Entries of files truncated in place: a copy of the old content may appear.
     let mut released: Vec<(String, FileProgress)> = Vec::new();
-    let mut new: Vec<(usize, Vec<u8>)> = Vec::new();
+    // Files without an entry, looked at once every entry is placed (one head at a time).
+    let mut new: Vec<usize> = Vec::new();
     for (i, file) in listed.iter().enumerate() {
         // Its own entry under its name first (hard links share an inode), else by identity.
         let claimed = match old.get(&file.key) {
@@ -119,9 +120,7 @@ pub fn plan(
             _ => by_id.get(&file.id).and_then(|key| old.remove_entry(key)),
         };
         let Some((was, entry)) = claimed else {
-            if let Some(head) = look.head(file) {
-                new.push((i, head));
-            }
+            new.push(i);
             continue;
         };
         if was != file.key {
@@ -160,8 +159,11 @@ pub fn plan(
     let gone = candidates.len();
     candidates.append(&mut released);
     let mut taken = vec![false; candidates.len()];
-    for (i, head) in new {
+    for i in new {
         let file = &listed[i];
+        let Some(head) = look.head(file) else {
+            continue;
+        };
         let copy_of = |(_, e): &(String, FileProgress)| {
             e.fp_len >= MIN_COPY_FINGERPRINT && same_start(e, &head, file.len)
         };

@@ -13,8 +13,13 @@ pub enum Line {
     /// without one is the last of the input, perhaps still being written).
     Read(usize),
     /// A line longer than the limit, consumed but not kept: `bytes` read in all, `ended` when
-    /// its newline was reached (otherwise the input ended in the middle of it).
-    TooLong { bytes: u64, ended: bool, first: u8 },
+    /// its newline was reached (otherwise the input ended in the middle of it); `start`: its
+    /// first bytes (at most 64, after leading blanks), to tell what it is.
+    TooLong {
+        bytes: u64,
+        ended: bool,
+        start: Vec<u8>,
+    },
 }
 
 /// Reads one line into `buf` (cleared first), holding at most `limit` bytes plus the newline.
@@ -33,18 +38,15 @@ pub fn read_line(
     if n <= limit || buf.last() == Some(&b'\n') {
         return Ok(Line::Read(n));
     }
-    let first = buf
-        .iter()
-        .copied()
-        .find(|b| !b.is_ascii_whitespace())
-        .unwrap_or(b' ');
+    let blank = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    let start = buf[blank..][..(buf.len() - blank).min(64)].to_vec();
     // Give the memory back at once: the next line is most likely a short one.
     *buf = Vec::new();
     let (rest, ended) = skip_line(reader)?;
     Ok(Line::TooLong {
         bytes: n as u64 + rest,
         ended,
-        first,
+        start,
     })
 }
 
@@ -69,8 +71,8 @@ pub fn skip_line(reader: &mut impl BufRead) -> std::io::Result<(u64, bool)> {
 /// Whether the input is one JSON document (array, envelope, or an object spread over lines)
 /// rather than NDJSON: it starts with `[`, or with an object whose first line is not a
 /// complete JSON value followed by more lines. Reads at most the first line, holding at most
-/// `limit` bytes of it: a longer first line is one document when it opens an array or is the
-/// only line (a one-line envelope), and otherwise an oversized NDJSON record.
+/// `limit` bytes of it: a longer first line is one document when it opens an array or a
+/// `{"records":…}` / `{"value":…}` envelope, and otherwise an oversized NDJSON record.
 pub fn is_single_document(input: impl Read, limit: usize) -> std::io::Result<bool> {
     let mut reader = std::io::BufReader::new(input);
     let mut first = Vec::new();
@@ -79,9 +81,7 @@ pub fn is_single_document(input: impl Read, limit: usize) -> std::io::Result<boo
             Line::Eof => return Ok(false),
             Line::Read(_) if first.iter().all(|b| b.is_ascii_whitespace()) => continue,
             Line::Read(_) => break,
-            Line::TooLong { first: b'[', .. } => return Ok(true),
-            Line::TooLong { first: b'{', .. } => return only_blank_after(&mut reader, limit),
-            Line::TooLong { .. } => return Ok(false),
+            Line::TooLong { start, .. } => return Ok(opens_document(&start)),
         }
     }
     match first.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -94,6 +94,18 @@ pub fn is_single_document(input: impl Read, limit: usize) -> std::io::Result<boo
             only_blank_after(&mut reader, limit)
         }
         _ => Ok(false),
+    }
+}
+
+/// Whether a line starting with `start` opens an array or an envelope object.
+fn opens_document(start: &[u8]) -> bool {
+    match start.split_first() {
+        Some((b'[', _)) => true,
+        Some((b'{', rest)) => {
+            let rest = rest.trim_ascii_start();
+            rest.starts_with(b"\"records\"") || rest.starts_with(b"\"value\"")
+        }
+        _ => false,
     }
 }
 
@@ -138,7 +150,7 @@ mod tests {
                     Line::TooLong {
                         bytes: 8,
                         ended: true,
-                        first: b'1'
+                        start: b"1234567".to_vec()
                     },
                     vec![]
                 ),
@@ -156,7 +168,7 @@ mod tests {
                 Line::TooLong {
                     bytes: 24,
                     ended: false,
-                    first: b'{'
+                    start: b"{xxxxxx".to_vec()
                 },
                 vec![]
             )
@@ -178,11 +190,13 @@ mod tests {
     fn single_documents_and_ndjson_are_told_apart_within_the_limit() {
         let single = |s: &str, limit| is_single_document(s.as_bytes(), limit).unwrap();
         let big = "x".repeat(100);
-        // An over-long first line: an array or a lone object is one document, an object
-        // followed by more lines is an oversized NDJSON record.
+        // An over-long first line: an array or an envelope is one document, any other object
+        // an oversized NDJSON record, alone or not.
         assert!(single(&format!("[{{\"a\":\"{big}\"}}]"), 50));
         assert!(single(&format!("{{\"records\":[\"{big}\"]}}\n\n"), 50));
+        assert!(single(&format!("{{ \"value\":[\"{big}\"]}}"), 50));
         assert!(!single(&format!("{{\"a\":\"{big}\"}}\n{{\"a\":1}}\n"), 50));
+        assert!(!single(&format!("{{\"a\":\"{big}\"}}"), 50));
         assert!(
             !single(&format!("{big}\n"), 50),
             "garbage is not a document"

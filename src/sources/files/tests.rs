@@ -383,6 +383,13 @@ async fn an_oversized_line_is_skipped_alone_also_while_it_is_being_written() {
     h.append("a.json", &format!("{fits}\n"));
     h.pass().await;
     assert_eq!(h.ids_once(), expect(0..4));
+    // The first and only line of a file: an oversized record too (not a whole document).
+    h.append("b.json", &format!("{big}\n"));
+    h.pass().await;
+    assert_eq!(h.stats.rejected.load(Ordering::Relaxed), 3);
+    h.append("b.json", &ndjson(4..5));
+    h.pass().await;
+    assert_eq!(h.ids_once(), expect(0..5));
 }
 
 #[test]
