@@ -1,19 +1,41 @@
 //! The `files` source: reads a file, or a directory of files in name order, holding events as
 //! NDJSON, a JSON array or a `{"value":[…]}` / `{"records":[…]}` envelope (this includes the
 //! folders that Azure Log Integration wrote). Its checkpoint records, per file, how far it has
-//! read, so a restart neither repeats nor skips; files that grow are read from where it stopped.
+//! read and which file that is (device, inode, fingerprint of the first bytes), so a restart
+//! neither repeats nor skips, files that grow are read from where it stopped, and rotation
+//! (rename, copytruncate) neither repeats nor loses what was written (see [`identity`]).
+
+mod identity;
+mod lines;
+mod tracker;
 
 use std::collections::BTreeMap;
-use std::io::Seek as _;
+use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use self::identity::Listed;
+use self::lines::Line;
+use self::tracker::Tracker;
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{self, Event, EventKind, Item};
+
+/// The checkpoint format this version writes. Version 1 had no file identity (`dev`, `ino`,
+/// `fp_len`, `fp`); its entries are still read, and matched to files by name once.
+const CHECKPOINT_VERSION: u32 = 2;
+
+/// Open handles kept between passes, so that a file renamed out of the folder or deleted is
+/// still read to its end. The most recently read files keep theirs.
+const MAX_HELD: usize = 256;
+
+/// Names of rotated copies that are compressed: not read (see the README's rotation schemes).
+const COMPRESSED: [&str; 8] = ["gz", "tgz", "bz2", "xz", "zst", "zip", "lz4", "z"];
 
 /// A configured `files` source.
 #[derive(Debug)]
@@ -23,9 +45,12 @@ pub struct FilesSource {
     kind: EventKind,
     interval: Duration,
     batch_size: usize,
+    /// The longest record taken (an NDJSON line without its newline, or an item's JSON); a
+    /// longer one is skipped alone. [`event::MAX_EVENT_BYTES`] except in tests.
+    max_event: usize,
 }
 
-/// How far one file has been read.
+/// How far one file has been read, and which file that is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileProgress {
     /// Bytes fully read. Equal to the file's length when it is done.
@@ -36,13 +61,31 @@ pub struct FileProgress {
     /// For NDJSON files: lines read (for the line numbers of error messages).
     #[serde(default)]
     pub lines: u64,
+    /// `offset` is inside an NDJSON line over the size limit, which is skipped up to its
+    /// newline (it was counted and logged when it was found).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub skipping: bool,
+    /// Device and inode number of the file (0 in version 1 checkpoints).
+    #[serde(default)]
+    pub dev: u64,
+    #[serde(default)]
+    pub ino: u64,
+    /// CRC-32C of the file's first `fp_len` bytes (at most 1 KiB).
+    #[serde(default)]
+    pub fp_len: u32,
+    #[serde(default)]
+    pub fp: u32,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The checkpoint this source writes with every batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilesCheckpoint {
     pub version: u32,
-    /// Keyed by the file's path relative to the configured path.
+    /// Keyed by the file's path relative to the configured path, as last seen.
     pub files: BTreeMap<String, FileProgress>,
 }
 
@@ -56,13 +99,67 @@ impl FilesCheckpoint {
     }
 }
 
+/// Items of one file that could not be read as events, told in one warning per pass.
+#[derive(Debug, Default)]
+struct Unreadable {
+    count: u64,
+    /// The first one's reason, with its line.
+    first: Option<String>,
+}
+
+impl Unreadable {
+    fn add(&mut self, reason: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(reason());
+        }
+    }
+
+    fn merge(&mut self, other: Unreadable) {
+        self.count += other.count;
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+}
+
 /// One page ready to append: its events and where the file stands after it.
 #[derive(Debug)]
 struct Page {
     events: Vec<Event>,
-    /// Items in this page that could not be read as events.
-    rejected: u64,
+    /// Items in this page that could not be read as events (told together, per file).
+    unreadable: Unreadable,
+    /// NDJSON lines over the size limit skipped in this page (each told when found).
+    oversized: u64,
     progress: FileProgress,
+}
+
+/// The input as listed in one pass.
+#[derive(Debug, Default)]
+struct Listing {
+    /// (key, path) of the files to read, in name order.
+    files: Vec<(String, PathBuf)>,
+    /// Symbolic links in the folder: not followed.
+    symlinks: Vec<String>,
+    /// Compressed files in the folder: not read.
+    compressed: Vec<String>,
+    /// The configured path is a file, not a folder (or was, and is being rotated).
+    single: bool,
+}
+
+/// How reading a file ended.
+#[derive(Debug)]
+enum Read {
+    /// Read to its end; this many events spooled.
+    Done(u64),
+    /// An I/O error (logged); tried again at the next pass.
+    Failed,
+    Cancelled,
+}
+
+fn is_compressed(name: &str) -> bool {
+    name.rsplit_once('.')
+        .is_some_and(|(_, ext)| COMPRESSED.iter().any(|c| ext.eq_ignore_ascii_case(c)))
 }
 
 impl FilesSource {
@@ -77,6 +174,7 @@ impl FilesSource {
             kind: cfg.source_kind.ok_or_else(|| missing("source_kind"))?,
             interval: cfg.interval.0,
             batch_size: cfg.batch_size.max(1),
+            max_event: event::MAX_EVENT_BYTES,
         })
     }
 
@@ -90,24 +188,27 @@ impl FilesSource {
             .spool
             .checkpoint(&self.name)
             .and_then(|b| FilesCheckpoint::decode(&b))
-            .unwrap_or(FilesCheckpoint {
-                version: 1,
-                files: BTreeMap::new(),
-            });
+            .unwrap_or_default();
+        checkpoint.version = CHECKPOINT_VERSION;
         tracing::info!(
             message = "Source started.",
             source = %self.name,
             path = %self.path.display(),
             files_known = checkpoint.files.len()
         );
+        let mut tracker = Tracker::new(&self.name);
         // Judged healthy while it runs: a folder with nothing new is not a failure.
         ctx.stats.freshness.started(None);
         let mut missing_logged = false;
         loop {
-            match self.list_files() {
-                Ok(files) => {
+            match self.list_files(tracker.path_was_file) {
+                Ok(listing) => {
                     missing_logged = false;
-                    if !self.scan(&files, &mut checkpoint, &ctx).await? {
+                    tracker.path_was_file = listing.single;
+                    if !self
+                        .scan(listing, &mut checkpoint, &mut tracker, &ctx)
+                        .await?
+                    {
                         break;
                     }
                     ctx.stats.freshness.succeeded();
@@ -131,156 +232,251 @@ impl FilesSource {
         Ok(())
     }
 
-    /// The files to read, as (key, path), in name order.
-    fn list_files(&self) -> std::io::Result<Vec<(String, PathBuf)>> {
-        let meta = std::fs::metadata(&self.path)?;
+    /// The files to read, in name order, and the entries of a folder that are not read.
+    /// `was_file`: the path was a file at the last pass (see [`Tracker::path_was_file`]).
+    fn list_files(&self, was_file: bool) -> std::io::Result<Listing> {
+        let mut listing = Listing::default();
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(meta) => meta,
+            // The configured file renamed and not created again yet: nothing to list now; the
+            // renamed one is read to its end from its open handle.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && was_file => {
+                listing.single = true;
+                return Ok(listing);
+            }
+            Err(e) => return Err(e),
+        };
         if meta.is_file() {
             let key = self
                 .path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            return Ok(vec![(key, self.path.clone())]);
+            listing.files.push((key, self.path.clone()));
+            listing.single = true;
+            return Ok(listing);
         }
-        let mut files = Vec::new();
         for entry in std::fs::read_dir(&self.path)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || !entry.file_type()?.is_file() {
+            if name.starts_with('.') {
                 continue;
             }
-            files.push((name, entry.path()));
+            let kind = entry.file_type()?;
+            if kind.is_symlink() {
+                listing.symlinks.push(name);
+            } else if !kind.is_file() {
+                continue;
+            } else if is_compressed(&name) {
+                listing.compressed.push(name);
+            } else {
+                listing.files.push((name, entry.path()));
+            }
         }
-        files.sort();
-        Ok(files)
+        listing.files.sort();
+        Ok(listing)
     }
 
-    /// Reads every file that has something new; returns false when cancelled.
+    /// Reads everything new: first the rest of files renamed away or deleted since the last
+    /// pass, then every listed file that changed, in name order. False when cancelled.
     async fn scan(
         &self,
-        files: &[(String, PathBuf)],
+        listing: Listing,
         checkpoint: &mut FilesCheckpoint,
+        tracker: &mut Tracker,
         ctx: &SourceContext,
     ) -> Result<bool, SourceError> {
-        // Forget files that are gone, so the checkpoint stays bounded.
-        checkpoint
+        tracker.pass += 1;
+        tracker.tell_skipped(&listing);
+        let listed: Vec<Listed> = listing
             .files
-            .retain(|k, _| files.iter().any(|(name, _)| name == k));
-        for (key, path) in files {
+            .into_iter()
+            .filter_map(|(key, path)| {
+                // Gone since it was listed: seen (or not) at the next pass.
+                let meta = std::fs::metadata(&path).ok()?;
+                Some(Listed {
+                    key,
+                    path,
+                    id: (meta.dev(), meta.ino()),
+                    len: meta.len(),
+                    mtime: meta.modified().ok(),
+                })
+            })
+            .collect();
+        let old = std::mem::take(&mut checkpoint.files);
+        let plan = identity::plan(&self.name, old, &listed, tracker);
+        checkpoint.files = plan.files;
+        for (key, entry) in plan.gone {
+            let Some(held) = tracker.held.remove(&(entry.dev, entry.ino)) else {
+                tracing::debug!(message = "Input file is gone; forgotten.", source = %self.name, file = %key);
+                continue;
+            };
+            // Renamed out of the folder or deleted: what it holds past the offset is read
+            // from the handle still open. Its progress is not recorded: once closed, that file
+            // cannot be found again.
+            match self
+                .read_file(&key, &held.file, entry, false, checkpoint, ctx)
+                .await?
+            {
+                Read::Cancelled => return Ok(false),
+                Read::Done(events) => {
+                    tracing::info!(message = "Input file was renamed away or deleted; read the rest of it from the file still open.", source = %self.name, file = %key, events);
+                }
+                Read::Failed => {}
+            }
+        }
+        for (i, start) in plan.read {
             if ctx.cancel.is_cancelled() {
                 return Ok(false);
             }
-            let mut progress = checkpoint.files.get(key).copied().unwrap_or_default();
-            let len = match std::fs::metadata(path) {
-                Ok(m) => m.len(),
-                Err(_) => continue,
-            };
-            if progress.offset == len {
-                continue;
-            }
-            if progress.offset > len {
-                tracing::warn!(message = "Input file shrank; reading it again from the start.", source = %self.name, file = %path.display());
-                progress = FileProgress::default();
-            }
-            // One JSON document is read whole; NDJSON is streamed a page at a time, so memory
-            // stays bounded by the batch size whatever the file's size.
-            let opened = std::fs::File::open(path).and_then(|f| {
-                let single = is_single_document(&f)?;
-                Ok((f, single))
-            });
-            let (file, single) = match opened {
-                Ok(o) => o,
-                Err(error) => {
-                    tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = %path.display(), %error);
-                    continue;
-                }
-            };
-            let mut whole_pages = Vec::new();
-            let mut lines = None;
-            if single {
-                match std::fs::read(path) {
-                    Ok(data) => whole_pages = self.pages(key, &data, progress),
-                    Err(error) => {
-                        tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = %path.display(), %error);
-                        continue;
-                    }
-                }
-                whole_pages.reverse();
+            let listed = &listed[i];
+            let transient;
+            let file = if tracker.held.contains_key(&listed.id) {
+                &tracker.held[&listed.id].file
             } else {
-                let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-                if let Err(error) = reader.seek(std::io::SeekFrom::Start(progress.offset)) {
-                    tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = %path.display(), %error);
-                    continue;
+                match tracker.open(listed) {
+                    Some(f) => {
+                        transient = f;
+                        &transient
+                    }
+                    None => continue,
                 }
-                lines = Some((reader, progress));
-            }
-            loop {
-                let page = match &mut lines {
-                    None => whole_pages.pop(),
-                    Some((reader, at)) => match self.next_lines_page(key, reader, *at) {
-                        Ok(p) => p,
-                        Err(error) => {
-                            tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = %path.display(), %error);
-                            None
-                        }
-                    },
-                };
-                let Some(page) = page else { break };
-                if let Some((_, at)) = &mut lines {
-                    *at = page.progress;
+            };
+            match self
+                .read_file(&listed.key, file, start, true, checkpoint, ctx)
+                .await?
+            {
+                Read::Cancelled => return Ok(false),
+                Read::Done(_) => {
+                    tracker.done.insert(listed.id, (listed.len, listed.mtime));
                 }
-                let mut next = checkpoint.clone();
-                next.files.insert(key.clone(), page.progress);
-                if !append_page(ctx, &self.name, &page.events, next.encode()).await? {
-                    return Ok(false);
-                }
-                *checkpoint = next;
-                ctx.stats
-                    .rejected
-                    .fetch_add(page.rejected, Ordering::Relaxed);
-                ctx.stats
-                    .polled
-                    .fetch_add(page.events.len() as u64 + page.rejected, Ordering::Relaxed);
-                if ctx.cancel.is_cancelled() {
-                    return Ok(false);
-                }
+                Read::Failed => {}
             }
         }
+        tracker.end_pass(&listed);
         Ok(true)
+    }
+
+    /// Reads `file` from `start` to its end, appending a page at a time; with `record`, each
+    /// page's checkpoint holds the file's new progress under `key`.
+    async fn read_file(
+        &self,
+        key: &str,
+        file: &File,
+        start: FileProgress,
+        record: bool,
+        checkpoint: &mut FilesCheckpoint,
+        ctx: &SourceContext,
+    ) -> Result<Read, SourceError> {
+        let failed = |error: std::io::Error| {
+            tracing::warn!(message = "Cannot read input file; will retry.", source = %self.name, file = %key, %error);
+            Read::Failed
+        };
+        // One JSON document is read whole; NDJSON is streamed a page at a time, so memory
+        // stays bounded by the batch size and the event size limit whatever the file's size.
+        let single = (&*file)
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| lines::is_single_document(file, self.max_event));
+        let single = match single {
+            Ok(s) => s,
+            Err(error) => return Ok(failed(error)),
+        };
+        let mut whole_pages = Vec::new();
+        let mut lines = None;
+        if single {
+            let mut data = Vec::new();
+            let read = (&*file)
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| (&*file).read_to_end(&mut data));
+            if let Err(error) = read {
+                return Ok(failed(error));
+            }
+            whole_pages = self.pages(key, &data, start);
+            whole_pages.reverse();
+        } else {
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+            if let Err(error) = reader.seek(SeekFrom::Start(start.offset)) {
+                return Ok(failed(error));
+            }
+            lines = Some((reader, start));
+        }
+        let mut unreadable = Unreadable::default();
+        let mut events = 0;
+        let mut outcome = None;
+        while outcome.is_none() {
+            let page = match &mut lines {
+                None => whole_pages.pop(),
+                Some((reader, at)) => match self.next_lines_page(key, reader, *at) {
+                    Ok(p) => p,
+                    Err(error) => {
+                        outcome = Some(failed(error));
+                        None
+                    }
+                },
+            };
+            let Some(page) = page else { break };
+            if let Some((_, at)) = &mut lines {
+                *at = page.progress;
+            }
+            if record {
+                checkpoint.files.insert(key.to_owned(), page.progress);
+            }
+            if !append_page(ctx, &self.name, &page.events, checkpoint.encode()).await? {
+                outcome = Some(Read::Cancelled);
+            }
+            let rejected = page.unreadable.count + page.oversized;
+            ctx.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+            ctx.stats
+                .polled
+                .fetch_add(page.events.len() as u64 + rejected, Ordering::Relaxed);
+            events += page.events.len() as u64;
+            unreadable.merge(page.unreadable);
+            if ctx.cancel.is_cancelled() {
+                outcome = Some(Read::Cancelled);
+            }
+        }
+        if unreadable.count > 0 {
+            tracing::warn!(message = "Skipping unreadable input.", source = %self.name, file = %key, count = unreadable.count, first = unreadable.first.as_deref().unwrap_or(""));
+        }
+        Ok(outcome.unwrap_or(Read::Done(events)))
     }
 
     /// Splits what is new in `data` after `progress` into pages of at most `batch_size` events.
     fn pages(&self, key: &str, data: &[u8], progress: FileProgress) -> Vec<Page> {
-        let whole = is_single_document(data).unwrap_or(false);
+        let whole = lines::is_single_document(data, self.max_event).unwrap_or(false);
         let mut pages = Vec::new();
         let mut events = Vec::new();
-        let mut rejected = 0;
+        let mut unreadable = Unreadable::default();
         if whole {
             let items = event::read_documents(data);
             let total = items.len() as u64;
             let mut emitted = progress.items;
             for item in items.into_iter().skip(progress.items as usize) {
                 emitted += 1;
-                self.take(key, item, &mut events, &mut rejected);
+                self.take(item, &mut events, &mut unreadable);
                 if events.len() >= self.batch_size && emitted < total {
                     pages.push(Page {
                         events: std::mem::take(&mut events),
-                        rejected: std::mem::take(&mut rejected),
+                        unreadable: std::mem::take(&mut unreadable),
+                        oversized: 0,
                         progress: FileProgress {
-                            offset: progress.offset,
                             items: emitted,
                             lines: 0,
+                            ..progress
                         },
                     });
                 }
             }
             pages.push(Page {
                 events,
-                rejected,
+                unreadable,
+                oversized: 0,
                 progress: FileProgress {
                     offset: data.len() as u64,
                     items: total,
                     lines: 0,
+                    skipping: false,
+                    ..progress
                 },
             });
             return pages;
@@ -297,7 +493,8 @@ impl FilesSource {
 
     /// Reads the next page of NDJSON from `reader`, positioned at `at.offset`: complete lines
     /// until `batch_size` events; a last line without newline is taken only when it is complete
-    /// JSON (a writer may still be in the middle of it). `None` when nothing new is there.
+    /// JSON (a writer may still be in the middle of it). A line longer than the event size
+    /// limit is skipped up to its newline without being held. `None` when nothing new is there.
     fn next_lines_page(
         &self,
         key: &str,
@@ -305,15 +502,28 @@ impl FilesSource {
         at: FileProgress,
     ) -> std::io::Result<Option<Page>> {
         let mut events = Vec::new();
-        let mut rejected = 0;
+        let mut unreadable = Unreadable::default();
+        let mut oversized = 0;
         let mut progress = at;
+        if progress.skipping {
+            let (n, ended) = lines::skip_line(reader)?;
+            progress.offset += n;
+            progress.skipping = !ended;
+        }
         let mut line = Vec::new();
-        while events.len() < self.batch_size {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line)?;
-            if n == 0 {
-                break;
-            }
+        while !progress.skipping && events.len() < self.batch_size {
+            let n = match lines::read_line(reader, &mut line, self.max_event)? {
+                Line::Eof => break,
+                Line::TooLong { bytes, ended, .. } => {
+                    progress.lines += 1;
+                    progress.offset += bytes;
+                    progress.skipping = !ended;
+                    oversized += 1;
+                    tracing::warn!(message = "Skipping a line over the event size limit.", source = %self.name, file = %key, line = progress.lines, limit = self.max_event);
+                    continue;
+                }
+                Line::Read(n) => n,
+            };
             if line.last() != Some(&b'\n')
                 && serde_json::from_slice::<serde::de::IgnoredAny>(&line).is_err()
             {
@@ -331,62 +541,35 @@ impl FilesSource {
             let mut items = Vec::new();
             event::read_line(&line, progress.lines as usize, &mut items);
             for item in items {
-                self.take(key, item, &mut events, &mut rejected);
+                self.take(item, &mut events, &mut unreadable);
             }
         }
         Ok((progress != at).then_some(Page {
             events,
-            rejected,
+            unreadable,
+            oversized,
             progress,
         }))
     }
 
-    fn take(&self, key: &str, item: Item, events: &mut Vec<Event>, rejected: &mut u64) {
+    fn take(&self, item: Item, events: &mut Vec<Event>, unreadable: &mut Unreadable) {
         match item {
-            Ok(value) => events.push(Event::from_json(self.kind, &self.name, &value)),
-            Err(error) => {
-                *rejected += 1;
-                tracing::warn!(message = "Skipping unreadable input.", source = %self.name, file = key, %error);
-            }
-        }
-    }
-}
-
-/// Whether the input is one JSON document (array, envelope, or an object spread over lines)
-/// rather than NDJSON: it starts with `[`, or with an object whose first line is not a
-/// complete JSON value followed by more lines. Reads at most the first line.
-fn is_single_document(input: impl std::io::Read) -> std::io::Result<bool> {
-    use std::io::BufRead;
-    let mut reader = std::io::BufReader::new(input);
-    let mut first = Vec::new();
-    loop {
-        first.clear();
-        if reader.read_until(b'\n', &mut first)? == 0 {
-            return Ok(false);
-        }
-        if first.iter().any(|b| !b.is_ascii_whitespace()) {
-            break;
-        }
-    }
-    match first.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => Ok(true),
-        Some(b'{') => {
-            if serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_err() {
-                return Ok(true); // a pretty-printed object
-            }
-            // A complete object on the first line: NDJSON if anything follows it.
-            let mut rest = Vec::new();
-            loop {
-                rest.clear();
-                if reader.read_until(b'\n', &mut rest)? == 0 {
-                    return Ok(true);
-                }
-                if rest.iter().any(|b| !b.is_ascii_whitespace()) {
-                    return Ok(false);
+            Ok(value) => {
+                let ev = Event::from_json(self.kind, &self.name, &value);
+                if ev.json.len() > self.max_event {
+                    let size = ev.json.len();
+                    unreadable.add(|| {
+                        format!(
+                            "a record of {size} bytes is over the event size limit ({} bytes)",
+                            self.max_event
+                        )
+                    });
+                } else {
+                    events.push(ev);
                 }
             }
+            Err(error) => unreadable.add(|| error.to_string()),
         }
-        _ => Ok(false),
     }
 }
 
@@ -401,5 +584,6 @@ pub(crate) fn test_source(path: &std::path::Path, batch_size: usize) -> FilesSou
         kind: EventKind::AzureActivity,
         interval: Duration::from_millis(20),
         batch_size,
+        max_event: event::MAX_EVENT_BYTES,
     }
 }
