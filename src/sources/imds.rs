@@ -64,7 +64,11 @@ pub(super) async fn request_token(
             ),
         })?;
     let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let body = super::http::read_body(response, super::http::MAX_TOKEN_ANSWER_BYTES).await;
+    let body: serde_json::Value = body
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     if status.is_success() {
         return token_from_answer(base, scope, &body, sent);
     }

@@ -281,8 +281,7 @@ fn gzip_bomb(page: &[u8], inflated: u64) -> Vec<u8> {
     let padding = inflated.saturating_sub(page.len() as u64);
     let (chunks, rest) = (padding / CHUNK as u64, (padding % CHUNK as u64) as usize);
     let spaces = vec![b' '; CHUNK];
-    let mut deflate =
-        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     let mut crc = flate2::Crc::new();
     let mut chunk_crc = flate2::Crc::new();
     chunk_crc.update(&spaces);
