@@ -333,13 +333,23 @@ impl ApiClient {
         if let Some(asked) = retry_after(&headers) {
             let wait = capped_retry_after(asked);
             if wait < asked {
+                let host = reqwest::Url::parse(url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default();
                 tracing::warn!(
                     message = "Retry-After capped; requests to the host are held back for the cap only.",
                     source = %self.source,
-                    host = %reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default(),
+                    %host,
                     asked_secs = asked.as_secs(),
                     waiting_secs = wait.as_secs()
                 );
+                // What /healthz says once the wait makes the source late.
+                self.stats.freshness.failed(&format!(
+                    "{host} asked to wait {} s (Retry-After); requests to it are held back for {} s",
+                    asked.as_secs(),
+                    wait.as_secs()
+                ));
             }
             // A little extra absorbs clock granularity.
             *not_before = Some(later(

@@ -16,6 +16,8 @@ pub mod eventhubs;
 pub mod files;
 pub mod freshness;
 pub mod graph_alerts;
+#[cfg(test)]
+mod hostile_tests;
 pub mod http;
 pub mod imds;
 pub mod limits;
@@ -310,6 +312,13 @@ where
                 done += take;
                 take = count - done;
             }
+            // A part over a quarter of the spool might never fit beside the newest segment
+            // (never reclaimed): in smaller parts, then wait.
+            Err(SpoolError::Full { max, .. })
+                if take > 1 && part_bytes(&payloads.1, done, take) > max / 4 =>
+            {
+                take = quarter(&payloads.1, done, take, max);
+            }
             Err(SpoolError::Full { .. }) => {
                 if !waited {
                     tracing::warn!(
@@ -341,7 +350,9 @@ where
                 take = count - done;
             }
             // Several events: in smaller parts.
-            Err(SpoolError::BatchTooLarge { .. }) if take > 1 => take /= 2,
+            Err(SpoolError::BatchTooLarge { max, .. }) if take > 1 => {
+                take = quarter(&payloads.1, done, take, max);
+            }
             Err(error) => {
                 return Err(SourceError::Spool {
                     source_name: source.to_owned(),
@@ -350,6 +361,22 @@ where
             }
         }
     }
+}
+
+/// Bytes of the `take` payloads from `done` (`ends`: where each payload ends).
+fn part_bytes(ends: &[usize], done: usize, take: usize) -> u64 {
+    let start = done.checked_sub(1).map_or(0, |i| ends[i]);
+    (ends[done + take - 1] - start) as u64
+}
+
+/// How many of the `take > 1` payloads from `done` to append next: as many as fit in a quarter
+/// of the spool's `max` bytes (a segment's size: the newest segment, which is never reclaimed,
+/// and such a part always fit together), at least one, at most half of `take`.
+fn quarter(ends: &[usize], done: usize, take: usize, max: u64) -> usize {
+    let fit = (1..=take)
+        .take_while(|&n| part_bytes(ends, done, n) <= max / 4)
+        .count();
+    fit.clamp(1, take / 2)
 }
 
 /// The checkpoint of `source` as it stands in the spool, to append again with the first parts
