@@ -364,7 +364,7 @@ where
 }
 
 /// Bytes of the `take` payloads from `done` (`ends`: where each payload ends).
-fn part_bytes(ends: &[usize], done: usize, take: usize) -> u64 {
+pub(crate) fn part_bytes(ends: &[usize], done: usize, take: usize) -> u64 {
     let start = done.checked_sub(1).map_or(0, |i| ends[i]);
     (ends[done + take - 1] - start) as u64
 }
@@ -372,7 +372,7 @@ fn part_bytes(ends: &[usize], done: usize, take: usize) -> u64 {
 /// How many of the `take > 1` payloads from `done` to append next: as many as fit in a quarter
 /// of the spool's `max` bytes (a segment's size: the newest segment, which is never reclaimed,
 /// and such a part always fit together), at least one, at most half of `take`.
-fn quarter(ends: &[usize], done: usize, take: usize, max: u64) -> usize {
+pub(crate) fn quarter(ends: &[usize], done: usize, take: usize, max: u64) -> usize {
     let fit = (1..=take)
         .take_while(|&n| part_bytes(ends, done, n) <= max / 4)
         .count();
