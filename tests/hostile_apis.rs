@@ -274,6 +274,8 @@ fn a_gzip_bomb_is_refused_at_the_answer_size_cap() {
     let mut run = Run::start(&sim, "azure_activity", &rsyslog, "1s", "5m");
     assert_delivered_once(&mut run, &rsyslog, &expected, Duration::from_secs(120));
     assert_eq!(sim.gzip_bombs_served(), 1);
+    let peak = run.peak_rss_mib();
+    eprintln!("a 1 GiB gzip bomb against a 256 MiB cap: peak RSS {peak} MiB");
     let refused = count_in(
         &run.log_path(),
         "Answer larger than [azure] max_answer_bytes; refused.",
@@ -285,8 +287,6 @@ fn a_gzip_bomb_is_refused_at_the_answer_size_cap() {
         "{}",
         tail(&run.log())
     );
-    let peak = run.peak_rss_mib();
-    eprintln!("a 1 GiB gzip bomb refused at 256 MiB: peak RSS {peak} MiB");
     // The answer is read up to the cap, once (before: all of it, twice over).
     assert!(peak < 256 + 128, "peak RSS {peak} MiB");
     run.assert_alive();
