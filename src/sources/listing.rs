@@ -1,9 +1,9 @@
 //! One page of an ARM or Graph list answer, read for its records without building a tree: each
 //! element of the `value` array is kept as its own JSON text (one copy, no `Value`), and the
 //! other top-level members that are strings (the next page's link) as strings. A poller turns
-//! each record into an event straight from those bytes ([`record_event`]), so a record is
-//! tokenised twice (here for its extent, there for its id and time) and never allocated as a
-//! tree nor re-serialised.
+//! each record into an event straight from those bytes ([`record_event_owned`]: the text moves
+//! into the event, no copy), so a record is tokenised twice (here for its extent, there for its
+//! id and time) and never allocated as a tree nor re-serialised.
 
 use std::fmt;
 
