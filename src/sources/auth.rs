@@ -364,11 +364,16 @@ async fn request_token(
             message: super::http::error_chain(&e),
         })?;
     let status = response.status();
-    let body = super::http::read_body(response, super::http::MAX_TOKEN_ANSWER_BYTES).await;
-    let body: serde_json::Value = body
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let body: serde_json::Value =
+        match super::http::read_body(response, super::http::MAX_TOKEN_ANSWER_BYTES).await {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            Err(e) => {
+                return Err(AuthError::Transport {
+                    url,
+                    message: e.to_string(),
+                })
+            }
+        };
     if !status.is_success() {
         let error = body["error"].as_str().unwrap_or("");
         let description = body["error_description"]
