@@ -127,10 +127,21 @@ pub struct AzureConfig {
     /// Request rates per API family; the documented limits unless overridden.
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,
+    /// The largest API answer read, in bytes after gzip decoding (default
+    /// [`crate::sources::http::DEFAULT_MAX_ANSWER_BYTES`]); a larger one is refused.
+    pub max_answer_bytes: Option<u64>,
     pub login_endpoint: Option<String>,
     pub management_endpoint: Option<String>,
     pub graph_endpoint: Option<String>,
     pub office_endpoint: Option<String>,
+}
+
+impl AzureConfig {
+    /// `max_answer_bytes`, or its default.
+    pub fn max_answer_bytes(&self) -> u64 {
+        self.max_answer_bytes
+            .unwrap_or(crate::sources::http::DEFAULT_MAX_ANSWER_BYTES)
+    }
 }
 
 fn default_cloud() -> Cloud {

@@ -213,6 +213,12 @@ impl Event {
         ident::from_json_bytes(kind, source, json)
     }
 
+    /// [`Event::from_json_bytes`] taking the bytes as the body without copying them; they are
+    /// given back (`Err`) when they need the `Value` path.
+    pub fn from_json_vec(kind: EventKind, source: &str, json: Vec<u8>) -> Result<Event, Vec<u8>> {
+        ident::from_json_vec(kind, source, json)
+    }
+
     /// The spool payload: `ver u8 | kind u8 | time i64 (i64::MIN = none) | source len u16 |
     /// source | id len u16 | id | json`.
     pub fn encode(&self, out: &mut Vec<u8>) {

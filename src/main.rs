@@ -519,6 +519,11 @@ fn print_azure_summary(config: &Config) {
             describe(family.rate(&config.azure.rate_limits))
         );
     }
+    let max = config.azure.max_answer_bytes();
+    println!(
+        "  largest API answer read (max_answer_bytes): {max} bytes ({:.1} MiB)",
+        max as f64 / f64::from(1 << 20)
+    );
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {

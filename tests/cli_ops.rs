@@ -429,6 +429,7 @@ fn the_example_config_is_commented_and_every_option_it_lists_is_real() {
         "management_endpoint",
         "graph_endpoint",
         "office_endpoint",
+        "max_answer_bytes",
         "name",
         "kind",
         "path",

@@ -501,3 +501,35 @@ fn eventhubs_mistakes_are_located_and_never_show_the_secret() {
         ["9:1: source \"hub\": connection_string_file applies only to security = \"sasl_ssl\""]
     );
 }
+
+#[test]
+fn max_answer_bytes_has_a_default_and_a_checked_range() {
+    let s = Scratch::new();
+    let cfg = s.load(GOOD).unwrap();
+    assert_eq!(cfg.azure.max_answer_bytes(), 256 << 20);
+    let with = |n: &str| {
+        GOOD.replace(
+            "[[destination]]",
+            &format!("[azure]\nmax_answer_bytes = {n}\n\n[[destination]]"),
+        )
+    };
+    let cfg = s.load(&with("33554432")).unwrap();
+    assert_eq!(cfg.azure.max_answer_bytes(), 32 << 20);
+    for bad in ["1000", "8589934592"] {
+        let problems = s.problems(&with(bad));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("max_answer_bytes")
+                && problems[0].contains("between 1048576 (1 MiB) and 4294967296 (4 GiB)"),
+            "{problems:?}"
+        );
+        let line = GOOD
+            .lines()
+            .position(|l| l.starts_with("[[destination]]"))
+            .unwrap()
+            + 2;
+        assert!(problems[0].starts_with(&format!("{line}:")), "{problems:?}");
+    }
+    let problems = s.problems(&with("\"256 MiB\""));
+    assert!(!problems.is_empty(), "a string is not a byte count");
+}

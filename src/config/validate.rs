@@ -324,6 +324,17 @@ impl AzureConfig {
                 );
             }
         }
+        if let Some(n) = self.max_answer_bytes {
+            if !(MIN_ANSWER_BYTES..=MAX_ANSWER_BYTES).contains(&n) {
+                p.add(
+                    &at.key("max_answer_bytes"),
+                    format!(
+                        "azure: max_answer_bytes = {n} is out of range; it is between {MIN_ANSWER_BYTES} (1 MiB) and {MAX_ANSWER_BYTES} (4 GiB), default {} (256 MiB)",
+                        crate::sources::http::DEFAULT_MAX_ANSWER_BYTES
+                    ),
+                );
+            }
+        }
         if !needed {
             return;
         }
@@ -407,6 +418,11 @@ impl AzureConfig {
         }
     }
 }
+
+/// Bounds of `[azure] max_answer_bytes`: below 1 MiB ordinary pages would be refused; above
+/// 4 GiB it no longer bounds anything this machine could hold.
+const MIN_ANSWER_BYTES: u64 = 1 << 20;
+const MAX_ANSWER_BYTES: u64 = 4 << 30;
 
 /// IMDS is plain HTTP on the link-local 169.254.169.254; an override must be that or loopback.
 fn check_imds_endpoint(text: &str) -> Result<(), String> {

@@ -20,6 +20,33 @@ use crate::mapping::scan::{Capture, Leaf, Skip};
 /// Builds the event for one JSON object held in `json`, keeping those bytes as its body.
 /// `None` when `json` is not valid JSON or needs the `Value` path (see the module docs).
 pub fn from_json_bytes(kind: EventKind, source: &str, json: &[u8]) -> Option<Event> {
+    let (id, time_ms) = id_and_time(kind, json)?;
+    Some(Event {
+        kind,
+        source: source.to_owned(),
+        id,
+        time_ms,
+        json: json.to_vec(),
+    })
+}
+
+/// [`from_json_bytes`] keeping `json` itself as the body (no copy); the bytes are given back
+/// when they need the `Value` path.
+pub fn from_json_vec(kind: EventKind, source: &str, json: Vec<u8>) -> Result<Event, Vec<u8>> {
+    match id_and_time(kind, &json) {
+        Some((id, time_ms)) => Ok(Event {
+            kind,
+            source: source.to_owned(),
+            id,
+            time_ms,
+            json,
+        }),
+        None => Err(json),
+    }
+}
+
+/// The id and time of the JSON object in `json`, as [`from_json_bytes`] gives them.
+fn id_and_time(kind: EventKind, json: &[u8]) -> Option<(String, Option<i64>)> {
     let text = std::str::from_utf8(json).ok()?;
     let names = Names::of(kind);
     let mut de = serde_json::Deserializer::from_str(text);
@@ -43,13 +70,7 @@ pub fn from_json_bytes(kind: EventKind, source: &str, json: &[u8]) -> Option<Eve
             Leaf::Str(s) => parse_time_ms(s),
             Leaf::Val(_) => None,
         });
-    Some(Event {
-        kind,
-        source: source.to_owned(),
-        id,
-        time_ms,
-        json: json.to_vec(),
-    })
+    Some((id, time_ms))
 }
 
 /// The same text `Event::from_json` takes an id from: a non-empty string or a number.

@@ -47,6 +47,7 @@ async fn list_activity(sim: &Simulator, creds: Credentials) -> Result<(), String
         source: "test".into(),
         limit: None,
         stats: Default::default(),
+        max_answer_bytes: http::DEFAULT_MAX_ANSWER_BYTES,
     };
     let url = format!(
         "{management}/subscriptions/{}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter=eventTimestamp ge '{}' and eventTimestamp le '{}'",

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Endpoints;
 use super::http::{ApiClient, FetchError};
+use super::listing::Listing;
 use super::paging::LinkGuard;
-use super::poll::{connect, resume, run_rounds, Outcome, Rounds, StartAt, MAX_SEEN};
+use super::poll::{connect, oversized, resume, run_rounds, Outcome, Rounds, StartAt, MAX_SEEN};
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
@@ -230,7 +231,8 @@ impl DefenderSource {
         let mut guard = LinkGuard::new(&url);
         let (mut listed, mut forwarded) = (0usize, 0usize);
         loop {
-            let page = match self.client.get(&url, &ctx.cancel).await {
+            // Each record kept as its text (no tree of the whole page), parsed on its own.
+            let mut page = match self.client.get_as::<Listing>(&url, &ctx.cancel).await {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(error) => {
@@ -240,7 +242,7 @@ impl DefenderSource {
                 }
             };
             let rid = page.request_id.as_deref().unwrap_or("-");
-            let Some(records) = page.body.get("value").and_then(|v| v.as_array()) else {
+            let Some(records) = page.body.records.take() else {
                 tracing::warn!(message = "Page has no value array; listed again at the next poll.", source = %self.name, request_id = rid);
                 ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.freshness.failed(&format!(
@@ -258,9 +260,16 @@ impl DefenderSource {
                 .get_mut(sub)
                 .expect("subscription state exists while listing it");
             let mut events = Vec::new();
-            for record in records {
+            for (index, text) in records.into_iter().enumerate() {
                 listed += 1;
-                let Some((id, status, time)) = alert_key(record) else {
+                if oversized(&text, &self.name, rid, index) {
+                    ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let record: serde_json::Value =
+                    serde_json::from_str(text.get()).unwrap_or_default();
+                drop(text);
+                let Some((id, status, time)) = alert_key(&record) else {
                     ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(message = "Alert without id, status or time skipped.", source = %self.name, request_id = rid);
                     continue;
@@ -269,15 +278,14 @@ impl DefenderSource {
                     events.push(Event::from_json(
                         EventKind::DefenderAlerts,
                         &self.name,
-                        record,
+                        &record,
                     ));
                 }
             }
             forwarded += events.len();
             let next = page
                 .body
-                .get("nextLink")
-                .and_then(|v| v.as_str())
+                .string("nextLink")
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned);
             let looping = next.as_deref().is_some_and(|n| !guard.admit(n));
@@ -292,7 +300,7 @@ impl DefenderSource {
                 }
             }
             if (!events.is_empty() || last)
-                && !append_page(ctx, &self.name, &events, ck.encode()).await?
+                && !append_page(ctx, &self.name, events, ck.encode()).await?
             {
                 return Ok(Outcome::Cancelled);
             }

@@ -1,7 +1,8 @@
 //! HTTP for the pollers: one reqwest client (rustls with the ring provider, gzip, timeouts) and a
 //! GET that adds the bearer token, refreshes it once on 401, holds every request to a host back
-//! until its `Retry-After` passed, keeps within its API family's rate limit, and backs off
-//! exponentially with jitter on other failures.
+//! until its `Retry-After` passed (at most [`MAX_RETRY_AFTER`]), keeps within its API family's
+//! rate limit, and backs off exponentially with jitter on other failures. Answers are read in
+//! chunks against a limit on their inflated size, so a gzip bomb costs at most that much memory.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,6 +63,58 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// Default of `[azure] max_answer_bytes`: the largest answer (after gzip decoding) read from an
+/// API. Real pages are far smaller (a Graph page holds at most 1,000 records of a few KB to a
+/// few hundred KB; ARM activity-log pages about 200 records; Office 365 content blobs a few
+/// MB), and a page is held at most about twice while it is parsed and spooled.
+pub const DEFAULT_MAX_ANSWER_BYTES: u64 = 256 << 20;
+
+/// Token answers (Entra ID, IMDS) are a few KB; anything past this is refused.
+pub const MAX_TOKEN_ANSWER_BYTES: u64 = 1 << 20;
+
+/// The longest `Retry-After` honoured. Microsoft's services ask for seconds to minutes; a longer
+/// wait is taken as this (and logged), so a hostile or broken answer cannot stop a source for
+/// years while `/healthz` stays green.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Why an answer's body was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the answer is larger than {limit} bytes (after decompression)")]
+    TooLarge { limit: u64 },
+    #[error("reading the answer: {0}")]
+    Read(String),
+}
+
+/// Reads an answer's body in chunks, refusing it as soon as it (inflated, as reqwest decodes
+/// gzip on the way) passes `limit` bytes: one copy in memory, never more than `limit`.
+pub async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, BodyError> {
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    // Sized from the header when there is one (not touched until written, so a false one costs
+    // no memory); otherwise grown as the chunks come.
+    let mut body = Vec::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Read(error_chain(&e)))?
+    {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `at + wait`, saturating about a century ahead instead of panicking on overflow.
+pub fn later(at: tokio::time::Instant, wait: Duration) -> tokio::time::Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    at.checked_add(wait.min(CENTURY)).unwrap_or(at)
+}
+
 /// Retry policy for one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Retry {
@@ -96,7 +149,8 @@ impl Retry {
     }
 }
 
-/// The wait a `Retry-After` header asks for: seconds, or an HTTP date.
+/// The wait a `Retry-After` header asks for: seconds, or an HTTP date (as asked, not capped:
+/// see [`capped_retry_after`]).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let text = headers
         .get(reqwest::header::RETRY_AFTER)?
@@ -111,6 +165,11 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .ok()?;
     let wait = when.as_millisecond() - jiff::Timestamp::now().as_millisecond();
     Some(Duration::from_millis(wait.max(0) as u64))
+}
+
+/// The wait honoured for a `Retry-After` that asked for `asked`: at most [`MAX_RETRY_AFTER`].
+pub fn capped_retry_after(asked: Duration) -> Duration {
+    asked.min(MAX_RETRY_AFTER)
 }
 
 /// What went wrong with a request that was given up on.
@@ -154,6 +213,8 @@ pub struct ApiClient {
     pub stats: Arc<SourceStats>,
     /// The API family's request budget (governor), shared by every source using it.
     pub limit: Option<super::limits::Limit>,
+    /// Answers larger than this (inflated) are refused: `[azure] max_answer_bytes`.
+    pub max_answer_bytes: u64,
 }
 
 fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
@@ -211,7 +272,7 @@ enum Answer {
     Http {
         status: StatusCode,
         headers: reqwest::header::HeaderMap,
-        body: Result<Vec<u8>, String>,
+        body: Result<Vec<u8>, BodyError>,
     },
 }
 
@@ -267,11 +328,34 @@ impl ApiClient {
         let headers = response.headers().clone();
         let body = tokio::select! {
             _ = cancel.cancelled() => return Err(FetchError::Cancelled),
-            b = response.bytes() => b.map(|b| b.to_vec()).map_err(|e| error_chain(&e)),
+            b = read_body(response, self.max_answer_bytes) => b,
         };
-        if let Some(wait) = retry_after(&headers) {
+        if let Some(asked) = retry_after(&headers) {
+            let wait = capped_retry_after(asked);
+            if wait < asked {
+                let host = reqwest::Url::parse(url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default();
+                tracing::warn!(
+                    message = "Retry-After capped; requests to the host are held back for the cap only.",
+                    source = %self.source,
+                    %host,
+                    asked_secs = asked.as_secs(),
+                    waiting_secs = wait.as_secs()
+                );
+                // What /healthz says once the wait makes the source late.
+                self.stats.freshness.failed(&format!(
+                    "{host} asked to wait {} s (Retry-After); requests to it are held back for {} s",
+                    asked.as_secs(),
+                    wait.as_secs()
+                ));
+            }
             // A little extra absorbs clock granularity.
-            *not_before = Some(tokio::time::Instant::now() + wait + Duration::from_millis(20));
+            *not_before = Some(later(
+                tokio::time::Instant::now(),
+                wait + Duration::from_millis(20),
+            ));
         }
         Ok(Answer::Http {
             status,
@@ -364,9 +448,29 @@ impl ApiClient {
                 } => {
                     let rid = request_id(&headers);
                     match (status, body) {
+                        (_, Err(e @ BodyError::TooLarge { .. })) => {
+                            // The same answer would come again: not retried here; the source
+                            // reads the window again at its next poll.
+                            count(&self.stats.api_errors);
+                            tracing::warn!(
+                                message = "Answer larger than [azure] max_answer_bytes; refused.",
+                                source = %self.source,
+                                request_id = rid.as_deref().unwrap_or("-"),
+                                status = status.as_u16(),
+                                max_answer_bytes = self.max_answer_bytes
+                            );
+                            return Err(FetchError::Failed {
+                                url: url.to_owned(),
+                                message: format!(
+                                    "{e}; raise [azure] max_answer_bytes (now {}) if the API really answers this much (request id {})",
+                                    self.max_answer_bytes,
+                                    rid.as_deref().unwrap_or("-")
+                                ),
+                            });
+                        }
                         (_, Err(e)) => {
                             count(&self.stats.api_errors);
-                            (format!("reading the answer: {e}"), None)
+                            (e.to_string(), None)
                         }
                         (StatusCode::OK, Ok(body)) => match serde_json::from_slice(&body) {
                             Ok(json) => {

@@ -64,7 +64,16 @@ pub(super) async fn request_token(
             ),
         })?;
     let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let body: serde_json::Value =
+        match super::http::read_body(response, super::http::MAX_TOKEN_ANSWER_BYTES).await {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            Err(e) => {
+                return Err(AuthError::Transport {
+                    url: base,
+                    message: e.to_string(),
+                })
+            }
+        };
     if status.is_success() {
         return token_from_answer(base, scope, &body, sent);
     }

@@ -1,9 +1,9 @@
 //! One page of an ARM or Graph list answer, read for its records without building a tree: each
 //! element of the `value` array is kept as its own JSON text (one copy, no `Value`), and the
 //! other top-level members that are strings (the next page's link) as strings. A poller turns
-//! each record into an event straight from those bytes ([`record_event`]), so a record is
-//! tokenised twice (here for its extent, there for its id and time) and never allocated as a
-//! tree nor re-serialised.
+//! each record into an event straight from those bytes ([`record_event_owned`]: the text moves
+//! into the event, no copy), so a record is tokenised twice (here for its extent, there for its
+//! id and time) and never allocated as a tree nor re-serialised.
 
 use std::fmt;
 
@@ -57,6 +57,22 @@ pub fn record_event(kind: EventKind, source: &str, record: &RawValue) -> Option<
             .is_object()
             .then(|| Event::from_json(kind, source, &value))
     })
+}
+
+/// [`record_event`] taking the record: its text becomes the event's body without a copy.
+pub fn record_event_owned(kind: EventKind, source: &str, record: Box<RawValue>) -> Option<Event> {
+    let text: Box<str> = record.into();
+    Event::from_json_vec(kind, source, String::from(text).into_bytes())
+        .or_else(|bytes| {
+            let value: Value = serde_json::from_slice(&bytes).map_err(|_| ())?;
+            drop(bytes);
+            if value.is_object() {
+                Ok(Event::from_json(kind, source, &value))
+            } else {
+                Err(())
+            }
+        })
+        .ok()
 }
 
 impl<'de> serde::Deserialize<'de> for Listing {
@@ -243,8 +259,10 @@ mod tests {
         let record = json!({"eventDataId": "e1", "eventTimestamp": "2026-11-01T10:00:00Z", "x": {"y": [1, "é"]}});
         let text = serde_json::to_string(&json!({ "value": [record] })).unwrap();
         let l = listing(&text);
-        let ev = record_event(kind, "s", &l.records.unwrap()[0]).unwrap();
+        let raw = l.records.unwrap().remove(0);
+        let ev = record_event(kind, "s", &raw).unwrap();
         assert_eq!(ev, Event::from_json(kind, "s", &record));
+        assert_eq!(record_event_owned(kind, "s", raw), Some(ev));
     }
 
     #[test]
@@ -254,14 +272,17 @@ mod tests {
         // event read does not.
         let l =
             listing(r#"{"value":[3,"s",{"id":"a","b":"\ud800"},{"id":"a","b":1e999},{"x":1}]}"#);
-        let events: Vec<Option<Event>> = l
-            .records
-            .unwrap()
-            .iter()
-            .map(|r| record_event(kind, "s", r))
-            .collect();
+        let records = l.records.unwrap();
+        let events: Vec<Option<Event>> =
+            records.iter().map(|r| record_event(kind, "s", r)).collect();
         assert!(events[..4].iter().all(Option::is_none), "{events:?}");
         // Valid, without an id: an event with a content-derived id (the poller skips it).
         assert!(events[4].as_ref().unwrap().id.starts_with("sha:"));
+        // The same without copying the records.
+        let owned: Vec<Option<Event>> = records
+            .into_iter()
+            .map(|r| record_event_owned(kind, "s", r))
+            .collect();
+        assert_eq!(owned, events);
     }
 }

@@ -16,6 +16,8 @@ pub mod eventhubs;
 pub mod files;
 pub mod freshness;
 pub mod graph_alerts;
+#[cfg(test)]
+mod hostile_tests;
 pub mod http;
 pub mod imds;
 pub mod limits;
@@ -184,60 +186,110 @@ impl Source {
 /// Appends one page of events and the checkpoint that follows it as one durable batch. While
 /// the spool is full it waits (backpressure); returns `Ok(false)` if cancelled before the batch
 /// was appended, in which case neither the events nor the checkpoint are in the spool.
-pub async fn append_page(
+///
+/// `events` may be borrowed or owned; owned ones are dropped as they are encoded, so a page is
+/// not held twice. One event can never stop the source: an event over
+/// [`MAX_EVENT_BYTES`](crate::event::MAX_EVENT_BYTES) (which the sources check before making
+/// one) or one that cannot fit in the spool even alone is rejected alone (logged, counted), and
+/// a page too large for the spool as one batch is appended in parts, each part but the last
+/// with the source's checkpoint as it stands (a crash between parts repeats the page's first
+/// parts, it loses nothing).
+pub async fn append_page<I>(
     ctx: &SourceContext,
     source: &str,
-    events: &[Event],
+    events: I,
     checkpoint: Vec<u8>,
-) -> Result<bool, SourceError> {
+) -> Result<bool, SourceError>
+where
+    I: IntoIterator,
+    I::Item: std::borrow::Borrow<Event>,
+{
     append_page_as(ctx, source, events, checkpoint, false).await
 }
 
 /// [`append_page`] with a checkpoint delta ([`crate::spool::Spool::append_batch_delta`]): what
 /// changed since the source's last full checkpoint, which must already be in the spool.
-pub async fn append_page_delta(
+pub async fn append_page_delta<I>(
     ctx: &SourceContext,
     source: &str,
-    events: &[Event],
+    events: I,
     delta: Vec<u8>,
-) -> Result<bool, SourceError> {
+) -> Result<bool, SourceError>
+where
+    I: IntoIterator,
+    I::Item: std::borrow::Borrow<Event>,
+{
     append_page_as(ctx, source, events, delta, true).await
 }
 
-async fn append_page_as(
+/// Logs and counts one event refused on its way to the spool.
+fn reject(ctx: &SourceContext, source: &str, why: &'static str, event: &str, bytes: usize) {
+    ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(message = why, source, event, bytes);
+}
+
+async fn append_page_as<I>(
     ctx: &SourceContext,
     source: &str,
-    events: &[Event],
+    events: I,
     checkpoint: Vec<u8>,
     delta: bool,
-) -> Result<bool, SourceError> {
+) -> Result<bool, SourceError>
+where
+    I: IntoIterator,
+    I::Item: std::borrow::Borrow<Event>,
+{
+    use std::borrow::Borrow as _;
     // Every payload in one buffer (one allocation per page, not per event).
-    let mut bytes = Vec::with_capacity(events.iter().map(|e| e.json.len() + 64).sum());
-    let mut ends = Vec::with_capacity(events.len());
+    let (mut bytes, mut ends) = (Vec::new(), Vec::new());
     for ev in events {
+        let ev: &Event = ev.borrow();
+        if ev.json.len() > crate::event::MAX_EVENT_BYTES {
+            reject(
+                ctx,
+                source,
+                "Record rejected: larger than the event size limit.",
+                &ev.id,
+                ev.json.len(),
+            );
+            continue;
+        }
         ev.encode(&mut bytes);
         ends.push(bytes.len());
     }
     let payloads = Arc::new((bytes, ends));
-    let checkpoint = Arc::new(checkpoint);
+    let count = payloads.1.len();
+    let checkpoint = Arc::new((checkpoint, delta));
+    // The part of the page appended next: `take` events from `done`; the page's checkpoint goes
+    // with its last part, the checkpoint as it stands with the others.
+    let (mut done, mut take) = (0, count);
+    let mut standing: Option<Arc<(Vec<u8>, bool)>> = None;
     let mut waited = false;
     loop {
+        let last = done + take == count;
+        let ck = if last {
+            checkpoint.clone()
+        } else {
+            standing
+                .get_or_insert_with(|| Arc::new(standing_checkpoint(&ctx.spool, source)))
+                .clone()
+        };
         let spool = ctx.spool.clone();
-        let (p, c, name) = (payloads.clone(), checkpoint.clone(), source.to_owned());
+        let (p, name) = (payloads.clone(), source.to_owned());
         let result = tokio::task::spawn_blocking(move || {
             let (bytes, ends) = &*p;
-            let refs: Vec<&[u8]> = ends
-                .iter()
-                .scan(0, |start, &end| {
-                    let payload = &bytes[*start..end];
-                    *start = end;
-                    Some(payload)
-                })
+            let starts = std::iter::once(0).chain(ends.iter().copied());
+            let refs: Vec<&[u8]> = starts
+                .zip(ends)
+                .map(|(start, &end)| &bytes[start..end])
+                .skip(done)
+                .take(take)
                 .collect();
-            if delta {
-                spool.append_batch_delta(&name, &refs, &c)
+            let (checkpoint, delta) = &*ck;
+            if *delta {
+                spool.append_batch_delta(&name, &refs, checkpoint)
             } else {
-                spool.append_batch(&name, &refs, &c)
+                spool.append_batch(&name, &refs, checkpoint)
             }
         })
         .await
@@ -250,13 +302,22 @@ async fn append_page_as(
         });
         match result {
             Ok(_) => {
-                if waited {
-                    tracing::info!(message = "Spool has room again; source resumed.", source);
+                ctx.stats.spooled.fetch_add(take as u64, Ordering::Relaxed);
+                if last {
+                    if waited {
+                        tracing::info!(message = "Spool has room again; source resumed.", source);
+                    }
+                    return Ok(true);
                 }
-                ctx.stats
-                    .spooled
-                    .fetch_add(events.len() as u64, Ordering::Relaxed);
-                return Ok(true);
+                done += take;
+                take = count - done;
+            }
+            // A part over a quarter of the spool might never fit beside the newest segment
+            // (never reclaimed): in smaller parts, then wait.
+            Err(SpoolError::Full { max, .. })
+                if take > 1 && part_bytes(&payloads.1, done, take) > max / 4 =>
+            {
+                take = quarter(&payloads.1, done, take, max);
             }
             Err(SpoolError::Full {
                 disk_full, free, ..
@@ -283,6 +344,26 @@ async fn append_page_as(
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
             }
+            // This one event and a checkpoint can never fit in the spool: it goes alone.
+            Err(SpoolError::BatchTooLarge { .. }) if take == 1 => {
+                let (bytes, ends) = &*payloads;
+                let start = done.checked_sub(1).map_or(0, |i| ends[i]);
+                let payload = &bytes[start..ends[done]];
+                let id = crate::event::EventView::decode(payload).map_or("?", |v| v.id);
+                reject(
+                    ctx,
+                    source,
+                    "Record rejected: it can never fit in the spool ([spool] max_bytes).",
+                    id,
+                    payload.len(),
+                );
+                done += 1;
+                take = count - done;
+            }
+            // Several events: in smaller parts.
+            Err(SpoolError::BatchTooLarge { max, .. }) if take > 1 => {
+                take = quarter(&payloads.1, done, take, max);
+            }
             Err(error) => {
                 return Err(SourceError::Spool {
                     source_name: source.to_owned(),
@@ -290,5 +371,34 @@ async fn append_page_as(
                 })
             }
         }
+    }
+}
+
+/// Bytes of the `take` payloads from `done` (`ends`: where each payload ends).
+pub(crate) fn part_bytes(ends: &[usize], done: usize, take: usize) -> u64 {
+    let start = done.checked_sub(1).map_or(0, |i| ends[i]);
+    (ends[done + take - 1] - start) as u64
+}
+
+/// How many of the `take > 1` payloads from `done` to append next: as many as fit in a quarter
+/// of the spool's `max` bytes (a segment's size: the newest segment, which is never reclaimed,
+/// and such a part always fit together), at least one, at most half of `take`.
+pub(crate) fn quarter(ends: &[usize], done: usize, take: usize, max: u64) -> usize {
+    let fit = (1..=take)
+        .take_while(|&n| part_bytes(ends, done, n) <= max / 4)
+        .count();
+    fit.clamp(1, take / 2)
+}
+
+/// The checkpoint of `source` as it stands in the spool, to append again with the first parts
+/// of a page split in parts (re-applying the last full checkpoint or delta changes nothing).
+/// A source with none yet gets an empty one, which resuming reads as none.
+fn standing_checkpoint(spool: &Spool, source: &str) -> (Vec<u8>, bool) {
+    match spool.checkpoint_chain(source) {
+        Some(mut chain) if !chain.is_empty() => {
+            let delta = chain.len() > 1;
+            (chain.pop().unwrap_or_default(), delta)
+        }
+        _ => (Vec::new(), false),
     }
 }

@@ -14,10 +14,10 @@ use std::time::Duration;
 use super::auth::Endpoints;
 use super::checkpoint::{Checkpoint, ScopeState};
 use super::http::{ApiClient, FetchError};
-use super::listing::{record_event, RecordArray};
+use super::listing::{record_event_owned, RecordArray};
 use super::paging::LinkGuard;
 use super::poll::{
-    connect, filter_time, resume_windows, run_rounds, Outcome, Rounds, StartAt, MAX_SEEN,
+    connect, filter_time, oversized, resume_windows, run_rounds, Outcome, Rounds, StartAt, MAX_SEEN,
 };
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
@@ -33,6 +33,8 @@ pub const CONTENT_TYPES: &[&str] = &[
 ];
 
 const HOUR: Duration = Duration::from_secs(3600);
+/// A checkpoint appended without events.
+const NO_EVENTS: &[crate::event::Event] = &[];
 /// Blobs keep being listed late (60–90 min is normal): each listing reaches back this far.
 const DEFAULT_OVERLAP: Duration = Duration::from_secs(2 * 3600);
 const DEFAULT_SETTLE: Duration = Duration::from_secs(60);
@@ -442,7 +444,7 @@ impl O365Source {
                 continue;
             }
             let url = with_publisher(&content.uri, &self.tenant);
-            let page = match self.client.get_as::<RecordArray>(&url, &ctx.cancel).await {
+            let mut page = match self.client.get_as::<RecordArray>(&url, &ctx.cancel).await {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(FetchError::Failed { message, .. }) if gone(&message) => {
@@ -452,7 +454,7 @@ impl O365Source {
                     ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     let state = ck.scopes.get_mut(ct).expect("scope state exists");
                     state.done.insert(&content.id, content.created_ms);
-                    if !append_page(ctx, &self.name, &[], ck.encode()).await? {
+                    if !append_page(ctx, &self.name, NO_EVENTS, ck.encode()).await? {
                         return Ok(Outcome::Cancelled);
                     }
                     continue;
@@ -464,7 +466,8 @@ impl O365Source {
                 }
             };
             let rid = page.request_id.as_deref().unwrap_or("-");
-            let Some(records) = page.body.0.as_deref() else {
+            // Taken out of the answer: each record is dropped once it is an event.
+            let Some(records) = page.body.0.take() else {
                 ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.freshness.failed(&format!(
                     "the API answered a blob that is not a JSON array (request id {rid})"
@@ -479,9 +482,13 @@ impl O365Source {
             // this state is dropped; the durable one is the spool's.
             let state = ck.scopes.get_mut(ct).expect("scope state exists");
             let mut events = Vec::new();
-            for record in records {
+            for (index, record) in records.into_iter().enumerate() {
                 fetched += 1;
-                let ev = record_event(EventKind::O365Management, &self.name, record)
+                if oversized(&record, &self.name, rid, index) {
+                    ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let ev = record_event_owned(EventKind::O365Management, &self.name, record)
                     .filter(|ev| !ev.id.starts_with("sha:") && ev.time_ms.is_some());
                 let Some(ev) = ev else {
                     ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -500,7 +507,7 @@ impl O365Source {
             }
             state.done.insert(&content.id, content.created_ms);
             new += events.len();
-            if !append_page(ctx, &self.name, &events, ck.encode()).await? {
+            if !append_page(ctx, &self.name, events, ck.encode()).await? {
                 return Ok(Outcome::Cancelled);
             }
         }
@@ -519,7 +526,7 @@ impl O365Source {
         if dropped > 0 {
             tracing::warn!(message = "Seen-id set full; the oldest ids were dropped, so late copies of them could repeat.", source = %self.name, dropped);
         }
-        if !append_page(ctx, &self.name, &[], ck.encode()).await? {
+        if !append_page(ctx, &self.name, NO_EVENTS, ck.encode()).await? {
             return Ok(Outcome::Cancelled);
         }
         tracing::debug!(message = "Window read.", source = %self.name, content_type = ct, from = %filter_time(from), to = %filter_time(to), fetched, new);

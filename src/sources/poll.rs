@@ -14,7 +14,7 @@ use super::auth::{Credentials, Endpoints, TokenCache};
 use super::checkpoint::{self, Checkpoint, ScopeState, SeenDelta};
 use super::http::{self, ApiClient, FetchError, Retry};
 use super::limits::Limit;
-use super::listing::{record_event, Listing};
+use super::listing::{record_event_owned, Listing};
 use super::{append_page, append_page_delta, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::EventKind;
@@ -131,6 +131,30 @@ pub fn next_window(state: &ScopeState, now_ms: i64, t: &Timing) -> Option<(i64, 
     (to > from).then_some((from, to))
 }
 
+/// True (with a warning) when an API record is larger than
+/// [`MAX_EVENT_BYTES`](crate::event::MAX_EVENT_BYTES): it is rejected alone, without being
+/// parsed, and the rest of its page is read. `index` is its place in the page.
+pub(crate) fn oversized(
+    record: &serde_json::value::RawValue,
+    source: &str,
+    request_id: &str,
+    index: usize,
+) -> bool {
+    let bytes = record.get().len();
+    let over = bytes > crate::event::MAX_EVENT_BYTES;
+    if over {
+        tracing::warn!(
+            message = "Record rejected: larger than the event size limit.",
+            source,
+            request_id,
+            index,
+            bytes,
+            max = crate::event::MAX_EVENT_BYTES
+        );
+    }
+    over
+}
+
 /// Seen ids kept per scope at most; past it the oldest are dropped (with a warning).
 pub const MAX_SEEN: usize = 200_000;
 /// Pages of one window at most before paging is considered looping.
@@ -190,6 +214,7 @@ pub fn connect(
         source: cfg.name.clone(),
         // Replaced by the pipeline's counters when the source runs.
         stats: Arc::default(),
+        max_answer_bytes: config.azure.max_answer_bytes(),
         limit: cfg.event_kind().and_then(|kind| {
             Limit::for_kind(
                 kind,
@@ -419,7 +444,7 @@ impl PollSource {
         // Bytes of the last full checkpoint this read appended, and of the deltas since.
         let mut chain: Option<(usize, usize)> = None;
         loop {
-            let page = match self.client.get_as::<Listing>(&url, &ctx.cancel).await {
+            let mut page = match self.client.get_as::<Listing>(&url, &ctx.cancel).await {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(error) => {
@@ -436,7 +461,8 @@ impl PollSource {
                 }
             };
             let rid = page.request_id.as_deref().unwrap_or("-");
-            let Some(records) = page.body.records.as_deref() else {
+            // Taken out of the page: each record is dropped once it is an event.
+            let Some(records) = page.body.records.take() else {
                 tracing::warn!(message = "Page has no value array; the window is read again at the next poll.", source = %self.name, request_id = rid);
                 ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.freshness.failed(&format!(
@@ -457,9 +483,13 @@ impl PollSource {
             ctx.stats
                 .polled
                 .fetch_add(records.len() as u64, Ordering::Relaxed);
-            for record in records {
+            for (index, record) in records.into_iter().enumerate() {
                 fetched += 1;
-                let accepted = record_event(self.api.kind, &self.name, record)
+                if oversized(&record, &self.name, rid, index) {
+                    rejected += 1;
+                    continue;
+                }
+                let accepted = record_event_owned(self.api.kind, &self.name, record)
                     .filter(|ev| !ev.id.starts_with("sha:"))
                     .and_then(|ev| Some((ev.time_ms?, ev)));
                 let Some((time, ev)) = accepted else {
@@ -512,7 +542,7 @@ impl PollSource {
                 if !events.is_empty() || last {
                     let bytes = next_ck.encode();
                     chain = Some((bytes.len(), 0));
-                    if !append_page(ctx, &self.name, &events, bytes).await? {
+                    if !append_page(ctx, &self.name, std::mem::take(&mut events), bytes).await? {
                         return Ok(Outcome::Cancelled);
                     }
                 }
@@ -527,7 +557,7 @@ impl PollSource {
                 if let Some((_, deltas)) = chain.as_mut() {
                     *deltas += bytes.len();
                 }
-                if !append_page_delta(ctx, &self.name, &events, bytes).await? {
+                if !append_page_delta(ctx, &self.name, events, bytes).await? {
                     return Ok(Outcome::Cancelled);
                 }
                 let state = ck

@@ -29,6 +29,7 @@ fn client(sim: &Simulator, source: &str, limit: Option<Limit>) -> ApiClient {
         source: source.into(),
         limit,
         stats: Default::default(),
+        max_answer_bytes: http::DEFAULT_MAX_ANSWER_BYTES,
     }
 }
 

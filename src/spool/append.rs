@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The largest batch buffer the writer keeps between batches.
+const KEEP_BUFFER: usize = 8 << 20;
+
 impl Spool {
     /// Appends `events` and one checkpoint record for `source` as one batch with one
     /// `fdatasync`; returns the seq of the checkpoint (the batch's last record; its events have
@@ -122,7 +125,10 @@ impl Spool {
                 .and_then(|()| f.sync_data().map_err(|e| (true, e))),
             None => Err((false, io::Error::other("no open segment"))),
         };
-        w.buf = buf;
+        // Kept for the next batch unless a huge one grew it: that memory goes back at once.
+        if buf.capacity() <= KEEP_BUFFER {
+            w.buf = buf;
+        }
         if let Err((sync, e)) = result {
             return Err(self.abandon_batch(&mut w, sync, e));
         }

@@ -248,10 +248,17 @@ impl Shared {
     }
 
     /// Appends the events with a checkpoint (the offsets, for `spool status` and humans) as one
-    /// synced batch, waiting while the spool is full. `Ok(false)`: cancelled before appending.
-    fn spool(&self, events: &[Event], next: &BTreeMap<i32, i64>) -> Result<bool, SourceError> {
+    /// synced batch, waiting while the spool is full; `None`: cancelled before appending, else
+    /// how many events were rejected. A batch the spool cannot take at once goes in parts (each
+    /// with the same checkpoint: the offsets are committed only after the last), and an event
+    /// that can never fit in the spool is rejected alone, so one record never stops the source.
+    fn spool(
+        &self,
+        events: &[Event],
+        next: &BTreeMap<i32, i64>,
+    ) -> Result<Option<u64>, SourceError> {
         if events.is_empty() {
-            return Ok(true);
+            return Ok(Some(0));
         }
         let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(events.len());
         for ev in events {
@@ -260,21 +267,53 @@ impl Shared {
             payloads.push(buf);
         }
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let ends: Vec<usize> = refs
+            .iter()
+            .scan(0, |end, r| {
+                *end += r.len();
+                Some(*end)
+            })
+            .collect();
         let checkpoint =
             serde_json::json!({ "version": 1, "topic": self.topic, "next_offsets": next })
                 .to_string();
         let mut waited = false;
+        let (mut done, mut take, mut rejected) = (0, refs.len(), 0);
         loop {
+            let part = &refs[done..done + take];
             match self
                 .ctx
                 .spool
-                .append_batch(&self.name, &refs, checkpoint.as_bytes())
+                .append_batch(&self.name, part, checkpoint.as_bytes())
             {
                 Ok(_) => {
+                    done += take;
+                    if done < refs.len() {
+                        take = refs.len() - done;
+                        continue;
+                    }
                     if waited {
                         tracing::info!(message = "Spool has room again; source resumed.", source = %self.name);
                     }
-                    return Ok(true);
+                    return Ok(Some(rejected));
+                }
+                Err(SpoolError::BatchTooLarge { max, .. }) if take > 1 => {
+                    take = crate::sources::quarter(&ends, done, take, max);
+                }
+                Err(SpoolError::Full { max, .. })
+                    if take > 1 && crate::sources::part_bytes(&ends, done, take) > max / 4 =>
+                {
+                    take = crate::sources::quarter(&ends, done, take, max);
+                }
+                Err(SpoolError::BatchTooLarge { .. }) => {
+                    tracing::warn!(message = "Record rejected: it can never fit in the spool ([spool] max_bytes).", source = %self.name, event = %events[done].id, bytes = part[0].len());
+                    self.ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    rejected += 1;
+                    done += 1;
+                    take = refs.len() - done;
+                    if take == 0 {
+                        return Ok(Some(rejected));
+                    }
                 }
                 Err(SpoolError::Full {
                     disk_full, free, ..
@@ -289,13 +328,16 @@ impl Shared {
                         waited = true;
                     }
                     // This is the source's own blocking thread: wait on the runtime for room or
-                    // for the cancellation, whichever comes first.
+                    // for the cancellation, whichever comes first. The timer is made inside the
+                    // runtime (made on this thread, outside it, it panicked).
                     let cancel = self.ctx.cancel.clone();
-                    let wait = tokio::time::timeout(Duration::from_millis(200), async move {
-                        cancel.cancelled().await
+                    let cancelled = self.runtime.block_on(async move {
+                        tokio::time::timeout(Duration::from_millis(200), cancel.cancelled())
+                            .await
+                            .is_ok()
                     });
-                    if self.runtime.block_on(wait).is_ok() {
-                        return Ok(false);
+                    if cancelled {
+                        return Ok(None);
                     }
                 }
                 Err(error) => {
@@ -311,7 +353,8 @@ impl Shared {
 
 /// A batch being made durable on its own thread while the consumer goes on polling.
 struct InFlight {
-    handle: std::thread::JoinHandle<Result<bool, SourceError>>,
+    /// `None`: cancelled before the batch was appended; else how many events were rejected.
+    handle: std::thread::JoinHandle<Result<Option<u64>, SourceError>>,
     next_offsets: BTreeMap<i32, i64>,
     records: BTreeMap<i32, u64>,
     events: u64,
@@ -365,11 +408,13 @@ fn finish_flush(shared: &Shared, consumer: &BaseConsumer<Context>) -> Result<(),
         .handle
         .join()
         .unwrap_or_else(|_| Err(shared.config_error("the spool writer thread panicked".into())))?;
-    if !durable {
+    let Some(rejected) = durable else {
         return Ok(());
-    }
+    };
     let stats = &shared.ctx.stats;
-    stats.spooled.fetch_add(job.events, Ordering::Relaxed);
+    stats
+        .spooled
+        .fetch_add(job.events.saturating_sub(rejected), Ordering::Relaxed);
     for (p, n) in &job.records {
         stats.partitions.add_consumed(*p, *n);
     }
@@ -533,5 +578,88 @@ fn log_error(source: &str, error: &rdkafka::error::KafkaError, last: &mut Option
     if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
         tracing::warn!(message = "Kafka consumer error; retrying.", source, %error);
         *last = Some(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventKind;
+    use crate::sources::SourceStats;
+    use crate::spool::{Spool, SpoolOptions};
+
+    fn event(id: &str, bytes: usize) -> Event {
+        Event::from_json(
+            EventKind::EventHubsActivity,
+            "eh",
+            &serde_json::json!({"id": id, "pad": "p".repeat(bytes)}),
+        )
+    }
+
+    /// A batch larger than the spool goes in parts, waiting while the spool is full; a record
+    /// that can never fit is rejected alone and counted (before: the spool's refusal stopped
+    /// the source, and the process; and waiting on a full spool panicked, the timer being made
+    /// outside the runtime).
+    #[test]
+    fn a_batch_larger_than_the_spool_goes_in_parts_and_one_record_never_stops_it() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SpoolOptions {
+            max_bytes: 4 << 20,
+            ..SpoolOptions::default()
+        };
+        let spool = Arc::new(Spool::open(&dir.path().join("spool"), opts).unwrap());
+        let shared = Shared {
+            name: "eh".into(),
+            topic: "t".into(),
+            ctx: SourceContext {
+                spool: spool.clone(),
+                cancel: tokio_util::sync::CancellationToken::new(),
+                stats: Arc::new(SourceStats::default()),
+            },
+            runtime: runtime.handle().clone(),
+            dead_letter: dir.path().join("dead.ndjson"),
+            batch: Mutex::default(),
+            in_flight: Mutex::default(),
+            pending: Mutex::default(),
+            rebalancing: AtomicBool::new(false),
+            failure: Mutex::default(),
+        };
+        let mut events: Vec<Event> = (0..20)
+            .map(|i| event(&format!("e{i}"), 300 << 10))
+            .collect();
+        events.insert(7, event("too-big", 5 << 20));
+        let mut from = spool.open_cursor("d").unwrap();
+        let rejected = std::thread::scope(|s| {
+            let writer = s.spawn(|| shared.spool(&events, &BTreeMap::from([(0, 21)])));
+            let mut ids = Vec::new();
+            // Reading starts once the writer has found the spool full.
+            while shared.ctx.stats.paused.load(Ordering::Relaxed) == 0 && !writer.is_finished() {
+                runtime.block_on(async { tokio::time::sleep(Duration::from_millis(5)).await });
+            }
+            while !writer.is_finished() || from < spool.next_seq() {
+                let mut recs = Vec::new();
+                let next = spool.read(from, 1_000, 64 << 20, &mut recs).unwrap();
+                ids.extend(recs.iter().map(|r| Event::decode(&r.payload).unwrap().id));
+                if next > from {
+                    spool.ack("d", next).unwrap();
+                    spool.flush_cursors().unwrap();
+                    from = next;
+                }
+                runtime.block_on(async { tokio::time::sleep(Duration::from_millis(5)).await });
+            }
+            let want: Vec<String> = (0..20).map(|i| format!("e{i}")).collect();
+            assert_eq!(ids, want);
+            writer.join().unwrap().unwrap()
+        });
+        assert_eq!(rejected, Some(1));
+        assert_eq!(shared.ctx.stats.rejected.load(Ordering::Relaxed), 1);
+        assert!(
+            shared.ctx.stats.paused.load(Ordering::Relaxed) >= 1,
+            "the spool was never full: the wait was not exercised"
+        );
     }
 }

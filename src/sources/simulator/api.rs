@@ -203,9 +203,16 @@ pub(super) async fn serve(
         st.malformed_left = st.malformed_left.saturating_sub(1);
         left
     };
+    let bomb = offset > 0 && !malformed && {
+        let mut st = shared.lock();
+        let left = st.gzip_bombs_left > 0;
+        st.gzip_bombs_left = st.gzip_bombs_left.saturating_sub(1);
+        left
+    };
     if faults.broken_records_every.is_some() {
         mark_broken(&mut page, faults);
     }
+    faults.bloat(&mut page);
     let body = match service {
         Service::Graph => {
             let mut b = json!({
@@ -235,7 +242,14 @@ pub(super) async fn serve(
         // A body cut off mid-transfer: valid status and headers, invalid JSON.
         text.truncate(text.len() / 2);
     }
-    let mut r = json_answer(text);
+    let mut r = if bomb {
+        let mut r = json_answer(gzip_bomb(&text, faults.gzip_bomb_bytes));
+        r.headers_mut()
+            .insert("content-encoding", HeaderValue::from_static("gzip"));
+        r
+    } else {
+        json_answer(text)
+    };
     if let Ok(v) = HeaderValue::from_str(&rid) {
         let h = r.headers_mut();
         if service == Service::Graph {
@@ -251,6 +265,53 @@ pub(super) async fn serve(
         }
     }
     r
+}
+
+/// A gzip body inflating to `inflated` bytes (at least the page): `page` with whitespace
+/// before its closing brace, so it is still the same valid JSON page. Whitespace compresses
+/// about 1000:1, and a megabyte of it is compressed once and repeated (every deflate block
+/// ends on a byte boundary after a sync flush and refers back only to whitespace), so a 4 GiB
+/// bomb takes a few MB and no time to make.
+fn gzip_bomb(page: &[u8], inflated: u64) -> Vec<u8> {
+    use std::io::Write as _;
+    const CHUNK: usize = 1 << 20;
+    let Some((_, head)) = page.split_last() else {
+        return Vec::new();
+    };
+    let padding = inflated.saturating_sub(page.len() as u64);
+    let (chunks, rest) = (padding / CHUNK as u64, (padding % CHUNK as u64) as usize);
+    let spaces = vec![b' '; CHUNK];
+    let mut deflate = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut crc = flate2::Crc::new();
+    let mut chunk_crc = flate2::Crc::new();
+    chunk_crc.update(&spaces);
+    // In memory: writing and flushing a Vec cannot fail.
+    let _ = deflate.write_all(head).and_then(|()| deflate.flush());
+    crc.update(head);
+    let head_end = deflate.get_ref().len();
+    let _ = deflate.write_all(&spaces).and_then(|()| deflate.flush());
+    let chunk_end = deflate.get_ref().len();
+    let _ = deflate.write_all(&spaces[..rest]);
+    let _ = deflate.write_all(b"}");
+    let stream = deflate.finish().unwrap_or_default();
+    let (first, tail) = stream.split_at(head_end);
+    let (chunk, last) = tail.split_at(chunk_end - head_end);
+    let mut out = Vec::with_capacity(first.len() + chunk.len() * chunks as usize + last.len() + 18);
+    // Header: magic, deflate, no flags, no time, best compression, unknown OS.
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 255]);
+    out.extend_from_slice(first);
+    for _ in 0..chunks {
+        out.extend_from_slice(chunk);
+        crc.combine(&chunk_crc);
+    }
+    out.extend_from_slice(last);
+    crc.update(&spaces[..rest]);
+    crc.update(b"}");
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE: the inflated length modulo 2^32.
+    let total = page.len() as u64 + padding;
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    out
 }
 
 /// A string member given to the records [`Faults::breaks`] picks; the serialised page then has
@@ -589,6 +650,23 @@ mod tests {
             "activityDateTime ge 2026-11-01T10:00:00Z"
         )
         .is_none());
+    }
+
+    #[test]
+    fn a_gzip_bomb_inflates_to_the_same_page_padded_and_checks_out() {
+        use std::io::Read as _;
+        let page = br#"{"value":[{"id":"a   b"}],"nextLink":"http://x/?a=1"}"#;
+        let inflated = (3 << 20) + 123;
+        let bomb = gzip_bomb(page, inflated);
+        assert!(bomb.len() < 16 << 10, "{} bytes on the wire", bomb.len());
+        let mut text = Vec::new();
+        // The decoder checks the trailer's CRC-32 and length.
+        flate2::read::GzDecoder::new(&bomb[..])
+            .read_to_end(&mut text)
+            .unwrap();
+        assert_eq!(text.len() as u64, inflated);
+        let v: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(v, serde_json::from_slice::<Value>(page).unwrap());
     }
 
     #[test]

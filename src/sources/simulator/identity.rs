@@ -190,12 +190,13 @@ pub(super) fn imds(shared: &Shared, method: &Method, uri: &Uri, headers: &Header
         );
     }
     let (token, lifetime) = issue_token(shared, audience);
+    let lifetime = shared.cfg.faults.token_expires_in.unwrap_or(lifetime);
     let now = now_ms() / 1000;
     axum::Json(json!({
         "access_token": token,
         "client_id": if client.is_empty() { "5c8d2e1f-0a9b-4c7d-8e6f-3a2b1c0d9e8f" } else { client },
         "expires_in": lifetime.to_string(),
-        "expires_on": (now + lifetime as i64).to_string(),
+        "expires_on": now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX)).to_string(),
         "ext_expires_in": lifetime.to_string(),
         "not_before": now.to_string(),
         "resource": resource,

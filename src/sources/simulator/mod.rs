@@ -2,7 +2,8 @@
 //! log and Defender for Cloud alerts, Graph `alerts_v2`, directory audits and sign-ins, and the
 //! Office 365 Management Activity API, one port per host. Seeded data; faults (429 / 403 AF429,
 //! 503, token expiry, late events and blobs, duplicates, malformed and slow pages and blobs,
-//! alerts changing status); a request log.
+//! alerts changing status, and hostile answers: oversized records, gzip bombs, absurd
+//! `Retry-After` and `expires_in`); a request log.
 
 mod api;
 pub mod data;
@@ -51,6 +52,21 @@ pub struct Faults {
     /// with a string holding a lone surrogate escape (`"\ud800"`): well-formed JSON text that
     /// no JSON parser may accept, as from an upstream bug. Only that record is unreadable.
     pub broken_records_every: Option<u32>,
+    /// ARM and Graph list records and Office 365 audit records for which [`Faults::bloats`]
+    /// holds are served, every time, with a string member `padding` of `bloated_record_bytes`
+    /// bytes: one record too big for any client in an otherwise normal page (or, every 1, pages
+    /// of big records).
+    pub bloated_records_every: Option<u32>,
+    pub bloated_record_bytes: usize,
+    /// The first this-many continuation pages of ARM and Graph lists are served once as a gzip
+    /// body (`Content-Encoding: gzip`) that inflates to `gzip_bomb_bytes`: the page itself,
+    /// padded with whitespace before its closing brace (a decompression bomb; a few MB on the
+    /// wire for GBs inflated).
+    pub gzip_bombs: u32,
+    pub gzip_bomb_bytes: u64,
+    /// Token answers (Entra and IMDS) state this `expires_in`, in seconds, instead of the
+    /// token's real lifetime (`token_lifetime`, after which the APIs refuse it).
+    pub token_expires_in: Option<u64>,
 }
 
 impl Faults {
@@ -58,6 +74,32 @@ impl Faults {
     pub fn breaks(&self, id: &str) -> bool {
         self.broken_records_every
             .is_some_and(|n| crc32c::crc32c(id.as_bytes()) % n.max(1) == 0)
+    }
+
+    /// Whether the record with this id is served padded (`bloated_records_every`); picked
+    /// independently of [`Faults::breaks`].
+    pub fn bloats(&self, id: &str) -> bool {
+        self.bloated_records_every
+            .is_some_and(|n| crc32c::crc32c_append(0x5eed, id.as_bytes()) % n.max(1) == 0)
+    }
+
+    /// Pads the records of `page` that [`Faults::bloats`] picks (by `eventDataId`, `id` or `Id`).
+    pub(crate) fn bloat(&self, page: &mut [serde_json::Value]) {
+        if self.bloated_records_every.is_none() {
+            return;
+        }
+        for record in page {
+            let id = ["eventDataId", "id", "Id"]
+                .iter()
+                .find_map(|k| record.get(*k).and_then(serde_json::Value::as_str))
+                .map(str::to_owned);
+            if let (Some(id), Some(obj)) = (id, record.as_object_mut()) {
+                if self.bloats(&id) {
+                    let padding = "x".repeat(self.bloated_record_bytes);
+                    obj.insert("padding".into(), serde_json::Value::from(padding));
+                }
+            }
+        }
     }
 }
 
@@ -175,6 +217,7 @@ struct Mutable {
     blocked_until_ms: HashMap<Service, i64>,
     malformed_left: u32,
     malformed_blobs_left: u32,
+    gzip_bombs_left: u32,
     /// Office 365 content types whose subscription was started.
     started: std::collections::HashSet<String>,
     log: Vec<RequestRecord>,
@@ -264,6 +307,7 @@ impl Simulator {
             state: Mutex::new(Mutable {
                 malformed_left: cfg.faults.malformed_pages,
                 malformed_blobs_left: cfg.faults.malformed_blobs,
+                gzip_bombs_left: cfg.faults.gzip_bombs,
                 ..Mutable::default()
             }),
             cfg,
@@ -333,6 +377,11 @@ impl Simulator {
     /// Continuation pages served as truncated JSON so far.
     pub fn malformed_pages_served(&self) -> u32 {
         self.shared.cfg.faults.malformed_pages - self.shared.lock().malformed_left
+    }
+
+    /// Continuation pages served as gzip bombs so far.
+    pub fn gzip_bombs_served(&self) -> u32 {
+        self.shared.cfg.faults.gzip_bombs - self.shared.lock().gzip_bombs_left
     }
 
     /// Office 365 content blobs served as truncated JSON so far.
@@ -506,8 +555,9 @@ async fn handle(
         .and_then(|v| v.parse().ok());
     let mut st = shared.lock();
     if let Some(secs) = retry_after_secs {
+        let wait_ms = i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);
         st.blocked_until_ms
-            .insert(service, now_ms() + secs as i64 * 1000);
+            .insert(service, now_ms().saturating_add(wait_ms));
     }
     st.log.push(RequestRecord {
         service,
@@ -625,6 +675,7 @@ fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> R
         );
     };
     let (token, lifetime) = issue_token(shared, audience);
+    let lifetime = cfg.faults.token_expires_in.unwrap_or(lifetime);
     axum::Json(json!({
         "token_type": "Bearer",
         "expires_in": lifetime,

@@ -247,7 +247,14 @@ fn blob(shared: &Shared, content_id: &str, rid: &str) -> Response {
             rid,
         );
     };
-    let mut text = serde_json::to_vec(&b.records).unwrap_or_default();
+    let faults = &shared.cfg.faults;
+    let mut text = if faults.bloated_records_every.is_some() {
+        let mut records = b.records.clone();
+        faults.bloat(&mut records);
+        serde_json::to_vec(&records).unwrap_or_default()
+    } else {
+        serde_json::to_vec(&b.records).unwrap_or_default()
+    };
     let malformed = {
         let mut st = shared.lock();
         let left = st.malformed_blobs_left > 0;
