@@ -40,6 +40,7 @@ fn faulty(per_scope: usize) -> SimConfig {
         slow_page: Some(Duration::from_millis(30)),
         malformed_blobs: 2,
         broken_records_every: None,
+        ..Faults::default()
     };
     cfg
 }

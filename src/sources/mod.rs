@@ -65,6 +65,9 @@ pub struct SourceStats {
     pub api_malformed: AtomicU64,
     /// Token requests Entra ID refused or that did not reach it.
     pub token_errors: AtomicU64,
+    /// Continuation links, content URIs and redirects outside the API's scheme, host and port,
+    /// refused (never followed, so the token is not sent).
+    pub links_refused: AtomicU64,
     /// When the source last read everything; what `/healthz` judges it by.
     pub freshness: freshness::Freshness,
     /// Streaming sources (`eventhubs`): counters per partition.

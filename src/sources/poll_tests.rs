@@ -37,6 +37,7 @@ fn faulty_sim_config() -> SimConfig {
         slow_page: None,
         malformed_blobs: 0,
         broken_records_every: None,
+        ..Faults::default()
     };
     cfg
 }

@@ -195,7 +195,7 @@ pub(super) async fn serve(
                 &skip_token(shared.cfg.seed, asof, offset + top),
             );
         }
-        url.to_string()
+        super::hostile::link(shared, url.to_string())
     });
     let malformed = offset > 0 && {
         let mut st = shared.lock();
