@@ -19,6 +19,8 @@ pub mod graph_alerts;
 pub mod http;
 pub mod imds;
 pub mod limits;
+#[cfg(test)]
+mod links_tests;
 pub mod listing;
 pub mod o365_management;
 pub mod paging;

@@ -99,6 +99,9 @@ pub(super) async fn serve(
         );
         return r;
     }
+    if let Some(r) = super::hostile::api_redirect(shared, uri) {
+        return r;
+    }
     if faults.throttle_every.is_some_and(|k| k > 0 && n % k == 0) {
         if service == Service::Office {
             // Office 365 throttles with 403 AF429; every other time without a Retry-After.

@@ -1,7 +1,8 @@
 //! The simulator's hostile modes: continuation links and content URIs that leave the API (to a
-//! foreign loopback listener, or downgraded to `http://`), token requests redirected with a 307,
-//! and the listeners that record what reaches them: the foreign one, and each HTTPS API port
-//! for requests sent to it in clear text (answered 400, as a web server does).
+//! foreign loopback listener, or downgraded to `http://`), API answers and token requests
+//! redirected there with a 307, and the listeners that record what reaches them: the foreign
+//! one, and each HTTPS API port for requests sent to it in clear text (answered 400, as a web
+//! server does).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ pub enum HostileLinks {
     /// The API's own host and port with `http://`: with [`SimTls`], a downgrade to clear text
     /// (without it the links are unchanged).
     Downgrade,
+    /// Links are left alone, but every API request (ARM, Graph, Office 365) is answered with a
+    /// 307 to the foreign listener, as by a compromised front end.
+    Redirect,
 }
 
 /// A certificate chain (DER, leaf first) and its PKCS#8 key (DER) the simulated APIs serve
@@ -81,8 +85,9 @@ fn record(shared: &Shared, stray: StrayRequest) {
 
 /// `link` as the hostile mode in force rewrites it (unchanged when none is).
 pub(super) fn link(shared: &Shared, link: String) -> String {
-    let Some(mode) = shared.lock().hostile_links else {
-        return link;
+    let mode = match shared.lock().hostile_links {
+        Some(m @ (HostileLinks::Foreign | HostileLinks::Downgrade)) => m,
+        _ => return link,
     };
     let Ok(mut url) = reqwest::Url::parse(&link) else {
         return link;
@@ -96,12 +101,15 @@ pub(super) fn link(shared: &Shared, link: String) -> String {
     url.to_string()
 }
 
-/// The 307 a redirected token request gets (to the foreign listener, same path and query), if
-/// token requests are being redirected.
-pub(super) fn token_redirect(shared: &Shared, uri: &Uri) -> Option<Response> {
-    if !shared.lock().redirect_tokens {
+/// The 307 an API request gets in [`HostileLinks::Redirect`] mode.
+pub(super) fn api_redirect(shared: &Shared, uri: &Uri) -> Option<Response> {
+    if shared.lock().hostile_links != Some(HostileLinks::Redirect) {
         return None;
     }
+    Some(redirect_to_foreign(shared, uri))
+}
+
+fn redirect_to_foreign(shared: &Shared, uri: &Uri) -> Response {
     let target = format!(
         "http://{}{}",
         shared.foreign,
@@ -111,7 +119,16 @@ pub(super) fn token_redirect(shared: &Shared, uri: &Uri) -> Option<Response> {
     if let Ok(v) = HeaderValue::from_str(&target) {
         r.headers_mut().insert("location", v);
     }
-    Some(r)
+    r
+}
+
+/// The 307 a redirected token request gets (to the foreign listener, same path and query), if
+/// token requests are being redirected.
+pub(super) fn token_redirect(shared: &Shared, uri: &Uri) -> Option<Response> {
+    if !shared.lock().redirect_tokens {
+        return None;
+    }
+    Some(redirect_to_foreign(shared, uri))
 }
 
 /// The foreign listener: records each request and answers as an attacker's server would, with
