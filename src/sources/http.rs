@@ -128,7 +128,9 @@ pub enum FetchError {
     Failed { url: String, message: String },
     /// A continuation link, content URI or redirect outside the API: not followed, so the
     /// token is not sent. Names the link's origin, never the token.
-    #[error("{what} to {link} refused ({why}); the token goes only to {api}, the API it was issued for")]
+    #[error(
+        "{what} to {link} refused ({why}); the token goes only to {api}, the API it was issued for"
+    )]
     Refused {
         what: &'static str,
         link: String,
@@ -155,17 +157,19 @@ fn outside(api: &url::Origin, link: &str) -> Option<(String, &'static str)> {
         return None;
     }
     let why = match (api, &theirs) {
-        (url::Origin::Tuple(s1, h1, _), url::Origin::Tuple(s2, h2, _))
-            if s1 == "https" && s2 == "http" && h1 == h2 =>
+        // Same port, or the default ones (https://host → http://host).
+        (url::Origin::Tuple(s1, h1, p1), url::Origin::Tuple(s2, h2, p2))
+            if s1 == "https"
+                && s2 == "http"
+                && h1 == h2
+                && (p1 == p2 || (*p1, *p2) == (443, 80)) =>
         {
             "a downgrade to http://, which would carry the token in clear text"
         }
         (url::Origin::Tuple(_, h1, p1), url::Origin::Tuple(_, h2, p2)) if h1 == h2 && p1 == p2 => {
             "another scheme"
         }
-        (url::Origin::Tuple(_, h1, _), url::Origin::Tuple(_, h2, _)) if h1 == h2 => {
-            "another port"
-        }
+        (url::Origin::Tuple(_, h1, _), url::Origin::Tuple(_, h2, _)) if h1 == h2 => "another port",
         _ => "another host",
     };
     let shown = match &theirs {
@@ -522,8 +526,8 @@ impl ApiClient {
                             // Never followed (the client has no redirect policy): elsewhere it
                             // would take the token along; within the API no endpoint redirects.
                             let to = redirect_target(&headers, url);
-                            let inside = reqwest::Url::parse(&to)
-                                .is_ok_and(|u| u.origin() == self.origin);
+                            let inside =
+                                reqwest::Url::parse(&to).is_ok_and(|u| u.origin() == self.origin);
                             if !inside {
                                 let why = "a redirect answer pointed there";
                                 return Err(self.refuse("redirect", to, why));
@@ -639,6 +643,76 @@ mod tests {
         let denied = br#"{"error":{"code":"AF10001","message":"The permission set () sent in the request does not include the expected permission."}}"#;
         assert!(!is_af429(StatusCode::FORBIDDEN, denied));
         assert!(!is_af429(StatusCode::FORBIDDEN, b"AF429 but not JSON"));
+    }
+
+    #[test]
+    fn only_the_apis_own_scheme_host_and_port_is_inside() {
+        let arm = origin("https://management.azure.com");
+        for same in [
+            "https://management.azure.com/subscriptions/s?$skiptoken=x",
+            "https://management.azure.com:443/subscriptions/s",
+            "https://MANAGEMENT.azure.com/x",
+            "https://user@management.azure.com/x",
+        ] {
+            assert_eq!(outside(&arm, same), None, "{same}");
+        }
+        let why = |link: &str| outside(&arm, link).unwrap();
+        assert_eq!(
+            why("https://evil.example/subscriptions/s"),
+            ("https://evil.example".into(), "another host")
+        );
+        assert_eq!(
+            why("https://management.azure.com.evil.example/x").0,
+            "https://management.azure.com.evil.example"
+        );
+        assert_eq!(
+            why("https://management.azure.com:8443/x"),
+            ("https://management.azure.com:8443".into(), "another port")
+        );
+        for downgrade in [
+            "http://management.azure.com/x",
+            "http://management.azure.com:443/x",
+        ] {
+            let (link, reason) = why(downgrade);
+            assert!(link.starts_with("http://management.azure.com"), "{link}");
+            assert!(reason.starts_with("a downgrade to http://"), "{reason}");
+        }
+        assert_eq!(why("http://management.azure.com:8080/x").1, "another port");
+        assert_eq!(why("/subscriptions/s").1, "not a URL");
+        assert_eq!(why("data:text/plain,x").0, "a data: URL");
+        // Loopback endpoints (tests): the port is part of the origin.
+        let sim = origin("http://127.0.0.1:4000");
+        assert_eq!(outside(&sim, "http://127.0.0.1:4000/a?b"), None);
+        assert_eq!(
+            outside(&sim, "http://127.0.0.1:4001/a").unwrap().1,
+            "another port"
+        );
+        assert_eq!(
+            outside(&sim, "http://localhost:4000/a").unwrap().1,
+            "another host"
+        );
+        // An unusable endpoint lets nothing through.
+        assert!(outside(&origin("not a url"), "https://management.azure.com/").is_some());
+    }
+
+    #[test]
+    fn a_redirect_is_named_by_its_targets_origin() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("location", "https://evil.example:8443/a?b".parse().unwrap());
+        assert_eq!(
+            redirect_target(&h, "https://graph.microsoft.com/v1.0/x"),
+            "https://evil.example:8443"
+        );
+        h.insert("location", "/v1.0/y".parse().unwrap());
+        assert_eq!(
+            redirect_target(&h, "https://graph.microsoft.com/v1.0/x"),
+            "https://graph.microsoft.com"
+        );
+        h.remove("location");
+        assert_eq!(
+            redirect_target(&h, "https://graph.microsoft.com/"),
+            "an unreadable Location"
+        );
     }
 
     #[test]

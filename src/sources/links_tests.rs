@@ -82,8 +82,9 @@ async fn lists(sim: &Simulator, http: reqwest::Client) -> Lists {
         sim.endpoint(Service::Office)
     );
     let office = client(sim, Service::Office, http.clone());
-    let start =
-        format!("{feed}/subscriptions/start?contentType=Audit.General&PublisherIdentifier={tenant}");
+    let start = format!(
+        "{feed}/subscriptions/start?contentType=Audit.General&PublisherIdentifier={tenant}"
+    );
     office
         .request::<serde_json::Value>(reqwest::Method::POST, &start, &CancellationToken::new())
         .await
@@ -162,7 +163,10 @@ async fn links_to_another_host_or_port_are_refused_counted_and_nothing_reaches_i
         );
     }
     let strays = sim.strays();
-    assert!(strays.is_empty(), "reached the foreign listener: {strays:#?}");
+    assert!(
+        strays.is_empty(),
+        "reached the foreign listener: {strays:#?}"
+    );
 
     // The mode off: the same listings page on within the API.
     sim.set_hostile_links(None);
@@ -192,7 +196,10 @@ async fn an_api_answer_redirecting_elsewhere_is_not_followed() {
         assert_eq!(client.stats.links_refused.load(Ordering::Relaxed), 1);
     }
     let strays = sim.strays();
-    assert!(strays.is_empty(), "reached the foreign listener: {strays:#?}");
+    assert!(
+        strays.is_empty(),
+        "reached the foreign listener: {strays:#?}"
+    );
     let redirects = sim.requests().iter().filter(|r| r.status == 307).count();
     assert_eq!(redirects, 3, "each answer was one 307, not retried");
 }
@@ -236,7 +243,9 @@ async fn a_downgrade_to_http_is_refused_and_no_token_crosses_in_clear_text() {
     let mut cfg = config();
     cfg.tls = Some(sim_tls);
     let sim = Simulator::start(cfg).await.unwrap();
-    assert!(sim.endpoint(Service::Graph).starts_with("https://127.0.0.1:"));
+    assert!(sim
+        .endpoint(Service::Graph)
+        .starts_with("https://127.0.0.1:"));
     let lists = lists(&sim, http).await;
     sim.set_hostile_links(Some(HostileLinks::Downgrade));
     let cancel = CancellationToken::new();
@@ -270,9 +279,15 @@ async fn redirected_token(sim: &Simulator, creds: &Credentials, login: &str) -> 
         .unwrap_err()
         .to_string();
     let foreign = format!("http://{}", sim.foreign_address());
-    assert!(error.contains(&format!("redirect to {foreign} not followed")), "{error}");
+    assert!(
+        error.contains(&format!("redirect to {foreign} not followed")),
+        "{error}"
+    );
     let strays = sim.strays();
-    assert!(strays.is_empty(), "reached the foreign listener: {strays:#?}");
+    assert!(
+        strays.is_empty(),
+        "reached the foreign listener: {strays:#?}"
+    );
     // The same request succeeds once the endpoint stops redirecting.
     sim.set_redirect_token_requests(false);
     TokenCache::default()

@@ -146,7 +146,10 @@ pub(super) async fn foreign(
         StrayRequest {
             at: Stray::Foreign,
             method: method.to_string(),
-            path_and_query: uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+            path_and_query: uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
             authorization: headers
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
@@ -155,8 +158,10 @@ pub(super) async fn foreign(
         },
     );
     if method == Method::POST && uri.path().ends_with("/token") {
-        return axum::Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "foreign.token"}))
-            .into_response();
+        return axum::Json(
+            json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "foreign.token"}),
+        )
+        .into_response();
     }
     if uri.path().contains("/activity/feed/") {
         return axum::Json(json!([])).into_response();
@@ -188,7 +193,8 @@ pub(super) fn acceptor(tls: &SimTls) -> std::io::Result<tokio_rustls::TlsAccepto
 /// An HTTPS API port: TLS connections are handed to the server; a connection that speaks
 /// plain HTTP is recorded as a [`Stray::Cleartext`] and answered 400.
 pub(super) struct TlsPort {
-    connections: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
+    connections:
+        tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
 }
 

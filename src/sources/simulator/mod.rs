@@ -339,10 +339,7 @@ impl Simulator {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await;
         });
-        Ok(Simulator {
-            shared,
-            cancel,
-        })
+        Ok(Simulator { shared, cancel })
     }
 
     /// `http://127.0.0.1:PORT` of a service (`https://` with [`SimTls`], but for IMDS).
