@@ -580,7 +580,7 @@ pub fn render(
         src.iter().map(|(n, s)| (n.as_str(), load(&s.paused))),
     );
 
-    let api: [(&str, &str, SourceCounter); 6] = [
+    let api: [(&str, &str, SourceCounter); 7] = [
         (
             "siemcast_source_events_polled_total",
             "Records a source read: API records before dedupe, file items.",
@@ -610,6 +610,11 @@ pub fn render(
             "siemcast_source_token_errors_total",
             "Token requests Entra ID refused or that did not reach it.",
             |s| &s.token_errors,
+        ),
+        (
+            "siemcast_source_links_refused_total",
+            "Continuation links, content URIs and redirects to another scheme, host or port than the API's, refused (the token is not sent).",
+            |s| &s.links_refused,
         ),
     ];
     for (name, help, field) in api {

@@ -1,6 +1,7 @@
 //! Entra ID app-only tokens: the client-credentials grant with a client secret against the
 //! v2.0 token endpoint of the configured cloud. One token per (authority, client, scope), shared
-//! by every source, refreshed before it expires and once when an API answers 401.
+//! by every source, refreshed before it expires and once when an API answers 401. A redirect is
+//! never followed: the secret or assertion goes only to the configured login endpoint.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -364,6 +365,19 @@ async fn request_token(
             message: super::http::error_chain(&e),
         })?;
     let status = response.status();
+    if status.is_redirection() {
+        // The client follows no redirect: a 307 would post the form, secret included, again.
+        let to = super::http::redirect_target(response.headers(), &url);
+        return Err(AuthError::Rejected {
+            message: format!(
+                "HTTP {} redirect to {to} not followed: the client secret or assertion is posted only to the token endpoint of login_endpoint",
+                status.as_u16()
+            ),
+            url,
+            scope: scope.to_owned(),
+            hint: "check login_endpoint, and any proxy or gateway between siemcast and Entra ID",
+        });
+    }
     let body: serde_json::Value =
         match super::http::read_body(response, super::http::MAX_TOKEN_ANSWER_BYTES).await {
             Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),

@@ -39,6 +39,7 @@ async fn list_activity(sim: &Simulator, creds: Credentials) -> Result<(), String
         login: sim.endpoint(Service::Login),
         creds,
         scope: format!("{management}/.default"),
+        origin: http::origin(&management),
         headers: &[],
         retry: Retry {
             max_attempts: 2,

@@ -32,6 +32,7 @@ fn client(sim: &Simulator, max_answer_bytes: u64) -> ApiClient {
             method: AuthMethod::Secret(Secret::new(sim.config().client_secret.clone())),
         },
         scope: format!("{}/.default", sim.endpoint(Service::Management)),
+        origin: http::origin(&sim.endpoint(Service::Management)),
         headers: &[],
         retry: Retry::default(),
         source: "hostile".into(),

@@ -1,8 +1,9 @@
-//! HTTP for the pollers: one reqwest client (rustls with the ring provider, gzip, timeouts) and a
-//! GET that adds the bearer token, refreshes it once on 401, holds every request to a host back
-//! until its `Retry-After` passed (at most [`MAX_RETRY_AFTER`]), keeps within its API family's
-//! rate limit, and backs off exponentially with jitter on other failures. Answers are read in
-//! chunks against a limit on their inflated size, so a gzip bomb costs at most that much memory.
+//! HTTP for the pollers: one reqwest client (rustls with the ring provider, gzip, timeouts, no
+//! redirects followed) and a GET that adds the bearer token only for its API's own scheme, host
+//! and port (a link elsewhere is refused), refreshes it once on 401, holds every request to a
+//! host back until its `Retry-After` passed (at most [`MAX_RETRY_AFTER`]), keeps within its API
+//! family's rate limit, and backs off exponentially with jitter on other failures. Answers are
+//! read in chunks against a limit on their inflated size, so a gzip bomb costs at most that.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +26,11 @@ pub fn client() -> reqwest::Client {
     CLIENT.get_or_init(build_client).clone()
 }
 
+/// No redirect is followed: a token request would re-post the client secret or assertion to
+/// wherever a 307 points, and an API answer must not send a token elsewhere either.
 fn build_client() -> reqwest::Client {
     builder()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -181,6 +185,67 @@ pub enum FetchError {
     Auth(#[from] AuthError),
     #[error("request to {url} failed: {message}")]
     Failed { url: String, message: String },
+    /// A continuation link, content URI or redirect outside the API: not followed, so the
+    /// token is not sent. Names the link's origin, never the token.
+    #[error(
+        "{what} to {link} refused ({why}); the token goes only to {api}, the API it was issued for"
+    )]
+    Refused {
+        what: &'static str,
+        link: String,
+        why: &'static str,
+        api: String,
+    },
+}
+
+/// The scheme, host and port of `base` (an API's endpoint): where its token may be sent.
+pub fn origin(base: &str) -> url::Origin {
+    reqwest::Url::parse(base)
+        .map(|u| u.origin())
+        .unwrap_or_else(|_| url::Origin::new_opaque())
+}
+
+/// Why `link` is not on `api`'s origin, if it is not: `(the link's origin, why)`. A default
+/// port written out (`:443`) and the host's case make no difference.
+fn outside(api: &url::Origin, link: &str) -> Option<(String, &'static str)> {
+    let Ok(url) = reqwest::Url::parse(link) else {
+        return Some(("a text that is not an absolute URL".into(), "not a URL"));
+    };
+    let theirs = url.origin();
+    if theirs == *api {
+        return None;
+    }
+    let why = match (api, &theirs) {
+        // Same port, or the default ones (https://host → http://host).
+        (url::Origin::Tuple(s1, h1, p1), url::Origin::Tuple(s2, h2, p2))
+            if s1 == "https"
+                && s2 == "http"
+                && h1 == h2
+                && (p1 == p2 || (*p1, *p2) == (443, 80)) =>
+        {
+            "a downgrade to http://, which would carry the token in clear text"
+        }
+        (url::Origin::Tuple(_, h1, p1), url::Origin::Tuple(_, h2, p2)) if h1 == h2 && p1 == p2 => {
+            "another scheme"
+        }
+        (url::Origin::Tuple(_, h1, _), url::Origin::Tuple(_, h2, _)) if h1 == h2 => "another port",
+        _ => "another host",
+    };
+    let shown = match &theirs {
+        url::Origin::Tuple(..) => theirs.ascii_serialization(),
+        url::Origin::Opaque(_) => format!("a {}: URL", url.scheme()),
+    };
+    Some((shown, why))
+}
+
+/// Where a redirect answer points: the origin of its `Location` (resolved against `url`).
+pub fn redirect_target(headers: &reqwest::header::HeaderMap, url: &str) -> String {
+    headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| reqwest::Url::parse(url).ok()?.join(l).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|| "an unreadable Location".into())
 }
 
 /// A parsed JSON answer: a `Value` tree, or a [`Listing`](super::listing::Listing) that keeps
@@ -215,6 +280,10 @@ pub struct ApiClient {
     pub limit: Option<super::limits::Limit>,
     /// Answers larger than this (inflated) are refused: `[azure] max_answer_bytes`.
     pub max_answer_bytes: u64,
+    /// The scheme, host and port of the API the token is for (see [`origin`]): the only place
+    /// the token is sent. A URL elsewhere (a hostile or broken continuation link or content
+    /// URI) is refused and counted in `links_refused`.
+    pub origin: url::Origin,
 }
 
 fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
@@ -364,6 +433,25 @@ impl ApiClient {
         })
     }
 
+    /// Counts and logs a link or redirect that leaves the API, and the error to return.
+    fn refuse(&self, what: &'static str, link: String, why: &'static str) -> FetchError {
+        count(&self.stats.links_refused);
+        let api = self.origin.ascii_serialization();
+        tracing::error!(
+            message = "Link outside the API refused; the token goes only to the API's own scheme, host and port.",
+            source = %self.source,
+            link = %link,
+            reason = why,
+            api = %api
+        );
+        FetchError::Refused {
+            what,
+            link,
+            why,
+            api,
+        }
+    }
+
     async fn sleep(&self, d: Duration, cancel: &CancellationToken) -> Result<(), FetchError> {
         tokio::select! {
             _ = cancel.cancelled() => Err(FetchError::Cancelled),
@@ -428,6 +516,9 @@ impl ApiClient {
         url: &str,
         cancel: &CancellationToken,
     ) -> Result<Page<B>, FetchError> {
+        if let Some((link, why)) = outside(&self.origin, url) {
+            return Err(self.refuse("link", link, why));
+        }
         let mut token = self.token(None, cancel).await?;
         let mut refreshed = false;
         let mut retries = 0;
@@ -535,6 +626,26 @@ impl ApiClient {
                                 retry_after(&headers),
                             )
                         }
+                        (_, Ok(_)) if status.is_redirection() => {
+                            // Never followed (the client has no redirect policy): elsewhere it
+                            // would take the token along; within the API no endpoint redirects.
+                            let to = redirect_target(&headers, url);
+                            let inside =
+                                reqwest::Url::parse(&to).is_ok_and(|u| u.origin() == self.origin);
+                            if !inside {
+                                let why = "a redirect answer pointed there";
+                                return Err(self.refuse("redirect", to, why));
+                            }
+                            count(&self.stats.api_errors);
+                            return Err(FetchError::Failed {
+                                url: url.to_owned(),
+                                message: format!(
+                                    "HTTP {} redirect to {to} not followed (request id {}); the API's endpoints do not redirect: check the endpoint settings in [azure]",
+                                    status.as_u16(),
+                                    rid.as_deref().unwrap_or("-")
+                                ),
+                            });
+                        }
                         (_, Ok(body)) => {
                             count(&self.stats.api_errors);
                             let hint = match status {
@@ -636,6 +747,76 @@ mod tests {
         let denied = br#"{"error":{"code":"AF10001","message":"The permission set () sent in the request does not include the expected permission."}}"#;
         assert!(!is_af429(StatusCode::FORBIDDEN, denied));
         assert!(!is_af429(StatusCode::FORBIDDEN, b"AF429 but not JSON"));
+    }
+
+    #[test]
+    fn only_the_apis_own_scheme_host_and_port_is_inside() {
+        let arm = origin("https://management.azure.com");
+        for same in [
+            "https://management.azure.com/subscriptions/s?$skiptoken=x",
+            "https://management.azure.com:443/subscriptions/s",
+            "https://MANAGEMENT.azure.com/x",
+            "https://user@management.azure.com/x",
+        ] {
+            assert_eq!(outside(&arm, same), None, "{same}");
+        }
+        let why = |link: &str| outside(&arm, link).unwrap();
+        assert_eq!(
+            why("https://evil.example/subscriptions/s"),
+            ("https://evil.example".into(), "another host")
+        );
+        assert_eq!(
+            why("https://management.azure.com.evil.example/x").0,
+            "https://management.azure.com.evil.example"
+        );
+        assert_eq!(
+            why("https://management.azure.com:8443/x"),
+            ("https://management.azure.com:8443".into(), "another port")
+        );
+        for downgrade in [
+            "http://management.azure.com/x",
+            "http://management.azure.com:443/x",
+        ] {
+            let (link, reason) = why(downgrade);
+            assert!(link.starts_with("http://management.azure.com"), "{link}");
+            assert!(reason.starts_with("a downgrade to http://"), "{reason}");
+        }
+        assert_eq!(why("http://management.azure.com:8080/x").1, "another port");
+        assert_eq!(why("/subscriptions/s").1, "not a URL");
+        assert_eq!(why("data:text/plain,x").0, "a data: URL");
+        // Loopback endpoints (tests): the port is part of the origin.
+        let sim = origin("http://127.0.0.1:4000");
+        assert_eq!(outside(&sim, "http://127.0.0.1:4000/a?b"), None);
+        assert_eq!(
+            outside(&sim, "http://127.0.0.1:4001/a").unwrap().1,
+            "another port"
+        );
+        assert_eq!(
+            outside(&sim, "http://localhost:4000/a").unwrap().1,
+            "another host"
+        );
+        // An unusable endpoint lets nothing through.
+        assert!(outside(&origin("not a url"), "https://management.azure.com/").is_some());
+    }
+
+    #[test]
+    fn a_redirect_is_named_by_its_targets_origin() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("location", "https://evil.example:8443/a?b".parse().unwrap());
+        assert_eq!(
+            redirect_target(&h, "https://graph.microsoft.com/v1.0/x"),
+            "https://evil.example:8443"
+        );
+        h.insert("location", "/v1.0/y".parse().unwrap());
+        assert_eq!(
+            redirect_target(&h, "https://graph.microsoft.com/v1.0/x"),
+            "https://graph.microsoft.com"
+        );
+        h.remove("location");
+        assert_eq!(
+            redirect_target(&h, "https://graph.microsoft.com/"),
+            "an unreadable Location"
+        );
     }
 
     #[test]

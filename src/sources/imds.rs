@@ -1,6 +1,6 @@
 //! Managed-identity tokens from the Azure instance metadata service (IMDS) of the VM siemcast
 //! runs on: `GET /metadata/identity/oauth2/token` with `Metadata: true`, the v1-style resource
-//! and, for a user-assigned identity, its `client_id`. Never through a proxy.
+//! and, for a user-assigned identity, its `client_id`. Never through a proxy, never redirected.
 
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ fn client() -> reqwest::Client {
         .get_or_init(|| {
             super::http::builder()
                 .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(30))
                 .connect_timeout(Duration::from_secs(5))
                 .build()
@@ -64,6 +65,18 @@ pub(super) async fn request_token(
             ),
         })?;
     let status = response.status();
+    if status.is_redirection() {
+        let to = super::http::redirect_target(response.headers(), url.as_str());
+        return Err(AuthError::Rejected {
+            url: base,
+            scope: scope.to_owned(),
+            message: format!(
+                "HTTP {} redirect to {to} not followed: IMDS answers token requests itself",
+                status.as_u16()
+            ),
+            hint: "check imds_endpoint; IMDS must be reached directly, without a proxy",
+        });
+    }
     let body: serde_json::Value =
         match super::http::read_body(response, super::http::MAX_TOKEN_ANSWER_BYTES).await {
             Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),

@@ -21,6 +21,8 @@ mod hostile_tests;
 pub mod http;
 pub mod imds;
 pub mod limits;
+#[cfg(test)]
+mod links_tests;
 pub mod listing;
 pub mod o365_management;
 pub mod paging;
@@ -67,6 +69,9 @@ pub struct SourceStats {
     pub api_malformed: AtomicU64,
     /// Token requests Entra ID refused or that did not reach it.
     pub token_errors: AtomicU64,
+    /// Continuation links, content URIs and redirects outside the API's scheme, host and port,
+    /// refused (never followed, so the token is not sent).
+    pub links_refused: AtomicU64,
     /// When the source last read everything; what `/healthz` judges it by.
     pub freshness: freshness::Freshness,
     /// Streaming sources (`eventhubs`): counters per partition.

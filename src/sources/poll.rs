@@ -209,6 +209,7 @@ pub fn connect(
         tokens: TokenCache::shared(),
         login: endpoints.login.clone(),
         scope: format!("{}/.default", base(&endpoints)),
+        origin: http::origin(base(&endpoints)),
         headers,
         retry: Retry::default(),
         source: cfg.name.clone(),

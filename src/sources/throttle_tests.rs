@@ -24,6 +24,7 @@ fn client(sim: &Simulator, source: &str, limit: Option<Limit>) -> ApiClient {
             method: AuthMethod::Secret(Secret::new(sim.config().client_secret.clone())),
         },
         scope: format!("{}/.default", sim.endpoint(Service::Graph)),
+        origin: http::origin(&sim.endpoint(Service::Graph)),
         headers: &[],
         retry: Retry::default(),
         source: source.into(),

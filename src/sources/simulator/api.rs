@@ -99,6 +99,9 @@ pub(super) async fn serve(
         );
         return r;
     }
+    if let Some(r) = super::hostile::api_redirect(shared, uri) {
+        return r;
+    }
     if faults.throttle_every.is_some_and(|k| k > 0 && n % k == 0) {
         if service == Service::Office {
             // Office 365 throttles with 403 AF429; every other time without a Retry-After.
@@ -195,7 +198,7 @@ pub(super) async fn serve(
                 &skip_token(shared.cfg.seed, asof, offset + top),
             );
         }
-        url.to_string()
+        super::hostile::link(shared, url.to_string())
     });
     let malformed = offset > 0 && {
         let mut st = shared.lock();

@@ -1,13 +1,15 @@
 //! A loopback simulator of the Microsoft APIs the pollers read: Entra v2.0 tokens, ARM's activity
 //! log and Defender for Cloud alerts, Graph `alerts_v2`, directory audits and sign-ins, and the
-//! Office 365 Management Activity API, one port per host. Seeded data; faults (429 / 403 AF429,
-//! 503, token expiry, late events and blobs, duplicates, malformed and slow pages and blobs,
-//! alerts changing status, and hostile answers: oversized records, gzip bombs, absurd
-//! `Retry-After` and `expires_in`); a request log.
+//! Office 365 Management Activity API, one port per host (HTTPS with [`SimTls`]). Seeded data;
+//! faults (429 / 403 AF429, 503, token expiry, late events and blobs, duplicates, malformed and
+//! slow pages and blobs, alerts changing status) and hostile answers (oversized records, gzip
+//! bombs, absurd `Retry-After` and `expires_in`, links out of the API, redirected token
+//! requests); a request log, and a log of requests that reached where they should not have.
 
 mod api;
 pub mod data;
 mod defender;
+mod hostile;
 mod identity;
 pub mod office;
 mod office_data;
@@ -27,6 +29,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 pub use data::Timeline;
+pub use hostile::{HostileLinks, SimTls, Stray, StrayRequest};
 
 /// Which switchable faults the simulator injects. Counters are per service (ARM, Graph), over
 /// that service's API requests (token requests are not counted).
@@ -67,6 +70,13 @@ pub struct Faults {
     /// Token answers (Entra and IMDS) state this `expires_in`, in seconds, instead of the
     /// token's real lifetime (`token_lifetime`, after which the APIs refuse it).
     pub token_expires_in: Option<u64>,
+    /// Continuation links (ARM `nextLink`, Graph `@odata.nextLink`, Office 365 `NextPageUri`)
+    /// and Office 365 `contentUri`s leave the API, as in a hostile or compromised answer; see
+    /// [`HostileLinks`]. Switched at run time with [`Simulator::set_hostile_links`].
+    pub hostile_links: Option<HostileLinks>,
+    /// The token endpoint and IMDS answer every token request with a 307 to the foreign
+    /// listener. Switched at run time with [`Simulator::set_redirect_token_requests`].
+    pub redirect_token_requests: bool,
 }
 
 impl Faults {
@@ -138,6 +148,8 @@ pub struct SimConfig {
     /// Records per page when the request does not say (`$top`).
     pub page_size: usize,
     pub faults: Faults,
+    /// Serve the APIs and the token endpoint over HTTPS with this certificate.
+    pub tls: Option<SimTls>,
 }
 
 impl SimConfig {
@@ -171,6 +183,7 @@ impl SimConfig {
             blobs_per_page: 4,
             page_size: 200,
             faults: Faults::default(),
+            tls: None,
         }
     }
 }
@@ -223,6 +236,10 @@ struct Mutable {
     log: Vec<RequestRecord>,
     /// The app's client secret has expired: token requests with it are refused.
     secret_expired: bool,
+    hostile_links: Option<HostileLinks>,
+    redirect_tokens: bool,
+    /// Requests that reached the foreign listener, or an HTTPS port in clear text.
+    strays: Vec<StrayRequest>,
 }
 
 #[derive(Debug)]
@@ -235,6 +252,8 @@ struct Shared {
     defender: Vec<Vec<data::Item>>,
     office: Vec<Vec<office::Blob>>,
     base: HashMap<Service, String>,
+    /// The foreign listener of the hostile modes.
+    foreign: SocketAddr,
     state: Mutex<Mutable>,
 }
 
@@ -248,7 +267,6 @@ impl Shared {
 #[derive(Debug)]
 pub struct Simulator {
     shared: Arc<Shared>,
-    addrs: HashMap<Service, SocketAddr>,
     cancel: CancellationToken,
 }
 
@@ -261,8 +279,8 @@ impl Simulator {
     pub async fn start(cfg: SimConfig) -> std::io::Result<Simulator> {
         let cancel = CancellationToken::new();
         let mut listeners = Vec::new();
-        let mut addrs = HashMap::new();
         let mut base = HashMap::new();
+        let acceptor = cfg.tls.as_ref().map(hostile::acceptor).transpose()?;
         for service in [
             Service::Login,
             Service::Management,
@@ -272,10 +290,15 @@ impl Simulator {
         ] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
-            addrs.insert(service, addr);
-            base.insert(service, format!("http://{addr}"));
+            // IMDS is plain HTTP on Azure too.
+            let scheme = match acceptor {
+                Some(_) if service != Service::Imds => "https",
+                _ => "http",
+            };
+            base.insert(service, format!("{scheme}://{addr}"));
             listeners.push((service, listener));
         }
+        let foreign = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let activity = cfg
             .subscriptions
             .iter()
@@ -308,8 +331,11 @@ impl Simulator {
                 malformed_left: cfg.faults.malformed_pages,
                 malformed_blobs_left: cfg.faults.malformed_blobs,
                 gzip_bombs_left: cfg.faults.gzip_bombs,
+                hostile_links: cfg.faults.hostile_links,
+                redirect_tokens: cfg.faults.redirect_token_requests,
                 ..Mutable::default()
             }),
+            foreign: foreign.local_addr()?,
             cfg,
             activity,
             alerts,
@@ -324,22 +350,65 @@ impl Simulator {
                 .fallback(handle)
                 .with_state((shared.clone(), service));
             let stop = cancel.clone();
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-            });
+            match &acceptor {
+                Some(tls) if service != Service::Imds => {
+                    let port = hostile::TlsPort::new(
+                        listener,
+                        tls.clone(),
+                        shared.clone(),
+                        service,
+                        stop.clone(),
+                    )?;
+                    tokio::spawn(async move {
+                        let _ = axum::serve(port, app)
+                            .with_graceful_shutdown(async move { stop.cancelled().await })
+                            .await;
+                    });
+                }
+                _ => {
+                    tokio::spawn(async move {
+                        let _ = axum::serve(listener, app)
+                            .with_graceful_shutdown(async move { stop.cancelled().await })
+                            .await;
+                    });
+                }
+            }
         }
-        Ok(Simulator {
-            shared,
-            addrs,
-            cancel,
-        })
+        let app = Router::new()
+            .fallback(hostile::foreign)
+            .with_state(shared.clone());
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(foreign, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+        Ok(Simulator { shared, cancel })
     }
 
-    /// `http://127.0.0.1:PORT` of a service.
+    /// `http://127.0.0.1:PORT` of a service (`https://` with [`SimTls`], but for IMDS).
     pub fn endpoint(&self, service: Service) -> String {
-        format!("http://{}", self.addrs[&service])
+        self.shared.base[&service].clone()
+    }
+
+    /// `127.0.0.1:PORT` of the foreign listener that hostile links and redirects point at.
+    pub fn foreign_address(&self) -> SocketAddr {
+        self.shared.foreign
+    }
+
+    /// Turns a hostile-links mode on or off (see [`Faults::hostile_links`]).
+    pub fn set_hostile_links(&self, mode: Option<HostileLinks>) {
+        self.shared.lock().hostile_links = mode;
+    }
+
+    /// Redirects token requests (token endpoint and IMDS) to the foreign listener, or stops.
+    pub fn set_redirect_token_requests(&self, on: bool) {
+        self.shared.lock().redirect_tokens = on;
+    }
+
+    /// Requests that reached the foreign listener, or an HTTPS port in clear text, so far.
+    pub fn strays(&self) -> Vec<StrayRequest> {
+        self.shared.lock().strays.clone()
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -543,9 +612,14 @@ async fn handle(
             .get(&service)
             .is_some_and(|until| at_ms < *until)
     };
-    let response = match service {
-        Service::Login => token_endpoint(&shared, &method, &uri, &body),
-        Service::Imds => identity::imds(&shared, &method, &uri, &headers),
+    let redirect = match service {
+        Service::Login | Service::Imds => hostile::token_redirect(&shared, &uri),
+        _ => None,
+    };
+    let response = match (service, redirect) {
+        (_, Some(r)) => r,
+        (Service::Login, None) => token_endpoint(&shared, &method, &uri, &body),
+        (Service::Imds, None) => identity::imds(&shared, &method, &uri, &headers),
         _ => api::serve(&shared, service, &method, &uri, &headers, at_ms).await,
     };
     let retry_after_secs = response

@@ -207,7 +207,7 @@ fn list_content(shared: &Shared, uri: &Uri, q: &Query, rid: &str) -> Response {
             json!({
                 "contentType": b.content_type,
                 "contentId": b.content_id,
-                "contentUri": format!("{base_api}/audit/{}", b.content_id, base_api = base.trim_end_matches("/subscriptions/content")),
+                "contentUri": super::hostile::link(shared, format!("{base_api}/audit/{}", b.content_id, base_api = base.trim_end_matches("/subscriptions/content"))),
                 "contentCreated": content_time(b.created_ms),
                 "contentExpiration": content_time(b.created_ms + 7 * DAY_MS),
             })
@@ -223,7 +223,7 @@ fn list_content(shared: &Shared, uri: &Uri, q: &Query, rid: &str) -> Response {
             }
             qp.append_pair("nextPage", &skip_token(cfg.seed, asof, offset + per_page));
         }
-        if let Ok(v) = HeaderValue::from_str(url.as_str()) {
+        if let Ok(v) = HeaderValue::from_str(&super::hostile::link(shared, url.into())) {
             r.headers_mut().insert("NextPageUri", v);
         }
     }
