@@ -8,7 +8,7 @@ use super::auth::Endpoints;
 use super::poll::{filter_time, WindowApi};
 use crate::event::EventKind;
 
-/// `reference/azure-apis.md` §1: latency 3–20 minutes, 90 days kept.
+/// Microsoft Learn's reference of the API: latency 3–20 minutes, 90 days kept.
 pub static API: WindowApi = WindowApi {
     kind: EventKind::AzureActivity,
     overlap: Duration::from_secs(60 * 60),

@@ -20,7 +20,7 @@ use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
 
-/// `reference/azure-apis.md` §2.1: the current GA version of the alerts API.
+/// Microsoft Learn's reference of the API: the current GA version of the alerts API.
 pub const API_VERSION: &str = "2022-01-01";
 /// Alerts stay listable for about 90 days; older entries of the map are forgotten.
 const RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);

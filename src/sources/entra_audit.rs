@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::poll::{graph_url, WindowApi};
 use crate::event::EventKind;
 
-/// `reference/azure-apis.md` §4: p99 latency 5 minutes, 30 days kept (7 on Free).
+/// Microsoft Learn's reference of the API: p99 latency 5 minutes, 30 days kept (7 on Free).
 pub static API: WindowApi = WindowApi {
     kind: EventKind::EntraAudit,
     overlap: Duration::from_secs(30 * 60),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::poll::{graph_url, WindowApi};
 use crate::event::EventKind;
 
-/// `reference/azure-apis.md` §4: MFA aggregation up to 2 hours, 30 days kept.
+/// Microsoft Learn's reference of the API: MFA aggregation up to 2 hours, 30 days kept.
 pub static API: WindowApi = WindowApi {
     kind: EventKind::EntraSignins,
     overlap: Duration::from_secs(2 * 3600),

@@ -8,7 +8,7 @@ use super::auth::Endpoints;
 use super::poll::{graph_url, WindowApi};
 use crate::event::EventKind;
 
-/// `reference/azure-apis.md` §3: latency of minutes, overlap 15–30 minutes.
+/// Microsoft Learn's reference of the API: latency of minutes, overlap 15–30 minutes.
 pub static API: WindowApi = WindowApi {
     kind: EventKind::GraphAlerts,
     overlap: Duration::from_secs(30 * 60),

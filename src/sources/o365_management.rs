@@ -23,7 +23,7 @@ use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::EventKind;
 
-/// The content types of the API (`reference/azure-apis.md` §5.1).
+/// The content types of the API (Microsoft Learn's reference of the API).
 pub const CONTENT_TYPES: &[&str] = &[
     "Audit.AzureActiveDirectory",
     "Audit.Exchange",

@@ -1,6 +1,6 @@
 //! Loop detection for server-driven paging: a continuation link that was already followed in
 //! this listing (or a listing longer than any real one) ends paging instead of looping forever
-//! (`reference/azure-apis.md` §0, §12.4).
+//! (Microsoft Learn's reference of the API).
 
 use std::collections::HashSet;
 

@@ -1,5 +1,5 @@
 //! Deterministic, realistic data for the simulator: Azure Activity Log records and Graph
-//! `alerts_v2` alerts in the shapes of `reference/azure-apis.md` §1.6 and §3.6. The same seed
+//! `alerts_v2` alerts in the shapes of Microsoft Learn's reference of the API. The same seed
 //! always yields the same records, event times and availability times.
 
 use serde_json::{json, Value};

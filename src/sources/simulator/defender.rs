@@ -1,6 +1,6 @@
 //! The simulator's Defender for Cloud alerts: `GET /subscriptions/{id}/providers/
 //! Microsoft.Security/alerts?api-version=2022-01-01` (no filter, `nextLink` paging) over alerts
-//! in the REST shape of `reference/azure-apis.md` §2.5 whose status changes between polls.
+//! in the REST shape of Microsoft Learn's reference of the API whose status changes between polls.
 
 use axum::response::Response;
 use serde_json::json;

@@ -1,5 +1,5 @@
 //! Generated Office 365 audit content for the simulator: records of each content type in the
-//! common schema plus their workload's fields (`reference/azure-apis.md` §5.9–5.10), with
+//! common schema plus their workload's fields (Microsoft Learn's reference of the API), with
 //! zone-less `CreationTime`s, grouped into blobs that can be listed late and that repeat a
 //! record of the blob before (the API's duplicates by design).
 
