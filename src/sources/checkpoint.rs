@@ -166,7 +166,12 @@ pub struct SeenSet {
 
 impl fmt::Debug for SeenSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SeenSet({} ids in {} slices)", self.len, self.slices.len())
+        write!(
+            f,
+            "SeenSet({} ids in {} slices)",
+            self.len,
+            self.slices.len()
+        )
     }
 }
 
@@ -497,9 +502,9 @@ impl Checkpoint {
         let bytes = delta.encode();
         self.apply(delta);
         let over = self.ids() > MAX_IDS;
-        let grown = self.chain.is_none_or(|c| {
-            c.deltas + bytes.len() > c.base.clamp(MIN_DELTAS, MAX_DELTAS)
-        });
+        let grown = self
+            .chain
+            .is_none_or(|c| c.deltas + bytes.len() > c.base.clamp(MIN_DELTAS, MAX_DELTAS));
         if over || grown {
             let dropped = self.bound(MAX_IDS);
             let bytes = self.encode();
@@ -674,9 +679,15 @@ mod tests {
         let (a, b, c) = (key.hash("a"), key.hash("b"), key.hash("c"));
         let mut s = SeenSet::default();
         assert!(s.insert(a, 10 * MIN, 10 * MIN));
-        assert!(!s.insert(a, 10 * MIN + 5, 10 * MIN), "same minute: a duplicate");
+        assert!(
+            !s.insert(a, 10 * MIN + 5, 10 * MIN),
+            "same minute: a duplicate"
+        );
         assert!(s.contains(a, 10 * MIN + 59_999));
-        assert!(!s.contains(a, 11 * MIN), "looked up in the slice of its time");
+        assert!(
+            !s.contains(a, 11 * MIN),
+            "looked up in the slice of its time"
+        );
         assert!(s.insert(b, 20 * MIN, 20 * MIN));
         // Kept for its blob's time, not its own.
         assert!(s.insert(c, 5 * MIN, 30 * MIN));
