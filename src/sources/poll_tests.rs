@@ -390,6 +390,61 @@ async fn a_window_of_more_than_200k_ids_is_spooled_exactly_once() {
     );
 }
 
+/// A spool written by the previous version (checkpoint version 1: the seen ids as strings) is
+/// resumed: the ids it remembered are not spooled again though the first window reads them
+/// again, everything after its cursor is spooled once, and the checkpoint is version 2 from then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_checkpoint_is_resumed_without_repeats() {
+    let mut sc = SimConfig::around_now(Duration::from_secs(12), Duration::ZERO, 300);
+    sc.page_size = 40;
+    let sim = Simulator::start(sc).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "azure_activity");
+    let mut records: Vec<(String, i64)> = sim
+        .activity_records()
+        .iter()
+        .map(|r| {
+            let time = crate::event::parse_time_ms(r["eventTimestamp"].as_str().unwrap());
+            (r["eventDataId"].as_str().unwrap().to_owned(), time.unwrap())
+        })
+        .collect();
+    records.sort_by_key(|r| r.1);
+    // What the previous version had read: everything before the middle record's time.
+    let cursor = records[records.len() / 2].1;
+    let (before, after): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.1 < cursor);
+    let seen: serde_json::Map<String, serde_json::Value> = before
+        .iter()
+        .map(|(id, t)| (id.clone(), serde_json::Value::from(*t)))
+        .collect();
+    let v1 = serde_json::json!({"version": 1, "scopes": {sim.config().subscriptions[0].clone(): {
+        "since_ms": records[0].1 - 5_000, "cursor_ms": cursor, "seen": seen}}});
+    let spool = open_spool(dir.path());
+    spool
+        .append_batch("src", &[], &serde_json::to_vec(&v1).unwrap())
+        .unwrap();
+    let all_visible = sim.last_visible_ms();
+    run_until(&cfg, &spool, Duration::from_secs(60), |n| {
+        n >= after.len() as u64 && jiff::Timestamp::now().as_millisecond() > all_visible + 2_000
+    })
+    .await;
+    let got = counts(&spooled_events(&spool));
+    let dups: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicated: {dups:?}");
+    let again: Vec<_> = before.iter().filter(|r| got.contains_key(&r.0)).collect();
+    assert!(
+        again.is_empty(),
+        "{} ids the old checkpoint remembered were spooled again",
+        again.len()
+    );
+    let expected: BTreeSet<&String> = after.iter().map(|r| &r.0).collect();
+    assert_eq!(got.keys().collect::<BTreeSet<_>>(), expected);
+    let chain = spool.checkpoint_chain("src").unwrap();
+    let whole: serde_json::Value = serde_json::from_slice(&chain[0]).unwrap();
+    assert_eq!(whole["version"], 2, "rewritten in this version");
+    let ck = super::checkpoint::Checkpoint::decode_chain(&chain).unwrap();
+    assert!(ck.scopes.values().all(|s| s.cursor_ms > cursor));
+}
+
 /// A record no JSON parser may read (a lone surrogate escape in one of its strings) is skipped
 /// alone and counted as rejected: the rest of its page is spooled, and the page is not taken for
 /// a malformed answer to be fetched again and again.
