@@ -15,9 +15,12 @@ use super::{data, Service, Shared};
 
 const SIGN_INS: &str = "/v1.0/auditLogs/signIns";
 
-/// The order of the last listing asked for: `(ge, lt, asof)` and the sign-ins it lists.
+/// A listing's `(ge, lt, asof)`: its filter's bounds and its snapshot time.
+type Key = (i64, i64, i64);
+
+/// The order of the last listing asked for, and the sign-ins it lists.
 #[derive(Debug, Default)]
-pub(super) struct Cache(Mutex<Option<((i64, i64, i64), Arc<Vec<u32>>)>>);
+pub(super) struct Cache(Mutex<Option<(Key, Arc<Vec<u32>>)>>);
 
 /// Answers a sign-in listing in bulk mode; `None` for every other request.
 pub(super) fn serve(
