@@ -496,17 +496,23 @@ impl Checkpoint {
 
     /// Applies `delta` and says what to append with the batch: the delta, or the whole
     /// checkpoint when no chain is known yet, when the deltas have outgrown the last whole one,
-    /// or when more than [`MAX_IDS`] ids are remembered (the oldest slices are then forgotten).
+    /// or when more than [`MAX_IDS`] ids are remembered (the oldest slices are then forgotten,
+    /// down to 90 % of it, so the next pages do not each write the whole checkpoint again).
     /// The caller appends it; if that fails the source stops, so this state is not used again.
     pub fn commit(&mut self, delta: Delta) -> Append {
+        self.commit_within(delta, MAX_IDS)
+    }
+
+    /// [`Checkpoint::commit`] with at most `max` ids.
+    fn commit_within(&mut self, delta: Delta, max: usize) -> Append {
         let bytes = delta.encode();
         self.apply(delta);
-        let over = self.ids() > MAX_IDS;
+        let over = self.ids() > max;
         let grown = self
             .chain
             .is_none_or(|c| c.deltas + bytes.len() > c.base.clamp(MIN_DELTAS, MAX_DELTAS));
         if over || grown {
-            let dropped = self.bound(MAX_IDS);
+            let dropped = if over { self.bound(max - max / 10) } else { 0 };
             let bytes = self.encode();
             self.chain = Some(ChainLen {
                 base: bytes.len(),
@@ -797,6 +803,40 @@ mod tests {
         assert_eq!(ck.ids(), 45);
         assert_eq!(ck.scopes["a"].seen.len(), 15, "a's oldest went first");
         assert_eq!(ck.scopes["b"].seen.len(), 30);
+    }
+
+    #[test]
+    fn past_the_limit_the_oldest_are_forgotten_with_room_to_spare() {
+        let mut ck = Checkpoint::new();
+        let mut parts = Vec::new();
+        let (mut fulls, mut dropped_total) = (0, 0);
+        for page in 0..40i64 {
+            let mut d = Delta::at("s", &ScopeState::new(0));
+            for i in 0..5 {
+                let t = page * MIN + i;
+                d.seen.insert(ck.hash(&format!("{page}-{i}")), t, t);
+            }
+            match ck.commit_within(d, 100) {
+                Append::Full { bytes, dropped } => {
+                    fulls += 1;
+                    dropped_total += dropped;
+                    parts = vec![bytes];
+                }
+                Append::Delta(bytes) => parts.push(bytes),
+            }
+            assert!(ck.ids() <= 100, "{} ids after page {page}", ck.ids());
+        }
+        assert_eq!(dropped_total, 200 - ck.ids());
+        // Down to 90 ids each time: a whole checkpoint every third page, not every page.
+        assert!(fulls <= 1 + 40 / 3, "{fulls} whole checkpoints");
+        let back = Checkpoint::decode_chain(&parts).unwrap();
+        assert_eq!(back, ck);
+        let s = &back.scopes["s"].seen;
+        assert!(
+            s.contains(back.hash("39-4"), 39 * MIN + 4),
+            "the newest stay"
+        );
+        assert!(!s.contains(back.hash("0-0"), 0), "the oldest went");
     }
 
     /// A chain written by the previous version (ids as strings) still loads: every id it held
