@@ -6,11 +6,16 @@
 #   poller     the API simulator (own process) → siemcast azure_activity poller → spool → TCP
 #   backlog    fill the spool with BACKLOG_N events while the receiver is down, then start it:
 #              peak RSS while filling and while draining, drain rate and drain CPU
+#   dedupe     the simulator serves DEDUPE_N Entra sign-ins (default 1,000,000) of the last
+#              hour, all inside the poller's 2-hour overlap, so every poll reads them all again;
+#              the receiver stays DEDUPE_LINGER s (default 120) after the last new id: lines
+#              must equal ids (each sign-in exactly once over the later polls too)
 # For each: events/s, CPU seconds per million events (user+sys of the forwarder process only),
 # peak RSS of the forwarder, and whether every event id arrived (lines and distinct ids).
 #
 #   benches/e2e.sh [N] [MODES]     N default 200000; MODES default "tcp tls syslog-ng poller"
 #   BACKLOG_N=1000000 benches/e2e.sh 200000 "backlog"     (POLLER_N=20000 sets the poller's)
+#   DEDUPE_N=1000000 benches/e2e.sh 1000 "dedupe"
 #   BATCH_SIZE=1000 benches/e2e.sh     (the files source's batch_size: events per spool fdatasync)
 #   BENCH_SIEMCAST=/path/to/other/siemcast benches/e2e.sh   (e.g. an older build, for before/after)
 #   KEEP_WORK=1 benches/e2e.sh     (keeps the work folder, with each run's config and log)
@@ -27,13 +32,16 @@ BACKLOG_N="${BACKLOG_N:-1000000}"
 # The simulator is a correctness double: it filters and copies its records for every page, so
 # the poller mode uses fewer events by default.
 POLLER_N="${POLLER_N:-20000}"
+DEDUPE_N="${DEDUPE_N:-1000000}"
+DEDUPE_LINGER="${DEDUPE_LINGER:-120}"
 root="$PWD"
+tgt="${CARGO_TARGET_DIR:-$root/target}" # where cargo puts the builds
 cargo build --release --quiet --bin siemcast --example bench_receiver --example bench_simulator
-bin="${BENCH_SIEMCAST:-$root/target/release/siemcast}" # another build to compare against
+bin="${BENCH_SIEMCAST:-$tgt/release/siemcast}" # another build to compare against
 # siemcast runs with the shipped systemd unit's MALLOC_ARENA_MAX=1 (one glibc arena).
 arenas="${MALLOC_ARENA_MAX:-1}"
-receiver="$root/target/release/examples/bench_receiver"
-simulator="$root/target/release/examples/bench_simulator"
+receiver="$tgt/release/examples/bench_receiver"
+simulator="$tgt/release/examples/bench_simulator"
 hz=$(getconf CLK_TCK)
 work=$(mktemp -d)
 cleanup() {
@@ -262,6 +270,54 @@ start_at = \"2h\""
   echo "  (the simulator process used $(awk -v hz="$hz" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$sim_pid/stat") s CPU serving the pages)"
 }
 
+run_dedupe() {
+  local dir="$work/dedupe" n="$DEDUPE_N"
+  mkdir -p "$dir"
+  "$simulator" --signins --events "$n" --span-secs 3600 > "$dir/sim" &
+  local sim_pid=$!
+  for _ in $(seq 600); do grep -q '^ready' "$dir/sim" 2>/dev/null && break; sleep 0.1; done
+  local -A sim
+  while IFS='=' read -r k v; do sim[$k]="$v"; done < <(grep = "$dir/sim")
+  start_receiver "$n" "$dir/received" --linger "$DEDUPE_LINGER"
+  printf '%s' "${sim[client_secret]}" > "$dir/secret"
+  siemcast_config "$dir" "$rx_port" tcp "[azure]
+tenant_id = \"${sim[tenant_id]}\"
+client_id = \"${sim[client_id]}\"
+client_secret_file = \"$dir/secret\"
+login_endpoint = \"${sim[login]}\"
+management_endpoint = \"${sim[management]}\"
+graph_endpoint = \"${sim[graph]}\"
+[azure.rate_limits]
+# The simulator does not throttle; Microsoft's 5 requests per 10 s would make this a
+# measurement of the limiter (1,000 pages of 1,000 sign-ins: 2,000 s per poll).
+entra_reports = \"1000/1s\"
+[[source]]
+name = \"signins\"
+kind = \"entra_signins\"
+interval = \"5s\"
+settle_delay = \"2s\"
+start_at = \"2h\""
+  local start
+  start=$(date +%s.%N)
+  MALLOC_ARENA_MAX="$arenas" RUST_LOG="warn,siemcast::sources::poll=debug" "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
+  finish "dedupe" $! "$start" "$dir/received" "$n"
+  # Exactly once: as many lines as ids, also after the polls that read every sign-in again.
+  local lines
+  lines=$(tail -n1 "$dir/received" | tr ' ' '\n' | sed -n 's/^lines=//p')
+  [ "$lines" = "$n" ] || sed -i '$ s/\tok\t/\tDUPLICATES\t/' "$results"
+  python3 - "$dir/log" "$n" <<'PY'
+import re, sys
+n = int(sys.argv[2])
+lines = (re.sub(r"\x1b\[[0-9;]*m", "", l) for l in open(sys.argv[1]))
+reads = [dict(re.findall(r"(\w+)=(\d+)", l)) for l in lines if "Window read." in l]
+whole = sum(1 for r in reads if int(r.get("fetched", 0)) >= n)
+print(f"  windows read: {len(reads)}, {whole} of them with all {n} sign-ins; records read: "
+      f"{sum(int(r.get('fetched', 0)) for r in reads)}; ids remembered at the end: "
+      f"{reads[-1].get('remembered', '?') if reads else '?'}")
+PY
+  echo "  (the simulator process used $(awk -v hz="$hz" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$sim_pid/stat") s CPU serving the pages)"
+}
+
 run_backlog() {
   local dir="$work/backlog" n="$BACKLOG_N"
   mkdir -p "$dir/input"
@@ -318,6 +374,7 @@ for mode in $MODES; do
     syslog-ng) run_syslog_ng ;;
     poller) run_poller ;;
     backlog) run_backlog ;;
+    dedupe) run_dedupe ;;
     *) echo "unknown mode $mode" >&2; exit 2 ;;
   esac
 done

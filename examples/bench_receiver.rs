@@ -1,9 +1,10 @@
 //! Counting syslog receiver for `benches/e2e.sh`: listens on loopback (TCP, or TLS with the given
 //! certificate), reads each connection in 1 MiB buffers, counts LF-terminated lines and hashes the
 //! value of one key (`externalId=` by default) into a set of distinct ids. It prints its port on
-//! the first line of stdout, then, once `--expect` distinct ids arrived (or at `--timeout`),
-//! `done=<unix seconds of the last new id> first=<unix seconds of the first one> lines=<n>
-//! distinct=<n> bytes=<n> cpu=<s>`.
+//! the first line of stdout, then, once `--expect` distinct ids arrived (or at `--timeout`) and
+//! `--linger` seconds more (duplicates arriving later are counted too), `done=<unix seconds of
+//! the last new id> first=<unix seconds of the first one> lines=<n> distinct=<n> bytes=<n>
+//! cpu=<s>`.
 //!
 //! It is built to cost far less per line than the forwarders it measures: no per-line allocation,
 //! word-at-a-time newline search, one lock per buffer.
@@ -43,6 +44,10 @@ struct Args {
     /// Give up after this many seconds (exit status 1).
     #[arg(long, default_value_t = 900)]
     timeout: u64,
+    /// Once every id arrived, keep counting this many seconds (a poller's later polls must not
+    /// send any again).
+    #[arg(long, default_value_t = 0.3)]
+    linger: f64,
 }
 
 /// The ids are already hashes: use them as they are.
@@ -113,7 +118,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     // Let stragglers (duplicates) arrive so they are counted too.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_secs_f64(args.linger.max(0.0)));
     let c = counts.lock().unwrap();
     let unix = |t: Option<SystemTime>| {
         t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())

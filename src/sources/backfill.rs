@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::checkpoint::{self, Checkpoint, ScopeState};
+use super::checkpoint::{Checkpoint, ScopeState};
 use super::o365_management::{Reading, MAX_WINDOW_MS, RETENTION_MS};
 use super::poll::{filter_time, Outcome, PollSource};
 use super::{O365Source, Source, SourceContext, SourceError};
@@ -175,10 +175,7 @@ impl Backfill {
             .checkpoint_chain(&self.name)
             .filter(|_| !fresh)
             .and_then(|parts| Checkpoint::decode_chain(&parts))
-            .unwrap_or(Checkpoint {
-                version: checkpoint::VERSION,
-                ..Checkpoint::default()
-            });
+            .unwrap_or_default();
         // The content types whose subscription this replay has started.
         let mut started = HashSet::new();
         for (i, w) in self.windows.iter().enumerate() {

@@ -15,7 +15,7 @@ use super::auth::Endpoints;
 use super::http::{ApiClient, FetchError};
 use super::listing::Listing;
 use super::paging::LinkGuard;
-use super::poll::{connect, oversized, resume, run_rounds, Outcome, Rounds, StartAt, MAX_SEEN};
+use super::poll::{connect, oversized, resume, run_rounds, Outcome, Rounds, StartAt};
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
@@ -26,6 +26,9 @@ pub const API_VERSION: &str = "2022-01-01";
 const RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Checkpoint format written by this build.
 pub const VERSION: u32 = 1;
+/// Alerts remembered per subscription at most; past it the oldest are forgotten (with a
+/// warning) and a later change of them is forwarded as new.
+const MAX_ALERTS: usize = 200_000;
 
 /// What was forwarded of one alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,7 +297,7 @@ impl DefenderSource {
             }
             let last = next.is_none() || looping;
             if last {
-                let dropped = known.prune(now - RETENTION.as_millis() as i64, MAX_SEEN);
+                let dropped = known.prune(now - RETENTION.as_millis() as i64, MAX_ALERTS);
                 if dropped > 0 {
                     tracing::warn!(message = "Alert map full; the oldest alerts were forgotten, so a later change of them is forwarded as new.", source = %self.name, dropped);
                 }

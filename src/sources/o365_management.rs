@@ -12,18 +12,19 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::auth::Endpoints;
-use super::checkpoint::{Checkpoint, ScopeState};
+use super::checkpoint::{Checkpoint, Delta, ScopeState};
 use super::http::{ApiClient, FetchError};
 use super::listing::{record_event_owned, RecordArray};
 use super::paging::LinkGuard;
 use super::poll::{
-    connect, filter_time, oversized, resume_windows, run_rounds, Outcome, Rounds, StartAt, MAX_SEEN,
+    append_commit, connect, filter_time, oversized, resume_windows, run_rounds, Outcome, Rounds,
+    StartAt,
 };
-use super::{append_page, SourceContext, SourceError};
+use super::{SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::EventKind;
 
-/// The content types of the API (Microsoft Learn's reference of the API).
+/// The content types of the API (`reference/azure-apis.md` §5.1).
 pub const CONTENT_TYPES: &[&str] = &[
     "Audit.AzureActiveDirectory",
     "Audit.Exchange",
@@ -439,8 +440,12 @@ impl O365Source {
         ctx: &SourceContext,
     ) -> Result<Outcome, SourceError> {
         let (mut fetched, mut new) = (0usize, 0usize);
+        let key = ck.key;
         for content in contents {
-            if matches!(reading, Reading::Poll) && ck.scopes[ct].done.contains(&content.id) {
+            let blob = key.hash(&content.id);
+            if matches!(reading, Reading::Poll)
+                && ck.scopes[ct].done.contains(blob, content.created_ms)
+            {
                 continue;
             }
             let url = with_publisher(&content.uri, &self.tenant);
@@ -452,9 +457,11 @@ impl O365Source {
                     // blobs after it.
                     tracing::error!(message = "Blob no longer available; skipped.", source = %self.name, content_type = ct, content_id = %content.id, error = %message);
                     ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    let state = ck.scopes.get_mut(ct).expect("scope state exists");
-                    state.done.insert(&content.id, content.created_ms);
-                    if !append_page(ctx, &self.name, NO_EVENTS, ck.encode()).await? {
+                    let mut delta = Delta::at(ct, &ck.scopes[ct]);
+                    delta
+                        .done
+                        .insert(blob, content.created_ms, content.created_ms);
+                    if !append_commit(ctx, &self.name, NO_EVENTS, ck.commit(delta)).await? {
                         return Ok(Outcome::Cancelled);
                     }
                     continue;
@@ -478,9 +485,10 @@ impl O365Source {
             ctx.stats
                 .polled
                 .fetch_add(records.len() as u64, Ordering::Relaxed);
-            // Changed in place: if the append below is cancelled the process is stopping and
-            // this state is dropped; the durable one is the spool's.
-            let state = ck.scopes.get_mut(ct).expect("scope state exists");
+            // A record is looked up by its Id and CreationTime (the same in every blob that
+            // carries it) and kept for as long as its blob's creation time says.
+            let state = &ck.scopes[ct];
+            let mut delta = Delta::at(ct, state);
             let mut events = Vec::new();
             for (index, record) in records.into_iter().enumerate() {
                 fetched += 1;
@@ -489,25 +497,30 @@ impl O365Source {
                     continue;
                 }
                 let ev = record_event_owned(EventKind::O365Management, &self.name, record)
-                    .filter(|ev| !ev.id.starts_with("sha:") && ev.time_ms.is_some());
-                let Some(ev) = ev else {
+                    .filter(|ev| !ev.id.starts_with("sha:"))
+                    .and_then(|ev| Some((ev.time_ms?, ev)));
+                let Some((time, ev)) = ev else {
                     ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(message = "Audit record skipped: not a JSON object with an Id and a CreationTime.", source = %self.name, content_id = %content.id, request_id = rid);
                     continue;
                 };
                 let inside = match reading {
                     Reading::Poll => true,
-                    Reading::Replay { from_ms, to_ms } => {
-                        ev.time_ms.is_some_and(|t| t >= from_ms && t <= to_ms)
-                    }
+                    Reading::Replay { from_ms, to_ms } => time >= from_ms && time <= to_ms,
                 };
-                if inside && state.seen.insert(&ev.id, content.created_ms) {
+                let h = key.hash(&ev.id);
+                if inside
+                    && !state.seen.contains(h, time)
+                    && delta.seen.insert(h, time, content.created_ms)
+                {
                     events.push(ev);
                 }
             }
-            state.done.insert(&content.id, content.created_ms);
+            delta
+                .done
+                .insert(blob, content.created_ms, content.created_ms);
             new += events.len();
-            if !append_page(ctx, &self.name, events, ck.encode()).await? {
+            if !append_commit(ctx, &self.name, events, ck.commit(delta)).await? {
                 return Ok(Outcome::Cancelled);
             }
         }
@@ -515,21 +528,15 @@ impl O365Source {
             tracing::debug!(message = "Window read.", source = %self.name, content_type = ct, from = %filter_time(from), to = %filter_time(to), fetched, new);
             return Ok(Outcome::Complete);
         }
-        let state = ck.scopes.get_mut(ct).expect("scope state exists");
-        state.cursor_ms = to;
         let overlap = self.overlap.min(12 * HOUR).as_millis() as i64;
-        state.done.prune_before(to - overlap);
-        state
-            .seen
-            .prune_before(to - overlap - KEEP_IDS.as_millis() as i64);
-        let dropped = state.seen.bound(MAX_SEEN) + state.done.bound(MAX_SEEN);
-        if dropped > 0 {
-            tracing::warn!(message = "Seen-id set full; the oldest ids were dropped, so late copies of them could repeat.", source = %self.name, dropped);
-        }
-        if !append_page(ctx, &self.name, NO_EVENTS, ck.encode()).await? {
+        let mut delta = Delta::at(ct, &ck.scopes[ct]);
+        delta.cursor_ms = to;
+        delta.prune_done = Some(to - overlap);
+        delta.prune_seen = Some(to - overlap - KEEP_IDS.as_millis() as i64);
+        if !append_commit(ctx, &self.name, NO_EVENTS, ck.commit(delta)).await? {
             return Ok(Outcome::Cancelled);
         }
-        tracing::debug!(message = "Window read.", source = %self.name, content_type = ct, from = %filter_time(from), to = %filter_time(to), fetched, new);
+        tracing::debug!(message = "Window read.", source = %self.name, content_type = ct, from = %filter_time(from), to = %filter_time(to), fetched, new, remembered = ck.scopes[ct].seen.len());
         Ok(Outcome::Complete)
     }
 }

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth::{Credentials, Endpoints, TokenCache};
-use super::checkpoint::{self, Checkpoint, ScopeState, SeenDelta};
+use super::checkpoint::{Append, Checkpoint, Delta, ScopeState};
 use super::http::{self, ApiClient, FetchError, Retry};
 use super::limits::Limit;
 use super::listing::{record_event_owned, Listing};
 use super::{append_page, append_page_delta, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
-use crate::event::EventKind;
+use crate::event::{Event, EventKind};
 
 /// What distinguishes one windowed API from another.
 #[derive(Debug)]
@@ -113,9 +113,32 @@ pub struct Timing {
     pub retention: Duration,
 }
 
+/// Records past the cursor a window should hold: when one holds more, the next reaches less
+/// far past the cursor (down to [`MIN_SPAN_MS`]); when one holds less than half and used its
+/// whole span, the next reaches twice as far (up to the API's longest window).
+pub const WINDOW_RECORDS: usize = 100_000;
+/// How far past the cursor a scope's first window reaches, ms.
+pub const INITIAL_SPAN_MS: i64 = 3_600_000;
+/// The narrowest window past the cursor, ms.
+pub const MIN_SPAN_MS: i64 = 1_000;
+
+/// How far back the window after one that ended at `cursor_ms` must reach: records can turn
+/// up late only within `overlap` (plus `settle`) before that window was read (`read_ms`), so a
+/// window read long after its end (a catch-up) needs no overlap at all. Seen ids older than
+/// this are never returned again. Without `read_ms` (a first window, an older checkpoint):
+/// `overlap` before the cursor.
+pub fn horizon(cursor_ms: i64, read_ms: Option<i64>, t: &Timing) -> i64 {
+    let ms = |d: Duration| d.as_millis() as i64;
+    match read_ms {
+        Some(r) => cursor_ms.min(r - ms(t.settle) - ms(t.overlap)),
+        None => cursor_ms - ms(t.overlap),
+    }
+}
+
 /// The next window `[from, to]` to query for a scope at `now`, or `None` when the cursor is
-/// already at `now − settle`. `to` never passes the cursor by more than `max_window`, `from`
-/// reaches back `overlap` before the cursor but never before the first start or the retention.
+/// already at `now − settle`. `from` is the [`horizon`] (never before the first start or the
+/// retention); `to` passes the cursor by at most the scope's span (see [`WINDOW_RECORDS`]) and
+/// the API's `max_window`.
 pub fn next_window(state: &ScopeState, now_ms: i64, t: &Timing) -> Option<(i64, i64)> {
     let ms = |d: Duration| d.as_millis() as i64;
     let end = now_ms - ms(t.settle);
@@ -124,11 +147,35 @@ pub fn next_window(state: &ScopeState, now_ms: i64, t: &Timing) -> Option<(i64, 
     }
     // A minute of slack keeps the start inside the retention while the request travels.
     let oldest = now_ms - ms(t.retention) + 60_000;
-    let from = (state.cursor_ms - ms(t.overlap))
+    let from = horizon(state.cursor_ms, state.read_ms, t)
         .max(state.since_ms)
         .max(oldest);
-    let to = end.min(state.cursor_ms.max(from) + ms(t.max_window));
+    let max = ms(t.max_window).max(MIN_SPAN_MS);
+    let span = state
+        .span_ms
+        .unwrap_or(INITIAL_SPAN_MS)
+        .clamp(MIN_SPAN_MS, max);
+    let to = end.min(state.cursor_ms.max(from) + span);
     (to > from).then_some((from, to))
+}
+
+/// The span after a window that read `ahead` new records over the `covered` ms past the
+/// previous cursor, with `span` in force (see [`WINDOW_RECORDS`]).
+pub fn next_span(span: i64, covered: i64, ahead: usize, t: &Timing) -> i64 {
+    let max = (t.max_window.as_millis() as i64).max(MIN_SPAN_MS);
+    let target = WINDOW_RECORDS as i64;
+    let ahead = ahead as i64;
+    let next = if covered <= 0 {
+        span
+    } else if ahead > target {
+        // i128: a covered span of years times the target stays exact.
+        (i128::from(covered) * i128::from(target) / i128::from(ahead)) as i64
+    } else if ahead * 2 <= target && covered >= span {
+        span.saturating_mul(2)
+    } else {
+        span
+    };
+    next.clamp(MIN_SPAN_MS, max)
 }
 
 /// True (with a warning) when an API record is larger than
@@ -155,14 +202,36 @@ pub(crate) fn oversized(
     over
 }
 
-/// Seen ids kept per scope at most; past it the oldest are dropped (with a warning).
-pub const MAX_SEEN: usize = 200_000;
 /// Pages of one window at most before paging is considered looping.
 pub const MAX_PAGES: usize = 100_000;
 
-/// Checkpoint deltas may add up to the full checkpoint's size, or this much when it is smaller,
-/// before a window's next page writes a full checkpoint again.
-const MIN_DELTAS: usize = 64 * 1024;
+/// Appends a page's events with the checkpoint record [`Checkpoint::commit`] chose; says so
+/// when ids had to be forgotten to keep the checkpoint within its limit.
+pub(crate) async fn append_commit<I>(
+    ctx: &SourceContext,
+    source: &str,
+    events: I,
+    append: Append,
+) -> Result<bool, SourceError>
+where
+    I: IntoIterator,
+    I::Item: std::borrow::Borrow<Event>,
+{
+    match append {
+        Append::Full { bytes, dropped } => {
+            if dropped > 0 {
+                tracing::warn!(
+                    message = "Seen ids over their limit; the oldest were forgotten, so late copies of them could repeat.",
+                    source,
+                    dropped,
+                    limit = super::checkpoint::MAX_IDS
+                );
+            }
+            append_page(ctx, source, events, bytes).await
+        }
+        Append::Delta(bytes) => append_page_delta(ctx, source, events, bytes).await,
+    }
+}
 
 /// A configured windowed source.
 #[derive(Debug)]
@@ -207,15 +276,15 @@ pub fn connect(
     let client = ApiClient {
         http: http::client(),
         tokens: TokenCache::shared(),
+        origin: http::origin(base(&endpoints)),
         login: endpoints.login.clone(),
         scope: format!("{}/.default", base(&endpoints)),
-        origin: http::origin(base(&endpoints)),
         headers,
         retry: Retry::default(),
+        max_answer_bytes: config.azure.max_answer_bytes(),
         source: cfg.name.clone(),
         // Replaced by the pipeline's counters when the source runs.
         stats: Arc::default(),
-        max_answer_bytes: config.azure.max_answer_bytes(),
         limit: cfg.event_kind().and_then(|kind| {
             Limit::for_kind(
                 kind,
@@ -312,13 +381,7 @@ pub fn resume_windows(ctx: &SourceContext, name: &str) -> (Checkpoint, bool) {
             let resumed = !ck.scopes.is_empty();
             (ck, resumed)
         }
-        None => (
-            Checkpoint {
-                version: checkpoint::VERSION,
-                ..Checkpoint::default()
-            },
-            false,
-        ),
+        None => (Checkpoint::new(), false),
     }
 }
 
@@ -426,8 +489,9 @@ impl PollSource {
         (&self.scopes, self.api)
     }
 
-    /// Reads one window page by page; each page is appended with the checkpoint after it.
-    /// `prune`: forget seen ids older than the overlap at the window's end (polling); a backfill
+    /// Reads one window page by page; each page is appended with what it changed in the
+    /// checkpoint (its new ids; at the window's end the cursor too).
+    /// `prune`: forget seen ids older than the next window's [`horizon`] (polling); a backfill
     /// keeps them, so a later backfill of an overlapping window repeats nothing.
     pub(super) async fn read_window(
         &self,
@@ -440,10 +504,16 @@ impl PollSource {
     ) -> Result<Outcome, SourceError> {
         let mut url = (self.api.first_url)(&self.endpoints, scope, from, to);
         let mut used = HashSet::new();
-        let overlap = self.timing.overlap.as_millis() as i64;
-        let (mut fetched, mut new) = (0usize, 0usize);
-        // Bytes of the last full checkpoint this read appended, and of the deltas since.
-        let mut chain: Option<(usize, usize)> = None;
+        // Records that were not visible yet when the first page was asked for are those that
+        // can turn up late; the next window reaches back for them from here.
+        let read_ms = jiff::Timestamp::now().as_millisecond();
+        let (start_cursor, start_span) = ck
+            .scopes
+            .get(scope)
+            .map(|s| (s.cursor_ms, s.span_ms))
+            .expect("scope state exists while polling it");
+        // New records past the cursor: what the next window's span is fitted to.
+        let (mut fetched, mut new, mut ahead) = (0usize, 0usize, 0usize);
         loop {
             let mut page = match self.client.get_as::<Listing>(&url, &ctx.cancel).await {
                 Ok(p) => p,
@@ -471,14 +541,13 @@ impl PollSource {
                 ));
                 return Ok(Outcome::Incomplete);
             };
-            // The ids this page adds; the checkpoint itself changes only once it is appended.
+            // The ids this page adds; the checkpoint itself changes only when it is appended.
             let seen = &ck
                 .scopes
                 .get(scope)
                 .expect("scope state exists while polling it")
                 .seen;
-            let mut added: Vec<(String, i64)> = Vec::new();
-            let mut on_page = HashSet::new();
+            let mut delta = Delta::at(scope, &ck.scopes[scope]);
             let mut events = Vec::new();
             let mut rejected = 0u64;
             ctx.stats
@@ -498,8 +567,9 @@ impl PollSource {
                     tracing::warn!(message = "Record skipped: not a JSON object with an id and a time.", source = %self.name, request_id = rid);
                     continue;
                 };
-                if !seen.contains(&ev.id) && on_page.insert(ev.id.clone()) {
-                    added.push((ev.id.clone(), time));
+                let h = ck.key.hash(&ev.id);
+                if !seen.contains(h, time) && delta.seen.insert(h, time, time) {
+                    ahead += usize::from(time > start_cursor);
                     events.push(ev);
                 }
             }
@@ -516,64 +586,32 @@ impl PollSource {
                 tracing::error!(message = "The API's next link repeats; paging stopped and the window taken as read.", source = %self.name, scope, request_id = rid);
             }
             let last = next.is_none() || looping;
-            // A full checkpoint first and at the window's end (the cursor moves, old ids are
-            // pruned); in between, only each page's new ids, as a delta, until the deltas have
-            // outgrown the full checkpoint. So a window of P pages writes O(P) checkpoint bytes,
-            // not O(P²).
-            let full = last || chain.is_none_or(|(base, deltas)| deltas > base.max(MIN_DELTAS));
-            if full {
-                let mut next_ck = ck.clone();
-                let state = next_ck
-                    .scopes
-                    .get_mut(scope)
-                    .expect("scope state exists while polling it");
-                for (id, t) in &added {
-                    state.seen.insert(id, *t);
+            if last {
+                // The cursor moves; ids no later window can return are forgotten.
+                let span = start_span.unwrap_or(INITIAL_SPAN_MS);
+                let covered = to - start_cursor.max(from);
+                delta.cursor_ms = to;
+                delta.read_ms = Some(read_ms);
+                delta.span_ms = Some(next_span(span, covered, ahead, &self.timing));
+                if prune {
+                    delta.prune_seen = Some(horizon(to, Some(read_ms), &self.timing));
                 }
-                if last {
-                    state.cursor_ms = to;
-                    if prune {
-                        state.seen.prune_before(to - overlap);
-                    }
-                    let dropped = state.seen.bound(MAX_SEEN);
-                    if dropped > 0 {
-                        tracing::warn!(message = "Seen-id set full; the oldest ids were dropped, so late copies of them could repeat.", source = %self.name, dropped);
-                    }
-                }
-                if !events.is_empty() || last {
-                    let bytes = next_ck.encode();
-                    chain = Some((bytes.len(), 0));
-                    if !append_page(ctx, &self.name, std::mem::take(&mut events), bytes).await? {
-                        return Ok(Outcome::Cancelled);
-                    }
-                }
-                *ck = next_ck;
-            } else if !events.is_empty() {
-                let delta = SeenDelta {
-                    version: checkpoint::VERSION,
-                    scope: scope.to_owned(),
-                    seen: added,
-                };
-                let bytes = delta.encode();
-                if let Some((_, deltas)) = chain.as_mut() {
-                    *deltas += bytes.len();
-                }
-                if !append_page_delta(ctx, &self.name, events, bytes).await? {
+            }
+            // Only each page's new ids (and at the end the new cursor) are written, as a delta
+            // on the checkpoint in the spool, until the deltas outgrow the whole checkpoint:
+            // a window of P pages writes O(P) checkpoint bytes, and a poll does not rewrite
+            // the ids of the whole overlap.
+            if !events.is_empty() || last {
+                let append = ck.commit(delta);
+                if !append_commit(ctx, &self.name, events, append).await? {
                     return Ok(Outcome::Cancelled);
-                }
-                let state = ck
-                    .scopes
-                    .get_mut(scope)
-                    .expect("scope state exists while polling it");
-                for (id, t) in delta.seen {
-                    state.seen.insert(&id, t);
                 }
             }
             ctx.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
             match next {
                 Some(n) if !last => url = n,
                 _ => {
-                    tracing::debug!(message = "Window read.", source = %self.name, scope, from = %filter_time(from), to = %filter_time(to), fetched, new);
+                    tracing::debug!(message = "Window read.", source = %self.name, scope, from = %filter_time(from), to = %filter_time(to), fetched, new, remembered = ck.scopes[scope].seen.len());
                     return Ok(Outcome::Complete);
                 }
             }
@@ -612,9 +650,16 @@ mod tests {
             next_window(&st, now + MIN, &timing()),
             Some((now - 15 * MIN, now - MIN))
         );
-        // With the first start further back than the overlap: back exactly the overlap.
+        // With the first start further back than the overlap: back exactly the overlap, and
+        // past the cursor by the first span (an hour).
         st.since_ms = now - 200 * MIN;
         let later = now + 300 * MIN;
+        assert_eq!(
+            next_window(&st, later, &timing()),
+            Some((now - 62 * MIN, now - 2 * MIN + 60 * MIN))
+        );
+        // Up to now when the span reaches that far.
+        st.span_ms = Some(24 * 60 * MIN);
         assert_eq!(
             next_window(&st, later, &timing()),
             Some((now - 62 * MIN, later - 2 * MIN))
@@ -622,12 +667,69 @@ mod tests {
     }
 
     #[test]
+    fn the_overlap_is_counted_from_when_the_window_was_read() {
+        let now = 1_000_000 * MIN;
+        let t = timing();
+        let mut st = ScopeState::new(now - 3000 * MIN);
+        st.span_ms = Some(24 * 60 * MIN);
+        // Read as soon as it ended (polling): back the overlap (and the settle delay).
+        st.cursor_ms = now - 2 * MIN;
+        st.read_ms = Some(now);
+        assert_eq!(horizon(st.cursor_ms, st.read_ms, &t), now - 62 * MIN);
+        assert_eq!(
+            next_window(&st, now + MIN, &t).map(|w| w.0),
+            Some(now - 62 * MIN)
+        );
+        // Read two days after its end (a catch-up): nothing of it can still turn up late,
+        // so the next window starts at the cursor and its ids need not be kept.
+        st.cursor_ms = now - 2000 * MIN;
+        st.read_ms = Some(now - 10 * MIN);
+        assert_eq!(horizon(st.cursor_ms, st.read_ms, &t), st.cursor_ms);
+        assert_eq!(
+            next_window(&st, now, &t),
+            Some((now - 2000 * MIN, now - 2000 * MIN + 24 * 60 * MIN))
+        );
+        // Read 30 minutes after its end: back to 60 + 2 minutes before the read.
+        st.cursor_ms = now - 40 * MIN;
+        assert_eq!(horizon(st.cursor_ms, st.read_ms, &t), now - 72 * MIN);
+    }
+
+    #[test]
+    fn spans_narrow_for_dense_windows_and_widen_for_sparse_ones() {
+        let t = timing();
+        let hour = 60 * MIN;
+        // 400,000 new records in an hour: a quarter of an hour holds about 100,000.
+        assert_eq!(next_span(hour, hour, 400_000, &t), 15 * MIN);
+        // A million in one second: not below a second.
+        assert_eq!(next_span(1_000, 1_000, 1_000_000, &t), MIN_SPAN_MS);
+        // Few records over the whole span: twice as far, up to the API's longest window.
+        assert_eq!(next_span(hour, hour, 1_000, &t), 2 * hour);
+        assert_eq!(next_span(20 * hour, 20 * hour, 10, &t), 24 * hour);
+        // A window that stopped short of its span (it reached now) leaves it as it was.
+        assert_eq!(next_span(hour, MIN, 10, &t), hour);
+        assert_eq!(next_span(hour, 0, 10, &t), hour);
+        // A catch-up of a day of 1.2 million records per hour takes windows of about 5
+        // minutes: each holds about 100,000 ids, not the day's 29 million.
+        let mut span = INITIAL_SPAN_MS;
+        for _ in 0..5 {
+            let ahead = (1_200_000 * span / hour) as usize;
+            span = next_span(span, span, ahead, &t);
+        }
+        assert_eq!(span, 5 * MIN);
+    }
+
+    #[test]
     fn long_catch_ups_are_split_and_retention_is_respected() {
         let now = 1_000_000 * MIN;
         let mut st = ScopeState::new(now - 200 * 24 * 60 * MIN);
+        st.span_ms = Some(48 * 60 * MIN);
         let (from, to) = next_window(&st, now, &timing()).unwrap();
         assert_eq!(from, now - 90 * 24 * 60 * MIN + MIN, "within retention");
-        assert_eq!(to - st.cursor_ms.max(from), 24 * 60 * MIN);
+        assert_eq!(
+            to - st.cursor_ms.max(from),
+            24 * 60 * MIN,
+            "the API's longest window"
+        );
         st.cursor_ms = to;
         let (from2, _) = next_window(&st, now, &timing()).unwrap();
         assert_eq!(

@@ -43,6 +43,11 @@ fn faulty_sim_config() -> SimConfig {
 }
 
 fn config(sim: &Simulator, dir: &Path, source: &str) -> Config {
+    config_with(sim, dir, source, "12s")
+}
+
+/// [`config`] with another `overlap`.
+fn config_with(sim: &Simulator, dir: &Path, source: &str, overlap: &str) -> Config {
     std::fs::write(dir.join("secret"), &sim.config().client_secret).unwrap();
     let subs: Vec<String> = sim
         .config()
@@ -70,7 +75,7 @@ name = "src"
 kind = "{source}"
 {subs}
 interval = "300ms"
-overlap = "12s"
+overlap = "{overlap}"
 settle_delay = "500ms"
 start_at = "30s"
 
@@ -90,6 +95,7 @@ mappings = "{mappings}"
             String::new()
         },
         mappings = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/arcsight"),
+        overlap = overlap,
     );
     let path = dir.join("siemcast.toml");
     std::fs::write(&path, &text).unwrap();
@@ -119,6 +125,19 @@ async fn run_with_stats(
     deadline: Duration,
     done: impl Fn(u64) -> bool,
 ) -> Arc<SourceStats> {
+    run_while(cfg, spool, deadline, |s| {
+        !done(s.spooled.load(Ordering::Relaxed))
+    })
+    .await
+}
+
+/// Runs the configured source while `going` says so (and the deadline has not passed).
+async fn run_while(
+    cfg: &Config,
+    spool: &Arc<Spool>,
+    deadline: Duration,
+    going: impl Fn(&SourceStats) -> bool,
+) -> Arc<SourceStats> {
     let source = Source::from_config(&cfg.sources[0], cfg).unwrap();
     let ctx = SourceContext {
         spool: spool.clone(),
@@ -128,7 +147,7 @@ async fn run_with_stats(
     let (cancel, stats) = (ctx.cancel.clone(), ctx.stats.clone());
     let task = tokio::spawn(source.run(ctx));
     let start = Instant::now();
-    while !done(stats.spooled.load(Ordering::Relaxed)) && start.elapsed() < deadline {
+    while going(&stats) && start.elapsed() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     cancel.cancel();
@@ -145,6 +164,23 @@ fn spooled_events(spool: &Spool) -> Vec<Event> {
         out.extend(recs.iter().map(|r| Event::decode(&r.payload).unwrap()));
         if next == from {
             return out;
+        }
+        from = next;
+    }
+}
+
+/// How often each id was spooled, read without holding every event.
+fn spooled_counts(spool: &Spool) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    let mut from = 0;
+    loop {
+        let mut recs = Vec::new();
+        let next = spool.read(from, 10_000, 64 << 20, &mut recs).unwrap();
+        for r in &recs {
+            *m.entry(Event::decode(&r.payload).unwrap().id).or_insert(0) += 1;
+        }
+        if next == from {
+            return m;
         }
         from = next;
     }
@@ -274,6 +310,140 @@ async fn a_long_window_checkpoints_by_deltas_and_resumes_from_them() {
     let dups: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "duplicated: {dups:?}");
     assert_eq!(got.len(), expected);
+}
+
+/// Sign-ins in the big-window test: more than the 200,000 ids the seen-id set once held.
+/// `SIEMCAST_TEST_BIG_WINDOW` sets another count (a measurement run).
+fn big_window() -> usize {
+    std::env::var("SIEMCAST_TEST_BIG_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(250_000)
+}
+
+/// One window of more sign-ins than the seen-id set once held (it dropped the oldest ids past
+/// 200,000, and each poll sent them again), all inside the overlap so every poll reads them
+/// all again: each id is spooled exactly once through a stop in the middle of the window, a
+/// restart from the spooled checkpoint and two more polls of the whole window; the checkpoint
+/// remembers every id, and the next windows are narrowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_of_more_than_200k_ids_is_spooled_exactly_once() {
+    let n = big_window();
+    let mut sc = SimConfig::around_now(Duration::from_secs(20), Duration::ZERO, 0);
+    sc.signins.count = n;
+    sc.bulk = true;
+    sc.page_size = 1000;
+    let sim = Simulator::start(sc).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with(&sim, dir.path(), "entra_signins", "10m");
+    let spool = open_spool(dir.path());
+    let started = Instant::now();
+    let deadline = Duration::from_secs(900);
+    let first = run_until(&cfg, &spool, deadline, |k| k >= n as u64 * 2 / 5).await;
+    assert!(first < n as u64, "stopped too late ({first})");
+    drop(spool);
+    let spool = open_spool(dir.path());
+    let all_visible = sim.last_visible_ms();
+    // The rest of the window, then two more polls that read every sign-in again.
+    let stats = run_while(&cfg, &spool, deadline, |s| {
+        first + s.spooled.load(Ordering::Relaxed) < n as u64
+            || s.polled.load(Ordering::Relaxed) < 3 * n as u64
+            || jiff::Timestamp::now().as_millisecond() < all_visible + 2_000
+    })
+    .await;
+    let polled = stats.polled.load(Ordering::Relaxed);
+    eprintln!(
+        "{n} sign-ins: {first} spooled before the stop; after it {} more, {polled} read; {:.1?}",
+        stats.spooled.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+    assert!(polled >= 3 * n as u64, "only {polled} records read");
+    let got = spooled_counts(&spool);
+    let dups: Vec<_> = got.iter().filter(|(_, k)| **k > 1).collect();
+    assert!(
+        dups.is_empty(),
+        "{} ids spooled more than once, e.g. {:?}",
+        dups.len(),
+        &dups[..dups.len().min(3)]
+    );
+    let expected = sim.signin_ids();
+    let missing = expected.iter().filter(|id| !got.contains_key(*id)).count();
+    assert_eq!(missing, 0, "{missing} of {n} ids never spooled");
+    assert_eq!(got.len(), n);
+    let chain = spool.checkpoint_chain("src").expect("a checkpoint chain");
+    let sizes: Vec<usize> = chain.iter().map(Vec::len).collect();
+    let ck = super::checkpoint::Checkpoint::decode_chain(&chain).expect("the chain decodes");
+    assert!(ck.ids() >= n, "{} ids remembered of {n}", ck.ids());
+    let state = ck.scopes.values().next().expect("the tenant's state");
+    assert!(
+        state
+            .span_ms
+            .is_some_and(|s| s < super::poll::INITIAL_SPAN_MS),
+        "windows narrowed after one of {n} records: {:?}",
+        state.span_ms
+    );
+    eprintln!(
+        "checkpoint chain: whole {} bytes + {} bytes in {} deltas ({:.1} bytes per id)",
+        sizes[0],
+        sizes[1..].iter().sum::<usize>(),
+        sizes.len() - 1,
+        sizes[0] as f64 / n as f64
+    );
+}
+
+/// A spool written by the previous version (checkpoint version 1: the seen ids as strings) is
+/// resumed: the ids it remembered are not spooled again though the first window reads them
+/// again, everything after its cursor is spooled once, and the checkpoint is version 2 from then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_checkpoint_is_resumed_without_repeats() {
+    let mut sc = SimConfig::around_now(Duration::from_secs(12), Duration::ZERO, 300);
+    sc.page_size = 40;
+    let sim = Simulator::start(sc).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, dir.path(), "azure_activity");
+    let mut records: Vec<(String, i64)> = sim
+        .activity_records()
+        .iter()
+        .map(|r| {
+            let time = crate::event::parse_time_ms(r["eventTimestamp"].as_str().unwrap());
+            (r["eventDataId"].as_str().unwrap().to_owned(), time.unwrap())
+        })
+        .collect();
+    records.sort_by_key(|r| r.1);
+    // What the previous version had read: everything before the middle record's time.
+    let cursor = records[records.len() / 2].1;
+    let (before, after): (Vec<_>, Vec<_>) = records.iter().partition(|r| r.1 < cursor);
+    let seen: serde_json::Map<String, serde_json::Value> = before
+        .iter()
+        .map(|(id, t)| (id.clone(), serde_json::Value::from(*t)))
+        .collect();
+    let v1 = serde_json::json!({"version": 1, "scopes": {sim.config().subscriptions[0].clone(): {
+        "since_ms": records[0].1 - 5_000, "cursor_ms": cursor, "seen": seen}}});
+    let spool = open_spool(dir.path());
+    spool
+        .append_batch("src", &[], &serde_json::to_vec(&v1).unwrap())
+        .unwrap();
+    let all_visible = sim.last_visible_ms();
+    run_until(&cfg, &spool, Duration::from_secs(60), |n| {
+        n >= after.len() as u64 && jiff::Timestamp::now().as_millisecond() > all_visible + 2_000
+    })
+    .await;
+    let got = counts(&spooled_events(&spool));
+    let dups: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "duplicated: {dups:?}");
+    let again: Vec<_> = before.iter().filter(|r| got.contains_key(&r.0)).collect();
+    assert!(
+        again.is_empty(),
+        "{} ids the old checkpoint remembered were spooled again",
+        again.len()
+    );
+    let expected: BTreeSet<&String> = after.iter().map(|r| &r.0).collect();
+    assert_eq!(got.keys().collect::<BTreeSet<_>>(), expected);
+    let chain = spool.checkpoint_chain("src").unwrap();
+    let whole: serde_json::Value = serde_json::from_slice(&chain[0]).unwrap();
+    assert_eq!(whole["version"], 2, "rewritten in this version");
+    let ck = super::checkpoint::Checkpoint::decode_chain(&chain).unwrap();
+    assert!(ck.scopes.values().all(|s| s.cursor_ms > cursor));
 }
 
 /// A record no JSON parser may read (a lone surrogate escape in one of its strings) is skipped

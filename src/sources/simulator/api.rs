@@ -30,7 +30,7 @@ pub(super) fn arm_error(status: StatusCode, code: &str, message: &str, rid: &str
     r
 }
 
-fn graph_error(status: StatusCode, code: &str, message: &str, rid: &str) -> Response {
+pub(super) fn graph_error(status: StatusCode, code: &str, message: &str, rid: &str) -> Response {
     let body = json!({"error": {"code": code, "message": message, "innerError": {
         "date": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S").to_string(),
         "request-id": rid, "client-request-id": rid}}});
@@ -154,6 +154,9 @@ pub(super) async fn serve(
     }
     let query = Query(query_pairs(uri.query().unwrap_or("")));
     let q = |k: &str| query.get(k);
+    if let Some(r) = super::bulk::serve(shared, service, uri, &query, &rid) {
+        return r;
+    }
     let listing = match service {
         Service::Management
             if uri
@@ -523,7 +526,7 @@ fn activity_filter(filter: &str) -> Option<(i64, i64)> {
 
 /// `{field} ge <t1>` optionally followed by `and {field} lt|le <t2>` (Graph: no quotes);
 /// returns the bounds as a half-open range.
-fn graph_filter(field: &str, filter: &str) -> Option<(i64, i64)> {
+pub(super) fn graph_filter(field: &str, filter: &str) -> Option<(i64, i64)> {
     let rest = filter.trim().strip_prefix(&format!("{field} ge "))?;
     let (t1, rest) = rest.split_once(' ').unwrap_or((rest, ""));
     let end = if rest.is_empty() {

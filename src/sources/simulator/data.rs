@@ -419,54 +419,70 @@ const APPS: &[(&str, &str)] = &[
 
 /// Entra interactive sign-ins (§4.6 shape), one version each.
 pub fn sign_ins(seed: u64, t: &Timeline) -> Vec<Item> {
-    (0..t.count)
-        .map(|i| {
-            let r = h(seed, &[300, i as u64]);
-            let (app_id, app) = APPS[(r % APPS.len() as u64) as usize];
-            let user = CALLERS[((r >> 8) % CALLERS.len() as u64) as usize];
-            let time = t.time(i);
-            let failed = r % 7 == 2;
-            let (city, country) = [("Lisbon", "PT"), ("Seattle", "US"), ("Berlin", "DE"), ("Lagos", "NG")]
-                [((r >> 16) % 4) as usize];
-            let risk = if r % 17 == 4 { "medium" } else { "none" };
-            let body = json!({
-                "id": guid(seed, &[301, i as u64]),
-                "createdDateTime": azure_time(time),
-                "userDisplayName": user.split('@').next().unwrap_or(user),
-                "userPrincipalName": user,
-                "userId": guid(seed, &[9, (r >> 8) % 4]),
-                "appId": app_id,
-                "appDisplayName": app,
-                "ipAddress": format!("198.51.100.{}", (r >> 24) % 250 + 1),
-                "clientAppUsed": "Browser",
-                "correlationId": guid(seed, &[302, i as u64]),
-                "conditionalAccessStatus": if failed { "notApplied" } else { "success" },
-                "isInteractive": true,
-                "riskDetail": "none",
-                "riskLevelAggregated": risk,
-                "riskLevelDuringSignIn": risk,
-                "riskState": if risk == "none" { "none" } else { "atRisk" },
-                "riskEventTypes_v2": if risk == "none" { json!([]) } else { json!(["unfamiliarFeatures"]) },
-                "resourceDisplayName": app,
-                "resourceId": app_id,
-                "status": if failed {
-                    json!({"errorCode": 50126, "failureReason": "Error validating credentials due to invalid username or password.", "additionalDetails": null})
-                } else {
-                    json!({"errorCode": 0, "failureReason": "Other.", "additionalDetails": null})
-                },
-                "deviceDetail": {"deviceId": "", "displayName": "", "operatingSystem": "Windows 10", "browser": "Edge 122.0.0",
-                                 "isCompliant": false, "isManaged": false, "trustType": ""},
-                "location": {"city": city, "state": "", "countryOrRegion": country, "geoCoordinates": {"latitude": 38.72, "longitude": -9.14}},
-                "appliedConditionalAccessPolicies": [],
-            });
-            Item {
-                time_ms: time,
-                visible_ms: t.visible(seed, i + 7, time),
-                object: i,
-                body,
-            }
-        })
-        .collect()
+    (0..t.count).map(|i| sign_in(seed, t, i)).collect()
+}
+
+/// The id of sign-in `i`.
+pub fn sign_in_id(seed: u64, i: usize) -> String {
+    guid(seed, &[301, i as u64])
+}
+
+/// The event time and visibility time of sign-in `i`, without its body.
+pub fn sign_in_times(seed: u64, t: &Timeline, i: usize) -> (i64, i64) {
+    let time = t.time(i);
+    (time, t.visible(seed, i + 7, time))
+}
+
+/// Sign-in `i` of the timeline.
+pub fn sign_in(seed: u64, t: &Timeline, i: usize) -> Item {
+    let r = h(seed, &[300, i as u64]);
+    let (app_id, app) = APPS[(r % APPS.len() as u64) as usize];
+    let user = CALLERS[((r >> 8) % CALLERS.len() as u64) as usize];
+    let time = t.time(i);
+    let failed = r % 7 == 2;
+    let (city, country) = [
+        ("Lisbon", "PT"),
+        ("Seattle", "US"),
+        ("Berlin", "DE"),
+        ("Lagos", "NG"),
+    ][((r >> 16) % 4) as usize];
+    let risk = if r % 17 == 4 { "medium" } else { "none" };
+    let body = json!({
+        "id": sign_in_id(seed, i),
+        "createdDateTime": azure_time(time),
+        "userDisplayName": user.split('@').next().unwrap_or(user),
+        "userPrincipalName": user,
+        "userId": guid(seed, &[9, (r >> 8) % 4]),
+        "appId": app_id,
+        "appDisplayName": app,
+        "ipAddress": format!("198.51.100.{}", (r >> 24) % 250 + 1),
+        "clientAppUsed": "Browser",
+        "correlationId": guid(seed, &[302, i as u64]),
+        "conditionalAccessStatus": if failed { "notApplied" } else { "success" },
+        "isInteractive": true,
+        "riskDetail": "none",
+        "riskLevelAggregated": risk,
+        "riskLevelDuringSignIn": risk,
+        "riskState": if risk == "none" { "none" } else { "atRisk" },
+        "riskEventTypes_v2": if risk == "none" { json!([]) } else { json!(["unfamiliarFeatures"]) },
+        "resourceDisplayName": app,
+        "resourceId": app_id,
+        "status": if failed {
+            json!({"errorCode": 50126, "failureReason": "Error validating credentials due to invalid username or password.", "additionalDetails": null})
+        } else {
+            json!({"errorCode": 0, "failureReason": "Other.", "additionalDetails": null})
+        },
+        "deviceDetail": {"deviceId": "", "displayName": "", "operatingSystem": "Windows 10", "browser": "Edge 122.0.0",
+                         "isCompliant": false, "isManaged": false, "trustType": ""},
+        "location": {"city": city, "state": "", "countryOrRegion": country, "geoCoordinates": {"latitude": 38.72, "longitude": -9.14}},
+        "appliedConditionalAccessPolicies": [],
+    });
+    Item {
+        time_ms: time,
+        visible_ms: t.visible(seed, i + 7, time),
+        object: i,
+        body,
+    }
 }
 
 #[cfg(test)]

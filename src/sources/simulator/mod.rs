@@ -7,6 +7,7 @@
 //! requests); a request log, and a log of requests that reached where they should not have.
 
 mod api;
+mod bulk;
 pub mod data;
 mod defender;
 mod hostile;
@@ -150,6 +151,10 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Serve the APIs and the token endpoint over HTTPS with this certificate.
     pub tls: Option<SimTls>,
+    /// Sign-ins are generated when a page is served instead of kept (for tenants of millions;
+    /// see `bulk.rs`): [`Simulator::signin_records`] is then empty, [`Simulator::signin_ids`]
+    /// still gives every id.
+    pub bulk: bool,
 }
 
 impl SimConfig {
@@ -184,6 +189,7 @@ impl SimConfig {
             page_size: 200,
             faults: Faults::default(),
             tls: None,
+            bulk: false,
         }
     }
 }
@@ -255,6 +261,7 @@ struct Shared {
     /// The foreign listener of the hostile modes.
     foreign: SocketAddr,
     state: Mutex<Mutable>,
+    bulk: bulk::Cache,
 }
 
 impl Shared {
@@ -307,7 +314,11 @@ impl Simulator {
             .collect();
         let alerts = data::alerts(cfg.seed, &cfg.tenant_id, &cfg.alerts);
         let audits = data::directory_audits(cfg.seed, &cfg.audits);
-        let signins = data::sign_ins(cfg.seed, &cfg.signins);
+        let signins = if cfg.bulk {
+            Vec::new()
+        } else {
+            data::sign_ins(cfg.seed, &cfg.signins)
+        };
         let defender = cfg
             .subscriptions
             .iter()
@@ -344,6 +355,7 @@ impl Simulator {
             defender,
             office,
             base,
+            bulk: bulk::Cache::default(),
         });
         for (service, listener) in listeners {
             let app = Router::new()
@@ -512,6 +524,18 @@ impl Simulator {
         self.shared.signins.iter().map(|i| i.body.clone()).collect()
     }
 
+    /// The id of every Entra sign-in that will ever be listed (also in bulk mode).
+    pub fn signin_ids(&self) -> Vec<String> {
+        let cfg = &self.shared.cfg;
+        if cfg.bulk {
+            return (0..cfg.signins.count)
+                .map(|i| data::sign_in_id(cfg.seed, i))
+                .collect();
+        }
+        let id = |i: &data::Item| i.body["id"].as_str().unwrap_or_default().to_owned();
+        self.shared.signins.iter().map(id).collect()
+    }
+
     /// Every version of every alert (an intermediate version may be superseded unseen).
     pub fn alert_versions(&self) -> Vec<serde_json::Value> {
         self.shared.alerts.iter().map(|i| i.body.clone()).collect()
@@ -530,6 +554,8 @@ impl Simulator {
 
     /// Ms since the epoch when the last record of the data becomes visible.
     pub fn last_visible_ms(&self) -> i64 {
+        let cfg = &self.shared.cfg;
+        let bulk_signins = (0..cfg.signins.count).filter(|_| cfg.bulk);
         self.shared
             .activity
             .iter()
@@ -540,6 +566,7 @@ impl Simulator {
             .chain(self.shared.defender.iter().flatten())
             .map(|i| i.visible_ms)
             .chain(self.shared.office.iter().flatten().map(|b| b.visible_ms))
+            .chain(bulk_signins.map(|i| data::sign_in_times(cfg.seed, &cfg.signins, i).1))
             .max()
             .unwrap_or(0)
     }
