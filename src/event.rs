@@ -71,7 +71,7 @@ impl EventKind {
     }
 
     /// The JSON fields that hold this kind's unique id, most specific first.
-    fn id_fields(self) -> &'static [&'static str] {
+    pub fn id_fields(self) -> &'static [&'static str] {
         match self {
             EventKind::AzureActivity => &["eventDataId", "id"],
             EventKind::DefenderAlerts => &["id", "name"],
