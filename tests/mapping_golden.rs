@@ -2,6 +2,9 @@
 //! match `tests/golden/<vendor>/<kind>.out` byte for byte (one line per event).
 //! Regenerate deliberately with `UPDATE_GOLDEN=1 cargo test --test mapping_golden`.
 
+#[path = "util/golden.rs"]
+mod golden;
+
 use std::path::{Path, PathBuf};
 
 use siemcast::mapping::Mapping;
@@ -55,34 +58,12 @@ fn render_all(vendor: &str, kind: &str) -> String {
 }
 
 fn check(vendor: &str, kind: &str) {
-    let got = render_all(vendor, kind);
     let golden = root()
         .join("tests/golden")
         .join(vendor)
         .join(format!("{kind}.out"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::write(&golden, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run UPDATE_GOLDEN=1 cargo test --test mapping_golden",
-            golden.display()
-        )
-    });
-    if got != want {
-        for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
-            if g != w {
-                panic!("{vendor}/{kind} line {}:\n got: {g}\nwant: {w}", i + 1);
-            }
-        }
-        panic!(
-            "{vendor}/{kind}: line count differs ({} vs {})",
-            got.lines().count(),
-            want.lines().count()
-        );
-    }
+    let what = format!("{vendor}/{kind}");
+    golden::check(&golden, &render_all(vendor, kind), &what, "mapping_golden");
 }
 
 #[test]

@@ -10,6 +10,8 @@
 //! holds Event Hubs message bodies (`{"records":[…]}`), routed and stamped by the `eventhubs`
 //! source's own decoder, each record rendered with the mapping of the kind it is routed to.
 
+#[path = "util/golden.rs"]
+mod golden;
 #[path = "mapping_decoders.rs"]
 mod mapping_decoders;
 
@@ -174,32 +176,12 @@ fn render_dir(vendor: &str, dir: &str) -> String {
 }
 
 fn check(vendor: &str, dir: &str) {
-    let got = render_dir(vendor, dir);
     let golden = root()
         .join("tests/golden/real")
         .join(vendor)
         .join(format!("{dir}.out"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::write(&golden, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run UPDATE_GOLDEN=1 cargo test --test real_records)",
-            golden.display()
-        )
-    });
-    if got != want {
-        for (i, (g, w)) in got.lines().zip(want.lines()).enumerate() {
-            assert_eq!(g, w, "{vendor}/{dir}: line {} differs", i + 1);
-        }
-        assert_eq!(
-            got.lines().count(),
-            want.lines().count(),
-            "{vendor}/{dir}: line count differs"
-        );
-    }
+    let what = format!("{vendor}/{dir}");
+    golden::check(&golden, &render_dir(vendor, dir), &what, "real_records");
 }
 
 #[test]
