@@ -123,15 +123,7 @@ async fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
 [metrics]
 address = ""
 
-[azure]
-tenant_id = "{tenant}"
-client_id = "{client}"
-client_secret_file = "client-secret"
-login_endpoint = "{login}"
-management_endpoint = "{management}"
-graph_endpoint = "{graph}"
-office_endpoint = "{office}"
-
+{azure}
 # The simulator is not Entra: its reports need not be read at 5 per 10 s.
 [azure.rate_limits]
 entra_reports = "50/1s"
@@ -189,12 +181,7 @@ syslog = "rfc3164"
 hostname = "siemcast-demo"
 mappings = "mappings/arcsight"
 "#,
-        tenant = sim.config().tenant_id,
-        client = sim.config().client_id,
-        login = sim.endpoint(Service::Login),
-        management = sim.endpoint(Service::Management),
-        graph = sim.endpoint(Service::Graph),
-        office = sim.endpoint(Service::Office),
+        azure = sim.azure_section("client_secret_file = \"client-secret\""),
         subscription = sim.config().subscriptions[0],
         content_types = CONTENT_TYPES,
     );

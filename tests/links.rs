@@ -48,15 +48,7 @@ fn config(sim: &BackgroundSimulator, address: &str, metrics_port: u16) -> String
 [metrics]
 address = "127.0.0.1:{metrics_port}"
 
-[azure]
-tenant_id = "{tenant}"
-client_id = "{client}"
-client_secret_file = "client-secret"
-login_endpoint = "{login}"
-management_endpoint = "{management}"
-graph_endpoint = "{graph}"
-office_endpoint = "{office}"
-
+{azure}
 [azure.rate_limits]
 entra_reports = "50/1s"
 
@@ -93,12 +85,7 @@ syslog = "rfc3164"
 hostname = "siemcast-test"
 mappings = "{mappings}"
 "#,
-        tenant = sim.config().tenant_id,
-        client = sim.config().client_id,
-        login = sim.endpoint(Service::Login),
-        management = sim.endpoint(Service::Management),
-        graph = sim.endpoint(Service::Graph),
-        office = sim.endpoint(Service::Office),
+        azure = sim.azure_section("client_secret_file = \"client-secret\""),
         types = O365_CONTENT_TYPES,
         mappings = shipped_mappings("arcsight").display(),
     )

@@ -64,13 +64,7 @@ fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str) {
 [metrics]
 address = ""
 
-[azure]
-tenant_id = "{tenant}"
-client_id = "{client}"
-certificate_file = "app.pem"
-login_endpoint = "{login}"
-management_endpoint = "{management}"
-
+{azure}
 [[source]]
 name = "activity"
 kind = "azure_activity"
@@ -83,10 +77,7 @@ transport = "tcp"
 hostname = "siemcast-test"
 mappings = "{mappings}"
 "#,
-        tenant = sim.config().tenant_id,
-        client = sim.config().client_id,
-        login = sim.endpoint(Service::Login),
-        management = sim.endpoint(Service::Management),
+        azure = sim.azure_section("certificate_file = \"app.pem\""),
         subs = subs.join(", "),
         mappings = shipped_mappings("arcsight").display(),
     );

@@ -34,21 +34,12 @@ fn cert_creds(sim: &Simulator, path: &std::path::Path, alg: AssertionAlgorithm) 
 async fn list_activity(sim: &Simulator, creds: Credentials) -> Result<(), String> {
     let management = sim.endpoint(Service::Management);
     let client = ApiClient {
-        http: http::client(),
-        tokens: Arc::new(TokenCache::default()),
-        login: sim.endpoint(Service::Login),
         creds,
-        scope: format!("{management}/.default"),
-        origin: http::origin(&management),
-        headers: &[],
         retry: Retry {
             max_attempts: 2,
             ..Retry::default()
         },
-        source: "test".into(),
-        limit: None,
-        stats: Default::default(),
-        max_answer_bytes: http::DEFAULT_MAX_ANSWER_BYTES,
+        ..ApiClient::for_simulator(sim, Service::Management, "test")
     };
     let url = format!(
         "{management}/subscriptions/{}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter=eventTimestamp ge '{}' and eventTimestamp le '{}'",

@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::auth::{AuthMethod, Credentials, TokenCache};
-use super::http::{self, ApiClient, FetchError, Retry};
+use super::http::{self, ApiClient, FetchError};
 use super::listing::Listing;
 use super::simulator::{Faults, Service, SimConfig, Simulator};
 use super::{append_page, Source, SourceContext, SourceStats};
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::event::{Event, EventKind};
 use crate::spool::{Spool, SpoolOptions};
 
@@ -23,22 +22,8 @@ const MIB: usize = 1 << 20;
 
 fn client(sim: &Simulator, max_answer_bytes: u64) -> ApiClient {
     ApiClient {
-        http: http::client(),
-        tokens: Arc::new(TokenCache::default()),
-        login: sim.endpoint(Service::Login),
-        creds: Credentials {
-            tenant_id: sim.config().tenant_id.clone(),
-            client_id: sim.config().client_id.clone(),
-            method: AuthMethod::Secret(Secret::new(sim.config().client_secret.clone())),
-        },
-        scope: format!("{}/.default", sim.endpoint(Service::Management)),
-        origin: http::origin(&sim.endpoint(Service::Management)),
-        headers: &[],
-        retry: Retry::default(),
-        source: "hostile".into(),
-        stats: Arc::default(),
-        limit: None,
         max_answer_bytes,
+        ..ApiClient::for_simulator(sim, Service::Management, "hostile")
     }
 }
 
@@ -187,13 +172,7 @@ fn activity_config(sim: &Simulator, dir: &std::path::Path) -> Config {
         r#"state_dir = "state"
 [metrics]
 address = ""
-[azure]
-tenant_id = "{tenant}"
-client_id = "{client}"
-client_secret_file = "secret"
-login_endpoint = "{login}"
-management_endpoint = "{management}"
-
+{azure}
 [[source]]
 name = "src"
 kind = "azure_activity"
@@ -208,10 +187,7 @@ name = "d"
 address = "127.0.0.1:1"
 mappings = "{mappings}"
 "#,
-        tenant = sim.config().tenant_id,
-        client = sim.config().client_id,
-        login = sim.endpoint(Service::Login),
-        management = sim.endpoint(Service::Management),
+        azure = sim.azure_section("client_secret_file = \"secret\""),
         sub = sim.config().subscriptions[0],
         mappings = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/arcsight"),
     );

@@ -286,6 +286,40 @@ pub struct ApiClient {
     pub origin: url::Origin,
 }
 
+#[cfg(test)]
+impl ApiClient {
+    /// A client of the simulator's `service` API with its app's client secret, as
+    /// `poll::connect` makes one (fresh token cache, default retries and answer cap, no rate
+    /// limit): tests change what they need with `ApiClient { field, ..for_simulator(…) }`.
+    pub(crate) fn for_simulator(
+        sim: &super::simulator::Simulator,
+        service: super::simulator::Service,
+        source: &str,
+    ) -> ApiClient {
+        use super::auth::AuthMethod;
+        let base = sim.endpoint(service);
+        let cfg = sim.config();
+        ApiClient {
+            http: client(),
+            tokens: Arc::new(TokenCache::default()),
+            login: sim.endpoint(super::simulator::Service::Login),
+            creds: Credentials {
+                tenant_id: cfg.tenant_id.clone(),
+                client_id: cfg.client_id.clone(),
+                method: AuthMethod::Secret(crate::config::Secret::new(cfg.client_secret.clone())),
+            },
+            scope: format!("{base}/.default"),
+            origin: origin(&base),
+            headers: &[],
+            retry: Retry::default(),
+            source: source.into(),
+            stats: Arc::default(),
+            limit: None,
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+        }
+    }
+}
+
 fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
     ["x-ms-request-id", "request-id"]
         .iter()

@@ -25,23 +25,13 @@ fn secret(sim: &Simulator) -> Credentials {
 
 /// A client of `service`'s API as `poll::connect` makes one.
 fn client(sim: &Simulator, service: Service, http: reqwest::Client) -> ApiClient {
-    let base = sim.endpoint(service);
     ApiClient {
         http,
-        tokens: Arc::new(TokenCache::default()),
-        login: sim.endpoint(Service::Login),
-        creds: secret(sim),
-        scope: format!("{base}/.default"),
-        origin: http::origin(&base),
-        headers: &[],
         retry: Retry {
             max_attempts: 2,
             ..Retry::default()
         },
-        source: "links".into(),
-        stats: Default::default(),
-        limit: None,
-        max_answer_bytes: http::DEFAULT_MAX_ANSWER_BYTES,
+        ..ApiClient::for_simulator(sim, service, "links")
     }
 }
 

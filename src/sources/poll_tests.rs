@@ -59,14 +59,7 @@ fn config_with(sim: &Simulator, dir: &Path, source: &str, overlap: &str) -> Conf
         r#"state_dir = "state"
 [metrics]
 address = ""
-[azure]
-tenant_id = "{tenant}"
-client_id = "{client}"
-client_secret_file = "secret"
-login_endpoint = "{login}"
-management_endpoint = "{management}"
-graph_endpoint = "{graph}"
-
+{azure}
 [azure.rate_limits]
 entra_reports = "50/1s"
 
@@ -84,11 +77,7 @@ name = "d"
 address = "127.0.0.1:1"
 mappings = "{mappings}"
 "#,
-        tenant = sim.config().tenant_id,
-        client = sim.config().client_id,
-        login = sim.endpoint(Service::Login),
-        management = sim.endpoint(Service::Management),
-        graph = sim.endpoint(Service::Graph),
+        azure = sim.azure_section("client_secret_file = \"secret\""),
         subs = if source == "azure_activity" {
             format!("subscriptions = [{}]", subs.join(", "))
         } else {

@@ -7,30 +7,17 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::auth::{AuthMethod, Credentials, TokenCache};
-use super::http::{self, ApiClient, Retry};
+use super::auth::TokenCache;
+use super::http::ApiClient;
 use super::limits::{ApiFamily, Limit, Limiters};
 use super::simulator::{Faults, RequestRecord, Service, SimConfig, Simulator};
-use crate::config::{RateText, Secret};
+use crate::config::RateText;
 
 fn client(sim: &Simulator, source: &str, limit: Option<Limit>) -> ApiClient {
     ApiClient {
-        http: http::client(),
         tokens: TokenCache::shared(),
-        login: sim.endpoint(Service::Login),
-        creds: Credentials {
-            tenant_id: sim.config().tenant_id.clone(),
-            client_id: sim.config().client_id.clone(),
-            method: AuthMethod::Secret(Secret::new(sim.config().client_secret.clone())),
-        },
-        scope: format!("{}/.default", sim.endpoint(Service::Graph)),
-        origin: http::origin(&sim.endpoint(Service::Graph)),
-        headers: &[],
-        retry: Retry::default(),
-        source: source.into(),
         limit,
-        stats: Default::default(),
-        max_answer_bytes: http::DEFAULT_MAX_ANSWER_BYTES,
+        ..ApiClient::for_simulator(sim, Service::Graph, source)
     }
 }
 

@@ -392,7 +392,6 @@ pub fn api_config(
     metrics: &str,
     azure: &str,
 ) -> String {
-    use siemcast::sources::simulator::Service;
     let subscriptions = match kind {
         "azure_activity" | "defender_alerts" => {
             let subs: Vec<String> = sim
@@ -418,15 +417,7 @@ pub fn api_config(
 [metrics]
 {metrics}
 
-[azure]
-tenant_id = "{tenant}"
-client_id = "{client}"
 {azure}
-login_endpoint = "{login}"
-management_endpoint = "{management}"
-graph_endpoint = "{graph}"
-office_endpoint = "{office}"
-
 [azure.rate_limits]
 entra_reports = "50/1s"
 
@@ -446,12 +437,7 @@ syslog = "rfc3164"
 hostname = "siemcast-test"
 mappings = "{mappings}"
 "#,
-        tenant = sim.config().tenant_id,
-        client = sim.config().client_id,
-        login = sim.endpoint(Service::Login),
-        management = sim.endpoint(Service::Management),
-        graph = sim.endpoint(Service::Graph),
-        office = sim.endpoint(Service::Office),
+        azure = sim.azure_section(azure),
         mappings = shipped_mappings("arcsight").display(),
     )
 }

@@ -427,6 +427,22 @@ impl Simulator {
         &self.shared.cfg
     }
 
+    /// The `[azure]` section of a siemcast config that reads this simulator: its tenant and
+    /// app, `credential` (a line such as `client_secret_file = "secret"`) and every endpoint.
+    pub fn azure_section(&self, credential: &str) -> String {
+        format!(
+            "[azure]\ntenant_id = \"{tenant}\"\nclient_id = \"{client}\"\n{credential}\n\
+             login_endpoint = \"{login}\"\nmanagement_endpoint = \"{management}\"\n\
+             graph_endpoint = \"{graph}\"\noffice_endpoint = \"{office}\"\n",
+            tenant = self.shared.cfg.tenant_id,
+            client = self.shared.cfg.client_id,
+            login = self.endpoint(Service::Login),
+            management = self.endpoint(Service::Management),
+            graph = self.endpoint(Service::Graph),
+            office = self.endpoint(Service::Office),
+        )
+    }
+
     /// Every request answered so far, in arrival order.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.lock().log.clone()
