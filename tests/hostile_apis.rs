@@ -200,8 +200,8 @@ fn an_oversized_record_is_rejected_alone_and_the_source_goes_on() {
         let (records, id_field, id_key) = match kind {
             "azure_activity" => (sim.activity_records(), "eventDataId", "externalId"),
             "o365_management" => (sim.office_records(&O365_CONTENT_TYPES), "Id", "externalId"),
-            // cs1: the alert's ARM id.
-            _ => (sim.defender_final_alerts(), "id", "cs1"),
+            // flexString2: the alert's ARM id.
+            _ => (sim.defender_final_alerts(), "id", "flexString2"),
         };
         let (bloated, expected): (Vec<String>, Vec<String>) = records
             .iter()

@@ -274,11 +274,13 @@ fn tokens_and_secrets_never_leave_their_api_and_the_windows_are_read_once_it_beh
             if let Some(id) = cef_value(line, "externalId") {
                 *external.entry(id.to_owned()).or_default() += 1;
             }
-            if let Some(id) = cef_value(line, "cs5") {
+            if let Some(id) = cef_value(line, "flexString2") {
                 *cs5.entry(id.to_owned()).or_default() += 1;
             }
-            // Defender alerts: cs1 is the alert's ARM id, outcome its status.
-            if let (Some(id), Some(status)) = (cef_value(line, "cs1"), cef_value(line, "outcome")) {
+            // Defender alerts: flexString2 is the alert's ARM id, outcome its status.
+            if let (Some(id), Some(status)) =
+                (cef_value(line, "flexString2"), cef_value(line, "outcome"))
+            {
                 if id.contains("/providers/Microsoft.Security/locations/") {
                     alerts.insert(format!("{id}|{status}"));
                 }

@@ -284,8 +284,14 @@ fn azure_activity_every_event_exactly_once_across_kill_9() {
 fn entra_audit_every_record_exactly_once_across_kill_9() {
     let sim = BackgroundSimulator::start(faulty(400)).unwrap();
     let expected = ids(&sim.audit_records(), "id");
-    // externalId holds at most 40 characters (CEF); the whole record id is in cs5.
-    let figures = exactly_once_across_kill_9(&sim, "entra_audit", Service::Graph, &expected, "cs5");
+    // externalId holds at most 40 characters (CEF); the whole record id is in flexString2.
+    let figures = exactly_once_across_kill_9(
+        &sim,
+        "entra_audit",
+        Service::Graph,
+        &expected,
+        "flexString2",
+    );
     eprintln!("{figures}");
 }
 
@@ -451,11 +457,11 @@ fn defender_alerts_every_status_at_most_once_and_every_final_state_across_kill_9
     let versions: BTreeSet<String> = sim.defender_versions().iter().map(key).collect();
     assert_eq!(finals.len(), 120);
     assert!(versions.len() > finals.len() + 40, "alerts change status");
-    // cs1 is the full ARM id of the alert, outcome its status.
+    // flexString2 is the full ARM id of the alert, outcome its status.
     let line_key = |line: &String| {
         format!(
             "{}|{}",
-            cef_value(line, "cs1").unwrap_or_else(|| panic!("no cs1: {line}")),
+            cef_value(line, "flexString2").unwrap_or_else(|| panic!("no flexString2: {line}")),
             cef_value(line, "outcome").unwrap_or_else(|| panic!("no outcome: {line}"))
         )
     };
@@ -488,7 +494,7 @@ fn simulated_records_fit_the_shipped_mappings() {
         (
             "defender_alerts",
             sim.defender_versions(),
-            &["rt", "externalId", "outcome", "src", "cs1"],
+            &["rt", "externalId", "outcome", "src", "flexString2"],
         ),
         (
             "graph_alerts",
@@ -498,7 +504,7 @@ fn simulated_records_fit_the_shipped_mappings() {
         (
             "entra_audit",
             sim.audit_records(),
-            &["rt", "externalId", "suser", "cs5"],
+            &["rt", "externalId", "suser", "flexString2"],
         ),
         (
             "entra_signins",

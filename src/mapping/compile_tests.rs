@@ -127,7 +127,7 @@ fn wrong_conversions() {
     let e = leef("[[field]]\nkey = \"devTime\"\npath = \"t\"\nconvert = \"port\"\n");
     assert_eq!(e, ["m.toml:11:11: convert = \"port\" does not fit 'devTime', which holds a timestamp (use \"epoch_ms\" or \"leef_time\")"]);
     let e = cef("[[field]]\nkey = \"msg\"\npath = \"t\"\nconvert = \"epoch\"\n");
-    assert_eq!(e, ["m.toml:12:11: unknown conversion 'epoch'; expected one of: text, epoch_ms, leef_time, ip, int, port, mac, number, bool, hash, severity (did you mean 'epoch_ms'?)"]);
+    assert_eq!(e, ["m.toml:12:11: unknown conversion 'epoch'; expected one of: text, epoch_ms, leef_time, ip, int, port, mac, number, bool, hash, id, severity (did you mean 'epoch_ms'?)"]);
     assert!(
         leef("[[field]]\nkey = \"devTime\"\npath = \"t\"\nconvert = \"leef_time\"\n").is_empty()
     );

@@ -7,6 +7,7 @@ mod compile;
 mod diag;
 mod dict;
 mod doc;
+mod inspect;
 mod leef;
 mod path;
 pub(crate) mod scan;
@@ -19,6 +20,7 @@ use std::path::{Path as FsPath, PathBuf};
 use serde_json::Value;
 
 pub use diag::{Diagnostic, MappingErrors};
+pub use inspect::FieldInfo;
 
 use doc::Doc;
 use value::{convert, Cond, Convert, Converted, ValueSpec};

@@ -176,6 +176,9 @@ pub(crate) enum Convert {
     /// The first 40 hex digits (160 bits) of the value's SHA-256: a stable id that fits
     /// 40-character keys such as CEF `externalId` when the real id is longer.
     Hash,
+    /// The value itself when it has at most 40 characters, else its [`Convert::Hash`]: a
+    /// record id that stays readable when it fits a 40-character key and is never cut.
+    Id,
     /// CEF header severity: 0–10 or Unknown/Low/Medium/High/Very-High.
     Severity,
     /// LEEF `sev`: 1–10.
@@ -194,6 +197,7 @@ impl Convert {
         "number",
         "bool",
         "hash",
+        "id",
         "severity",
     ];
 
@@ -209,6 +213,7 @@ impl Convert {
             "number" => Convert::Number,
             "bool" => Convert::Bool,
             "hash" => Convert::Hash,
+            "id" => Convert::Id,
             "severity" => Convert::Severity,
             _ => return None,
         })
@@ -226,6 +231,7 @@ impl Convert {
             Convert::Number => "number",
             Convert::Bool => "bool",
             Convert::Hash => "hash",
+            Convert::Id => "id",
             Convert::Severity | Convert::LeefSev => "severity",
         }
     }
@@ -241,7 +247,7 @@ impl Convert {
             Convert::Mac => "a MAC address",
             Convert::Number => "a number",
             Convert::Bool => "true or false",
-            Convert::Hash => "text",
+            Convert::Hash | Convert::Id => "text",
             Convert::Severity | Convert::LeefSev => "a severity",
         }
     }
@@ -294,6 +300,9 @@ impl Converted<'_> {
     }
 }
 
+/// The longest id `convert = "id"` passes as it is: the length of a hash.
+const ID_CHARS: usize = 40;
+
 /// Applies `conv` to `s`; `None` when the value does not convert (the key is then omitted).
 pub(crate) fn convert(conv: Convert, s: &str) -> Option<Converted<'_>> {
     let mut buf = Buf::new();
@@ -322,7 +331,10 @@ pub(crate) fn convert(conv: Convert, s: &str) -> Option<Converted<'_>> {
             write!(buf, "{p}").ok()?;
         }
         Convert::Mac => write_mac(&mut buf, t)?,
-        Convert::Hash => {
+        Convert::Id if !t.is_empty() && t.chars().count() <= ID_CHARS => {
+            return Some(Converted::Text(t));
+        }
+        Convert::Hash | Convert::Id => {
             if t.is_empty() {
                 return None;
             }

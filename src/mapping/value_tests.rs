@@ -105,6 +105,34 @@ fn hashes_are_stable_40_hex_digit_ids() {
 }
 
 #[test]
+fn ids_pass_when_they_fit_and_are_hashed_when_longer() {
+    let guid = "a1b2c3d4-0000-4000-8000-123456789abc";
+    assert_eq!(
+        conv(Convert::Id, &format!(" {guid} ")).as_deref(),
+        Some(guid)
+    );
+    let forty = "x".repeat(40);
+    assert_eq!(conv(Convert::Id, &forty).as_deref(), Some(forty.as_str()));
+    // 41 characters and more: the hash, as `hash` computes it, never a cut id.
+    let long = "Directory_7d1e2f30-aa41-4b52-9c63-d7e8f9a0b1c2_KZ1QX_41000001";
+    assert_eq!(conv(Convert::Id, long), conv(Convert::Hash, long));
+    assert_ne!(
+        conv(Convert::Id, long),
+        conv(
+            Convert::Id,
+            "Directory_7d1e2f30-aa41-4b52-9c63-d7e8f9a0b1c2_KZ1QX_41000002"
+        )
+    );
+    let wide = "é".repeat(40);
+    assert_eq!(
+        conv(Convert::Id, &wide).as_deref(),
+        Some(wide.as_str()),
+        "characters, not bytes"
+    );
+    assert_eq!(conv(Convert::Id, "  "), None);
+}
+
+#[test]
 fn severities() {
     assert_eq!(conv(Convert::Severity, "8").as_deref(), Some("8"));
     assert_eq!(conv(Convert::Severity, "42").as_deref(), Some("10"));

@@ -1,0 +1,259 @@
+//! A read-only view of a compiled mapping for reviews and tests: for each header slot and
+//! extension key, the JSON paths it reads, the longest value it keeps and its conversion. Used
+//! to prove properties over every shipped mapping (ids never cut without a full copy).
+
+use super::path::{Part, Path, Seg};
+use super::value::{Source, ValueSpec};
+use super::{cef, leef, Format, Mapping, CLASS_ID, NAME, PRODUCT, SEVERITY, VENDOR, VERSION};
+
+/// One header slot or extension key of a compiled mapping, as [`Mapping::fields`] yields it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// The extension key (`externalId`, `cs5`, …), or `header.<slot>` for a header field
+    /// (`header.class_id`, `header.name`; LEEF's EventID is `header.event_id`).
+    pub key: String,
+    /// The JSON paths the value is read from, in order, written canonically (`a.b[0]`,
+    /// `claims["http://x/upn"]`, no leading `$.`). A `select` names its elements as
+    /// `from[].get`.
+    pub paths: Vec<String>,
+    /// What kind of source: `path`, `first`, `template`, `select` or `value`.
+    pub source: &'static str,
+    /// The most characters the key keeps (a header field's or the dictionary's length, or
+    /// `max_len`); longer values are cut.
+    pub max_chars: usize,
+    /// The conversion (`text`, `hash`, `ip`, …).
+    pub convert: &'static str,
+    /// True when a lookup table (`map`) may replace the value.
+    pub mapped: bool,
+    /// True when the key is written only when a `when` selector (or variant) matches.
+    pub conditional: bool,
+}
+
+impl FieldInfo {
+    /// True when this key writes the value of `path` whole whenever the event has it: read
+    /// from `path` first (alone or first of `first`), unconverted, unmapped, unconditional,
+    /// and keeping at least `min_chars` characters.
+    pub fn copies_whole(&self, path: &str, min_chars: usize) -> bool {
+        matches!(self.source, "path" | "first")
+            && self.paths.first().is_some_and(|p| p == path)
+            && self.convert == "text"
+            && !self.mapped
+            && !self.conditional
+            && self.max_chars >= min_chars
+    }
+}
+
+/// `a.b[0]["x.y"]` for a path, whatever spelling the file used.
+pub(crate) fn canonical(path: &Path) -> String {
+    let mut out = String::new();
+    for seg in path.segs() {
+        match seg {
+            Seg::Key(k) => {
+                let plain = !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '@');
+                if plain {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                } else {
+                    out.push_str("[\"");
+                    out.push_str(k);
+                    out.push_str("\"]");
+                }
+            }
+            Seg::Index(n) => {
+                out.push('[');
+                out.push_str(&n.to_string());
+                out.push(']');
+            }
+        }
+    }
+    out
+}
+
+fn source_of(spec: &ValueSpec) -> (&'static str, Vec<String>) {
+    match &spec.source {
+        Source::Literal(_) => ("value", Vec::new()),
+        Source::Path(p) => ("path", vec![canonical(p)]),
+        Source::First(ps) => ("first", ps.iter().map(canonical).collect()),
+        Source::Template(parts) => (
+            "template",
+            parts
+                .iter()
+                .filter_map(|part| match part {
+                    Part::Path(p) => Some(canonical(p)),
+                    Part::Text(_) => None,
+                })
+                .collect(),
+        ),
+        Source::Select(sel) => {
+            let from = canonical(&sel.from);
+            let get = sel.get.as_ref().map(canonical);
+            let elem = match get {
+                Some(g) => format!("{from}[].{g}"),
+                None => format!("{from}[]"),
+            };
+            ("select", vec![elem])
+        }
+    }
+}
+
+fn info(
+    key: String,
+    spec: &ValueSpec,
+    max_chars: usize,
+    convert: &'static str,
+    conditional: bool,
+) -> FieldInfo {
+    let (source, paths) = source_of(spec);
+    FieldInfo {
+        key,
+        paths,
+        source,
+        max_chars,
+        convert,
+        mapped: !spec.map.is_empty(),
+        conditional,
+    }
+}
+
+impl Mapping {
+    /// Every header slot (the base header, then each variant's overrides, marked conditional)
+    /// and every extension key in file order, with what it reads and how much it keeps.
+    pub fn fields(&self) -> Vec<FieldInfo> {
+        let leef = self.format != Format::Cef;
+        let slots: &[(usize, &str)] = if leef {
+            &[
+                (VENDOR, "vendor"),
+                (PRODUCT, "product"),
+                (VERSION, "version"),
+                (CLASS_ID, "event_id"),
+            ]
+        } else {
+            &[
+                (VENDOR, "vendor"),
+                (PRODUCT, "product"),
+                (VERSION, "version"),
+                (CLASS_ID, "class_id"),
+                (NAME, "name"),
+                (SEVERITY, "severity"),
+            ]
+        };
+        let header_max = |slot: usize| {
+            if leef {
+                leef::HEADER_MAX
+            } else if slot == SEVERITY {
+                // Only a number or a word survives: nothing of a value is kept as text.
+                0
+            } else {
+                cef::HEADER_MAX[slot]
+            }
+        };
+        let mut out = Vec::new();
+        let headers = std::iter::once((&self.header, false))
+            .chain(self.variants.iter().map(|v| (&v.header, true)));
+        for (header, conditional) in headers {
+            for &(slot, name) in slots {
+                if let Some(spec) = &header[slot] {
+                    let convert = if slot == SEVERITY { "severity" } else { "text" };
+                    out.push(info(
+                        format!("header.{name}"),
+                        spec,
+                        header_max(slot),
+                        convert,
+                        conditional,
+                    ));
+                }
+            }
+        }
+        for f in &self.fields {
+            out.push(info(
+                f.key.to_string(),
+                &f.value,
+                f.max_chars,
+                f.convert.name(),
+                f.when.is_some(),
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(text: &str) -> Mapping {
+        Mapping::compile(std::path::Path::new("t.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn fields_name_paths_limits_and_conversions() {
+        let m = compile(
+            r#"format = "cef"
+[header]
+vendor = "V"
+product = "P"
+version = "1"
+class_id = { path = "$.op" }
+name = { first = ["title", "op"] }
+severity = { path = "level", map = { Error = 7 } }
+[[variant]]
+when = { path = "x", is = "y" }
+name = { template = "{a.b} on {c}" }
+[[field]]
+key = "externalId"
+path = "id"
+convert = "hash"
+[[field]]
+key = "cs1"
+label = "Full"
+path = 'claims["http://x/upn"]'
+when = { path = "id", exists = true }
+[[field]]
+key = "src"
+select = { from = "entities", where = "type", is = "ip", get = "address" }
+[[field]]
+key = "msg"
+path = "id"
+max_len = 100
+"#,
+        );
+        let f = m.fields();
+        let by = |k: &str| f.iter().filter(|i| i.key == k).collect::<Vec<_>>();
+        assert_eq!(by("header.class_id")[0].paths, vec!["op"]);
+        assert_eq!(by("header.class_id")[0].max_chars, 1023);
+        assert_eq!(by("header.name")[0].paths, vec!["title", "op"]);
+        assert!(!by("header.name")[0].conditional);
+        assert_eq!(by("header.name")[1].paths, vec!["a.b", "c"]);
+        assert_eq!(by("header.name")[1].source, "template");
+        assert!(by("header.name")[1].conditional);
+        assert!(by("header.severity")[0].mapped);
+        let ext = by("externalId")[0];
+        assert_eq!((ext.max_chars, ext.convert), (40, "hash"));
+        let cs1 = by("cs1")[0];
+        assert_eq!(cs1.paths, vec![r#"claims["http://x/upn"]"#]);
+        assert!(cs1.conditional);
+        assert!(!cs1.copies_whole(r#"claims["http://x/upn"]"#, 1023));
+        assert_eq!(by("src")[0].paths, vec!["entities[].address"]);
+        assert_eq!(by("src")[0].convert, "ip");
+        let msg = by("msg")[0];
+        assert_eq!(msg.max_chars, 100);
+        assert!(msg.copies_whole("id", 100));
+        assert!(!msg.copies_whole("id", 101));
+    }
+
+    #[test]
+    fn leef_header_is_event_id_at_255() {
+        let m = compile(
+            "format = \"leef2\"\n[header]\nvendor = \"V\"\nproduct = \"P\"\nversion = \"1\"\nevent_id = { path = \"op\" }\n[[field]]\nkey = \"opName\"\ncustom = true\npath = \"op\"\n",
+        );
+        let f = m.fields();
+        let ev = f.iter().find(|i| i.key == "header.event_id").unwrap();
+        assert_eq!(ev.max_chars, 255);
+        let custom = f.iter().find(|i| i.key == "opName").unwrap();
+        assert!(custom.copies_whole("op", 1023), "{custom:?}");
+    }
+}
