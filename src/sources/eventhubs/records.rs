@@ -495,7 +495,10 @@ mod tests {
             ("NonInteractiveUserSignInLogs", "eventhubs_entra_signins"),
             ("ServicePrincipalSignInLogs", "eventhubs_entra_signins"),
             ("ManagedIdentitySignInLogs", "eventhubs_entra_signins"),
-            ("MicrosoftServicePrincipalSignInLogs", "eventhubs_entra_signins"),
+            (
+                "MicrosoftServicePrincipalSignInLogs",
+                "eventhubs_entra_signins",
+            ),
             ("ADFSSignInLogs", "eventhubs_entra_signins"),
             ("ProvisioningLogs", "eventhubs_entra_provisioning"),
             ("RiskyUsers", "eventhubs_entra_risk"),
