@@ -39,7 +39,9 @@ expected=(
   /usr/share/man/man1/siemcast.1.gz
 )
 for kind in azure_activity defender_alerts graph_alerts entra_audit entra_signins o365_management \
-  eventhubs_activity eventhubs_entra_audit eventhubs_entra_signins eventhubs_diagnostic; do
+  eventhubs_activity eventhubs_entra_audit eventhubs_entra_signins eventhubs_diagnostic \
+  eventhubs_entra_provisioning eventhubs_entra_risk eventhubs_graph_activity eventhubs_defender_alerts \
+  eventhubs_defender_xdr; do
   expected+=("/usr/share/siemcast/mappings/arcsight/$kind.toml" "/usr/share/siemcast/mappings/qradar/$kind.toml")
 done
 status=0

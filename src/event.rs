@@ -31,6 +31,18 @@ pub enum EventKind {
     EventHubsEntraAudit,
     EventHubsEntraSignins,
     EventHubsDiagnostic,
+    // New kinds go last: the spool stores a kind as its position (`code`).
+    /// Entra `ProvisioningLogs` (the Graph `provisioningObjectSummary` under `properties`).
+    EventHubsEntraProvisioning,
+    /// Entra ID Protection: `RiskyUsers`, `UserRiskEvents`, `RiskyServicePrincipals`,
+    /// `ServicePrincipalRiskEvents`.
+    EventHubsEntraRisk,
+    /// `MicrosoftGraphActivityLogs`: one HTTP request to Microsoft Graph.
+    EventHubsGraphActivity,
+    /// Defender for Cloud continuous export, flat `SecurityAlert` shape (`SystemAlertId`, …).
+    EventHubsDefenderAlerts,
+    /// Defender XDR streaming (`AdvancedHunting-<table>`: the table's columns in `properties`).
+    EventHubsDefenderXdr,
 }
 
 impl EventKind {
@@ -45,6 +57,11 @@ impl EventKind {
         EventKind::EventHubsEntraAudit,
         EventKind::EventHubsEntraSignins,
         EventKind::EventHubsDiagnostic,
+        EventKind::EventHubsEntraProvisioning,
+        EventKind::EventHubsEntraRisk,
+        EventKind::EventHubsGraphActivity,
+        EventKind::EventHubsDefenderAlerts,
+        EventKind::EventHubsDefenderXdr,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +76,11 @@ impl EventKind {
             EventKind::EventHubsEntraAudit => "eventhubs_entra_audit",
             EventKind::EventHubsEntraSignins => "eventhubs_entra_signins",
             EventKind::EventHubsDiagnostic => "eventhubs_diagnostic",
+            EventKind::EventHubsEntraProvisioning => "eventhubs_entra_provisioning",
+            EventKind::EventHubsEntraRisk => "eventhubs_entra_risk",
+            EventKind::EventHubsGraphActivity => "eventhubs_graph_activity",
+            EventKind::EventHubsDefenderAlerts => "eventhubs_defender_alerts",
+            EventKind::EventHubsDefenderXdr => "eventhubs_defender_xdr",
         }
     }
 
@@ -82,7 +104,12 @@ impl EventKind {
             EventKind::EventHubsActivity
             | EventKind::EventHubsEntraAudit
             | EventKind::EventHubsEntraSignins
-            | EventKind::EventHubsDiagnostic => &["id"],
+            | EventKind::EventHubsDiagnostic
+            | EventKind::EventHubsEntraProvisioning
+            | EventKind::EventHubsEntraRisk
+            | EventKind::EventHubsGraphActivity
+            | EventKind::EventHubsDefenderXdr => &["id"],
+            EventKind::EventHubsDefenderAlerts => &["SystemAlertId"],
         }
     }
 
@@ -102,6 +129,17 @@ impl EventKind {
             | EventKind::EventHubsEntraAudit
             | EventKind::EventHubsEntraSignins
             | EventKind::EventHubsDiagnostic => &[&["time"]],
+            EventKind::EventHubsEntraProvisioning => {
+                &[&["properties", "activityDateTime"], &["time"]]
+            }
+            EventKind::EventHubsEntraRisk => &[
+                &["properties", "activityDateTime"],
+                &["properties", "riskLastUpdatedDateTime"],
+                &["time"],
+            ],
+            EventKind::EventHubsGraphActivity => &[&["properties", "timeGenerated"], &["time"]],
+            EventKind::EventHubsDefenderAlerts => &[&["TimeGenerated"], &["StartTimeUtc"]],
+            EventKind::EventHubsDefenderXdr => &[&["properties", "Timestamp"], &["time"]],
         }
     }
 }

@@ -20,6 +20,11 @@ const KINDS: &[&str] = &[
     "eventhubs_entra_audit",
     "eventhubs_entra_signins",
     "eventhubs_diagnostic",
+    "eventhubs_entra_provisioning",
+    "eventhubs_entra_risk",
+    "eventhubs_graph_activity",
+    "eventhubs_defender_alerts",
+    "eventhubs_defender_xdr",
 ];
 const VENDORS: &[&str] = &["arcsight", "qradar"];
 

@@ -127,7 +127,7 @@ name = "q"
         [
             "2:1: source #1: name is missing",
             "2:1: source #1: path is missing; name the file or directory to read",
-            "2:1: source #1: source_kind is missing; it names the kind of the events in the files, one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management, eventhubs_activity, eventhubs_entra_audit, eventhubs_entra_signins, eventhubs_diagnostic",
+            "2:1: source #1: source_kind is missing; it names the kind of the events in the files, one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management, eventhubs_activity, eventhubs_entra_audit, eventhubs_entra_signins, eventhubs_diagnostic, eventhubs_entra_provisioning, eventhubs_entra_risk, eventhubs_graph_activity, eventhubs_defender_alerts, eventhubs_defender_xdr",
             "5:1: destination \"q\": address is missing; write it as host:port",
             "5:1: destination \"q\": mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\")",
         ]
@@ -455,7 +455,7 @@ fn eventhubs_sources_load_with_every_streamed_kind() {
     let src = &cfg.sources[0];
     assert_eq!(src.security, None);
     assert_eq!(src.session_timeout.map(|d| d.0.as_secs()), Some(45));
-    assert_eq!(cfg.event_kinds().len(), 5);
+    assert_eq!(cfg.event_kinds().len(), 10);
     assert!(cfg.event_kinds().contains(&EventKind::EventHubsActivity));
     assert!(cfg.event_kinds().contains(&EventKind::DefenderAlerts));
 }

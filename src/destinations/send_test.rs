@@ -28,7 +28,7 @@ pub struct SendTestReport {
 }
 
 /// Bundled sample events, one file per source kind; the first event of each is the template.
-const SAMPLES: [(&str, &str); 10] = [
+const SAMPLES: [(&str, &str); 15] = [
     (
         "azure_activity",
         include_str!("../../examples/events/azure_activity.json"),
@@ -68,6 +68,26 @@ const SAMPLES: [(&str, &str); 10] = [
     (
         "eventhubs_diagnostic",
         include_str!("../../examples/events/eventhubs_diagnostic.json"),
+    ),
+    (
+        "eventhubs_entra_provisioning",
+        include_str!("../../examples/events/eventhubs_entra_provisioning.json"),
+    ),
+    (
+        "eventhubs_entra_risk",
+        include_str!("../../examples/events/eventhubs_entra_risk.json"),
+    ),
+    (
+        "eventhubs_graph_activity",
+        include_str!("../../examples/events/eventhubs_graph_activity.json"),
+    ),
+    (
+        "eventhubs_defender_alerts",
+        include_str!("../../examples/events/eventhubs_defender_alerts.json"),
+    ),
+    (
+        "eventhubs_defender_xdr",
+        include_str!("../../examples/events/eventhubs_defender_xdr.json"),
     ),
 ];
 
@@ -146,6 +166,37 @@ pub fn test_event(kind: &str, id: &str, now: jiff::Timestamp) -> Option<Value> {
             ("_siemcast.id", id),
             ("time", &iso),
             ("operationName", TEST_NAME),
+        ],
+        "eventhubs_entra_provisioning" => &[
+            ("_siemcast.id", id),
+            ("time", &iso),
+            ("properties.activityDateTime", &iso),
+            ("properties.action", TEST_NAME),
+        ],
+        "eventhubs_entra_risk" => &[
+            ("_siemcast.id", id),
+            ("time", &iso),
+            ("properties.riskLastUpdatedDateTime", &iso),
+            ("properties.activityDateTime", &iso),
+            ("operationName", TEST_NAME),
+        ],
+        "eventhubs_graph_activity" => &[
+            ("_siemcast.id", id),
+            ("time", &iso),
+            ("properties.timeGenerated", &iso),
+            ("properties.requestUri", TEST_NAME),
+        ],
+        "eventhubs_defender_alerts" => &[
+            ("_siemcast.id", id),
+            ("SystemAlertId", id),
+            ("TimeGenerated", &iso),
+            ("AlertDisplayName", TEST_NAME),
+        ],
+        "eventhubs_defender_xdr" => &[
+            ("_siemcast.id", id),
+            ("time", &iso),
+            ("properties.Timestamp", &iso),
+            ("properties.ActionType", TEST_NAME),
         ],
         _ => &[],
     };

@@ -45,7 +45,12 @@ impl ApiFamily {
             EventKind::EventHubsActivity
             | EventKind::EventHubsEntraAudit
             | EventKind::EventHubsEntraSignins
-            | EventKind::EventHubsDiagnostic => None,
+            | EventKind::EventHubsDiagnostic
+            | EventKind::EventHubsEntraProvisioning
+            | EventKind::EventHubsEntraRisk
+            | EventKind::EventHubsGraphActivity
+            | EventKind::EventHubsDefenderAlerts
+            | EventKind::EventHubsDefenderXdr => None,
         }
     }
 

@@ -26,6 +26,11 @@ pub const EVENT_KINDS: &[EventKind] = &[
     EventKind::EventHubsEntraAudit,
     EventKind::EventHubsEntraSignins,
     EventKind::EventHubsDiagnostic,
+    EventKind::EventHubsEntraProvisioning,
+    EventKind::EventHubsEntraRisk,
+    EventKind::EventHubsGraphActivity,
+    EventKind::EventHubsDefenderAlerts,
+    EventKind::EventHubsDefenderXdr,
 ];
 
 /// The consumer group when the config names none.

@@ -62,6 +62,9 @@ struct Probe<'a> {
     time: Option<Lenient<'a>>,
     #[serde(borrow)]
     id: Option<Lenient<'a>>,
+    /// Defender for Cloud continuous export, flat `SecurityAlert` shape.
+    #[serde(borrow, rename = "SystemAlertId")]
+    system_alert_id: Option<Lenient<'a>>,
     #[serde(borrow)]
     properties: Option<&'a RawValue>,
 }
@@ -78,6 +81,24 @@ struct PropertiesProbe<'a> {
     alertType: Option<Lenient<'a>>,
     #[serde(borrow)]
     timeGeneratedUtc: Option<Lenient<'a>>,
+    /// Graph activity: the request's own id.
+    #[serde(borrow)]
+    requestId: Option<Lenient<'a>>,
+    /// Risk detections and risky users change in place; each update is its own event.
+    #[serde(borrow)]
+    lastUpdatedDateTime: Option<Lenient<'a>>,
+    #[serde(borrow)]
+    riskLastUpdatedDateTime: Option<Lenient<'a>>,
+    /// Event times inside `properties`, for records whose top-level `time` is missing or in a
+    /// form that does not parse.
+    #[serde(borrow)]
+    createdDateTime: Option<Lenient<'a>>,
+    #[serde(borrow)]
+    activityDateTime: Option<Lenient<'a>>,
+    #[serde(borrow)]
+    timeGenerated: Option<Lenient<'a>>,
+    #[serde(borrow)]
+    Timestamp: Option<Lenient<'a>>,
 }
 
 /// A field read as text when it is a string or a number, and ignored otherwise: real streamed
@@ -193,12 +214,38 @@ const ACTIVITY_CATEGORIES: &[&str] = &[
     "Action",
 ];
 
+/// Entra ID diagnostic-setting categories, by the mapping their records need ("Logs available
+/// for streaming from Microsoft Entra ID", Microsoft Learn:
+/// https://learn.microsoft.com/entra/identity/monitoring-health/concept-diagnostic-settings-logs-options).
+/// All sign-in categories carry the Graph `signIn` object under `properties`; service-principal
+/// and managed-identity sign-ins name the principal (`servicePrincipalName`) instead of a user.
 const SIGNIN_CATEGORIES: &[&str] = &[
     "SignInLogs",
     "NonInteractiveUserSignInLogs",
     "ServicePrincipalSignInLogs",
     "ManagedIdentitySignInLogs",
+    "MicrosoftServicePrincipalSignInLogs",
+    "ADFSSignInLogs",
 ];
+
+/// The Graph `directoryAudit` object under `properties` (custom security attribute audits are
+/// a subset of the audit logs, in the same shape).
+const AUDIT_CATEGORIES: &[&str] = &["AuditLogs", "CustomSecurityAttributeAuditLogs"];
+
+const PROVISIONING_CATEGORIES: &[&str] = &["ProvisioningLogs"];
+
+/// Entra ID Protection: risky identities and their risk detections.
+const RISK_CATEGORIES: &[&str] = &[
+    "RiskyUsers",
+    "UserRiskEvents",
+    "RiskyServicePrincipals",
+    "ServicePrincipalRiskEvents",
+];
+
+const GRAPH_ACTIVITY_CATEGORIES: &[&str] = &["MicrosoftGraphActivityLogs"];
+
+/// Defender XDR streaming names each record's category `AdvancedHunting-<table>`.
+const XDR_CATEGORY_PREFIX: &str = "AdvancedHunting-";
 
 /// The mapping kind of a record, from its `category`, `type` and a few properties.
 fn classify(probe: &Probe<'_>, props: &PropertiesProbe<'_>) -> EventKind {
@@ -210,14 +257,53 @@ fn classify(probe: &Probe<'_>, props: &PropertiesProbe<'_>) -> EventKind {
         || text(&props.alertType).is_some()
     {
         EventKind::DefenderAlerts
-    } else if is(category, &["AuditLogs"]) {
+    } else if text(&probe.system_alert_id).is_some() {
+        EventKind::EventHubsDefenderAlerts
+    } else if is(category, AUDIT_CATEGORIES) {
         EventKind::EventHubsEntraAudit
     } else if is(category, SIGNIN_CATEGORIES) {
         EventKind::EventHubsEntraSignins
+    } else if is(category, PROVISIONING_CATEGORIES) {
+        EventKind::EventHubsEntraProvisioning
+    } else if is(category, RISK_CATEGORIES) {
+        EventKind::EventHubsEntraRisk
+    } else if is(category, GRAPH_ACTIVITY_CATEGORIES) {
+        EventKind::EventHubsGraphActivity
+    } else if category.is_some_and(|c| {
+        c.len() > XDR_CATEGORY_PREFIX.len()
+            && c.is_char_boundary(XDR_CATEGORY_PREFIX.len())
+            && c[..XDR_CATEGORY_PREFIX.len()].eq_ignore_ascii_case(XDR_CATEGORY_PREFIX)
+    }) {
+        EventKind::EventHubsDefenderXdr
     } else if is(category, ACTIVITY_CATEGORIES) || text(&props.eventCategory).is_some() {
         EventKind::EventHubsActivity
     } else {
         EventKind::EventHubsDiagnostic
+    }
+}
+
+/// The record's own id for its kind, if it has one.
+fn own_id(kind: EventKind, probe: &Probe<'_>, props: &PropertiesProbe<'_>) -> Option<String> {
+    let owned = |t: Option<&str>| t.map(str::to_owned);
+    match kind {
+        EventKind::DefenderAlerts => owned(text(&probe.id)),
+        EventKind::EventHubsDefenderAlerts => owned(text(&probe.system_alert_id)),
+        EventKind::EventHubsEntraAudit
+        | EventKind::EventHubsEntraSignins
+        | EventKind::EventHubsEntraProvisioning => owned(text(&props.id).or(text(&probe.id))),
+        // A risky user's id is the user's; a detection is updated in place: the update time
+        // tells one state from the next, as for Graph alerts.
+        EventKind::EventHubsEntraRisk => {
+            let id = text(&props.id).or(text(&probe.id))?;
+            Some(
+                match text(&props.lastUpdatedDateTime).or(text(&props.riskLastUpdatedDateTime)) {
+                    Some(at) => format!("{id}@{at}"),
+                    None => id.to_owned(),
+                },
+            )
+        }
+        EventKind::EventHubsGraphActivity => owned(text(&props.requestId)),
+        _ => None,
     }
 }
 
@@ -246,17 +332,17 @@ fn record_event(source: &str, at: Coordinates<'_>, index: usize, raw: &RawValue)
         .and_then(|p| serde_json::from_str(p.get()).ok())
         .unwrap_or_default();
     let kind = classify(&probe, &props);
-    let own_id = match kind {
-        EventKind::DefenderAlerts => text(&probe.id),
-        EventKind::EventHubsEntraAudit | EventKind::EventHubsEntraSignins => {
-            text(&props.id).or(text(&probe.id))
-        }
-        _ => None,
-    };
-    let id = own_id.map_or_else(|| coordinate_id(at, index), str::to_owned);
-    let time_ms = text(&probe.time)
-        .or(text(&props.timeGeneratedUtc))
-        .and_then(parse_time_ms);
+    let id = own_id(kind, &probe, &props).unwrap_or_else(|| coordinate_id(at, index));
+    let time_ms = [
+        &probe.time,
+        &props.timeGeneratedUtc,
+        &props.createdDateTime,
+        &props.activityDateTime,
+        &props.timeGenerated,
+        &props.Timestamp,
+    ]
+    .into_iter()
+    .find_map(|field| text(field).and_then(parse_time_ms));
     Some(Event {
         kind,
         source: source.to_owned(),
@@ -395,6 +481,122 @@ mod tests {
                 "{record}"
             );
         }
+    }
+
+    /// Every category Microsoft documents for Entra ID diagnostic settings ("Logs available for
+    /// streaming from Microsoft Entra ID", Microsoft Learn), with the kind its shape needs.
+    /// Written out here from the docs, not taken from the code under test.
+    #[test]
+    fn every_documented_entra_category_routes_to_its_kind() {
+        let table = [
+            ("AuditLogs", "eventhubs_entra_audit"),
+            ("CustomSecurityAttributeAuditLogs", "eventhubs_entra_audit"),
+            ("SignInLogs", "eventhubs_entra_signins"),
+            ("NonInteractiveUserSignInLogs", "eventhubs_entra_signins"),
+            ("ServicePrincipalSignInLogs", "eventhubs_entra_signins"),
+            ("ManagedIdentitySignInLogs", "eventhubs_entra_signins"),
+            (
+                "MicrosoftServicePrincipalSignInLogs",
+                "eventhubs_entra_signins",
+            ),
+            ("ADFSSignInLogs", "eventhubs_entra_signins"),
+            ("ProvisioningLogs", "eventhubs_entra_provisioning"),
+            ("RiskyUsers", "eventhubs_entra_risk"),
+            ("UserRiskEvents", "eventhubs_entra_risk"),
+            ("RiskyServicePrincipals", "eventhubs_entra_risk"),
+            ("ServicePrincipalRiskEvents", "eventhubs_entra_risk"),
+            ("MicrosoftGraphActivityLogs", "eventhubs_graph_activity"),
+        ];
+        for (category, want) in table {
+            for spelled in [category.to_owned(), category.to_ascii_lowercase()] {
+                let record = format!(
+                    r#"{{"time":"2025-03-04T09:15:22Z","category":"{spelled}","properties":{{"id":"r-{category}","requestId":"q-{category}"}}}}"#
+                );
+                let ev = one(&record);
+                assert_eq!(ev.kind.as_str(), want, "{record}");
+                // Each of these carries an id of its own, so none gets a stream-position id.
+                assert_ne!(ev.id, coordinate_id(AT, 0), "{record}");
+                assert!(ev.id.contains(category), "{record}: id {}", ev.id);
+                assert_eq!(ev.time_ms, Some(1_741_079_722_000), "{record}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_defender_xdr_table_routes_to_the_xdr_kind() {
+        // Tables of "Stream Microsoft Defender XDR events to Azure Event Hubs" (Microsoft Learn).
+        for table in [
+            "AlertInfo",
+            "AlertEvidence",
+            "DeviceInfo",
+            "DeviceNetworkInfo",
+            "DeviceProcessEvents",
+            "DeviceNetworkEvents",
+            "DeviceFileEvents",
+            "DeviceRegistryEvents",
+            "DeviceLogonEvents",
+            "DeviceImageLoadEvents",
+            "DeviceEvents",
+            "DeviceFileCertificateInfo",
+            "EmailEvents",
+            "EmailUrlInfo",
+            "EmailAttachmentInfo",
+            "EmailPostDeliveryEvents",
+            "UrlClickEvents",
+            "IdentityLogonEvents",
+            "IdentityQueryEvents",
+            "IdentityDirectoryEvents",
+            "CloudAppEvents",
+        ] {
+            let record = format!(
+                r#"{{"time":"2022-11-09T17:51:33Z","category":"AdvancedHunting-{table}","properties":{{"Timestamp":"2022-11-09T17:47:28Z","DeviceName":"pc"}}}}"#
+            );
+            let ev = one(&record);
+            assert_eq!(ev.kind, EventKind::EventHubsDefenderXdr, "{record}");
+            assert_eq!(ev.id, coordinate_id(AT, 0), "{record}");
+            assert_eq!(ev.time_ms, Some(1_668_016_293_000), "{record}");
+        }
+        // The prefix alone names no table.
+        assert_eq!(
+            one(r#"{"category":"AdvancedHunting-"}"#).kind,
+            EventKind::EventHubsDiagnostic
+        );
+    }
+
+    #[test]
+    fn defender_for_cloud_export_routes_in_both_shapes_with_its_own_id() {
+        // The REST alert schema (`properties`).
+        let rest = one(
+            r#"{"id":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Security/locations/centralus/alerts/2517_abc","name":"2517_abc","type":"Microsoft.Security/Locations/alerts","properties":{"alertType":"VM_X","systemAlertId":"2517_abc","timeGeneratedUtc":"2023-05-11T13:17:09Z"}}"#,
+        );
+        assert_eq!(rest.kind, EventKind::DefenderAlerts);
+        assert!(rest.id.ends_with("/alerts/2517_abc"), "{}", rest.id);
+        assert_eq!(rest.time_ms, Some(1_683_811_029_000));
+        // The flat `SecurityAlert` shape (continuous export, workflow automation).
+        let flat = one(
+            r#"{"VendorName":"Microsoft","AlertType":"ARM_X","SystemAlertId":"2517184898549829577_cdcf9f94-ec53-47a6-ab87-76130f87218d","TimeGenerated":"2023-05-11T13:17:09.0170422Z","Severity":"Medium","AlertDisplayName":"Login from a suspicious IP"}"#,
+        );
+        assert_eq!(flat.kind, EventKind::EventHubsDefenderAlerts);
+        assert_eq!(
+            flat.id,
+            "2517184898549829577_cdcf9f94-ec53-47a6-ab87-76130f87218d"
+        );
+        assert_eq!(flat.time_ms, Some(1_683_811_029_017));
+        assert_eq!(json(&flat)["_siemcast"]["id"], flat.id.as_str());
+    }
+
+    #[test]
+    fn risk_records_change_in_place_and_each_update_is_its_own_event() {
+        let at = |t: &str| {
+            one(&format!(
+                r#"{{"time":"8/22/2022 6:07:16 PM","category":"UserRiskEvents","properties":{{"id":"ce0e","lastUpdatedDateTime":"{t}","activityDateTime":"2022-08-22T18:05:06.133Z"}}}}"#
+            ))
+        };
+        let first = at("2022-08-22T18:07:16.894Z");
+        assert_eq!(first.id, "ce0e@2022-08-22T18:07:16.894Z");
+        assert_ne!(first.id, at("2022-09-01T00:00:00Z").id);
+        // The top-level time is in a US form; the detection's own time is used.
+        assert_eq!(first.time_ms, Some(1_661_191_506_133));
     }
 
     #[test]
