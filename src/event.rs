@@ -299,16 +299,10 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Parses an RFC 3339 time; Microsoft's zone-less times (O365) are read as UTC.
+/// Epoch milliseconds of a record's time in any form Microsoft writes one (RFC 3339, zone-less
+/// = UTC, .NET's US `9/28/2016 8:40:06 PM +00:00`, epoch digits): see [`crate::parse::time_ms`].
 pub fn parse_time_ms(text: &str) -> Option<i64> {
-    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
-        return Some(ts.as_millisecond());
-    }
-    let civil: jiff::civil::DateTime = text.parse().ok()?;
-    civil
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp().as_millisecond())
+    crate::parse::time_ms(text)
 }
 
 /// One problem in an input document.

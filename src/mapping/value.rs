@@ -3,7 +3,6 @@
 //! where it can and otherwise writes into one scratch string reused across the event's fields.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 
@@ -234,7 +233,9 @@ impl Convert {
     pub(crate) fn expects(self) -> &'static str {
         match self {
             Convert::Text => "text",
-            Convert::EpochMs | Convert::LeefTime => "a timestamp (RFC 3339, or epoch digits)",
+            Convert::EpochMs | Convert::LeefTime => {
+                "a timestamp (RFC 3339, US month/day/year, or epoch digits)"
+            },
             Convert::Ip => "an IP address",
             Convert::Int => "an integer",
             Convert::Port => "a port number 0-65535",
@@ -301,13 +302,13 @@ pub(crate) fn convert(conv: Convert, s: &str) -> Option<Converted<'_>> {
     match conv {
         Convert::Text => return Some(Converted::Text(s)),
         Convert::EpochMs => {
-            write!(buf, "{}", parse_time(t)?.as_millisecond()).ok()?;
+            write!(buf, "{}", crate::parse::time_ms(t)?).ok()?;
         }
         Convert::LeefTime => {
             write_leef_time(&mut buf, parse_time(t)?)?;
         }
         Convert::Ip => {
-            let ip = parse_ip(t)?;
+            let ip = crate::parse::ip(t)?;
             write!(buf, "{ip}").ok()?;
             if ip.is_ipv6() {
                 return Some(Converted::V6(buf));
@@ -383,33 +384,9 @@ pub(crate) fn parse_int(t: &str) -> Option<i64> {
     t.parse().ok()
 }
 
-/// An IP, also from `addr:port` and `[v6]:port`; IPv4-mapped IPv6 becomes IPv4.
-pub(crate) fn parse_ip(t: &str) -> Option<IpAddr> {
-    let ip = match t.parse::<IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) => t.parse::<SocketAddr>().ok()?.ip(),
-    };
-    Some(ip.to_canonical())
-}
-
-/// RFC 3339 with or without a zone (no zone = UTC, as Office 365 sends), or epoch digits
-/// (13+ digits = milliseconds, fewer = seconds).
-pub(crate) fn parse_time(t: &str) -> Option<jiff::Timestamp> {
-    if !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i64 = t.parse().ok()?;
-        return if t.len() >= 13 {
-            jiff::Timestamp::from_millisecond(n).ok()
-        } else {
-            jiff::Timestamp::from_second(n).ok()
-        };
-    }
-    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
-        return Some(ts);
-    }
-    let dt: jiff::civil::DateTime = t.parse().ok()?;
-    dt.to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp())
+/// A time in any form [`crate::parse::time_ms`] reads.
+fn parse_time(t: &str) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::from_millisecond(crate::parse::time_ms(t)?).ok()
 }
 
 /// The LEEF devTimeFormat siemcast writes with `convert = "leef_time"`.
