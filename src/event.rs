@@ -100,8 +100,12 @@ impl EventKind {
             EventKind::O365Management => &[&["CreationTime"]],
             EventKind::EventHubsActivity
             | EventKind::EventHubsEntraAudit
-            | EventKind::EventHubsEntraSignins
-            | EventKind::EventHubsDiagnostic => &[&["time"]],
+            | EventKind::EventHubsEntraSignins => &[&["time"]],
+            // The common schema's `time`; Log Analytics-shaped records' `TimeGenerated`; Event
+            // Hubs and Service Bus operational logs' `EventTimeString`.
+            EventKind::EventHubsDiagnostic => {
+                &[&["time"], &["TimeGenerated"], &["EventTimeString"]]
+            }
         }
     }
 }
@@ -195,7 +199,12 @@ impl Event {
             for key in *path {
                 v = v.get(*key)?;
             }
-            parse_time_ms(v.as_str()?)
+            match v {
+                Value::String(s) => parse_time_ms(s),
+                // Epoch seconds or milliseconds written as a JSON number.
+                Value::Number(n) => parse_time_ms(&n.to_string()),
+                _ => None,
+            }
         });
         Event {
             kind,
@@ -496,6 +505,56 @@ mod tests {
         assert_eq!(
             Event::from_json(EventKind::GraphAlerts, "g", &graph).id,
             "g@2026-11-01T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn times_in_other_forms_and_fields() {
+        let time = |kind, v: Value| Event::from_json(kind, "s", &v).time_ms;
+        let utc = |t: &str| Some(t.parse::<jiff::Timestamp>().unwrap().as_millisecond());
+        // Event Hubs operational logs: only `EventTimeString`, in .NET's US form.
+        assert_eq!(
+            time(
+                EventKind::EventHubsDiagnostic,
+                json!({"EventName": "Create Queue", "EventTimeString": "9/28/2016 8:40:06 PM +00:00"})
+            ),
+            utc("2016-09-28T20:40:06Z")
+        );
+        assert_eq!(
+            time(
+                EventKind::EventHubsDiagnostic,
+                json!({"TimeGenerated": "2025-12-12T15:03:58.1234567Z"})
+            ),
+            utc("2025-12-12T15:03:58.123Z")
+        );
+        assert_eq!(
+            time(
+                EventKind::EventHubsDiagnostic,
+                json!({"time": "12/12/2025 3:03:58 PM"})
+            ),
+            utc("2025-12-12T15:03:58Z")
+        );
+        assert_eq!(
+            time(
+                EventKind::O365Management,
+                json!({"Id": "x", "CreationTime": "2025-12-12 15:03:58"})
+            ),
+            utc("2025-12-12T15:03:58Z")
+        );
+        // Epoch numbers, as JSON numbers or text.
+        assert_eq!(
+            time(
+                EventKind::AzureActivity,
+                json!({"eventDataId": "e", "eventTimestamp": 1_765_551_838_123_i64})
+            ),
+            Some(1_765_551_838_123)
+        );
+        assert_eq!(
+            time(
+                EventKind::AzureActivity,
+                json!({"eventDataId": "e", "eventTimestamp": "1765551838"})
+            ),
+            Some(1_765_551_838_000)
         );
     }
 

@@ -58,8 +58,17 @@ struct Probe<'a> {
     category: Option<Lenient<'a>>,
     #[serde(borrow, rename = "type", alias = "Type")]
     kind: Option<Lenient<'a>>,
-    #[serde(borrow, alias = "Time", alias = "TimeGenerated")]
+    // The event time, in the first of these a record has (each its own field: an alias would
+    // make a record carrying two of them a duplicate-field error).
+    #[serde(borrow)]
     time: Option<Lenient<'a>>,
+    #[serde(borrow, rename = "Time")]
+    time_upper: Option<Lenient<'a>>,
+    #[serde(borrow, rename = "TimeGenerated")]
+    time_generated: Option<Lenient<'a>>,
+    /// Event Hubs and Service Bus operational logs: `9/28/2016 8:40:06 PM +00:00`.
+    #[serde(borrow, rename = "EventTimeString")]
+    event_time_string: Option<Lenient<'a>>,
     #[serde(borrow)]
     id: Option<Lenient<'a>>,
     #[serde(borrow)]
@@ -254,9 +263,15 @@ fn record_event(source: &str, at: Coordinates<'_>, index: usize, raw: &RawValue)
         _ => None,
     };
     let id = own_id.map_or_else(|| coordinate_id(at, index), str::to_owned);
-    let time_ms = text(&probe.time)
-        .or(text(&props.timeGeneratedUtc))
-        .and_then(parse_time_ms);
+    let time_ms = [
+        &probe.time,
+        &probe.time_upper,
+        &probe.time_generated,
+        &probe.event_time_string,
+        &props.timeGeneratedUtc,
+    ]
+    .into_iter()
+    .find_map(|field| text(field).and_then(parse_time_ms));
     Some(Event {
         kind,
         source: source.to_owned(),
@@ -406,6 +421,40 @@ mod tests {
         assert_eq!(ev.kind, EventKind::EventHubsDiagnostic);
         assert!(!ev.json.contains(&b'\n'));
         assert_eq!(json(&ev)["level"], "Information");
+    }
+
+    #[test]
+    fn times_in_every_documented_field_and_form() {
+        let utc = |t: &str| Some(t.parse::<jiff::Timestamp>().unwrap().as_millisecond());
+        for (record, want) in [
+            // Event Hubs / Service Bus operational logs carry only `EventTimeString`.
+            (
+                r#"{"ActivityId":"a","EventName":"Create Queue","EventTimeString":"9/28/2016 8:40:06 PM +00:00","Status":"Succeeded","category":"OperationalLogs"}"#,
+                utc("2016-09-28T20:40:06Z"),
+            ),
+            (
+                r#"{"time":"12/12/2025 3:03:58 PM","category":"X"}"#,
+                utc("2025-12-12T15:03:58Z"),
+            ),
+            (
+                r#"{"TimeGenerated":"2025-12-12 15:03:58Z","category":"X"}"#,
+                utc("2025-12-12T15:03:58Z"),
+            ),
+            // Both the common-schema `time` and a Log Analytics `TimeGenerated`: `time` wins,
+            // and the record is not lost to a duplicate field.
+            (
+                r#"{"time":"2025-12-12T15:03:58.1234567Z","TimeGenerated":"2025-12-12T15:04:00Z","category":"X"}"#,
+                utc("2025-12-12T15:03:58.123Z"),
+            ),
+            // An unreadable `time` does not hide a readable fallback.
+            (
+                r#"{"time":"soon","TimeGenerated":"2025-12-12T15:04:00Z"}"#,
+                utc("2025-12-12T15:04:00Z"),
+            ),
+            (r#"{"time":1765551838123}"#, Some(1_765_551_838_123)),
+        ] {
+            assert_eq!(one(record).time_ms, want, "{record}");
+        }
     }
 
     #[test]
