@@ -98,9 +98,9 @@ impl EventKind {
             EventKind::EntraAudit => &[&["activityDateTime"]],
             EventKind::EntraSignins => &[&["createdDateTime"]],
             EventKind::O365Management => &[&["CreationTime"]],
-            EventKind::EventHubsActivity
-            | EventKind::EventHubsEntraAudit
-            | EventKind::EventHubsEntraSignins => &[&["time"]],
+            EventKind::EventHubsActivity => &[&["time"]],
+            EventKind::EventHubsEntraAudit => &[&["time"], &["properties", "activityDateTime"]],
+            EventKind::EventHubsEntraSignins => &[&["time"], &["properties", "createdDateTime"]],
             // The common schema's `time`; Log Analytics-shaped records' `TimeGenerated`; Event
             // Hubs and Service Bus operational logs' `EventTimeString`.
             EventKind::EventHubsDiagnostic => {
