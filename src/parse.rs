@@ -138,9 +138,8 @@ impl Civil {
         // A leap second is read as the second before it (as RFC 3339 parsers commonly do).
         let second = self.second.min(59);
         let days = days_from_civil(self.year, self.month, self.day);
-        let secs = days * 86_400
-            + i64::from(self.hour * 3600 + self.minute * 60 + second)
-            - self.offset_s;
+        let secs =
+            days * 86_400 + i64::from(self.hour * 3600 + self.minute * 60 + second) - self.offset_s;
         let ms = secs * 1000 + i64::from(self.milli);
         Some(if ms < 0 && self.sub_milli { ms + 1 } else { ms })
     }
@@ -377,8 +376,7 @@ fn port(p: &str) -> Option<u16> {
 fn is_zone(z: &str) -> bool {
     !z.is_empty()
         && z.len() <= 64
-        && z
-            .bytes()
+        && z.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 

@@ -80,7 +80,13 @@ fn ext<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         i += 1;
     }
     let rest = &line[i..];
-    let starts_field = |c: u8| if cef { c == b' ' } else { c == b'^' || c == b'\t' };
+    let starts_field = |c: u8| {
+        if cef {
+            c == b' '
+        } else {
+            c == b'^' || c == b'\t'
+        }
+    };
     let needle = format!("{key}=");
     let mut at = 0;
     loop {

@@ -235,7 +235,7 @@ impl Convert {
             Convert::Text => "text",
             Convert::EpochMs | Convert::LeefTime => {
                 "a timestamp (RFC 3339, US month/day/year, or epoch digits)"
-            },
+            }
             Convert::Ip => "an IP address",
             Convert::Int => "an integer",
             Convert::Port => "a port number 0-65535",
