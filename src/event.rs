@@ -125,10 +125,14 @@ impl EventKind {
             EventKind::EntraAudit => &[&["activityDateTime"]],
             EventKind::EntraSignins => &[&["createdDateTime"]],
             EventKind::O365Management => &[&["CreationTime"]],
-            EventKind::EventHubsActivity
-            | EventKind::EventHubsEntraAudit
-            | EventKind::EventHubsEntraSignins
-            | EventKind::EventHubsDiagnostic => &[&["time"]],
+            EventKind::EventHubsActivity => &[&["time"]],
+            EventKind::EventHubsEntraAudit => &[&["time"], &["properties", "activityDateTime"]],
+            EventKind::EventHubsEntraSignins => &[&["time"], &["properties", "createdDateTime"]],
+            // The common schema's `time`; Log Analytics-shaped records' `TimeGenerated`; Event
+            // Hubs and Service Bus operational logs' `EventTimeString`.
+            EventKind::EventHubsDiagnostic => {
+                &[&["time"], &["TimeGenerated"], &["EventTimeString"]]
+            }
             EventKind::EventHubsEntraProvisioning => {
                 &[&["properties", "activityDateTime"], &["time"]]
             }
@@ -233,7 +237,12 @@ impl Event {
             for key in *path {
                 v = v.get(*key)?;
             }
-            parse_time_ms(v.as_str()?)
+            match v {
+                Value::String(s) => parse_time_ms(s),
+                // Epoch seconds or milliseconds written as a JSON number.
+                Value::Number(n) => parse_time_ms(&n.to_string()),
+                _ => None,
+            }
         });
         Event {
             kind,
@@ -337,16 +346,10 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Parses an RFC 3339 time; Microsoft's zone-less times (O365) are read as UTC.
+/// Epoch milliseconds of a record's time in any form Microsoft writes one (RFC 3339, zone-less
+/// = UTC, .NET's US `9/28/2016 8:40:06 PM +00:00`, epoch digits): see [`crate::parse::time_ms`].
 pub fn parse_time_ms(text: &str) -> Option<i64> {
-    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
-        return Some(ts.as_millisecond());
-    }
-    let civil: jiff::civil::DateTime = text.parse().ok()?;
-    civil
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp().as_millisecond())
+    crate::parse::time_ms(text)
 }
 
 /// One problem in an input document.
@@ -540,6 +543,56 @@ mod tests {
         assert_eq!(
             Event::from_json(EventKind::GraphAlerts, "g", &graph).id,
             "g@2026-11-01T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn times_in_other_forms_and_fields() {
+        let time = |kind, v: Value| Event::from_json(kind, "s", &v).time_ms;
+        let utc = |t: &str| Some(t.parse::<jiff::Timestamp>().unwrap().as_millisecond());
+        // Event Hubs operational logs: only `EventTimeString`, in .NET's US form.
+        assert_eq!(
+            time(
+                EventKind::EventHubsDiagnostic,
+                json!({"EventName": "Create Queue", "EventTimeString": "9/28/2016 8:40:06 PM +00:00"})
+            ),
+            utc("2016-09-28T20:40:06Z")
+        );
+        assert_eq!(
+            time(
+                EventKind::EventHubsDiagnostic,
+                json!({"TimeGenerated": "2025-12-12T15:03:58.1234567Z"})
+            ),
+            utc("2025-12-12T15:03:58.123Z")
+        );
+        assert_eq!(
+            time(
+                EventKind::EventHubsDiagnostic,
+                json!({"time": "12/12/2025 3:03:58 PM"})
+            ),
+            utc("2025-12-12T15:03:58Z")
+        );
+        assert_eq!(
+            time(
+                EventKind::O365Management,
+                json!({"Id": "x", "CreationTime": "2025-12-12 15:03:58"})
+            ),
+            utc("2025-12-12T15:03:58Z")
+        );
+        // Epoch numbers, as JSON numbers or text.
+        assert_eq!(
+            time(
+                EventKind::AzureActivity,
+                json!({"eventDataId": "e", "eventTimestamp": 1_765_551_838_123_i64})
+            ),
+            Some(1_765_551_838_123)
+        );
+        assert_eq!(
+            time(
+                EventKind::AzureActivity,
+                json!({"eventDataId": "e", "eventTimestamp": "1765551838"})
+            ),
+            Some(1_765_551_838_000)
         );
     }
 

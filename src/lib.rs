@@ -14,6 +14,7 @@
 //! - [`ops`]: operator commands: `send-test`, `spool status`, `spool forget-destination`.
 //! - [`manpage`]: `siemcast(1)` rendered from the command-line definition.
 //! - [`replay`]: `siemcast replay`, a backfill of a past window with its own spool.
+//! - [`parse`]: the time and IP address forms of Microsoft's records, read one way everywhere.
 //!
 //! Data flows one way: poller → spool → destination (mapping, framing, transport).
 
@@ -26,6 +27,7 @@ pub mod manpage;
 pub mod mapping;
 pub mod metrics;
 pub mod ops;
+pub mod parse;
 pub mod pipeline;
 pub mod replay;
 pub mod service;

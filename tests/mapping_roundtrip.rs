@@ -339,7 +339,7 @@ fn required_keys_fail_the_render_with_a_clear_error() {
     let e = m.render(&json!({"time": "soon"}), &mut out).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "required key 'rt': \"soon\" from time is not a timestamp (RFC 3339, or epoch digits)"
+        "required key 'rt': \"soon\" from time is not a timestamp (RFC 3339, US month/day/year, or epoch digits)"
     );
     let e = m.render(&json!([1]), &mut out).unwrap_err();
     assert_eq!(

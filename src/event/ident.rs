@@ -68,6 +68,7 @@ fn id_and_time(kind: EventKind, json: &[u8]) -> Option<(String, Option<i64>)> {
         .iter()
         .find_map(|leaf| match leaf.as_ref()? {
             Leaf::Str(s) => parse_time_ms(s),
+            Leaf::Val(Value::Number(n)) => parse_time_ms(&n.to_string()),
             Leaf::Val(_) => None,
         });
     Some((id, time_ms))
@@ -351,6 +352,10 @@ mod tests {
             json!({"id": "d", "properties": {"status": "Active", "timeGeneratedUtc": "2026-11-01T11:00:00Z"}}),
             json!({"id": "d", "properties": {"status": 3}}),
             json!({"id": "g", "lastUpdateDateTime": "2026-11-01T10:00:00Z", "createdDateTime": "2026-10-01T10:00:00Z"}),
+            json!({"id": "g", "lastUpdateDateTime": 1_793_527_200_000_i64}),
+            json!({"Id": "o", "CreationTime": "11/1/2026 10:00:00 AM"}),
+            json!({"id": "e", "time": "soon", "EventTimeString": "9/28/2016 8:40:06 PM +00:00"}),
+            json!({"id": "e", "TimeGenerated": 1_765_551_838.5}),
             json!({"id": "g", "lastUpdateDateTime": 5}),
             json!({"id": "a", "activityDateTime": "2026-11-01T10:00:00Z"}),
             json!({"Id": "o", "CreationTime": "2026-11-01T10:00:00"}),

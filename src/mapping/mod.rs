@@ -192,6 +192,8 @@ impl Mapping {
 
     fn render_inner<D: Doc>(&self, ev: &D, out: &mut Vec<u8>) -> Result<(), RenderError> {
         let mut scratch = String::new();
+        // For a later value of `first = [...]` when the first does not convert (rarely used).
+        let mut spare = String::new();
         let variant = self.variants.iter().find(|v| v.when.matches(ev));
         let spec = |slot: usize| {
             variant
@@ -246,7 +248,13 @@ impl Mapping {
                 }
                 continue;
             };
-            let Some(conv) = convert(f.convert, raw) else {
+            let conv = match convert(f.convert, raw) {
+                None if f.convert != Convert::Text => {
+                    f.value.later_converting(ev, &mut spare, f.convert)
+                }
+                conv => conv,
+            };
+            let Some(conv) = conv else {
                 if f.required {
                     return Err(RenderError::Invalid {
                         key: f.key.to_string(),

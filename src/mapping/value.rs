@@ -3,7 +3,6 @@
 //! where it can and otherwise writes into one scratch string reused across the event's fields.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 
@@ -63,11 +62,54 @@ impl ValueSpec {
         ev: &'a D,
         scratch: &'a mut String,
     ) -> Option<&'a str> {
+        self.resolve_nth(ev, scratch, 0)
+    }
+
+    /// For a typed key whose first present value does not convert: the first later value of
+    /// `first = [...]` that does (an unreadable time in the first field must not hide a
+    /// readable one after it). `None` for other sources, or when no later value converts.
+    pub(crate) fn later_converting<'a, D: Doc>(
+        &'a self,
+        ev: &'a D,
+        spare: &'a mut String,
+        conv: Convert,
+    ) -> Option<Converted<'a>> {
+        if !matches!(&self.source, Source::First(paths) if paths.len() > 1) {
+            return None;
+        }
+        // Found first, then resolved again: a value borrowed from `spare` cannot leave a loop
+        // that goes on borrowing it.
+        let mut nth = 1;
+        loop {
+            match self.resolve_nth(ev, spare, nth) {
+                None => return None,
+                Some(raw) if convert(conv, raw).is_some() => break,
+                Some(_) => nth += 1,
+            }
+        }
+        convert(conv, self.resolve_nth(ev, spare, nth)?)
+    }
+
+    /// [`ValueSpec::resolve`] with, for `first = [...]`, the `nth` present path (0: the
+    /// first); other sources have only a 0th. `default` applies to the 0th alone.
+    fn resolve_nth<'a, D: Doc>(
+        &'a self,
+        ev: &'a D,
+        scratch: &'a mut String,
+        nth: usize,
+    ) -> Option<&'a str> {
+        if nth > 0 && !matches!(self.source, Source::First(_)) {
+            return None;
+        }
         let raw: Option<&'a str> = match &self.source {
             Source::Literal(s) => Some(s),
             Source::Path(p) => text_of(ev.at(p), &self.join, scratch),
             Source::First(paths) => {
-                let found = paths.iter().map(|p| ev.at(p)).find(|v| is_present(*v));
+                let found = paths
+                    .iter()
+                    .map(|p| ev.at(p))
+                    .filter(|v| is_present(*v))
+                    .nth(nth);
                 text_of(found.flatten(), &self.join, scratch)
             }
             Source::Template(parts) => {
@@ -108,6 +150,7 @@ impl ValueSpec {
                     None => Some(self.otherwise.as_deref().unwrap_or(r)),
                 }
             }
+            _ if nth > 0 => None,
             _ => self.default.as_deref(),
         }
     }
@@ -240,7 +283,9 @@ impl Convert {
     pub(crate) fn expects(self) -> &'static str {
         match self {
             Convert::Text => "text",
-            Convert::EpochMs | Convert::LeefTime => "a timestamp (RFC 3339, or epoch digits)",
+            Convert::EpochMs | Convert::LeefTime => {
+                "a timestamp (RFC 3339, US month/day/year, or epoch digits)"
+            }
             Convert::Ip => "an IP address",
             Convert::Int => "an integer",
             Convert::Port => "a port number 0-65535",
@@ -310,13 +355,13 @@ pub(crate) fn convert(conv: Convert, s: &str) -> Option<Converted<'_>> {
     match conv {
         Convert::Text => return Some(Converted::Text(s)),
         Convert::EpochMs => {
-            write!(buf, "{}", parse_time(t)?.as_millisecond()).ok()?;
+            write!(buf, "{}", crate::parse::time_ms(t)?).ok()?;
         }
         Convert::LeefTime => {
             write_leef_time(&mut buf, parse_time(t)?)?;
         }
         Convert::Ip => {
-            let ip = parse_ip(t)?;
+            let ip = crate::parse::ip(t)?;
             write!(buf, "{ip}").ok()?;
             if ip.is_ipv6() {
                 return Some(Converted::V6(buf));
@@ -395,33 +440,9 @@ pub(crate) fn parse_int(t: &str) -> Option<i64> {
     t.parse().ok()
 }
 
-/// An IP, also from `addr:port` and `[v6]:port`; IPv4-mapped IPv6 becomes IPv4.
-pub(crate) fn parse_ip(t: &str) -> Option<IpAddr> {
-    let ip = match t.parse::<IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) => t.parse::<SocketAddr>().ok()?.ip(),
-    };
-    Some(ip.to_canonical())
-}
-
-/// RFC 3339 with or without a zone (no zone = UTC, as Office 365 sends), or epoch digits
-/// (13+ digits = milliseconds, fewer = seconds).
-pub(crate) fn parse_time(t: &str) -> Option<jiff::Timestamp> {
-    if !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i64 = t.parse().ok()?;
-        return if t.len() >= 13 {
-            jiff::Timestamp::from_millisecond(n).ok()
-        } else {
-            jiff::Timestamp::from_second(n).ok()
-        };
-    }
-    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
-        return Some(ts);
-    }
-    let dt: jiff::civil::DateTime = t.parse().ok()?;
-    dt.to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp())
+/// A time in any form [`crate::parse::time_ms`] reads.
+fn parse_time(t: &str) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::from_millisecond(crate::parse::time_ms(t)?).ok()
 }
 
 /// The LEEF devTimeFormat siemcast writes with `convert = "leef_time"`.

@@ -54,12 +54,27 @@ struct Envelope<'a> {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Probe<'a> {
-    #[serde(borrow, alias = "Category")]
+    // `category` or `Category`, `type` or `Type`: each its own field, so that a record carrying
+    // both spellings is not a duplicate-field error.
+    #[serde(borrow)]
     category: Option<Lenient<'a>>,
-    #[serde(borrow, rename = "type", alias = "Type")]
+    #[serde(borrow, rename = "Category")]
+    category_upper: Option<Lenient<'a>>,
+    #[serde(borrow, rename = "type")]
     kind: Option<Lenient<'a>>,
-    #[serde(borrow, alias = "Time", alias = "TimeGenerated")]
+    #[serde(borrow, rename = "Type")]
+    kind_upper: Option<Lenient<'a>>,
+    // The event time, in the first of these a record has (each its own field: an alias would
+    // make a record carrying two of them a duplicate-field error).
+    #[serde(borrow)]
     time: Option<Lenient<'a>>,
+    #[serde(borrow, rename = "Time")]
+    time_upper: Option<Lenient<'a>>,
+    #[serde(borrow, rename = "TimeGenerated")]
+    time_generated: Option<Lenient<'a>>,
+    /// Event Hubs and Service Bus operational logs: `9/28/2016 8:40:06 PM +00:00`.
+    #[serde(borrow, rename = "EventTimeString")]
+    event_time_string: Option<Lenient<'a>>,
     #[serde(borrow)]
     id: Option<Lenient<'a>>,
     /// Defender for Cloud continuous export, flat `SecurityAlert` shape.
@@ -252,9 +267,11 @@ fn classify(probe: &Probe<'_>, props: &PropertiesProbe<'_>) -> EventKind {
     let is = |field: Option<&str>, names: &[&str]| {
         field.is_some_and(|f| names.iter().any(|n| f.eq_ignore_ascii_case(n)))
     };
-    let category = text(&probe.category);
-    if is(text(&probe.kind), &["Microsoft.Security/Locations/alerts"])
-        || text(&props.alertType).is_some()
+    let category = text(&probe.category).or(text(&probe.category_upper));
+    if is(
+        text(&probe.kind).or(text(&probe.kind_upper)),
+        &["Microsoft.Security/Locations/alerts"],
+    ) || text(&props.alertType).is_some()
     {
         EventKind::DefenderAlerts
     } else if text(&probe.system_alert_id).is_some() {
@@ -333,16 +350,39 @@ fn record_event(source: &str, at: Coordinates<'_>, index: usize, raw: &RawValue)
         .unwrap_or_default();
     let kind = classify(&probe, &props);
     let id = own_id(kind, &probe, &props).unwrap_or_else(|| coordinate_id(at, index));
-    let time_ms = [
+    // The record's own time (the common schema's), or what its kind's properties say happened
+    // when (provisioning, risk, Graph activity and XDR records carry the event's own time
+    // there, and the envelope's `time` is when it was written out): as `EventKind::time_fields`.
+    let top = [
         &probe.time,
+        &probe.time_upper,
+        &probe.time_generated,
+        &probe.event_time_string,
+    ];
+    let inner = [
         &props.timeGeneratedUtc,
         &props.createdDateTime,
         &props.activityDateTime,
         &props.timeGenerated,
         &props.Timestamp,
-    ]
-    .into_iter()
-    .find_map(|field| text(field).and_then(parse_time_ms));
+    ];
+    let inner_first = matches!(
+        kind,
+        EventKind::EventHubsEntraProvisioning
+            | EventKind::EventHubsEntraRisk
+            | EventKind::EventHubsGraphActivity
+            | EventKind::EventHubsDefenderXdr
+    );
+    let (first, then) = if inner_first {
+        (inner.as_slice(), top.as_slice())
+    } else {
+        (top.as_slice(), inner.as_slice())
+    };
+    let time_ms = first
+        .iter()
+        .chain(then)
+        .copied()
+        .find_map(|field| text(field).and_then(parse_time_ms));
     Some(Event {
         kind,
         source: source.to_owned(),
@@ -467,6 +507,17 @@ mod tests {
                 None,
             ),
             (r#"{}"#, EventKind::EventHubsDiagnostic, None),
+            // Both spellings in one record (Log Analytics-shaped exports): read, not refused.
+            (
+                r#"{"Category":"SignInLogs","category":"SignInLogs","properties":{"id":"s-3"}}"#,
+                EventKind::EventHubsEntraSignins,
+                Some("s-3"),
+            ),
+            (
+                r#"{"id":"/a/alerts/a2","Type":"Microsoft.Security/Locations/alerts","type":"Microsoft.Security/Locations/alerts","properties":{}}"#,
+                EventKind::DefenderAlerts,
+                Some("/a/alerts/a2"),
+            ),
         ];
         for (record, kind, id) in cases {
             let ev = one(record);
@@ -554,7 +605,9 @@ mod tests {
             let ev = one(&record);
             assert_eq!(ev.kind, EventKind::EventHubsDefenderXdr, "{record}");
             assert_eq!(ev.id, coordinate_id(AT, 0), "{record}");
-            assert_eq!(ev.time_ms, Some(1_668_016_293_000), "{record}");
+            // The row's own `Timestamp`, as the mapping's `rt` (the envelope's `time` is when it
+            // was streamed).
+            assert_eq!(ev.time_ms, Some(1_668_016_048_000), "{record}");
         }
         // The prefix alone names no table.
         assert_eq!(
@@ -608,6 +661,40 @@ mod tests {
         assert_eq!(ev.kind, EventKind::EventHubsDiagnostic);
         assert!(!ev.json.contains(&b'\n'));
         assert_eq!(json(&ev)["level"], "Information");
+    }
+
+    #[test]
+    fn times_in_every_documented_field_and_form() {
+        let utc = |t: &str| Some(t.parse::<jiff::Timestamp>().unwrap().as_millisecond());
+        for (record, want) in [
+            // Event Hubs / Service Bus operational logs carry only `EventTimeString`.
+            (
+                r#"{"ActivityId":"a","EventName":"Create Queue","EventTimeString":"9/28/2016 8:40:06 PM +00:00","Status":"Succeeded","category":"OperationalLogs"}"#,
+                utc("2016-09-28T20:40:06Z"),
+            ),
+            (
+                r#"{"time":"12/12/2025 3:03:58 PM","category":"X"}"#,
+                utc("2025-12-12T15:03:58Z"),
+            ),
+            (
+                r#"{"TimeGenerated":"2025-12-12 15:03:58Z","category":"X"}"#,
+                utc("2025-12-12T15:03:58Z"),
+            ),
+            // Both the common-schema `time` and a Log Analytics `TimeGenerated`: `time` wins,
+            // and the record is not lost to a duplicate field.
+            (
+                r#"{"time":"2025-12-12T15:03:58.1234567Z","TimeGenerated":"2025-12-12T15:04:00Z","category":"X"}"#,
+                utc("2025-12-12T15:03:58.123Z"),
+            ),
+            // An unreadable `time` does not hide a readable fallback.
+            (
+                r#"{"time":"soon","TimeGenerated":"2025-12-12T15:04:00Z"}"#,
+                utc("2025-12-12T15:04:00Z"),
+            ),
+            (r#"{"time":1765551838123}"#, Some(1_765_551_838_123)),
+        ] {
+            assert_eq!(one(record).time_ms, want, "{record}");
+        }
     }
 
     #[test]
