@@ -92,6 +92,20 @@ impl EventKind {
         Self::ALL.get(usize::from(code).checked_sub(1)?).copied()
     }
 
+    /// The kind whose mapping file renders this one when a mappings folder has no file for it:
+    /// the streamed kinds added after the first release fall back to `eventhubs_diagnostic`
+    /// (as they were routed before), so a folder copied from an older release keeps working.
+    pub fn stand_in(self) -> Option<EventKind> {
+        match self {
+            EventKind::EventHubsEntraProvisioning
+            | EventKind::EventHubsEntraRisk
+            | EventKind::EventHubsGraphActivity
+            | EventKind::EventHubsDefenderAlerts
+            | EventKind::EventHubsDefenderXdr => Some(EventKind::EventHubsDiagnostic),
+            _ => None,
+        }
+    }
+
     /// The JSON fields that hold this kind's unique id, most specific first.
     pub fn id_fields(self) -> &'static [&'static str] {
         match self {

@@ -486,6 +486,15 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
             d.framing,
             config.resolve(&d.mappings).display()
         );
+        let kinds = config.event_kinds();
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        if let Ok(set) = siemcast::mapping::MappingSet::load(&config.resolve(&d.mappings), &kinds) {
+            for (kind, stand_in) in set.stand_ins() {
+                println!(
+                    "    note: no {kind}.toml there: those records are rendered with {stand_in}.toml; copy {kind}.toml from the mappings shipped with this release (/usr/share/siemcast/mappings)"
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

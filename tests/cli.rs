@@ -173,3 +173,61 @@ fn demo_runs_end_to_end_and_exits_zero() {
         );
     }
 }
+
+/// A mappings folder copied from a release before the newer streamed kinds existed: `check`
+/// passes, says which files are missing and what renders those records meanwhile; a folder
+/// missing a file that has no stand-in is still an error naming the file.
+#[test]
+fn check_names_streamed_kinds_whose_mapping_file_an_older_folder_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("mappings");
+    std::fs::create_dir(&old).unwrap();
+    let added = [
+        "eventhubs_entra_provisioning",
+        "eventhubs_entra_risk",
+        "eventhubs_graph_activity",
+        "eventhubs_defender_alerts",
+        "eventhubs_defender_xdr",
+    ];
+    for entry in std::fs::read_dir(util::shipped_mappings("arcsight")).unwrap() {
+        let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if !added.contains(&stem.as_str()) {
+            std::fs::copy(&path, old.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let config = dir.path().join("siemcast.toml");
+    std::fs::write(
+        &config,
+        r#"[[source]]
+name = "hub"
+kind = "eventhubs"
+bootstrap_servers = "127.0.0.1:9092"
+topic = "insights-logs"
+group = "siemcast"
+security = "plaintext"
+
+[[destination]]
+name = "siem"
+address = "127.0.0.1:514"
+mappings = "mappings"
+"#,
+    )
+    .unwrap();
+    let out = siemcast(&["check", "-c", config.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for kind in added {
+        assert!(
+            stdout.contains(&format!(
+                "note: no {kind}.toml there: those records are rendered with eventhubs_diagnostic.toml"
+            )),
+            "{kind}:\n{stdout}"
+        );
+    }
+    std::fs::remove_file(old.join("eventhubs_entra_audit.toml")).unwrap();
+    let out = siemcast(&["check", "-c", config.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("eventhubs_entra_audit.toml"), "{stderr}");
+}

@@ -102,6 +102,9 @@ impl Destination {
                 message: e.to_string(),
             }
         })?;
+        for (kind, stand_in) in mappings.stand_ins() {
+            tracing::warn!(message = "Mapping file missing; its records are rendered with a stand-in's file.", destination = %cfg.name, kind = %kind, stand_in = %stand_in, hint = "copy the file from the mappings shipped with this release (/usr/share/siemcast/mappings)");
+        }
         let limiter = cfg.max_eps.and_then(NonZeroU32::new).map(|eps| {
             // Bursts of at most one pacing step: smooth for receivers with small buffers (UDP).
             RateLimiter::direct(Quota::per_second(eps).allow_burst(pacing_step(eps)))

@@ -349,16 +349,31 @@ fn kind_of(v: &Value) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct MappingSet {
     by_kind: BTreeMap<String, Mapping>,
+    /// Kinds whose file is missing, rendered with their stand-in's mapping: (kind, stand-in).
+    stand_ins: Vec<(String, String)>,
 }
 
 impl MappingSet {
     /// Loads `<dir>/<kind>.toml` for each kind; collects every file's errors (a missing file is
-    /// a diagnostic naming its path).
+    /// a diagnostic naming its path). A streamed kind added by a later release whose file is
+    /// missing from a folder made before it (see `EventKind::stand_in`) is rendered with its
+    /// stand-in's file instead, and listed in [`MappingSet::stand_ins`]: an upgrade does not
+    /// stop a destination whose folder was copied from an older release.
     pub fn load(dir: &FsPath, kinds: &[&str]) -> Result<MappingSet, MappingErrors> {
         let mut by_kind = BTreeMap::new();
+        let mut stand_ins = Vec::new();
         let mut diagnostics = Vec::new();
         for kind in kinds {
             let file = dir.join(format!("{kind}.toml"));
+            let stand_in = kind
+                .parse::<crate::event::EventKind>()
+                .ok()
+                .and_then(crate::event::EventKind::stand_in)
+                .filter(|s| !file.exists() && dir.join(format!("{s}.toml")).is_file());
+            if let Some(s) = stand_in {
+                stand_ins.push(((*kind).to_string(), s.as_str().to_string()));
+                continue;
+            }
             match Mapping::load(&file) {
                 Ok(m) => {
                     by_kind.insert((*kind).to_string(), m);
@@ -366,11 +381,29 @@ impl MappingSet {
                 Err(e) => diagnostics.extend(e.diagnostics),
             }
         }
+        for (kind, s) in &stand_ins {
+            let m = match by_kind.get(s) {
+                Some(m) => m.clone(),
+                None => match Mapping::load(&dir.join(format!("{s}.toml"))) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        diagnostics.extend(e.diagnostics);
+                        continue;
+                    }
+                },
+            };
+            by_kind.insert(kind.clone(), m);
+        }
         if diagnostics.is_empty() {
-            Ok(MappingSet { by_kind })
+            Ok(MappingSet { by_kind, stand_ins })
         } else {
             Err(MappingErrors { diagnostics })
         }
+    }
+
+    /// The kinds rendered with a stand-in's file because theirs is missing: (kind, stand-in).
+    pub fn stand_ins(&self) -> &[(String, String)] {
+        &self.stand_ins
     }
 
     /// The mapping for a source kind.
