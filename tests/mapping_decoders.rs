@@ -1,4 +1,5 @@
-//! Strict CEF and LEEF decoders written from the specs (cef-leef.md §1, §2, §7), independent of
+//! Strict CEF and LEEF decoders written from the specs (the ArcSight "Common Event Format (CEF)
+//! Implementation Standard" and IBM's "Log Event Extended Format (LEEF)" documentation), independent of
 //! the encoder. They reject everything a strict receiver would: unknown escapes, unescaped `=` in
 //! CEF values, a missing 7th pipe, control characters, empty or duplicate keys, bad key alphabet.
 //! Also compiled as its own test crate, which checks the decoders against hand-written vectors.

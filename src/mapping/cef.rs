@@ -1,4 +1,5 @@
-//! CEF encoder: header and extension escaping exactly per cef-leef.md §1.4 and §7, written in one
+//! CEF encoder: header and extension escaping exactly per the ArcSight "Common Event Format (CEF) Implementation Standard"
+//! (https://www.microfocus.com/documentation/arcsight/arcsight-smartconnectors/pdfdoc/common-event-format-v25/common-event-format-v25.pdf), written in one
 //! pass into the caller's buffer. Header: `\`→`\\`, `|`→`\|`, controls → space. Extension values:
 //! `\`→`\\`, `=`→`\=`, LF→`\n`, CR→`\r`, other controls → space; `|` is never escaped.
 

@@ -1,4 +1,5 @@
-//! LEEF 1.0/2.0 encoder per cef-leef.md §2 and §7.7. LEEF defines no escapes, so values are
+//! LEEF 1.0/2.0 encoder per IBM's "Log Event Extended Format (LEEF)" documentation
+//! (https://www.ibm.com/docs/en/dsm?topic=leef-overview). LEEF defines no escapes, so values are
 //! made safe by substitution: the delimiter, each CRLF/CR/LF and other controls become one space;
 //! `|` in header fields becomes `_`. `=` and `\` pass through (QRadar splits at the first `=`).
 

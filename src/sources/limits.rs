@@ -64,7 +64,8 @@ impl ApiFamily {
         }
     }
 
-    /// The documented limit (reference: azure-apis.md §11).
+    /// The documented limit (Microsoft Learn, "Microsoft Graph service-specific throttling
+    /// limits", https://learn.microsoft.com/en-us/graph/throttling-limits, and each API's reference).
     pub fn documented(self) -> RateText {
         let (burst, secs) = match self {
             // 250 burst, refilled at 25/s.

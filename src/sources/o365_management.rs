@@ -24,7 +24,8 @@ use super::{SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::EventKind;
 
-/// The content types of the API (`reference/azure-apis.md` §5.1).
+/// The content types of the API (Microsoft Learn, "Office 365 Management Activity API reference",
+/// https://learn.microsoft.com/en-us/office/office-365-management-api/office-365-management-activity-api-reference).
 pub const CONTENT_TYPES: &[&str] = &[
     "Audit.AzureActiveDirectory",
     "Audit.Exchange",
