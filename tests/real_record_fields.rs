@@ -1,7 +1,9 @@
 //! What analysts need from real records published by Microsoft (`tests/fixtures/real/`), with the
 //! shipped mappings of both vendors: the alert's own severity and account of Activity Log
 //! Security events, the title of Resource Health events, the file and account of Graph alert
-//! evidence, and the failure reason and device of Office 365 records.
+//! evidence, and the failure reason and device of Office 365 records; for records streamed
+//! through Event Hubs (routed by the `eventhubs` source's own decoder), the time and operation
+//! of resource logs that do not follow the common schema.
 
 #[path = "mapping_decoders.rs"]
 mod mapping_decoders;
@@ -9,7 +11,9 @@ mod mapping_decoders;
 use std::path::PathBuf;
 
 use serde_json::Value;
+use siemcast::event::EventKind;
 use siemcast::mapping::{Format, Mapping};
+use siemcast::sources::eventhubs::records::{decode, Coordinates};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,6 +37,27 @@ fn record(file: &str, key: &str, id: &str) -> Value {
         .into_iter()
         .find(|r| r.get(key).and_then(Value::as_str) == Some(id))
         .unwrap_or_else(|| panic!("{file}: no record with {key} {id}"))
+}
+
+/// The records of `tests/fixtures/real/eventhubs/<file>` as the `eventhubs` source spools them
+/// (one message holding them all): each one's kind, event time and stamped record.
+fn streamed(file: &str) -> Vec<(EventKind, Option<i64>, Value)> {
+    let path = root().join("tests/fixtures/real/eventhubs").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let records: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let body = serde_json::to_vec(&serde_json::json!({ "records": records })).unwrap();
+    let at = Coordinates {
+        topic: "insights-logs",
+        partition: 0,
+        offset: 7,
+    };
+    let decoded = decode("hub", at, Some(&body));
+    assert!(decoded.bad.is_empty(), "{file}: {:?}", decoded.bad);
+    decoded
+        .events
+        .into_iter()
+        .map(|e| (e.kind, e.time_ms, serde_json::from_slice(&e.json).unwrap()))
+        .collect()
 }
 
 /// One rendered line through the sender's path: the CEF header name and severity (LEEF: no name,
@@ -190,4 +215,85 @@ fn office_365_records_carry_the_logon_failure_reason_and_the_device() {
         render("qradar", "o365_management", &aip).get("identHostName"),
         Some("WinDev2210Eval")
     );
+}
+
+#[test]
+fn streamed_application_gateway_records_carry_their_timestamp() {
+    // Application Gateway access and firewall logs write `timestamp` / `timeStamp`, not the
+    // common schema's `time`: records 0 (`timestamp`) and 1 (`time`) are the same instant,
+    // record 4 has `timeStamp` 2023-01-20T21:25:55+00:00.
+    let records = streamed("application_gateway.json");
+    for (kind, _, _) in &records[..5] {
+        assert_eq!(*kind, EventKind::EventHubsDiagnostic);
+    }
+    assert_eq!(
+        records[0].1,
+        Some(1_493_234_858_000),
+        "event time of `timestamp`"
+    );
+    assert_eq!(
+        records[4].1,
+        Some(1_674_249_955_000),
+        "event time of `timeStamp`"
+    );
+    let cef: Vec<Line> = records
+        .iter()
+        .map(|r| render("arcsight", "eventhubs_diagnostic", &r.2))
+        .collect();
+    assert_eq!(cef[0].get("rt"), Some("1493234858000"));
+    assert_eq!(cef[1].get("rt"), Some("1493234858000"));
+    assert_eq!(cef[4].get("rt"), Some("1674249955000"));
+    let leef: Vec<Line> = records
+        .iter()
+        .map(|r| render("qradar", "eventhubs_diagnostic", &r.2))
+        .collect();
+    assert!(leef[1].get("devTime").is_some());
+    assert_eq!(leef[0].get("devTime"), leef[1].get("devTime"));
+    assert!(
+        leef[4].get("devTime").is_some(),
+        "`timeStamp` gives devTime"
+    );
+    assert_ne!(leef[4].get("devTime"), leef[1].get("devTime"));
+}
+
+#[test]
+fn streamed_event_hubs_operational_logs_name_their_operation_and_outcome() {
+    // Event Hubs / Service Bus operational logs: `EventName`, `Status`, `EventTimeString`, and
+    // no `operationName` or `resultType`.
+    let records = streamed("eventhubs_operational_logs.json");
+    let (kind, time, ev) = &records[0];
+    assert_eq!(*kind, EventKind::EventHubsDiagnostic);
+    assert_eq!(*time, Some(1_604_394_402_000));
+    let cef = render("arcsight", "eventhubs_diagnostic", ev);
+    assert_eq!(cef.name.as_deref(), Some("Retreive ConsumerGroup"));
+    assert_eq!(cef.get("act"), Some("Retreive ConsumerGroup"));
+    assert_eq!(cef.get("outcome"), Some("success"));
+    assert_eq!(cef.get("rt"), Some("1604394402000"));
+    let leef = render("qradar", "eventhubs_diagnostic", ev);
+    assert_eq!(leef.get("operationName"), Some("Retreive ConsumerGroup"));
+    assert_eq!(leef.get("outcome"), Some("success"));
+    assert!(leef.get("devTime").is_some());
+}
+
+#[test]
+fn streamed_audit_records_of_one_operation_keep_distinct_whole_ids() {
+    // Two AuditLogs records of one correlationId, ids of 62 characters that share their first 56.
+    let records = streamed("entra_audit_one_operation.json");
+    let ids = [
+        "Directory_53161141-e3f4-4944-85b6-7b953f17265e_6X649_134684731",
+        "Directory_53161141-e3f4-4944-85b6-7b953f17265e_6X649_134684743",
+    ];
+    let mut short = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (kind, time, ev) = &records[i];
+        assert_eq!(*kind, EventKind::EventHubsEntraAudit);
+        assert_eq!(*time, Some(1_642_875_302_516));
+        let cef = render("arcsight", "eventhubs_entra_audit", ev);
+        assert_eq!(cef.get("flexString2"), Some(*id));
+        assert!(cef.get("externalId").is_some_and(|x| x.len() <= 40));
+        short.push(cef.get("externalId").unwrap().to_owned());
+        let leef = render("qradar", "eventhubs_entra_audit", ev);
+        assert_eq!(leef.get("externalId"), Some(*id));
+    }
+    assert_ne!(short[0], short[1]);
 }

@@ -75,6 +75,12 @@ struct Probe<'a> {
     /// Event Hubs and Service Bus operational logs: `9/28/2016 8:40:06 PM +00:00`.
     #[serde(borrow, rename = "EventTimeString")]
     event_time_string: Option<Lenient<'a>>,
+    /// Application Gateway access and firewall logs write `timeStamp` (or `timestamp`) instead
+    /// of the common schema's `time`.
+    #[serde(borrow, rename = "timeStamp")]
+    time_stamp: Option<Lenient<'a>>,
+    #[serde(borrow, rename = "timestamp")]
+    time_stamp_lower: Option<Lenient<'a>>,
     #[serde(borrow)]
     id: Option<Lenient<'a>>,
     /// Defender for Cloud continuous export, flat `SecurityAlert` shape.
@@ -358,6 +364,8 @@ fn record_event(source: &str, at: Coordinates<'_>, index: usize, raw: &RawValue)
         &probe.time_upper,
         &probe.time_generated,
         &probe.event_time_string,
+        &probe.time_stamp,
+        &probe.time_stamp_lower,
     ];
     let inner = [
         &props.timeGeneratedUtc,
@@ -692,6 +700,15 @@ mod tests {
                 utc("2025-12-12T15:04:00Z"),
             ),
             (r#"{"time":1765551838123}"#, Some(1_765_551_838_123)),
+            // Application Gateway access and firewall logs: `timeStamp` or `timestamp`.
+            (
+                r#"{"timeStamp":"2023-01-20T21:25:55+00:00","category":"ApplicationGatewayFirewallLog"}"#,
+                utc("2023-01-20T21:25:55Z"),
+            ),
+            (
+                r#"{"timestamp":"2017-04-26T19:27:38Z","category":"ApplicationGatewayAccessLog"}"#,
+                utc("2017-04-26T19:27:38Z"),
+            ),
         ] {
             assert_eq!(one(record).time_ms, want, "{record}");
         }
