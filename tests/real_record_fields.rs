@@ -297,3 +297,43 @@ fn streamed_audit_records_of_one_operation_keep_distinct_whole_ids() {
     }
     assert_ne!(short[0], short[1]);
 }
+
+#[test]
+fn streamed_legacy_firewall_logs_carry_their_network_fields() {
+    // Azure Firewall in the legacy form writes its network fields only in the text of
+    // `properties.msg`; record 1: "UDP request from 192.168.0.2:51106 to 89.160.20.156:53.
+    // Action: Allow.", record 0: "ICMP Type=8 request from 192.168.0.2 to 89.160.20.156.",
+    // record 7: an HTTP request to a host name (no address: no dst).
+    let records = streamed("firewall_legacy_msg.json");
+    let cef: Vec<Line> = records
+        .iter()
+        .map(|r| render("arcsight", "eventhubs_diagnostic", &r.2))
+        .collect();
+    let leef: Vec<Line> = records
+        .iter()
+        .map(|r| render("qradar", "eventhubs_diagnostic", &r.2))
+        .collect();
+    for (key, want) in [
+        ("src", "192.168.0.2"),
+        ("spt", "51106"),
+        ("dst", "89.160.20.156"),
+        ("dpt", "53"),
+        ("proto", "UDP"),
+    ] {
+        assert_eq!(cef[1].get(key), Some(want), "CEF {key}");
+    }
+    for (key, want) in [
+        ("src", "192.168.0.2"),
+        ("srcPort", "51106"),
+        ("dst", "89.160.20.156"),
+        ("dstPort", "53"),
+        ("proto", "UDP"),
+    ] {
+        assert_eq!(leef[1].get(key), Some(want), "LEEF {key}");
+    }
+    assert_eq!(cef[0].get("dst"), Some("89.160.20.156"));
+    assert_eq!(cef[0].get("spt"), None);
+    assert_eq!(cef[0].get("proto"), Some("ICMP"));
+    assert_eq!(cef[7].get("dst"), None, "a host name is not an address");
+    assert_eq!(cef[7].get("dpt"), Some("80"));
+}

@@ -36,6 +36,7 @@ const SPEC_KEYS: &[&str] = &[
     "otherwise",
     "default",
     "join",
+    "pattern",
 ];
 const FIELD_EXTRA: &[&str] = &[
     "key", "convert", "label", "max_len", "when", "required", "custom",

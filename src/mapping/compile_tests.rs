@@ -238,3 +238,47 @@ fn every_error_at_once() {
     let e = cef("[[field]]\nkey = \"src ip\"\npath = \"a\"\n[[field]]\nkey = \"rt\"\npath = \"a..\"\n[[field]]\nkey = \"dpt\"\npath = \"p\"\nconvert = \"ip\"\n");
     assert_eq!(e.len(), 3, "{e:#?}");
 }
+
+#[test]
+fn pattern_problems() {
+    let e = cef("[[field]]\nkey = \"src\"\npath = \"m\"\npattern = 'from ([^ ]+'\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("m.toml:12:11: invalid 'pattern': ") && e[0].contains("unclosed group"),
+        "{e:?}"
+    );
+    let e = cef("[[field]]\nkey = \"src\"\npath = \"m\"\npattern = 'from (\\S+):(\\d+)'\n");
+    assert_eq!(e, ["m.toml:12:11: 'pattern' must have exactly one capture group: the part to keep (e.g. pattern = \"from ([^ ]+) to\"; write other groups as (?:...))"]);
+    let e = cef("[[field]]\nkey = \"src\"\npath = \"m\"\npattern = 5\n");
+    assert_eq!(
+        e,
+        ["m.toml:12:11: 'pattern' must be a string (a regular expression)"]
+    );
+    assert!(cef("[[field]]\nkey = \"src\"\npath = \"m\"\npattern = 'from (\\S+?)(?::\\d*)? to '\nconvert = \"ip\"\n").is_empty());
+}
+
+/// `pattern` keeps the text of its capture group, then the conversion applies; no match means
+/// no value (so `default`, or the next field of the same key, applies) — and the key never
+/// gets the text around the group.
+#[test]
+fn pattern_keeps_the_group_only() {
+    let m = Mapping::compile(
+        FsPath::new("m.toml"),
+        &format!(
+            "{CEF_HEAD}[[field]]\nkey = \"src\"\npath = \"m\"\npattern = ' from (\\S+?)(?::\\d*)? to '\nconvert = \"ip\"\nwhen = {{ path = \"m\", exists = true }}\n[[field]]\nkey = \"src\"\npath = \"ip\"\n[[field]]\nkey = \"spt\"\npath = \"m\"\npattern = ' from \\S+?:(\\d+) to '\n[[field]]\nkey = \"msg\"\npath = \"m\"\npattern = 'Action: (\\w+)'\ndefault = \"none\"\n"
+        ),
+    )
+    .unwrap();
+    let render = |v: serde_json::Value| {
+        let mut out = Vec::new();
+        m.render_json(&serde_json::to_vec(&v).unwrap(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let line = render(serde_json::json!({
+        "op": "o", "m": "TCP request from 10.0.0.4:49680 to 52.1.2.3:443. Action: Deny."
+    }));
+    assert!(line.ends_with("|src=10.0.0.4 spt=49680 msg=Deny"), "{line}");
+    let line = render(serde_json::json!({"op": "o", "m": "no addresses here", "ip": "10.9.9.9"}));
+    assert!(line.ends_with("|src=10.9.9.9 msg=none"), "{line}");
+}

@@ -165,6 +165,42 @@ impl Cx<'_> {
         let otherwise = opt(self, "otherwise");
         let default = opt(self, "default");
         let join = opt(self, "join").unwrap_or_else(|| ",".into());
+        let pattern = match t.get("pattern") {
+            None => None,
+            Some(item) => {
+                match item.as_str() {
+                    None => {
+                        ok = false;
+                        self.err_item(
+                            item,
+                            at,
+                            "'pattern' must be a string (a regular expression)",
+                            None,
+                        );
+                        None
+                    }
+                    Some(text) => match regex::Regex::new(text) {
+                        Ok(re) if re.captures_len() == 2 => Some(re),
+                        Ok(_) => {
+                            ok = false;
+                            self.err_item(
+                            item,
+                            at,
+                            "'pattern' must have exactly one capture group: the part to keep",
+                            Some("e.g. pattern = \"from ([^ ]+) to\"; write other groups as (?:...)".into()),
+                        );
+                            None
+                        }
+                        Err(e) => {
+                            ok = false;
+                            let why = e.to_string().lines().last().unwrap_or("").trim().to_owned();
+                            self.err_item(item, at, format!("invalid 'pattern': {why}"), None);
+                            None
+                        }
+                    },
+                }
+            }
+        };
         if otherwise.is_some() && map.is_empty() {
             let off = Self::key_at(t, "otherwise", at);
             self.sink
@@ -177,6 +213,7 @@ impl Cx<'_> {
             otherwise,
             default,
             join,
+            pattern,
             describe: describe.into(),
         })
     }

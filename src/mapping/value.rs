@@ -39,6 +39,9 @@ pub(crate) struct ValueSpec {
     /// Used when the source yields nothing (missing, null, empty or blank).
     pub(crate) default: Option<Box<str>>,
     pub(crate) join: Box<str>,
+    /// `pattern = "…"`: only the text of its one capture group is kept (the value's first match;
+    /// no match: no value), before the table; e.g. the addresses inside a log line.
+    pub(crate) pattern: Option<regex::Regex>,
     /// How to name this source in render errors.
     pub(crate) describe: Box<str>,
 }
@@ -52,6 +55,7 @@ impl ValueSpec {
             otherwise: None,
             default: None,
             join: ",".into(),
+            pattern: None,
             describe: format!("literal {s:?}").into(),
         }
     }
@@ -133,6 +137,10 @@ impl ValueSpec {
                 }
             }
             Source::Select(sel) => text_of(sel.find(ev), &self.join, scratch),
+        };
+        let raw = match (&self.pattern, raw) {
+            (Some(re), Some(r)) => re.captures(r).and_then(|c| c.get(1)).map(|m| m.as_str()),
+            (_, raw) => raw,
         };
         match raw {
             // Blank (only spaces and controls) counts as empty, so `default` applies.

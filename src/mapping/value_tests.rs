@@ -159,6 +159,7 @@ fn sources_and_tables() {
         otherwise: None,
         default: Some("dflt".into()),
         join: ",".into(),
+        pattern: None,
         describe: "t".into(),
     };
     let mut sc = String::new();
