@@ -156,3 +156,39 @@ fn network_fields_of_diagnostic_records_reach_address_and_port_keys() {
         assert_eq!(get(&p, spt).as_deref(), Some("50001"), "{vendor}");
     }
 }
+
+/// Entra categories streamed without a mapping of their own (Global Secure Access traffic)
+/// carry their Graph object under `properties` (property names of Microsoft Graph's
+/// `networkAccessTraffic` resource): the generic mapping still yields time, user, addresses,
+/// ports and protocol.
+#[test]
+fn network_access_traffic_fields_reach_the_generic_mapping_keys() {
+    let record = json!({
+        "time": "not written",
+        "category": "NetworkAccessTrafficLogs",
+        "operationName": "Traffic",
+        "_siemcast": {"id": "eh-0123456789abcdef01234567", "topic": "t", "partition": 0, "offset": 1},
+        "properties": {
+            "createdDateTime": "2024-05-02T10:11:12.345Z",
+            "userPrincipalName": "a.user@contoso.example",
+            "sourceIp": "[2001:db8::7]:51000",
+            "sourcePort": 51000,
+            "destinationIp": "203.0.113.9",
+            "destinationPort": 443,
+            "transportProtocol": "tcp",
+            "action": "allow"
+        }
+    });
+    let (_, cef) = render("arcsight", "eventhubs_diagnostic", &record);
+    assert_eq!(get(&cef, "rt").as_deref(), Some("1714644672345"));
+    assert_eq!(get(&cef, "suser").as_deref(), Some("a.user@contoso.example"));
+    assert_eq!(get(&cef, "c6a2").as_deref(), Some("2001:db8::7"));
+    assert_eq!(get(&cef, "spt").as_deref(), Some("51000"));
+    assert_eq!(get(&cef, "dst").as_deref(), Some("203.0.113.9"));
+    assert_eq!(get(&cef, "dpt").as_deref(), Some("443"));
+    assert_eq!(get(&cef, "proto").as_deref(), Some("tcp"));
+    let (_, leef) = render("qradar", "eventhubs_diagnostic", &record);
+    assert_eq!(get(&leef, "src").as_deref(), Some("2001:db8::7"));
+    assert_eq!(get(&leef, "dstPort").as_deref(), Some("443"));
+    assert_eq!(get(&leef, "usrName").as_deref(), Some("a.user@contoso.example"));
+}
