@@ -27,6 +27,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
+pub mod preview;
 pub mod replay;
 pub mod service;
 pub mod sources;
