@@ -25,7 +25,7 @@ pub(crate) fn for_each<'a>(input: &'a [u8], mut f: impl FnMut(Piece<'a>)) {
         return;
     }
     match parse(trimmed) {
-        Ok(top) => return expand(top, 1, &mut f),
+        Ok(top) => return expand(trimmed, top, 1, &mut f),
         Err(e) if trimmed[0] == b'[' => {
             return f(Err(DocumentError {
                 line: e.line(),
@@ -45,7 +45,7 @@ pub(crate) fn for_each<'a>(input: &'a [u8], mut f: impl FnMut(Piece<'a>)) {
             continue;
         }
         match parse(line) {
-            Ok(top) => expand(top, line_no, &mut f),
+            Ok(top) => expand(line, top, line_no, &mut f),
             Err(e) => f(Err(DocumentError {
                 line: line_no,
                 message: format!("not valid JSON: {e}"),
@@ -158,7 +158,8 @@ fn parse(json: &[u8]) -> serde_json::Result<Top<'_>> {
     Ok(top)
 }
 
-fn expand<'a>(top: Top<'a>, line: usize, f: &mut impl FnMut(Piece<'a>)) {
+/// The items of the document `doc`, read as `top`.
+fn expand<'a>(doc: &'a [u8], top: Top<'a>, line: usize, f: &mut impl FnMut(Piece<'a>)) {
     match top {
         Top::Array(items) | Top::Object(Some(items)) => {
             for item in items {
@@ -172,9 +173,7 @@ fn expand<'a>(top: Top<'a>, line: usize, f: &mut impl FnMut(Piece<'a>)) {
                 }
             }
         }
-        // The caller hands whole objects over itself; never reached with `Object(None)`
-        // from a line, as a line reaches `parse` only when it may be an envelope.
-        Top::Object(None) => {}
+        Top::Object(None) => f(Ok((doc, line))),
         Top::Scalar(found) => f(Err(DocumentError {
             line,
             message: format!("expected a JSON object or array, found {found}"),
