@@ -237,3 +237,95 @@ fn render_prints_byte_for_byte_what_a_destination_sends() {
     }
     assert!(cut >= 2, "no record was long enough to be cut: {cut}");
 }
+
+/// The shipped sample of `kind` number `i`, without the `_siemcast` stamp the source adds:
+/// the record as a diagnostic setting writes it to the hub.
+fn streamed_record(kind: &str, i: usize) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/events/{kind}.json"));
+    let mut records: Vec<Value> = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut r = records.swap_remove(i);
+    r.as_object_mut().unwrap().shift_remove("_siemcast");
+    r
+}
+
+#[test]
+fn as_eventhubs_routes_each_record_to_its_kind_and_stamps_it() {
+    use siemcast::sources::eventhubs::records::{coordinate_id, decode, Coordinates};
+    let scratch = util::Scratch::new();
+    let activity = streamed_record("eventhubs_activity", 0);
+    let audit = streamed_record("eventhubs_entra_audit", 0);
+    let audit_id = audit["properties"]["id"].as_str().unwrap().to_owned();
+    // One message with both records, then one whose second record is not an object.
+    let first = json!({ "records": [activity, audit] }).to_string();
+    let second = json!({ "records": [streamed_record("eventhubs_activity", 1), 7] }).to_string();
+    let input = scratch.dir.path().join("messages.ndjson");
+    std::fs::write(&input, format!("{first}\n{second}\n")).unwrap();
+
+    for vendor in ["arcsight", "qradar"] {
+        let dir = util::shipped_mappings(vendor);
+        let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
+            .args(["render", "--as", "eventhubs", "--mappings"])
+            .arg(&dir)
+            .arg("--input")
+            .arg(&input)
+            .args(["--topic", "insights-logs-auditlogs", "--partition", "3"])
+            .args(["--offset", "17"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("event 3: line 2 (offset 18): record 1 is not a JSON object"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("records rendered by kind: 2 eventhubs_activity, 1 eventhubs_entra_audit"),
+            "{stderr}"
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{stdout}");
+
+        // Each record with the mapping of its own kind, its id and stamp from where it sits.
+        let head = if vendor == "arcsight" { "CEF:0|Microsoft|" } else { "LEEF:2.0|Microsoft|" };
+        assert!(lines[0].starts_with(&format!("{head}Azure Activity Log|")), "{}", lines[0]);
+        assert!(lines[1].starts_with(&format!("{head}Entra ID Audit|")), "{}", lines[1]);
+        assert!(lines[2].starts_with(&format!("{head}Azure Activity Log|")), "{}", lines[2]);
+        let at = |offset| Coordinates { topic: "insights-logs-auditlogs", partition: 3, offset };
+        assert!(lines[0].contains(&coordinate_id(at(17), 0)), "{}", lines[0]);
+        assert!(lines[2].contains(&coordinate_id(at(18), 0)), "{}", lines[2]);
+        assert!(lines[1].contains(&audit_id[..30]), "{}", lines[1]);
+        for line in &lines[..2] {
+            assert!(line.contains("insights-logs-auditlogs/3@17"), "{line}");
+        }
+
+        // And exactly what the `eventhubs` source's decoder and the mapping give.
+        let mut want = Vec::new();
+        for (message, offset) in [(&first, 17), (&second, 18)] {
+            for ev in decode("hub", at(offset), Some(message.as_bytes())).events {
+                let mapping =
+                    siemcast::mapping::Mapping::load(&dir.join(format!("{}.toml", ev.kind)))
+                        .unwrap();
+                mapping.render_json(&ev.json, &mut want).unwrap();
+                want.push(b'\n');
+            }
+        }
+        assert_eq!(stdout, String::from_utf8(want).unwrap(), "{vendor}");
+    }
+}
+
+#[test]
+fn as_eventhubs_needs_a_mappings_folder() {
+    let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["render", "--as", "eventhubs", "--mapping"])
+        .arg(util::shipped_mappings("arcsight").join("eventhubs_activity.toml"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--mappings DIR"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
