@@ -34,7 +34,7 @@ pub(crate) fn for_each<'a>(input: &'a [u8], mut f: impl FnMut(Piece<'a>)) {
         }
         Err(_) => {}
     }
-    for (i, line) in input.split(|b| *b == b'\n').enumerate() {
+    for (i, line) in lines(input).enumerate() {
         let line_no = i + 1;
         let line = line.trim_ascii();
         if line.is_empty() {
@@ -78,12 +78,26 @@ pub(crate) fn for_each_message<'a>(input: &'a [u8], mut f: impl FnMut(Piece<'a>)
         }
         Err(_) => {}
     }
-    for (i, line) in input.split(|b| *b == b'\n').enumerate() {
+    for (i, line) in lines(input).enumerate() {
         let line = line.trim_ascii();
         if !line.is_empty() {
             f(Ok((line, i + 1)));
         }
     }
+}
+
+/// The lines of `input` split at every LF, as `input.split(|b| *b == b'\n')` gives them.
+fn lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', input)
+        .map(Some)
+        .chain(std::iter::once(None))
+        .map(move |end| {
+            let end = end.unwrap_or(input.len());
+            let line = &input[start..end];
+            start = end + 1;
+            line
+        })
 }
 
 /// Whether the JSON object in `line` may be a `{"value":[…]}` / `{"records":[…]}` envelope:
@@ -101,10 +115,7 @@ pub(crate) fn may_be_envelope(line: &[u8]) -> bool {
                 let mut j = start;
                 let mut escaped = false;
                 loop {
-                    match line[j.min(n)..]
-                        .iter()
-                        .position(|&b| b == b'"' || b == b'\\')
-                    {
+                    match memchr::memchr2(b'"', b'\\', &line[j.min(n)..]) {
                         None => return true,
                         Some(p) if line[j + p] == b'\\' => {
                             escaped = true;

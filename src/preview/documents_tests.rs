@@ -150,3 +150,11 @@ proptest! {
         prop_assert_eq!(items(two.as_bytes()), read_documents(two.as_bytes()));
     }
 }
+
+#[test]
+fn lines_split_as_slice_split_does() {
+    for input in [&b""[..], b"\n", b"a", b"a\n", b"a\nb", b"\n\na\r\n\nb\n\n"] {
+        let want: Vec<&[u8]> = input.split(|b| *b == b'\n').collect();
+        assert_eq!(lines(input).collect::<Vec<_>>(), want, "{input:?}");
+    }
+}
