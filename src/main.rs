@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
-use siemcast::config::{Config, DEFAULT_CONFIG_PATH};
 use siemcast::config::SyslogFormat;
+use siemcast::config::{Config, DEFAULT_CONFIG_PATH};
 use siemcast::mapping::{Mapping, MappingSet};
 
 /// Brings Microsoft cloud security events into your SIEM as CEF or LEEF over syslog.

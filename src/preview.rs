@@ -196,7 +196,10 @@ impl Run<'_, '_> {
         for record in 0..decoded.events.len() + decoded.bad.len() {
             let index = self.next();
             if not_object(record) {
-                self.fail(index, &format!("{place}: record {record} is not a JSON object"));
+                self.fail(
+                    index,
+                    &format!("{place}: record {record} is not a JSON object"),
+                );
                 continue;
             }
             let Some(ev) = events.next() else { break };

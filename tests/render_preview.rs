@@ -161,7 +161,9 @@ fn render_prints_byte_for_byte_what_a_destination_sends() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/events/azure_activity.json"),
     )
     .unwrap();
-    let sample_count = serde_json::from_slice::<Vec<Value>>(&samples).unwrap().len();
+    let sample_count = serde_json::from_slice::<Vec<Value>>(&samples)
+        .unwrap()
+        .len();
     std::fs::write(input.join("b.json"), &samples).unwrap();
     // An API answer: a `value` envelope.
     let page = format!(
@@ -233,7 +235,10 @@ fn render_prints_byte_for_byte_what_a_destination_sends() {
         // The long records reach the destination's limit (64 KiB before the LF) in both.
         let raw: Vec<&[u8]> = printed.split_inclusive(|b| *b == b'\n').collect();
         cut += raw.iter().filter(|m| m.len() == (64 << 10) + 1).count();
-        assert!(raw.iter().all(|m| m.len() <= (64 << 10) + 1), "{vendor} {syslog}");
+        assert!(
+            raw.iter().all(|m| m.len() <= (64 << 10) + 1),
+            "{vendor} {syslog}"
+        );
     }
     assert!(cut >= 2, "no record was long enough to be cut: {cut}");
 }
@@ -280,18 +285,40 @@ fn as_eventhubs_routes_each_record_to_its_kind_and_stamps_it() {
             "{stderr}"
         );
         assert!(
-            stderr.contains("records rendered by kind: 2 eventhubs_activity, 1 eventhubs_entra_audit"),
+            stderr.contains(
+                "records rendered by kind: 2 eventhubs_activity, 1 eventhubs_entra_audit"
+            ),
             "{stderr}"
         );
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), 3, "{stdout}");
 
         // Each record with the mapping of its own kind, its id and stamp from where it sits.
-        let head = if vendor == "arcsight" { "CEF:0|Microsoft|" } else { "LEEF:2.0|Microsoft|" };
-        assert!(lines[0].starts_with(&format!("{head}Azure Activity Log|")), "{}", lines[0]);
-        assert!(lines[1].starts_with(&format!("{head}Entra ID Audit|")), "{}", lines[1]);
-        assert!(lines[2].starts_with(&format!("{head}Azure Activity Log|")), "{}", lines[2]);
-        let at = |offset| Coordinates { topic: "insights-logs-auditlogs", partition: 3, offset };
+        let head = if vendor == "arcsight" {
+            "CEF:0|Microsoft|"
+        } else {
+            "LEEF:2.0|Microsoft|"
+        };
+        assert!(
+            lines[0].starts_with(&format!("{head}Azure Activity Log|")),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with(&format!("{head}Entra ID Audit|")),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with(&format!("{head}Azure Activity Log|")),
+            "{}",
+            lines[2]
+        );
+        let at = |offset| Coordinates {
+            topic: "insights-logs-auditlogs",
+            partition: 3,
+            offset,
+        };
         assert!(lines[0].contains(&coordinate_id(at(17), 0)), "{}", lines[0]);
         assert!(lines[2].contains(&coordinate_id(at(18), 0)), "{}", lines[2]);
         assert!(lines[1].contains(&audit_id[..30]), "{}", lines[1]);
