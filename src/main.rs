@@ -70,7 +70,7 @@ enum Command {
     /// other than `syslog` are the defaults (this host's name, facility local4, APP-NAME
     /// siemcast, LF framing), so stdout is byte for byte what it sends, send time aside.
     ///
-    /// With --as eventhubs the input is Event Hubs message bodies ({"records":[…]}, one per
+    /// With --as eventhubs the input is Event Hubs message bodies ({"records":[...]}, one per
     /// line or document): each record is routed to its kind, given its id and `_siemcast`
     /// stamp exactly as the `eventhubs` source does, and rendered with --mappings DIR/<kind>.toml;
     /// stderr ends with how many records went to each kind.
@@ -262,7 +262,7 @@ struct RenderArgs {
     #[arg(long, value_name = "KIND", conflicts_with = "as_")]
     kind: Option<String>,
     /// What the input holds: `records` (events of one kind, as a `files` source reads them) or
-    /// `eventhubs` (Event Hubs message bodies, {"records":[…]} per line or document: each record
+    /// `eventhubs` (Event Hubs message bodies, {"records":[...]} per line or document: each record
     /// is routed to its kind and stamped with `_siemcast` id, topic, partition, offset and
     /// index exactly as the `eventhubs` source does; needs --mappings).
     #[arg(long = "as", id = "as_", value_enum, value_name = "INPUT", default_value_t = InputArg::Records)]

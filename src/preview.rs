@@ -76,13 +76,6 @@ impl Preview {
         }
     }
 
-    /// The same preview with another writer and time (tests compare with real destinations).
-    pub fn with_writer(mut self, writer: SyslogWriter, stamp: Stamp) -> Preview {
-        self.writer = writer;
-        self.stamp = stamp;
-        self
-    }
-
     /// Renders every event of `input` to `out`, one framed message each, in input order. An
     /// event that cannot be rendered is reported to `report` as `event INDEX: reason` (INDEX
     /// counts every item of the input from 0, good or bad) and the others are still rendered.
@@ -180,8 +173,7 @@ impl Run<'_, '_> {
         let not_object = |i: usize| {
             decoded
                 .bad
-                .iter()
-                .any(|b| *b == records::BadMessage::RecordNotObject(i))
+                .contains(&records::BadMessage::RecordNotObject(i))
         };
         if decoded.events.is_empty() && !decoded.bad.is_empty() && !not_object(0) {
             // The message as a whole could not be read.
