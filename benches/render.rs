@@ -1,5 +1,6 @@
-//! Rendering throughput: Azure Activity events (~1.5 KB) as parsed JSON → CEF and as JSON bytes
-//! → CEF (parse included, both through a full `Value` and through `render_json`'s single scan),
+//! Rendering throughput: Azure Activity events (~1.5 KB) as parsed JSON → CEF (`render`, which
+//! writes the `Value` out and renders it through `render_json`) and as JSON bytes → CEF (parse
+//! included, through a full `Value` and through `render_json`'s single scan),
 //! and Defender for Cloud alerts → CEF and LEEF. One core, one thread. The `render_cpu` group
 //! times the two bytes → CEF paths in thread CPU time, so a busy shared machine (other jobs
 //! taking the core away) does not inflate the per-event figure.

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod ops;
 pub mod parse;
 pub mod pipeline;
+pub mod preview;
 pub mod replay;
 pub mod service;
 pub mod sources;

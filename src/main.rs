@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
+use siemcast::config::SyslogFormat;
 use siemcast::config::{Config, DEFAULT_CONFIG_PATH};
-use siemcast::mapping::Mapping;
+use siemcast::mapping::{Mapping, MappingSet};
 
 /// Brings Microsoft cloud security events into your SIEM as CEF or LEEF over syslog.
 ///
@@ -64,11 +65,22 @@ enum Command {
     /// Microsoft's APIs return). One rendered message per event is written to stdout; a bad
     /// event is reported on stderr with its index and the others are still rendered.
     ///
+    /// The preview is the sender: each event is rendered, given its syslog header, cut to
+    /// max_message_bytes (64 KiB) and framed by the same code as a destination whose settings
+    /// other than `syslog` are the defaults (this host's name, facility local4, APP-NAME
+    /// siemcast, LF framing), so stdout is byte for byte what it sends, send time aside.
+    ///
+    /// With --as eventhubs the input is Event Hubs message bodies ({"records":[...]}, one per
+    /// line or document): each record is routed to its kind, given its id and `_siemcast`
+    /// stamp exactly as the `eventhubs` source does, and rendered with --mappings DIR/<kind>.toml;
+    /// stderr ends with how many records went to each kind.
+    ///
     /// Exit status: 0 when every event was rendered; 1 when the mapping is invalid or any
     /// event could not be rendered.
     ///
     /// Example:
     ///   siemcast render --mapping mappings/arcsight/azure_activity.toml --input events.json
+    ///   siemcast render --mappings mappings/qradar --as eventhubs --input messages.ndjson --syslog rfc3164
     #[command(verbatim_doc_comment)]
     Render(RenderArgs),
     /// Run a self-contained demonstration on this machine, with no credentials or network.
@@ -235,16 +247,52 @@ struct ConfigArg {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("mappings_arg").required(true).args(["mapping", "mappings"]))]
 struct RenderArgs {
-    /// Mapping file, e.g. mappings/arcsight/azure_activity.toml.
-    #[arg(long, value_name = "FILE")]
-    mapping: PathBuf,
+    /// Mapping file, e.g. mappings/arcsight/azure_activity.toml: renders every event.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["mappings", "kind"])]
+    mapping: Option<PathBuf>,
+    /// Mappings folder (a destination's `mappings`, e.g. mappings/qradar): each event is
+    /// rendered with `DIR/<kind>.toml`, its kind given by --kind or, with --as eventhubs, by the
+    /// record's routing.
+    #[arg(long, value_name = "DIR")]
+    mappings: Option<PathBuf>,
+    /// The kind of the events, picking `DIR/<KIND>.toml` from --mappings (as a `files`
+    /// source's source_kind does), e.g. azure_activity.
+    #[arg(long, value_name = "KIND", conflicts_with = "as_")]
+    kind: Option<String>,
+    /// What the input holds: `records` (events of one kind, as a `files` source reads them) or
+    /// `eventhubs` (Event Hubs message bodies, {"records":[...]} per line or document: each record
+    /// is routed to its kind and stamped with `_siemcast` id, topic, partition, offset and
+    /// index exactly as the `eventhubs` source does; needs --mappings).
+    #[arg(long = "as", id = "as_", value_enum, value_name = "INPUT", default_value_t = InputArg::Records)]
+    as_: InputArg,
+    /// With --as eventhubs: the topic (event hub) the messages are stamped as read from.
+    #[arg(long, value_name = "NAME", default_value = "render")]
+    topic: String,
+    /// With --as eventhubs: the partition they are stamped with.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    partition: i32,
+    /// With --as eventhubs: the offset of the first message; each next message is one more.
+    /// Records without an id of their own get one hashed from topic, partition, offset and
+    /// index, as in the stream: give the real coordinates to preview the ids sent.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    offset: i64,
     /// Events to render; stdin when absent.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
     /// Syslog header to put before each payload.
     #[arg(long, value_enum, default_value_t = SyslogArg::None)]
     syslog: SyslogArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InputArg {
+    /// Events of one kind: NDJSON, a JSON array, or an object whose `value` or `records` is
+    /// an array.
+    Records,
+    /// Event Hubs message bodies, routed per record as the `eventhubs` source does.
+    Eventhubs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -536,77 +584,97 @@ fn print_azure_summary(config: &Config) {
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
-    let mapping = match Mapping::load(&args.mapping) {
+    use siemcast::preview::{InputShape, Mappings, Preview};
+    let eventhubs = args.as_ == InputArg::Eventhubs;
+    let loaded = match (&args.mapping, &args.mappings) {
+        (Some(file), _) if eventhubs => {
+            anyhow::bail!(
+                "--as eventhubs routes each record to its own kind: give the mappings folder with --mappings DIR (it reads <kind>.toml for each kind), not --mapping {}",
+                file.display()
+            )
+        }
+        (Some(file), _) => Mapping::load(file).map(Mappings::One),
+        (None, Some(dir)) if eventhubs => {
+            // Every kind the `eventhubs` source routes to, as a destination loads them.
+            let kinds: Vec<&str> = siemcast::sources::eventhubs::EVENT_KINDS
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            MappingSet::load(dir, &kinds).map(Mappings::ByKind)
+        }
+        (None, Some(dir)) => {
+            let Some(kind) = &args.kind else {
+                anyhow::bail!(
+                    "--mappings {} needs --kind KIND to pick <KIND>.toml (or --as eventhubs to route each record)",
+                    dir.display()
+                )
+            };
+            MappingSet::load(dir, &[kind]).map(Mappings::ByKind)
+        }
+        (None, None) => anyhow::bail!("give --mapping FILE or --mappings DIR"),
+    };
+    let mappings = match loaded {
         Ok(m) => m,
         Err(errors) => {
             eprintln!("{errors}");
             return Ok(ExitCode::FAILURE);
         }
     };
-    let mut input = Vec::new();
-    match &args.input {
-        Some(p) => {
-            input = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+    let shape = if eventhubs {
+        InputShape::EventHubs {
+            topic: args.topic.clone(),
+            partition: args.partition,
+            offset: args.offset,
         }
+    } else {
+        InputShape::Records {
+            kind: args.kind.clone(),
+        }
+    };
+    let format = match args.syslog {
+        SyslogArg::None => SyslogFormat::None,
+        SyslogArg::Rfc5424 => SyslogFormat::Rfc5424,
+        SyslogArg::Rfc3164 => SyslogFormat::Rfc3164,
+    };
+    let input = match &args.input {
+        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
         None => {
+            let mut input = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut input)
                 .context("cannot read stdin")?;
+            input
         }
-    }
-    let writer = match args.syslog {
-        SyslogArg::None => None,
-        format => Some(siemcast::destinations::syslog::SyslogWriter::preview(
-            match format {
-                SyslogArg::Rfc5424 => siemcast::config::SyslogFormat::Rfc5424,
-                _ => siemcast::config::SyslogFormat::Rfc3164,
-            },
-        )),
     };
-    let zone = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
-    let stamp = siemcast::destinations::syslog::Stamp::now(&zone);
+    let preview = Preview::new(mappings, shape, format);
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut failed = 0usize;
-    let mut payload = Vec::new();
-    let mut line = Vec::new();
-    for (index, item) in siemcast::event::read_documents(&input)
-        .into_iter()
-        .enumerate()
-    {
-        let value = match item {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("event {index}: {e}");
-                failed += 1;
-                continue;
-            }
-        };
-        payload.clear();
-        if let Err(e) = mapping.render(&value, &mut payload) {
-            eprintln!("event {index}: {e}");
-            failed += 1;
-            continue;
-        }
-        line.clear();
-        match &writer {
-            Some(w) => {
-                w.write(&stamp, &payload, &mut line);
-            }
-            None => {
-                line.extend_from_slice(&payload);
-                line.push(b'\n');
-            }
-        }
-        out.write_all(&line).context("cannot write to stdout")?;
-    }
+    let mut out = stdout.lock();
+    let stderr = std::io::stderr();
+    let mut err = std::io::BufWriter::new(stderr.lock());
+    let summary = preview
+        .run(&input, &mut out, &mut |line| {
+            let _ = writeln!(err, "{line}");
+        })
+        .context("cannot write to stdout")?;
     out.flush().context("cannot write to stdout")?;
-    if failed > 0 {
-        eprintln!(
-            "{failed} event{} could not be rendered",
-            if failed == 1 { "" } else { "s" }
+    if eventhubs && !summary.kinds.is_empty() {
+        let kinds: Vec<String> = summary
+            .kinds
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        let _ = writeln!(err, "records rendered by kind: {}", kinds.join(", "));
+    }
+    if summary.failed > 0 {
+        let _ = writeln!(
+            err,
+            "{} event{} could not be rendered",
+            summary.failed,
+            if summary.failed == 1 { "" } else { "s" }
         );
+        let _ = err.flush();
         return Ok(ExitCode::FAILURE);
     }
+    let _ = err.flush();
     Ok(ExitCode::SUCCESS)
 }

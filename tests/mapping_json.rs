@@ -1,4 +1,4 @@
-//! `Mapping::render_json` (one scan of the JSON bytes) must equal `Mapping::render` on the
+//! `Mapping::render_json` (one scan of the JSON bytes) must equal `Mapping::render_tree` on the
 //! `Value` that `serde_json::from_slice` builds, for every input and every shipped mapping: the
 //! same bytes on success, the same error otherwise (invalid JSON: serde_json's own message).
 //! Inputs: random objects over the keys the samples use, the real sample events mutated with
@@ -170,11 +170,11 @@ fn text(j: &J, style: u8) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// What `render(&from_slice(json)?)` gives, with the prefix `out` started with.
+/// What `render_tree(&from_slice(json)?)` gives, with the prefix `out` started with.
 fn reference(m: &Mapping, json: &[u8]) -> (Result<(), RenderError>, Vec<u8>) {
     let mut out = b"<prefix>".to_vec();
     let r = match serde_json::from_slice::<Value>(json) {
-        Ok(v) => m.render(&v, &mut out),
+        Ok(v) => m.render_tree(&v, &mut out),
         Err(e) => Err(RenderError::Json(e.to_string())),
     };
     (r, out)

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{split_host_port, Config, DestinationConfig, Transport};
 use crate::event::{Event, EventView};
-use crate::mapping::MappingSet;
+use crate::mapping::{Mapping, MappingSet, RenderError};
 use crate::spool::{Record, Spool, SpoolError};
 use syslog::{Stamp, SyslogWriter};
 use transport::{Connection, TransportError};
@@ -436,11 +436,8 @@ impl Destination {
             .mappings
             .get(event.kind.as_str())
             .ok_or_else(|| format!("no mapping for kind \"{}\"", event.kind))?;
-        payload.clear();
-        mapping
-            .render_json(event.json, payload)
-            .map_err(|e| e.to_string())?;
-        Ok(self.writer.write(stamp, payload, buf))
+        render_message(mapping, &self.writer, stamp, event.json, payload, buf)
+            .map_err(|e| e.to_string())
     }
 
     /// Keeps a record that cannot be rendered, so nothing is lost silently.
@@ -458,6 +455,24 @@ impl Destination {
         tracing::warn!(message = "Event could not be rendered; written to the dead-letter file.", destination = %self.cfg.name, seq = rec.seq, error = reason, file = %self.dead_letter.display());
         line.to_string()
     }
+}
+
+/// Renders one event body (`json`, the event's JSON object) with `mapping` and appends it to
+/// `out` with `writer`'s syslog header, length limit and framing: the bytes a destination sends
+/// for a record, and what `siemcast render` prints (one code path for both). `Ok(true)` when the
+/// message was cut to the writer's `max_message_bytes`. `payload` is scratch space reused across
+/// events; on error `out` is left as it was.
+pub fn render_message(
+    mapping: &Mapping,
+    writer: &SyslogWriter,
+    stamp: &Stamp,
+    json: &[u8],
+    payload: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<bool, RenderError> {
+    payload.clear();
+    mapping.render_json(json, payload)?;
+    Ok(writer.write(stamp, payload, out))
 }
 
 /// Appends a batch's dead-letter lines to `path` and makes them durable before the batch can be

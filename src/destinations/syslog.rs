@@ -56,16 +56,15 @@ impl SyslogWriter {
         }
     }
 
-    /// A writer for previews (`siemcast render --syslog`): this host, local4, LF framing.
+    /// The writer of a `[[destination]]` that sets nothing but `syslog = format`: every other
+    /// setting at its default (this machine's host name, facility local4, APP-NAME `siemcast`,
+    /// TCP with LF framing, `max_message_bytes` 64 KiB). `siemcast render --syslog` previews
+    /// with it, so what it prints is what such a destination sends.
     pub fn preview(format: SyslogFormat) -> Self {
-        Self {
-            format,
-            framing: Some(Framing::Lf),
-            pri: 20 * 8 + SEVERITY_INFO,
-            hostname: crate::config::local_hostname(),
-            app_name: "siemcast".to_owned(),
-            max_message_bytes: usize::MAX,
-        }
+        let mut cfg: DestinationConfig = toml::from_str("")
+            .expect("every key of [[destination]] has a default, so an empty table is one");
+        cfg.syslog = format;
+        Self::new(&cfg)
     }
 
     /// Appends one framed message to `out`; returns whether the message had to be truncated.

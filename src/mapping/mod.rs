@@ -160,7 +160,19 @@ impl Mapping {
 
     /// Appends the CEF/LEEF payload for one event (no syslog header, no trailing newline) to
     /// `out`. Pure: no I/O, no clock. Never emits CR or LF. On error `out` is left as it was.
+    /// The event is written out as JSON and rendered by [`Mapping::render_json`], the one path
+    /// that destinations and `siemcast render` use.
     pub fn render(&self, event: &Value, out: &mut Vec<u8>) -> Result<(), RenderError> {
+        let json = serde_json::to_vec(event).map_err(|e| RenderError::Json(e.to_string()))?;
+        self.render_json(&json, out)
+    }
+
+    /// Reference for tests only, not a renderer of the product: the same rendering as
+    /// [`Mapping::render_json`] with every path resolved on a parsed `Value` tree instead of
+    /// the single-pass scan, so tests can check that the scan resolves paths exactly as
+    /// serde_json's `Value` does.
+    #[doc(hidden)]
+    pub fn render_tree(&self, event: &Value, out: &mut Vec<u8>) -> Result<(), RenderError> {
         if !event.is_object() {
             return Err(RenderError::NotAnObject {
                 found: kind_of(event),
@@ -171,7 +183,7 @@ impl Mapping {
 
     /// Renders the event in `json` (one JSON object, UTF-8) without building a `Value`: one
     /// pass over the bytes keeps only what the mapping's paths reach. The result, output or
-    /// error, is exactly that of `render(&serde_json::from_slice(json)?, out)`; invalid JSON is
+    /// error, is exactly that of `render_tree(&serde_json::from_slice(json)?, out)`; invalid JSON is
     /// [`RenderError::Json`] with serde_json's message. On error `out` is left as it was.
     pub fn render_json(&self, json: &[u8], out: &mut Vec<u8>) -> Result<(), RenderError> {
         let doc = scan::scan(&self.plan, json).map_err(|e| RenderError::Json(e.to_string()))?;
