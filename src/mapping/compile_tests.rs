@@ -187,7 +187,7 @@ fn header_value_problems() {
 #[test]
 fn unknown_settings_and_format() {
     let e = cef("[[field]]\nkey = \"msg\"\npaht = \"a\"\n");
-    assert_eq!(e[0], "m.toml:11:1: unknown setting 'paht' in [[field]]; expected one of: path, value, template, first, select, map, otherwise, default, join, key, convert, label, max_len, when, required, custom (did you mean 'path'?)");
+    assert_eq!(e[0], "m.toml:11:1: unknown setting 'paht' in [[field]]; expected one of: path, value, template, first, select, map, otherwise, default, join, pattern, key, convert, label, max_len, when, required, custom (did you mean 'path'?)");
     let e = errs(&CEF_HEAD.replace("format = \"cef\"", "format = \"leef\""));
     assert_eq!(e[0], "m.toml:1:10: format must be \"cef\", \"leef1\" or \"leef2\" (did you mean 'leef2' or 'leef1'?)");
     let e = errs(&LEEF_HEAD.replace("delimiter = \"^\"", "delimiter = \"ab\""));
