@@ -26,7 +26,7 @@ fn count_ids(lines: &[String]) -> BTreeMap<String, usize> {
 /// killed in the middle of a write leaves the start of one message, which rsyslog records
 /// when the connection closes: a fragment, resent whole after the restart.
 fn is_whole(line: &str) -> bool {
-    line.ends_with("cs6Label=Event Stage")
+    line.ends_with("flexString2Label=Record ID")
 }
 
 /// Lines that are not whole messages.

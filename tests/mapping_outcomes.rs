@@ -181,7 +181,10 @@ fn network_access_traffic_fields_reach_the_generic_mapping_keys() {
     });
     let (_, cef) = render("arcsight", "eventhubs_diagnostic", &record);
     assert_eq!(get(&cef, "rt").as_deref(), Some("1714644672345"));
-    assert_eq!(get(&cef, "suser").as_deref(), Some("a.user@contoso.example"));
+    assert_eq!(
+        get(&cef, "suser").as_deref(),
+        Some("a.user@contoso.example")
+    );
     assert_eq!(get(&cef, "c6a2").as_deref(), Some("2001:db8::7"));
     assert_eq!(get(&cef, "spt").as_deref(), Some("51000"));
     assert_eq!(get(&cef, "dst").as_deref(), Some("203.0.113.9"));
@@ -190,5 +193,8 @@ fn network_access_traffic_fields_reach_the_generic_mapping_keys() {
     let (_, leef) = render("qradar", "eventhubs_diagnostic", &record);
     assert_eq!(get(&leef, "src").as_deref(), Some("2001:db8::7"));
     assert_eq!(get(&leef, "dstPort").as_deref(), Some("443"));
-    assert_eq!(get(&leef, "usrName").as_deref(), Some("a.user@contoso.example"));
+    assert_eq!(
+        get(&leef, "usrName").as_deref(),
+        Some("a.user@contoso.example")
+    );
 }

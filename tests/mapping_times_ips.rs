@@ -181,7 +181,12 @@ fn put_address(kind: &str, record: &mut Value, addr: &str) {
         "entra_audit" => set(record, "initiatedBy.user.ipAddress", json!(addr)),
         "entra_signins" => set(record, "ipAddress", json!(addr)),
         "o365_management" => set(record, "ClientIP", json!(addr)),
-        "eventhubs_activity" | "eventhubs_diagnostic" => {
+        "eventhubs_activity" => set(record, "callerIpAddress", json!(addr)),
+        "eventhubs_diagnostic" => {
+            // An Azure Firewall record in the legacy form names its source in the text of
+            // `properties.msg`, which comes first (see `streamed_legacy_firewall_logs_carry_their_
+            // network_fields`); without it, `callerIpAddress` is the source.
+            remove(record, "properties.msg");
             set(record, "callerIpAddress", json!(addr))
         }
         "eventhubs_entra_audit" => {

@@ -47,7 +47,7 @@ fn deliver(
             "{transport}/{framing}/{syslog}: out of order at line {i}"
         );
         assert!(
-            line.ends_with("cs6Label=Event Stage"),
+            line.ends_with("flexString2Label=Record ID"),
             "message cut or merged: {line}"
         );
     }

@@ -27,10 +27,7 @@ pub(crate) fn for_each<'a>(input: &'a [u8], mut f: impl FnMut(Piece<'a>)) {
     match parse(trimmed) {
         Ok(top) => return expand(trimmed, top, 1, &mut f),
         Err(e) if trimmed[0] == b'[' => {
-            return f(Err(DocumentError {
-                line: e.line(),
-                message: format!("not valid JSON: {e}"),
-            }));
+            return f(Err(not_json(e.line(), &e)));
         }
         Err(_) => {}
     }
@@ -46,10 +43,7 @@ pub(crate) fn for_each<'a>(input: &'a [u8], mut f: impl FnMut(Piece<'a>)) {
         }
         match parse(line) {
             Ok(top) => expand(line, top, line_no, &mut f),
-            Err(e) => f(Err(DocumentError {
-                line: line_no,
-                message: format!("not valid JSON: {e}"),
-            })),
+            Err(e) => f(Err(not_json(line_no, &e))),
         }
     }
 }
@@ -71,10 +65,7 @@ pub(crate) fn for_each_message<'a>(input: &'a [u8], mut f: impl FnMut(Piece<'a>)
         }
         Ok(_) => return f(Ok((trimmed, 1))),
         Err(e) if trimmed[0] == b'[' => {
-            return f(Err(DocumentError {
-                line: e.line(),
-                message: format!("not valid JSON: {e}"),
-            }));
+            return f(Err(not_json(e.line(), &e)));
         }
         Err(_) => {}
     }
@@ -160,6 +151,14 @@ enum Top<'a> {
     Object(Option<Vec<&'a RawValue>>),
     /// Anything else, by its name ("a string", …).
     Scalar(&'static str),
+}
+
+/// The error of a document (or line) that is not JSON.
+fn not_json(line: usize, e: &serde_json::Error) -> DocumentError {
+    DocumentError {
+        line,
+        message: format!("not valid JSON: {e}"),
+    }
 }
 
 fn parse(json: &[u8]) -> serde_json::Result<Top<'_>> {
