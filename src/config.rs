@@ -264,6 +264,12 @@ pub struct SourceConfig {
     /// `eventhubs`: how long the group waits for a silent member before handing its
     /// partitions to the others (Kafka `session.timeout.ms`, 6s–300s; default 30s).
     pub session_timeout: Option<HumanDuration>,
+    /// Syslog HOSTNAME of this source's events at every destination (a template: `{source}`,
+    /// `{kind}`, `{tenant}`); before the destination's own.
+    pub hostname: Option<String>,
+    /// RFC 5424 APP-NAME of this source's events at every destination (a template, as
+    /// `hostname`); before the destination's own.
+    pub app_name: Option<String>,
 }
 
 fn default_interval() -> HumanDuration {
@@ -299,11 +305,17 @@ pub struct DestinationConfig {
     pub framing: Framing,
     #[serde(default = "default_syslog")]
     pub syslog: SyslogFormat,
-    /// Syslog HOSTNAME; defaults to this machine's host name.
+    /// Syslog HOSTNAME, fixed or a template (`{source}`, `{kind}`, `{tenant}`); a source's own
+    /// `hostname` comes first; defaults to this machine's host name.
     pub hostname: Option<String>,
-    /// RFC 5424 APP-NAME.
+    /// RFC 5424 APP-NAME, fixed or a template as `hostname`; a source's own comes first.
     #[serde(default = "default_app_name")]
     pub app_name: String,
+    /// Routing: the names of the sources whose events this destination takes (all if absent).
+    pub sources: Option<Vec<String>>,
+    /// Routing: the event kinds this destination takes (all if absent): kind names as the
+    /// mapping files are named, or a prefix ending in `*` (`eventhubs_*`).
+    pub kinds: Option<Vec<String>>,
     #[serde(default = "default_facility")]
     pub facility: Facility,
     /// Folder holding `<source kind>.toml`; relative to the config file's directory.
@@ -728,10 +740,6 @@ impl DestinationConfig {
     pub fn addresses(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.address.as_str())
             .chain(self.failover_addresses.iter().map(String::as_str))
-    }
-    /// The syslog HOSTNAME to send.
-    pub fn hostname(&self) -> String {
-        self.hostname.clone().unwrap_or_else(local_hostname)
     }
 }
 

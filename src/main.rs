@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
-use siemcast::config::SyslogFormat;
-use siemcast::config::{Config, DEFAULT_CONFIG_PATH};
+use siemcast::config::{Config, DestinationConfig, SyslogFormat, DEFAULT_CONFIG_PATH};
+use siemcast::destinations::route::Route;
 use siemcast::mapping::{Mapping, MappingSet};
 
 /// Brings Microsoft cloud security events into your SIEM as CEF or LEEF over syslog.
@@ -50,7 +50,11 @@ enum Command {
     ///
     /// Reads every file the config names (mappings, TLS certificates and keys, the client
     /// secret) but connects to nothing. Run it after each edit; the systemd unit runs it
-    /// before every start.
+    /// before every start. The summary says, per destination, what it takes (its route:
+    /// `sources = [...]` names sources, `kinds = [...]` names event kinds as the mapping
+    /// files are named, or a prefix such as "eventhubs_*") and the syslog hostname (and
+    /// app_name with rfc5424) each source's events arrive under: the QRadar Log Source
+    /// Identifier or ArcSight device host name to configure.
     ///
     /// Exit status: 0 when everything is valid; 1 otherwise, with every problem printed as
     /// `FILE:LINE:COL: message`.
@@ -534,9 +538,12 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
             d.framing,
             config.resolve(&d.mappings).display()
         );
-        let kinds = config.event_kinds();
+        let route = Route::from_config(d);
+        println!("    takes {}", route.describe(&config));
+        print_identities(d, &route, &config);
+        let kinds = route.event_kinds(&config);
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        if let Ok(set) = siemcast::mapping::MappingSet::load(&config.resolve(&d.mappings), &kinds) {
+        if let Ok(set) = MappingSet::load(&config.resolve(&d.mappings), &kinds) {
             for (kind, stand_in) in set.stand_ins() {
                 println!(
                     "    note: no {kind}.toml there: those records are rendered with {stand_in}.toml; copy {kind}.toml from the mappings shipped with this release (/usr/share/siemcast/mappings)"
@@ -545,6 +552,39 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The syslog HOSTNAME (and APP-NAME for RFC 5424) each source's events arrive under: what a
+/// SIEM admin enters as the log source identifier (QRadar) or device host name (ArcSight).
+fn print_identities(d: &DestinationConfig, route: &Route, config: &Config) {
+    use siemcast::destinations::identity::Identities;
+    if d.syslog == SyslogFormat::None {
+        return;
+    }
+    let ids = Identities::build(d, config, |s, k| route.takes(s, k), |_| Box::default());
+    for (source, kinds) in ids.describe() {
+        let mut shown: Vec<(String, Vec<&str>)> = Vec::new();
+        for (kind, id) in kinds {
+            let text = match d.syslog {
+                SyslogFormat::Rfc5424 => {
+                    format!("hostname {}, app_name {}", id.hostname, id.app_name)
+                }
+                _ => format!("hostname {}", id.hostname),
+            };
+            match shown.iter_mut().find(|(t, _)| *t == text) {
+                Some((_, ks)) => ks.push(kind.as_str()),
+                None => shown.push((text, vec![kind.as_str()])),
+            }
+        }
+        let several = shown.len() > 1 || shown.iter().any(|(_, ks)| ks.len() > 1);
+        for (text, ks) in shown {
+            if several {
+                println!("    source \"{source}\" ({}): {text}", ks.join(", "));
+            } else {
+                println!("    source \"{source}\": {text}");
+            }
+        }
+    }
 }
 
 /// How the pollers authenticate (never a secret) and the request rates per API family.

@@ -668,6 +668,20 @@ pub fn render(
         "destination",
         dst.iter().map(|(n, d)| (n.as_str(), load(&d.truncated))),
     );
+    let filtered = "siemcast_destination_events_filtered_total";
+    x.family(
+        filtered,
+        "counter",
+        "Events a destination did not send by choice, per rule (rule=\"route\": outside its sources/kinds); they count as handled.",
+    );
+    for (n, d) in dst {
+        let rule = crate::destinations::route::ROUTE_RULE;
+        x.sample(
+            filtered,
+            &[("destination", n), ("rule", rule)],
+            load(&d.routed_out),
+        );
+    }
     x.per(
         "siemcast_destination_reconnects_total",
         "counter",

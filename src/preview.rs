@@ -223,6 +223,7 @@ impl Run<'_, '_> {
         render_message(
             mapping,
             &p.writer,
+            p.writer.default_tail(),
             &p.stamp,
             json,
             &mut self.payload,

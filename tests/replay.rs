@@ -435,3 +435,49 @@ fn o365_replay_lists_a_day_at_a_time_and_delivers_each_record_once() {
     }
     assert_eq!(sim.requests().len(), before);
 }
+
+/// A replay goes only where the source is routed: a destination whose route leaves the source
+/// out receives nothing, its cursor passes the replayed events (the replay ends), and the
+/// routed destination receives each event once, under the source's own hostname.
+#[test]
+fn replay_respects_each_destinations_route() {
+    let scratch = Scratch::new();
+    let mut cfg = SimConfig::around_now(Duration::from_secs(2 * 3600), Duration::ZERO, 120);
+    cfg.seed = 11;
+    cfg.client_certificate = Some(mint_certificate(scratch.dir.path()));
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let rsyslog = Rsyslog::start_tcp();
+    let alerts_only = Rsyslog::start_tcp();
+    write_config(&scratch, &sim, &rsyslog.address());
+    let text = std::fs::read_to_string(scratch.config()).unwrap().replace(
+        "subscriptions = [",
+        "hostname = \"azure-activity-log\"\nsubscriptions = [",
+    ) + &format!(
+        "\n[[source]]\nname = \"alerts\"\nkind = \"graph_alerts\"\n\n[[destination]]\nname = \"alerts-only\"\naddress = \"{}\"\nsources = [\"alerts\"]\nmappings = \"{}\"\n",
+        alerts_only.address(),
+        shipped_mappings("arcsight").display()
+    );
+    std::fs::write(scratch.config(), text).unwrap();
+
+    let now = jiff::Timestamp::now().as_millisecond();
+    let (from, to) = (now - 2 * 3_600_000 + 60_000, now - 60_000);
+    let expected = activity_ids_between(&sim, from, to);
+    assert!(!expected.is_empty());
+    let out = replay(&scratch, &rfc3339(from), &rfc3339(to));
+    assert_delivered_once(&out, &rsyslog, &expected, expected.len());
+    for line in rsyslog.lines() {
+        let msg = syslog_loose::parse_message(&line, syslog_loose::Variant::RFC3164);
+        assert_eq!(msg.hostname, Some("azure-activity-log"), "{line}");
+    }
+    assert_eq!(alerts_only.count_lines(), 0, "{:?}", alerts_only.lines());
+    // Passed over as outside the route, not dead-lettered for want of a mapping.
+    let dead = scratch
+        .dir
+        .path()
+        .join("state/dead-letter/alerts-only.ndjson");
+    assert!(
+        !dead.exists(),
+        "{}",
+        std::fs::read_to_string(&dead).unwrap_or_default()
+    );
+}

@@ -189,6 +189,9 @@ fn locate(table: &toml_edit::Table, segs: &[Seg]) -> Option<Range<usize>> {
         (toml_edit::Item::Value(toml_edit::Value::InlineTable(t)), Some(_)) => {
             locate_inline(t, rest)
         }
+        (toml_edit::Item::Value(toml_edit::Value::Array(a)), Some((Seg::Index(i), _))) => {
+            a.get(*i).and_then(|v| v.span())
+        }
         _ => None,
     };
     deeper.or(key_span).or_else(|| item.span())

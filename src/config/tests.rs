@@ -272,7 +272,7 @@ fn poller_problems_are_located() {
             "4:1: azure: tenant_id \"contoso\" is not a GUID like 2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e".to_owned(),
             format!("5:1: azure: cannot read client_secret_file {dir}/secret: No such file or directory (os error 2)"),
             "7:1: azure: management_endpoint \"http://management.example.com\" uses http://, which is accepted only for loopback hosts (tests); use https://".to_owned(),
-            "13:1: source \"activity\": subscription \"prod\" is not a subscription id (a GUID like 5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11)".to_owned(),
+            "13:58: source \"activity\": subscription \"prod\" is not a subscription id (a GUID like 5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11)".to_owned(),
             "14:1: source \"activity\": start_at \"yesterday\" is not \"now\", a duration back like \"2h\", or a time like \"2026-11-01T00:00:00Z\"".to_owned(),
             "22:1: source \"alerts\": subscriptions applies only to kinds \"azure_activity\" and \"defender_alerts\"".to_owned(),
             "23:1: source \"alerts\": content_types applies only to kind \"o365_management\"".to_owned(),
@@ -307,7 +307,7 @@ fn defender_needs_subscriptions_and_o365_known_content_types() {
     );
     assert_eq!(
         s.problems(&text),
-        ["20:1: source \"alerts\": content type \"Audit.Teams\" is not one of Audit.AzureActiveDirectory, Audit.Exchange, Audit.SharePoint, Audit.General, DLP.All"]
+        ["20:35: source \"alerts\": content type \"Audit.Teams\" is not one of Audit.AzureActiveDirectory, Audit.Exchange, Audit.SharePoint, Audit.General, DLP.All"]
     );
     let text = defender
         .replace(
@@ -532,4 +532,106 @@ fn max_answer_bytes_has_a_default_and_a_checked_range() {
     }
     let problems = s.problems(&with("\"256 MiB\""));
     assert!(!problems.is_empty(), "a string is not a byte count");
+}
+
+/// Two files sources (Activity Log and Entra audit) and a destination with `dest` lines.
+fn routed(dest: &str) -> String {
+    format!(
+        r#"state_dir = "state"
+
+[[source]]
+name = "activity"
+kind = "files"
+path = "input"
+source_kind = "azure_activity"
+
+[[source]]
+name = "audit"
+kind = "files"
+path = "input"
+source_kind = "entra_audit"
+
+[[destination]]
+name = "arcsight"
+address = "127.0.0.1:514"
+mappings = "mappings/arcsight"
+{dest}
+"#
+    )
+}
+
+#[test]
+fn a_destination_needs_only_the_mappings_of_what_it_takes() {
+    // The scratch folder has azure_activity.toml only.
+    let s = Scratch::new();
+    let problems = s.problems(&routed(""));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("entra_audit.toml"), "{problems:?}");
+    for route in [
+        "sources = [\"activity\"]",
+        "kinds = [\"azure_activity\"]",
+        "kinds = [\"azure_*\"]",
+        "sources = [\"activity\", \"audit\"]\nkinds = [\"azure_activity\"]",
+    ] {
+        let cfg = s
+            .load(&routed(route))
+            .unwrap_or_else(|e| panic!("{route}: {e}"));
+        let d = &cfg.destinations[0];
+        assert_eq!(
+            crate::destinations::route::Route::from_config(d).event_kinds(&cfg),
+            vec![EventKind::AzureActivity],
+            "{route}"
+        );
+    }
+}
+
+#[test]
+fn route_mistakes_are_located_with_a_hint() {
+    let s = Scratch::new();
+    let problems = s.problems(&routed(
+        "sources = [\"activity\", \"activty\", \"nope\"]\nkinds = [\"azure_activity\", \"eventhubs\", \"entra_adit\", \"graph_alerts\", \"files\"]",
+    ));
+    assert_eq!(
+        problems,
+        vec![
+            "19:24: destination \"arcsight\": sources names \"activty\", which is not a [[source]] of this configuration (did you mean \"activity\"?); the sources are activity, audit",
+            "19:35: destination \"arcsight\": sources names \"nope\", which is not a [[source]] of this configuration; the sources are activity, audit",
+            "20:28: destination \"arcsight\": kinds: \"eventhubs\" is the source kind of a source that yields several event kinds; write \"eventhubs_*\" for all of them, or name the ones to take",
+            "20:41: destination \"arcsight\": kinds: \"entra_adit\" matches no event kind; a kind is one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management, eventhubs_activity, eventhubs_entra_audit, eventhubs_entra_signins, eventhubs_diagnostic, eventhubs_entra_provisioning, eventhubs_entra_risk, eventhubs_graph_activity, eventhubs_defender_alerts, eventhubs_defender_xdr, or a prefix ending in '*' (e.g. \"eventhubs_*\") (did you mean \"entra_audit\"?)",
+            "20:55: destination \"arcsight\": kinds: \"graph_alerts\" matches no event of the sources it takes, which produce azure_activity",
+            "20:71: destination \"arcsight\": kinds: \"files\" is the source kind of a source whose events have the kind of its source_kind; name that kind, or route by source name with sources = [...]",
+        ]
+    );
+    let empty = s.problems(&routed("sources = []\nkinds = []"));
+    assert_eq!(
+        empty,
+        vec![
+            "19:1: destination \"arcsight\": sources is empty; omit it to take every source",
+            "20:1: destination \"arcsight\": kinds is empty; omit it to take every kind",
+        ]
+    );
+}
+
+#[test]
+fn identity_mistakes_are_located() {
+    let s = Scratch::new();
+    let text = routed("sources = [\"activity\"]\nhostname = \"azure {source}\"\napp_name = \"sc-{kindd}\"")
+        .replace(
+            "source_kind = \"azure_activity\"\n",
+            "source_kind = \"azure_activity\"\nhostname = \"{tenant}\"\napp_name = \"siemcast-{source}-{kind}-with-a-long-suffix\"\n",
+        );
+    assert_eq!(
+        s.problems(&text),
+        vec![
+            "8:1: source \"activity\": hostname: {tenant} needs [azure] tenant_id, which is not set",
+            "9:1: source \"activity\" (sent to destination \"arcsight\"): app_name: it expands to \"siemcast-activity-azure_activity-with-a-long-suffix\" for source \"activity\", kind \"azure_activity\", which is not a valid syslog APP-NAME: it is 51 characters long, more than 48",
+            "22:1: destination \"arcsight\": hostname: \"azure \" is not a valid syslog HOSTNAME: it contains a space",
+            "23:1: destination \"arcsight\": app_name: \"{kindd}\" is not a placeholder; the placeholders are {source}, {kind}, {tenant}",
+        ]
+    );
+    // A fixed hostname is checked too; "-" is syslog's "no value".
+    assert_eq!(
+        s.problems(&routed("sources = [\"activity\"]\nhostname = \"-\"")),
+        vec!["20:1: destination \"arcsight\": hostname: \"-\" alone means \"no value\" in syslog (the NILVALUE); write a name"]
+    );
 }

@@ -8,6 +8,8 @@ use super::{
     split_host_port, AzureConfig, Config, DestinationConfig, Framing, KeyPath, Position, Problem,
     Problems, SourceConfig, SourceKind, TlsConfig, Transport,
 };
+use crate::destinations::identity;
+use crate::destinations::route::{kind_pattern, Route};
 use crate::destinations::tls::TlsSetup;
 use crate::event::EventKind;
 
@@ -59,6 +61,9 @@ impl Config {
             }
             s.validate_into(&who, &at, p);
             s.validate_kafka_into(self, &who, &at, p);
+            for (field, e) in identity::check_source(s, self) {
+                p.add(&at.key(field.key()), format!("{who}: {}: {e}", field.key()));
+            }
         }
         let mut names = BTreeSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
@@ -507,13 +512,16 @@ impl DestinationConfig {
                 format!("{who}: max_message_bytes must be at least 480 (RFC 5426's minimum)"),
             );
         }
-        if let Some(h) = &self.hostname {
-            if h.is_empty() || h.len() > 255 || !h.chars().all(|c| c.is_ascii_graphic()) {
-                p.add(
-                    &at.key("hostname"),
-                    format!("{who}: hostname must be 1 to 255 printable ASCII characters"),
-                );
-            }
+        self.validate_route_into(cfg, who, at, p);
+        for (origin, field, e) in identity::check_destination(self, cfg) {
+            let (place, owner) = match origin {
+                identity::Origin::Destination => (at.key(field.key()), who.to_owned()),
+                identity::Origin::Source(i) => (
+                    KeyPath::root().key("source").index(i).key(field.key()),
+                    format!("source \"{}\" (sent to {who})", cfg.sources[i].name),
+                ),
+            };
+            p.add(&place, format!("{owner}: {}: {e}", field.key()));
         }
         if self.mappings.as_os_str().is_empty() {
             p.add(at, format!("{who}: mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\")"));
@@ -527,7 +535,8 @@ impl DestinationConfig {
             );
             return;
         }
-        let kinds = cfg.event_kinds();
+        // Only the kinds routed here: a destination that takes alerts needs no Entra mapping.
+        let kinds = Route::from_config(self).event_kinds(cfg);
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         if let Err(errors) = crate::mapping::MappingSet::load(&dir, &kinds) {
             for d in errors.diagnostics {
@@ -540,6 +549,65 @@ impl DestinationConfig {
                     }),
                     message: format!("{who}: {}", d.message),
                 });
+            }
+        }
+    }
+}
+
+impl DestinationConfig {
+    /// `sources = [...]` and `kinds = [...]`: every name known, every kind pattern matching an
+    /// event kind that a source routed here produces.
+    fn validate_route_into(&self, cfg: &Config, who: &str, at: &KeyPath, p: &mut Problems<'_>) {
+        if let Some(list) = &self.sources {
+            if list.is_empty() {
+                p.add(
+                    &at.key("sources"),
+                    format!("{who}: sources is empty; omit it to take every source"),
+                );
+            }
+            let names = || cfg.sources.iter().map(|s| s.name.as_str());
+            for (i, name) in list.iter().enumerate() {
+                if names().any(|n| n == name) {
+                    continue;
+                }
+                let hint = crate::mapping::closest(name, names())
+                    .map(|c| format!(" (did you mean \"{c}\"?)"))
+                    .unwrap_or_default();
+                p.add(
+                    &at.key("sources").index(i),
+                    format!(
+                        "{who}: sources names \"{name}\", which is not a [[source]] of this configuration{hint}; the sources are {}",
+                        names().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
+        let Some(patterns) = &self.kinds else { return };
+        if patterns.is_empty() {
+            p.add(
+                &at.key("kinds"),
+                format!("{who}: kinds is empty; omit it to take every kind"),
+            );
+        }
+        // The kinds the sources routed here produce, whatever `kinds` says.
+        let mut by_source = self.clone();
+        by_source.kinds = None;
+        let produced = Route::from_config(&by_source).event_kinds(cfg);
+        for (i, pattern) in patterns.iter().enumerate() {
+            match kind_pattern(pattern) {
+                Err(e) => p.add(&at.key("kinds").index(i), format!("{who}: kinds: {e}")),
+                Ok(kinds)
+                    if !kinds.iter().any(|k| produced.contains(k)) && !produced.is_empty() =>
+                {
+                    p.add(
+                        &at.key("kinds").index(i),
+                        format!(
+                            "{who}: kinds: \"{pattern}\" matches no event of the sources it takes, which produce {}",
+                            produced.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                }
+                Ok(_) => {}
             }
         }
     }

@@ -3,6 +3,8 @@
 //! to `max_eps`, writes, and moves its cursor only past records the peer's kernel acknowledged.
 //! After any error it rewinds to the first unacknowledged record and resends.
 
+pub mod identity;
+pub mod route;
 pub mod send_test;
 pub mod syslog;
 pub mod tls;
@@ -23,6 +25,8 @@ use crate::config::{split_host_port, Config, DestinationConfig, Transport};
 use crate::event::{Event, EventView};
 use crate::mapping::{Mapping, MappingSet, RenderError};
 use crate::spool::{Record, Spool, SpoolError};
+use identity::Identities;
+use route::Route;
 use syslog::{Stamp, SyslogWriter};
 use transport::{Connection, TransportError};
 
@@ -66,6 +70,8 @@ pub struct DestinationStats {
     pub dead_lettered: AtomicU64,
     /// Messages cut to `max_message_bytes`.
     pub truncated: AtomicU64,
+    /// Events outside the destination's route (`sources`, `kinds`): handled, never sent.
+    pub routed_out: AtomicU64,
     pub reconnects: AtomicU64,
     pub connected: AtomicBool,
 }
@@ -84,6 +90,8 @@ pub enum DestinationError {
 pub struct Destination {
     cfg: DestinationConfig,
     mappings: MappingSet,
+    route: Route,
+    identities: Identities,
     writer: SyslogWriter,
     limiter: Option<DefaultDirectRateLimiter>,
     dead_letter: PathBuf,
@@ -92,9 +100,11 @@ pub struct Destination {
 }
 
 impl Destination {
-    /// Loads the destination's mappings for every kind the sources produce.
+    /// Loads the destination's mappings for every kind the sources it takes produce, and
+    /// prepares the syslog identity of each (source, kind).
     pub fn from_config(cfg: &DestinationConfig, config: &Config) -> Result<Self, DestinationError> {
-        let kinds = config.event_kinds();
+        let route = Route::from_config(cfg);
+        let kinds = route.event_kinds(config);
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         let mappings = MappingSet::load(&config.resolve(&cfg.mappings), &kinds).map_err(|e| {
             DestinationError::Setup {
@@ -121,9 +131,18 @@ impl Destination {
             }
             _ => None,
         };
+        let writer = SyslogWriter::new(cfg);
+        let identities = Identities::build(
+            cfg,
+            config,
+            |source, kind| route.takes(source, kind),
+            |identity| writer.tail(identity),
+        );
         Ok(Self {
             tls,
-            writer: SyslogWriter::new(cfg),
+            route,
+            identities,
+            writer,
             cfg: cfg.clone(),
             mappings,
             limiter,
@@ -347,10 +366,20 @@ impl Destination {
             buf.clear();
             ends.clear();
             let stamp = Stamp::now(&self.zone);
+            let mut skipped = 0u64;
+            let mut resent = 0u64;
             for rec in &records {
                 let before = buf.len();
                 match self.render(rec, &stamp, &mut payload, &mut buf) {
-                    Ok(truncated) => {
+                    Ok(Rendered::Skipped) => {
+                        skipped += 1;
+                        // Counted once, not again when a rewind reads it a second time.
+                        if rec.seq >= *high_water {
+                            stats.routed_out.fetch_add(1, Ordering::Relaxed);
+                        }
+                        continue;
+                    }
+                    Ok(Rendered::Framed { truncated }) => {
                         if truncated {
                             stats.truncated.fetch_add(1, Ordering::Relaxed);
                         }
@@ -362,6 +391,7 @@ impl Destination {
                         dead.push(self.dead_letter_line(rec, &reason));
                     }
                 }
+                resent += u64::from(rec.seq < *high_water);
             }
             if !dead.is_empty() {
                 write_dead_letters(&self.dead_letter, std::mem::take(&mut dead)).await;
@@ -382,12 +412,11 @@ impl Destination {
                 }
             }
             let last_seq = records.last().map_or(next, |r| r.seq);
-            if last_seq < *high_water {
-                let resent = records.iter().filter(|r| r.seq < *high_water).count();
-                stats.resent.fetch_add(resent as u64, Ordering::Relaxed);
-            }
+            stats.resent.fetch_add(resent, Ordering::Relaxed);
             *high_water = (*high_water).max(last_seq + 1);
-            in_flight.push_back((conn.written(), after, records.len() as u64));
+            // Skipped records ride with the batch: the cursor passes them once what was sent
+            // before them is acknowledged.
+            in_flight.push_back((conn.written(), after, records.len() as u64 - skipped));
             next = after;
         }
     }
@@ -422,7 +451,7 @@ impl Destination {
         Ok(())
     }
 
-    /// Renders one record into `buf` (framed); `Ok(true)` when it was truncated.
+    /// Renders one record into `buf` (framed), unless the destination's route leaves it out.
     /// `payload` is scratch space reused across records.
     fn render(
         &self,
@@ -430,14 +459,29 @@ impl Destination {
         stamp: &Stamp,
         payload: &mut Vec<u8>,
         buf: &mut Vec<u8>,
-    ) -> Result<bool, String> {
+    ) -> Result<Rendered, String> {
         let event = EventView::decode(&rec.payload).map_err(|e| e.to_string())?;
+        if !self.route.takes(event.source, event.kind) {
+            return Ok(Rendered::Skipped);
+        }
         let mapping = self
             .mappings
             .get(event.kind.as_str())
             .ok_or_else(|| format!("no mapping for kind \"{}\"", event.kind))?;
-        render_message(mapping, &self.writer, stamp, event.json, payload, buf)
-            .map_err(|e| e.to_string())
+        let tail = self
+            .identities
+            .tail(event.source, event.kind, |i| self.writer.tail(i));
+        let truncated = render_message(
+            mapping,
+            &self.writer,
+            &tail,
+            stamp,
+            event.json,
+            payload,
+            buf,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Rendered::Framed { truncated })
     }
 
     /// Keeps a record that cannot be rendered, so nothing is lost silently.
@@ -458,13 +502,15 @@ impl Destination {
 }
 
 /// Renders one event body (`json`, the event's JSON object) with `mapping` and appends it to
-/// `out` with `writer`'s syslog header, length limit and framing: the bytes a destination sends
+/// `out` with `writer`'s syslog header (its time stamp from `stamp`, then `tail`: the host and
+/// app names, from [`SyslogWriter::tail`]), length limit and framing: the bytes a destination sends
 /// for a record, and what `siemcast render` prints (one code path for both). `Ok(true)` when the
 /// message was cut to the writer's `max_message_bytes`. `payload` is scratch space reused across
 /// events; on error `out` is left as it was.
 pub fn render_message(
     mapping: &Mapping,
     writer: &SyslogWriter,
+    tail: &[u8],
     stamp: &Stamp,
     json: &[u8],
     payload: &mut Vec<u8>,
@@ -472,7 +518,7 @@ pub fn render_message(
 ) -> Result<bool, RenderError> {
     payload.clear();
     mapping.render_json(json, payload)?;
-    Ok(writer.write(stamp, payload, out))
+    Ok(writer.write_as(stamp, tail, payload, out))
 }
 
 /// Appends a batch's dead-letter lines to `path` and makes them durable before the batch can be
@@ -494,6 +540,15 @@ async fn write_dead_letters(path: &std::path::Path, lines: Vec<String>) {
     if let Err(error) = written {
         tracing::error!(message = "Cannot write the dead-letter file.", file = %path.display(), %error);
     }
+}
+
+/// What [`Destination::render`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rendered {
+    /// Appended to the batch; `truncated` when cut to `max_message_bytes`.
+    Framed { truncated: bool },
+    /// Outside the destination's route: nothing appended.
+    Skipped,
 }
 
 #[derive(Debug, thiserror::Error)]

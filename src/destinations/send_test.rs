@@ -252,8 +252,17 @@ impl Destination {
             )
         })?;
         let mut framed = Vec::new();
-        self.writer
-            .write(&Stamp::now(&self.zone), &payload, &mut framed);
+        // Under the identity of the first source that sends this kind here, as the SIEM will
+        // see that source's events.
+        let stamp = Stamp::now(&self.zone);
+        let tail = kind.parse::<crate::event::EventKind>().ok().and_then(|k| {
+            let source = self.identities.first_of_kind(k)?;
+            Some(self.identities.tail(source, k, |i| self.writer.tail(i)))
+        });
+        match tail {
+            Some(tail) => self.writer.write_as(&stamp, &tail, &payload, &mut framed),
+            None => self.writer.write(&stamp, &payload, &mut framed),
+        };
         let message = unframe(&framed, self.cfg.framing == Framing::OctetCounting);
 
         let connect = Connection::connect(self.cfg.transport, &self.cfg.address, self.tls.as_ref());

@@ -4,6 +4,7 @@
 
 use jiff::tz::TimeZone;
 
+use super::identity::{sanitize, Field, Identity};
 use crate::config::{DestinationConfig, Facility, Framing, SyslogFormat, Transport};
 
 /// Syslog severity used in PRI: informational.
@@ -32,28 +33,44 @@ impl Stamp {
     }
 }
 
-/// Writes header + payload + framing for one destination.
+/// Writes header + payload + framing for one destination. The header is made of three
+/// prepared pieces: `<PRI>` (and RFC 5424's version), the batch's time stamp, and the
+/// identity's tail (`" HOST "`, or `" HOST APP - - - "`), so no event formats anything.
 #[derive(Debug, Clone)]
 pub struct SyslogWriter {
     format: SyslogFormat,
     framing: Option<Framing>,
-    pri: u8,
-    hostname: String,
-    app_name: String,
+    /// `<PRI>`, followed by `1 ` for RFC 5424.
+    prefix: Box<[u8]>,
+    /// The tail of the destination's default identity.
+    tail: Box<[u8]>,
     max_message_bytes: usize,
 }
 
 impl SyslogWriter {
+    /// The writer of a destination; its default identity is the destination's fixed hostname
+    /// and app_name (this machine's name and `siemcast` where they are templates).
     pub fn new(cfg: &DestinationConfig) -> Self {
         let Facility(facility) = cfg.facility;
-        Self {
-            format: cfg.syslog,
-            framing: (cfg.transport != Transport::Udp).then_some(cfg.framing),
-            pri: facility * 8 + SEVERITY_INFO,
-            hostname: cfg.hostname(),
-            app_name: cfg.app_name.clone(),
-            max_message_bytes: cfg.max_message_bytes,
-        }
+        let fixed = |field, value: Option<&str>, default: String| match value {
+            Some(v) if !v.contains(['{', '}']) => sanitize(field, v),
+            _ => default,
+        };
+        let identity = Identity {
+            hostname: fixed(
+                Field::Hostname,
+                cfg.hostname.as_deref(),
+                crate::config::local_hostname(),
+            ),
+            app_name: fixed(Field::AppName, Some(&cfg.app_name), "siemcast".to_owned()),
+        };
+        Self::with(
+            cfg.syslog,
+            (cfg.transport != Transport::Udp).then_some(cfg.framing),
+            facility * 8 + SEVERITY_INFO,
+            &identity,
+            cfg.max_message_bytes,
+        )
     }
 
     /// The writer of a `[[destination]]` that sets nothing but `syslog = format`: every other
@@ -67,8 +84,55 @@ impl SyslogWriter {
         Self::new(&cfg)
     }
 
-    /// Appends one framed message to `out`; returns whether the message had to be truncated.
+    fn with(
+        format: SyslogFormat,
+        framing: Option<Framing>,
+        pri: u8,
+        identity: &Identity,
+        max_message_bytes: usize,
+    ) -> Self {
+        let prefix = match format {
+            SyslogFormat::Rfc3164 => format!("<{pri}>"),
+            SyslogFormat::Rfc5424 => format!("<{pri}>1 "),
+            SyslogFormat::None => String::new(),
+        };
+        let mut writer = Self {
+            format,
+            framing,
+            prefix: prefix.into_bytes().into(),
+            tail: Box::default(),
+            max_message_bytes,
+        };
+        writer.tail = writer.tail(identity);
+        writer
+    }
+
+    /// The header bytes after the time stamp for `identity` (values already valid: see
+    /// [`crate::destinations::identity`]).
+    pub fn tail(&self, identity: &Identity) -> Box<[u8]> {
+        let text = match self.format {
+            SyslogFormat::Rfc3164 => format!(" {} ", identity.hostname),
+            SyslogFormat::Rfc5424 => {
+                format!(" {} {} - - - ", identity.hostname, identity.app_name)
+            }
+            SyslogFormat::None => String::new(),
+        };
+        text.into_bytes().into()
+    }
+
+    /// The header bytes after the time stamp for the destination's default identity.
+    pub fn default_tail(&self) -> &[u8] {
+        &self.tail
+    }
+
+    /// Appends one framed message with the default identity; see [`SyslogWriter::write_as`].
     pub fn write(&self, stamp: &Stamp, payload: &[u8], out: &mut Vec<u8>) -> bool {
+        self.write_as(stamp, &self.tail, payload, out)
+    }
+
+    /// Appends one framed message to `out` under the identity whose header tail is `tail`
+    /// (from [`SyslogWriter::tail`]); returns whether the message had to be truncated.
+    pub fn write_as(&self, stamp: &Stamp, tail: &[u8], payload: &[u8], out: &mut Vec<u8>) -> bool {
         let start = out.len();
         // Room for an octet-counting prefix is reserved up front and the prefix written after.
         const PREFIX_ROOM: usize = 8;
@@ -76,7 +140,7 @@ impl SyslogWriter {
             out.extend_from_slice(&[b' '; PREFIX_ROOM]);
         }
         let msg_start = out.len();
-        self.header(stamp, out);
+        self.header(stamp, tail, out);
         out.extend_from_slice(payload);
         let truncated = truncate_message(out, msg_start, self.max_message_bytes);
         match self.framing {
@@ -94,21 +158,15 @@ impl SyslogWriter {
         truncated
     }
 
-    fn header(&self, stamp: &Stamp, out: &mut Vec<u8>) {
-        use std::io::Write as _;
-        match self.format {
-            SyslogFormat::Rfc3164 => {
-                let _ = write!(out, "<{}>{} {} ", self.pri, stamp.rfc3164, self.hostname);
-            }
-            SyslogFormat::Rfc5424 => {
-                let _ = write!(
-                    out,
-                    "<{}>1 {} {} {} - - - ",
-                    self.pri, stamp.rfc5424, self.hostname, self.app_name
-                );
-            }
-            SyslogFormat::None => {}
-        }
+    fn header(&self, stamp: &Stamp, tail: &[u8], out: &mut Vec<u8>) {
+        let time = match self.format {
+            SyslogFormat::Rfc3164 => &stamp.rfc3164,
+            SyslogFormat::Rfc5424 => &stamp.rfc5424,
+            SyslogFormat::None => return,
+        };
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(time.as_bytes());
+        out.extend_from_slice(tail);
     }
 }
 
@@ -141,14 +199,11 @@ mod tests {
     use super::*;
 
     fn writer(format: SyslogFormat, framing: Framing, max: usize) -> SyslogWriter {
-        SyslogWriter {
-            format,
-            framing: Some(framing),
-            pri: 166,
+        let identity = Identity {
             hostname: "host1".into(),
             app_name: "siemcast".into(),
-            max_message_bytes: max,
-        }
+        };
+        SyslogWriter::with(format, Some(framing), 166, &identity, max)
     }
 
     fn stamp() -> Stamp {

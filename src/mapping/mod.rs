@@ -20,6 +20,7 @@ use std::path::{Path as FsPath, PathBuf};
 use serde_json::Value;
 
 pub use diag::{Diagnostic, MappingErrors};
+pub(crate) use dict::closest;
 pub use inspect::FieldInfo;
 
 use doc::Doc;
