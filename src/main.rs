@@ -155,9 +155,48 @@ enum Command {
     ///   siemcast spool status -c /etc/siemcast/siemcast.toml
     #[command(verbatim_doc_comment, subcommand)]
     Spool(SpoolCommand),
+    /// Inspect mapping files.
+    ///
+    /// Commands: `keys` (the keys each mapping file sends, and which need a custom property
+    /// in the SIEM).
+    ///
+    /// Example:
+    ///   siemcast mappings keys /usr/share/siemcast/mappings/qradar --custom
+    #[command(verbatim_doc_comment, subcommand)]
+    Mappings(MappingsCommand),
     /// Print the manual page siemcast(1) (roff) to stdout; `man -l -` shows it.
     #[command(hide = true)]
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+enum MappingsCommand {
+    /// List the extension keys each mapping file sends: key, custom or not, label, conversion
+    /// and the JSON paths of the event it is read from.
+    ///
+    /// A key marked `custom` is in neither the ArcSight CEF dictionary nor IBM's predefined
+    /// LEEF attributes: QRadar shows it only through a custom event property (extraction by
+    /// LEEF key, one per key and log source type), ArcSight keeps it in the event's additional
+    /// data. With --custom only those keys are listed: the properties to create.
+    ///
+    /// Exit status: 0 when every file is a valid mapping; 1 otherwise (each problem printed as
+    /// `FILE:LINE:COL: message`).
+    ///
+    /// Example:
+    ///   siemcast mappings keys /usr/share/siemcast/mappings/qradar --custom
+    ///   siemcast mappings keys mappings/arcsight/entra_signins.toml
+    #[command(verbatim_doc_comment)]
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct KeysArgs {
+    /// Mapping files, or folders whose `*.toml` files are read (in name order).
+    #[arg(value_name = "PATH", required = true)]
+    paths: Vec<PathBuf>,
+    /// Only the custom keys (those that need a custom property in the SIEM).
+    #[arg(long)]
+    custom: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,6 +356,7 @@ fn main() -> ExitCode {
         Command::Render(args) => render(&args),
         Command::Demo => runtime().and_then(|rt| rt.block_on(siemcast::demo::run())),
         Command::Man => man(),
+        Command::Mappings(MappingsCommand::Keys(args)) => mapping_keys(&args),
         Command::SendTest(args) => send_test(&args),
         Command::Replay(args) => replay(&args),
         Command::Spool(SpoolCommand::Status(args)) => with_config(&args.config.config, |c| {
@@ -621,6 +661,58 @@ fn print_azure_summary(config: &Config) {
         "  largest API answer read (max_answer_bytes): {max} bytes ({:.1} MiB)",
         max as f64 / f64::from(1 << 20)
     );
+}
+
+fn mapping_keys(args: &KeysArgs) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for path in &args.paths {
+        if path.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read the folder {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            inside.sort();
+            if inside.is_empty() {
+                anyhow::bail!("{} holds no mapping files (*.toml)", path.display());
+            }
+            files.extend(inside);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut out = String::new();
+    let mut failed = false;
+    for file in &files {
+        match Mapping::load(file) {
+            Ok(m) => {
+                let table = m.keys_table(args.custom);
+                let rows = table.lines().count().saturating_sub(1);
+                let what = if args.custom { "custom keys" } else { "keys" };
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                out.push_str(&format!(
+                    "# {} ({}): {rows} {what}\n",
+                    file.display(),
+                    m.format_name()
+                ));
+                if rows > 0 {
+                    out.push_str(&table);
+                }
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                failed = true;
+            }
+        }
+    }
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {

@@ -231,3 +231,92 @@ mappings = "mappings"
     assert!(!out.status.success());
     assert!(stderr.contains("eventhubs_entra_audit.toml"), "{stderr}");
 }
+
+/// `mappings keys --custom` lists, per shipped mapping file, exactly the keys the file marks
+/// `custom = true` (read here straight from the TOML), each once; a file with a mistake is
+/// reported with its location and exit status 1.
+#[test]
+fn mappings_keys_lists_exactly_the_custom_keys_of_each_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    for vendor in ["qradar", "arcsight"] {
+        let dir = root.join(vendor);
+        let out = siemcast(&["mappings", "keys", dir.to_str().unwrap(), "--custom"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let listing = text(&out.stdout);
+        // "# FILE (FORMAT): N custom keys", a title row, then one row per key.
+        let mut listed: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut current = None;
+        for line in listing.lines() {
+            if let Some(rest) = line.strip_prefix("# ") {
+                let file = rest.split(" (").next().unwrap();
+                let name = std::path::Path::new(file).file_name().unwrap();
+                current = Some(name.to_string_lossy().into_owned());
+                listed.entry(current.clone().unwrap()).or_default();
+            } else if !line.is_empty() && !line.starts_with("key ") {
+                let key = line.split_whitespace().next().unwrap().to_owned();
+                listed.get_mut(current.as_ref().unwrap()).unwrap().push(key);
+            }
+        }
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|x| x != "toml") {
+                continue;
+            }
+            files += 1;
+            let doc: toml::Value =
+                toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut custom: Vec<String> = Vec::new();
+            for f in doc
+                .get("field")
+                .and_then(|f| f.as_array())
+                .into_iter()
+                .flatten()
+            {
+                if f.get("custom").and_then(|c| c.as_bool()) == Some(true) {
+                    let key = f["key"].as_str().unwrap().to_owned();
+                    if !custom.contains(&key) {
+                        custom.push(key);
+                    }
+                }
+            }
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let mut got = listed
+                .remove(&name)
+                .unwrap_or_else(|| panic!("{name} not listed:\n{listing}"));
+            got.sort();
+            custom.sort();
+            assert_eq!(got, custom, "{vendor}/{name}");
+        }
+        assert!(files >= 10, "{vendor}: only {files} mapping files");
+        assert!(
+            listed.is_empty(),
+            "listed but not in the folder: {listed:?}"
+        );
+    }
+    // The QRadar activity mapping sends its record id in the custom key `externalId`.
+    let out = siemcast(&[
+        "mappings",
+        "keys",
+        root.join("qradar/azure_activity.toml").to_str().unwrap(),
+    ]);
+    let listing = text(&out.stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["externalId", "custom", "text", "eventDataId"]),
+        "{listing}"
+    );
+
+    let scratch = util::Scratch::new();
+    let bad = scratch.dir.path().join("bad.toml");
+    std::fs::write(&bad, "format = \"cef\"\n[header]\nvendor = 1\n").unwrap();
+    let out = siemcast(&["mappings", "keys", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("bad.toml:2:1: missing header field 'product'"),
+        "{}",
+        text(&out.stderr)
+    );
+}

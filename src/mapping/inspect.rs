@@ -1,10 +1,11 @@
-//! A read-only view of a compiled mapping for reviews and tests: for each header slot and
-//! extension key, the JSON paths it reads, the longest value it keeps and its conversion. Used
-//! to prove properties over every shipped mapping (ids never cut without a full copy).
+//! A read-only view of a compiled mapping for reviews, tests and `siemcast mappings keys`: for
+//! each header slot and extension key, the JSON paths it reads, the longest value it keeps, its
+//! conversion and whether the SIEM needs a custom property for it. Used to prove properties over
+//! every shipped mapping (ids never cut without a full copy) and to list what to set up in a SIEM.
 
 use super::path::{Part, Path, Seg};
 use super::value::{Source, ValueSpec};
-use super::{cef, leef, Format, Mapping, CLASS_ID, NAME, PRODUCT, SEVERITY, VENDOR, VERSION};
+use super::{cef, dict, leef, Format, Mapping, CLASS_ID, NAME, PRODUCT, SEVERITY, VENDOR, VERSION};
 
 /// One header slot or extension key of a compiled mapping, as [`Mapping::fields`] yields it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,11 @@ pub struct FieldInfo {
     pub mapped: bool,
     /// True when the key is written only when a `when` selector (or variant) matches.
     pub conditional: bool,
+    /// True for a vendor-defined key (`custom = true`: in neither the CEF dictionary nor IBM's
+    /// predefined LEEF attributes): the SIEM shows it only through a custom property.
+    pub custom: bool,
+    /// The label written beside the key (CEF `cs1Label = "Subscription"`), if any.
+    pub label: Option<String>,
 }
 
 impl FieldInfo {
@@ -116,6 +122,8 @@ fn info(
         convert,
         mapped: !spec.map.is_empty(),
         conditional,
+        custom: false,
+        label: None,
     }
 }
 
@@ -169,13 +177,82 @@ impl Mapping {
             }
         }
         for f in &self.fields {
-            out.push(info(
+            let mut field = info(
                 f.key.to_string(),
                 &f.value,
                 f.max_chars,
                 f.convert.name(),
                 f.when.is_some(),
-            ));
+            );
+            field.custom = if leef {
+                dict::leef_key(&f.key).is_none()
+            } else {
+                dict::cef_key(&f.key).is_none()
+            };
+            field.label = f.label.as_ref().map(|(_, text)| text.to_string());
+            out.push(field);
+        }
+        out
+    }
+
+    /// The file's format in words (`CEF`, `LEEF 1.0`, `LEEF 2.0`).
+    pub fn format_name(&self) -> &'static str {
+        match self.format {
+            Format::Cef => "CEF",
+            Format::Leef1 => "LEEF 1.0",
+            Format::Leef2 { .. } => "LEEF 2.0",
+        }
+    }
+
+    /// The extension keys as a table for people setting up a SIEM (`siemcast mappings keys`):
+    /// one row per key, in file order and once per key, with whether it is custom, its label,
+    /// its conversion and the paths it reads. With `custom_only`, only the custom keys: the
+    /// custom event properties to create in QRadar, the vendor fields to map in ArcSight.
+    pub fn keys_table(&self, custom_only: bool) -> String {
+        use std::fmt::Write as _;
+        let mut rows: Vec<[String; 5]> = Vec::new();
+        for f in self.fields() {
+            if f.key.starts_with("header.") || (custom_only && !f.custom) {
+                continue;
+            }
+            if let Some(row) = rows.iter_mut().find(|r| r[0] == f.key) {
+                // Several `[[field]]`s share a key under `when`: one row, every path.
+                for p in f.paths {
+                    if !row[4].split(" | ").any(|q| q == p) {
+                        row[4] = format!("{} | {p}", row[4]);
+                    }
+                }
+                continue;
+            }
+            let from = if f.paths.is_empty() {
+                format!("({})", f.source)
+            } else {
+                f.paths.join(" | ")
+            };
+            rows.push([
+                f.key,
+                if f.custom { "custom" } else { "" }.to_owned(),
+                f.label.unwrap_or_default(),
+                f.convert.to_owned(),
+                from,
+            ]);
+        }
+        let titles = ["key", "custom", "label", "convert", "from"];
+        let width = |i: usize| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([titles[i].len()])
+                .max()
+                .unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..4).map(width).collect();
+        let mut out = String::new();
+        for row in std::iter::once(titles.map(str::to_owned)).chain(rows) {
+            for (i, w) in widths.iter().enumerate() {
+                let _ = write!(out, "{:<w$}  ", row[i], w = w);
+            }
+            out.push_str(&row[4]);
+            out.push('\n');
         }
         out
     }
@@ -255,5 +332,59 @@ max_len = 100
         assert_eq!(ev.max_chars, 255);
         let custom = f.iter().find(|i| i.key == "opName").unwrap();
         assert!(custom.copies_whole("op", 1023), "{custom:?}");
+    }
+
+    #[test]
+    fn keys_table_lists_each_key_once_with_custom_label_and_paths() {
+        let m = compile(
+            r#"format = "leef2"
+delimiter = "^"
+[header]
+vendor = "V"
+product = "P"
+version = "1"
+event_id = { path = "op" }
+[[field]]
+key = "usrName"
+path = "user.upn"
+when = { path = "kind", is = "user" }
+[[field]]
+key = "usrName"
+path = "app.name"
+[[field]]
+key = "opName"
+custom = true
+path = "op"
+[[field]]
+key = "vendorSays"
+custom = true
+value = "x"
+"#,
+        );
+        assert_eq!(m.format_name(), "LEEF 2.0");
+        let rows = |custom_only| -> Vec<Vec<String>> {
+            m.keys_table(custom_only)
+                .lines()
+                .map(|l| l.split_whitespace().map(str::to_owned).collect())
+                .collect()
+        };
+        assert_eq!(
+            rows(false),
+            [
+                vec!["key", "custom", "label", "convert", "from"],
+                vec!["usrName", "text", "user.upn", "|", "app.name"],
+                vec!["opName", "custom", "text", "op"],
+                vec!["vendorSays", "custom", "text", "(value)"],
+            ]
+        );
+        assert_eq!(rows(true).len(), 3, "{}", m.keys_table(true));
+        assert!(!m.keys_table(true).contains("usrName"));
+        let cef = compile(
+            "format = \"cef\"\n[header]\nvendor = \"V\"\nproduct = \"P\"\nversion = \"1\"\nclass_id = \"c\"\nname = \"n\"\nseverity = 3\n[[field]]\nkey = \"cs1\"\nlabel = \"Subscription\"\npath = \"sub\"\n",
+        );
+        let table = cef.keys_table(false);
+        let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row, ["cs1", "Subscription", "text", "sub"], "{table}");
+        assert!(!cef.fields().iter().any(|f| f.custom));
     }
 }
