@@ -573,10 +573,12 @@ fn condition(
     })
 }
 
-/// The condition text of a TOML scalar.
+/// The condition text of a TOML scalar, as the mapping compiler writes it.
 fn scalar(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
+        // As the mapping files read TOML numbers: a float as Rust prints it (`-2.0` is "-2").
+        Value::Number(n) if n.is_f64() => n.as_f64().map(|f| f.to_string()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
