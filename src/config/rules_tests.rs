@@ -134,3 +134,29 @@ fn a_rule_may_not_take_the_route_label() {
         ["17:1: destination \"arcsight\": rule \"route\": the name \"route\" is taken by events outside the destination's sources/kinds; choose another"]
     );
 }
+
+#[test]
+fn the_shipped_example_rules_file_compiles() {
+    let s = Scratch::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/rules.example.toml");
+    let maps = s.dir.path().join("mappings/arcsight");
+    let kinds = ["entra_signins", "entra_audit", "o365_management", "graph_alerts"];
+    let mut text = GOOD.replace(
+        "[[destination]]",
+        "[[destination]]\nrules_file = \"RULES\"",
+    );
+    for kind in kinds {
+        std::fs::copy(
+            format!("{}/mappings/arcsight/{kind}.toml", env!("CARGO_MANIFEST_DIR")),
+            maps.join(format!("{kind}.toml")),
+        )
+        .unwrap();
+        text.push_str(&format!(
+            "\n[[source]]\nname = \"{kind}\"\nkind = \"files\"\npath = \"input\"\nsource_kind = \"{kind}\"\n"
+        ));
+    }
+    let cfg = s
+        .load(&text.replace("RULES", example))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.destinations[0].filter.len(), 7);
+}

@@ -428,7 +428,7 @@ impl Destination {
             filtered.resize(self.rule_names.len(), 0);
             for rec in &records {
                 let before = buf.len();
-                match self.render(rec, &stamp, &mut payload, &mut buf) {
+                match self.render(&rec.payload, &stamp, &mut payload, &mut buf) {
                     Ok(Rendered::Skipped(by)) => {
                         skipped += 1;
                         // Counted once, not again when a rewind reads it a second time.
@@ -525,12 +525,12 @@ impl Destination {
     /// records.
     fn render(
         &self,
-        rec: &Record,
+        record: &[u8],
         stamp: &Stamp,
         payload: &mut Vec<u8>,
         buf: &mut Vec<u8>,
     ) -> Result<Rendered, String> {
-        let event = EventView::decode(&rec.payload).map_err(|e| e.to_string())?;
+        let event = EventView::decode(record).map_err(|e| e.to_string())?;
         if !self.route.takes(event.source, event.kind) {
             return Ok(Rendered::Skipped(None));
         }
@@ -578,6 +578,23 @@ impl Destination {
             }
         };
         Ok(Rendered::Framed { truncated })
+    }
+
+    /// Benches only: what the sender does with one spooled event (`record`, as
+    /// [`Event::encode`] wrote it): appends the framed message to `buf` and returns true, or
+    /// returns false when the route or a filter rule leaves it out.
+    #[doc(hidden)]
+    pub fn render_for_bench(
+        &self,
+        record: &[u8],
+        stamp: &Stamp,
+        payload: &mut Vec<u8>,
+        buf: &mut Vec<u8>,
+    ) -> bool {
+        matches!(
+            self.render(record, stamp, payload, buf),
+            Ok(Rendered::Framed { .. })
+        )
     }
 
     /// Keeps a record that cannot be rendered, so nothing is lost silently.
