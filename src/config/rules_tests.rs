@@ -140,14 +140,19 @@ fn the_shipped_example_rules_file_compiles() {
     let s = Scratch::new();
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/rules.example.toml");
     let maps = s.dir.path().join("mappings/arcsight");
-    let kinds = ["entra_signins", "entra_audit", "o365_management", "graph_alerts"];
-    let mut text = GOOD.replace(
-        "[[destination]]",
-        "[[destination]]\nrules_file = \"RULES\"",
-    );
+    let kinds = [
+        "entra_signins",
+        "entra_audit",
+        "o365_management",
+        "graph_alerts",
+    ];
+    let mut text = GOOD.replace("[[destination]]", "[[destination]]\nrules_file = \"RULES\"");
     for kind in kinds {
         std::fs::copy(
-            format!("{}/mappings/arcsight/{kind}.toml", env!("CARGO_MANIFEST_DIR")),
+            format!(
+                "{}/mappings/arcsight/{kind}.toml",
+                env!("CARGO_MANIFEST_DIR")
+            ),
             maps.join(format!("{kind}.toml")),
         )
         .unwrap();

@@ -590,15 +590,27 @@ fn scalar(v: &Value) -> Option<String> {
 /// like Azure resource provider operation names, which Azure compares without case).
 pub fn glob_regex(glob: &str) -> Result<regex::Regex, regex::Error> {
     let mut re = String::with_capacity(glob.len() + 8);
-    re.push_str("(?is)^");
-    for c in glob.chars() {
+    re.push_str("(?is)");
+    // A leading or trailing `*` is an unanchored end rather than `.*`: the same matches, and
+    // the engine can search for the literal part instead of trying every start.
+    let body = glob.strip_prefix('*').unwrap_or_else(|| {
+        re.push('^');
+        glob
+    });
+    let (body, open_end) = match body.strip_suffix('*') {
+        Some(b) => (b, true),
+        None => (body, false),
+    };
+    for c in body.chars() {
         match c {
             '*' => re.push_str(".*"),
             '?' => re.push('.'),
             c => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
         }
     }
-    re.push('$');
+    if !open_end {
+        re.push('$');
+    }
     regex::Regex::new(&re)
 }
 

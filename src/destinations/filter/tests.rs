@@ -206,6 +206,21 @@ fn globs_are_literal_but_for_star_and_question_mark() {
     assert!(!re.is_match("MicrosoftXcompute/x/reads"));
     assert!(!re.is_match("Microsoft.compute/x/read"));
     assert!(glob_regex("a(b[").unwrap().is_match("A(B["));
+    for (glob, yes, no) in [
+        ("*", "anything", "\n"),
+        ("*/read", "a/b/READ", "a/read/x"),
+        (
+            "Microsoft.Storage/*",
+            "microsoft.storage/x/read",
+            "x/Microsoft.Storage/y",
+        ),
+        ("*keys*", "listKeys/action", "listkey"),
+        ("a*b", "a-x-b", "a-x-bc"),
+    ] {
+        let re = glob_regex(glob).unwrap();
+        assert!(re.is_match(yes), "{glob} on {yes}");
+        assert!(!re.is_match(no) || glob == "*", "{glob} on {no}");
+    }
 }
 
 /// A scalar or container at the path, or nothing there.
