@@ -5,6 +5,7 @@
 mod eventhubs;
 mod locate;
 mod rates;
+mod rules;
 mod validate;
 
 use std::collections::BTreeSet;
@@ -316,6 +317,14 @@ pub struct DestinationConfig {
     /// Routing: the event kinds this destination takes (all if absent): kind names as the
     /// mapping files are named, or a prefix ending in `*` (`eventhubs_*`).
     pub kinds: Option<Vec<String>>,
+    /// Filter rules (`[[destination.rule]]`), in order; those of `rules_file` follow them.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<crate::destinations::filter::RuleConfig>,
+    /// A TOML file of `[[rule]]` entries; relative to the config file's directory.
+    pub rules_file: Option<PathBuf>,
+    /// The compiled rules (inline, then the file's), set when the configuration is loaded.
+    #[serde(skip)]
+    pub filter: std::sync::Arc<crate::destinations::filter::RuleSet>,
     #[serde(default = "default_facility")]
     pub facility: Facility,
     /// Folder holding `<source kind>.toml`; relative to the config file's directory.
@@ -665,7 +674,7 @@ impl Config {
                 message: e.to_string(),
             }])
         })?;
-        let mut config = deserialize_all(&mut tree, &mut problems);
+        let mut config = deserialize_all::<Config>(&mut tree, &mut problems);
         if let Some(cfg) = &mut config {
             cfg.base_dir = path
                 .parent()
@@ -673,6 +682,7 @@ impl Config {
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or_else(|| PathBuf::from("."));
             cfg.validate_into(&mut problems);
+            cfg.compile_rules_into(&mut problems);
         }
         match config {
             Some(cfg) if problems.list.is_empty() => Ok(cfg),
@@ -765,11 +775,14 @@ pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
 
 /// Deserializes the merged tree into [`Config`], recording every unknown key and every bad value
 /// (each bad value is removed and deserialization retried, so all of them are found in one run).
-fn deserialize_all(tree: &mut serde_json::Value, p: &mut Problems<'_>) -> Option<Config> {
+fn deserialize_all<T: serde::de::DeserializeOwned>(
+    tree: &mut serde_json::Value,
+    p: &mut Problems<'_>,
+) -> Option<T> {
     // Each round removes one offending key; a config cannot have more keys than this.
     for _ in 0..256 {
         let mut unknown = Vec::new();
-        let result: Result<Config, _> = {
+        let result: Result<T, _> = {
             let mut record = |path: serde_ignored::Path<'_>| {
                 unknown.push(locate::from_ignored_path(&path));
             };
@@ -818,7 +831,7 @@ fn describe_owner(tree: &serde_json::Value, path: &KeyPath) -> String {
     use locate::Seg;
     match path.0.as_slice() {
         [Seg::Key(section), Seg::Index(i), ..]
-            if section == "source" || section == "destination" =>
+            if section == "source" || section == "destination" || section == "rule" =>
         {
             let name = tree
                 .get(section)

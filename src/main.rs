@@ -580,6 +580,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         );
         let route = Route::from_config(d);
         println!("    takes {}", route.describe(&config));
+        println!("    {}", d.filter.describe());
         print_identities(d, &route, &config);
         let kinds = route.event_kinds(&config);
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();

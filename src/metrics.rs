@@ -672,7 +672,7 @@ pub fn render(
     x.family(
         filtered,
         "counter",
-        "Events a destination did not send by choice, per rule (rule=\"route\": outside its sources/kinds); they count as handled.",
+        "Events a destination did not send by choice, per rule (rule=\"route\": outside its sources/kinds; otherwise the name of the filter rule that dropped or sampled them out); they count as handled.",
     );
     for (n, d) in dst {
         let rule = crate::destinations::route::ROUTE_RULE;
@@ -681,6 +681,13 @@ pub fn render(
             &[("destination", n), ("rule", rule)],
             load(&d.routed_out),
         );
+        for (rule, count) in d.filtered_by_rule() {
+            x.sample(
+                filtered,
+                &[("destination", n), ("rule", &rule)],
+                count as f64,
+            );
+        }
     }
     x.per(
         "siemcast_destination_reconnects_total",

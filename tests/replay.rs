@@ -481,3 +481,40 @@ fn replay_respects_each_destinations_route() {
         std::fs::read_to_string(&dead).unwrap_or_default()
     );
 }
+
+/// A replay applies each destination's filter rules: a destination that samples one event in
+/// two receives exactly the ids whose hash keeps them, each once; the other receives all.
+#[test]
+fn replay_applies_each_destinations_rules() {
+    let scratch = Scratch::new();
+    let mut cfg = SimConfig::around_now(Duration::from_secs(2 * 3600), Duration::ZERO, 120);
+    cfg.seed = 13;
+    cfg.client_certificate = Some(mint_certificate(scratch.dir.path()));
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let rsyslog = Rsyslog::start_tcp();
+    let sampled = Rsyslog::start_tcp();
+    write_config(&scratch, &sim, &rsyslog.address());
+    let text = std::fs::read_to_string(scratch.config()).unwrap()
+        + &format!(
+            "\n[[destination]]\nname = \"sampled\"\naddress = \"{}\"\nmappings = \"{}\"\n\n[[destination.rule]]\nname = \"half\"\naction = \"sample\"\nkeep_one_in = 2\n",
+            sampled.address(),
+            shipped_mappings("arcsight").display()
+        );
+    std::fs::write(scratch.config(), text).unwrap();
+
+    let now = jiff::Timestamp::now().as_millisecond();
+    let (from, to) = (now - 2 * 3_600_000 + 60_000, now - 60_000);
+    let expected = activity_ids_between(&sim, from, to);
+    assert!(expected.len() >= 20, "{}", expected.len());
+    let out = replay(&scratch, &rfc3339(from), &rfc3339(to));
+    assert_delivered_once(&out, &rsyslog, &expected, expected.len());
+    let kept: Vec<String> = expected
+        .iter()
+        .filter(|id| siemcast::destinations::filter::sample_bucket(id, 2) == 0)
+        .cloned()
+        .collect();
+    assert!(!kept.is_empty() && kept.len() < expected.len());
+    let counts = received_counts(&sampled);
+    assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), kept);
+    assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
+}

@@ -189,8 +189,14 @@ fn locate(table: &toml_edit::Table, segs: &[Seg]) -> Option<Range<usize>> {
         (toml_edit::Item::Value(toml_edit::Value::InlineTable(t)), Some(_)) => {
             locate_inline(t, rest)
         }
-        (toml_edit::Item::Value(toml_edit::Value::Array(a)), Some((Seg::Index(i), _))) => {
-            a.get(*i).and_then(|v| v.span())
+        (toml_edit::Item::Value(toml_edit::Value::Array(a)), Some((Seg::Index(i), after))) => {
+            let v = a.get(*i)?;
+            match v {
+                toml_edit::Value::InlineTable(t) if !after.is_empty() => {
+                    locate_inline(t, after).or_else(|| v.span())
+                }
+                _ => v.span(),
+            }
         }
         _ => None,
     };

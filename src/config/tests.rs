@@ -1,12 +1,12 @@
 use super::*;
 
 /// A config file in a scratch dir that has a `mappings/arcsight/azure_activity.toml`.
-struct Scratch {
-    dir: tempfile::TempDir,
+pub(super) struct Scratch {
+    pub(super) dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let maps = dir.path().join("mappings/arcsight");
         std::fs::create_dir_all(&maps).unwrap();
@@ -18,17 +18,17 @@ impl Scratch {
         Self { dir }
     }
 
-    fn path(&self) -> PathBuf {
+    pub(super) fn path(&self) -> PathBuf {
         self.dir.path().join("siemcast.toml")
     }
 
-    fn load(&self, text: &str) -> Result<Config, ConfigErrors> {
+    pub(super) fn load(&self, text: &str) -> Result<Config, ConfigErrors> {
         std::fs::write(self.path(), text).unwrap();
         Config::from_toml(&self.path(), text)
     }
 
     /// The problems as `LINE:COL: message` (file name stripped).
-    fn problems(&self, text: &str) -> Vec<String> {
+    pub(super) fn problems(&self, text: &str) -> Vec<String> {
         let errors = self.load(text).expect_err("config should be rejected");
         let prefix = format!("{}:", self.path().display());
         errors
@@ -44,7 +44,7 @@ impl Scratch {
     }
 }
 
-const GOOD: &str = r#"state_dir = "state"
+pub(super) const GOOD: &str = r#"state_dir = "state"
 
 [[source]]
 name = "logs"

@@ -3,6 +3,7 @@
 //! to `max_eps`, writes, and moves its cursor only past records the peer's kernel acknowledged.
 //! After any error it rewinds to the first unacknowledged record and resends.
 
+pub mod filter;
 pub mod identity;
 pub mod route;
 pub mod send_test;
@@ -22,9 +23,10 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{split_host_port, Config, DestinationConfig, Transport};
-use crate::event::{Event, EventView};
+use crate::event::{Event, EventKind, EventView};
 use crate::mapping::{Mapping, MappingSet, RenderError};
 use crate::spool::{Record, Spool, SpoolError};
+use filter::{KindRules, Verdict};
 use identity::Identities;
 use route::Route;
 use syslog::{Stamp, SyslogWriter};
@@ -72,8 +74,33 @@ pub struct DestinationStats {
     pub truncated: AtomicU64,
     /// Events outside the destination's route (`sources`, `kinds`): handled, never sent.
     pub routed_out: AtomicU64,
+    /// Events dropped or sampled out by a filter rule, per rule name (rules of earlier
+    /// configurations too, so counters survive a reload): handled, never sent.
+    pub filtered: std::sync::Mutex<Vec<(Box<str>, u64)>>,
     pub reconnects: AtomicU64,
     pub connected: AtomicBool,
+}
+
+impl DestinationStats {
+    /// Adds `n` to the filtered count of rule `name` (listing the rule at 0 when `n` is 0).
+    pub fn add_filtered(&self, name: &str, n: u64) {
+        let mut list = self
+            .filtered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match list.iter_mut().find(|(r, _)| **r == *name) {
+            Some((_, count)) => *count += n,
+            None => list.push((name.into(), n)),
+        }
+    }
+
+    /// The filtered counts per rule name, in the order rules were first seen.
+    pub fn filtered_by_rule(&self) -> Vec<(Box<str>, u64)> {
+        self.filtered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Why a destination could not be set up.
@@ -91,6 +118,10 @@ pub struct Destination {
     cfg: DestinationConfig,
     mappings: MappingSet,
     route: Route,
+    /// The filter rules that apply to each event kind (indexed by `EventKind as usize`).
+    rules: Vec<KindRules>,
+    /// The name of each rule, by its index in the destination's rule set.
+    rule_names: Vec<Box<str>>,
     identities: Identities,
     writer: SyslogWriter,
     limiter: Option<DefaultDirectRateLimiter>,
@@ -106,12 +137,26 @@ impl Destination {
         let route = Route::from_config(cfg);
         let kinds = route.event_kinds(config);
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        let mappings = MappingSet::load(&config.resolve(&cfg.mappings), &kinds).map_err(|e| {
-            DestinationError::Setup {
-                name: cfg.name.clone(),
-                message: e.to_string(),
+        let mut mappings =
+            MappingSet::load(&config.resolve(&cfg.mappings), &kinds).map_err(|e| {
+                DestinationError::Setup {
+                    name: cfg.name.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        // Each kind's rules read the event's fields from the scan that renders it.
+        let mut rules = vec![KindRules::default(); EventKind::ALL.len()];
+        for kind in route.event_kinds(config) {
+            let mut for_kind = cfg.filter.for_kind(kind);
+            if for_kind.is_empty() {
+                continue;
             }
-        })?;
+            if let Some(m) = mappings.get_mut(kind.as_str()) {
+                m.also_scan(&mut for_kind.paths_mut());
+            }
+            rules[kind as usize] = for_kind;
+        }
+        let rule_names = cfg.filter.rules().iter().map(|r| r.name().into()).collect();
         for (kind, stand_in) in mappings.stand_ins() {
             tracing::warn!(message = "Mapping file missing; its records are rendered with a stand-in's file.", destination = %cfg.name, kind = %kind, stand_in = %stand_in, hint = "copy the file from the mappings shipped with this release (/usr/share/siemcast/mappings)");
         }
@@ -141,6 +186,8 @@ impl Destination {
         Ok(Self {
             tls,
             route,
+            rules,
+            rule_names,
             identities,
             writer,
             cfg: cfg.clone(),
@@ -158,6 +205,11 @@ impl Destination {
         &self.cfg.name
     }
 
+    /// The names of the destination's filter rules, in order.
+    pub fn rule_names(&self) -> &[Box<str>] {
+        &self.rule_names
+    }
+
     /// Sends until `cancel`; then waits (bounded) for the peer to acknowledge what is in flight
     /// and persists the cursor. Connection errors are retried forever with backoff.
     pub async fn run(
@@ -172,6 +224,9 @@ impl Destination {
             error,
         };
         let mut acked = spool.open_cursor(&name).map_err(spool_err)?;
+        for rule in &self.rule_names {
+            stats.add_filtered(rule, 0);
+        }
         tracing::info!(message = "Destination started.", destination = %name, address = %self.cfg.address, transport = %self.cfg.transport, cursor = acked);
         let mut failures: u32 = 0;
         // Highest seq ever sent, to count resends after a rewind.
@@ -281,6 +336,7 @@ impl Destination {
         let mut payload = Vec::new();
         // Dead-letter lines of the batch in hand.
         let mut dead = Vec::new();
+        let mut filtered: Vec<u64> = Vec::new();
         let mut draining_since: Option<Instant> = None;
         // When acknowledgements last moved forward (or nothing was outstanding).
         let mut progress_at = Instant::now();
@@ -368,14 +424,21 @@ impl Destination {
             let stamp = Stamp::now(&self.zone);
             let mut skipped = 0u64;
             let mut resent = 0u64;
+            filtered.clear();
+            filtered.resize(self.rule_names.len(), 0);
             for rec in &records {
                 let before = buf.len();
-                match self.render(rec, &stamp, &mut payload, &mut buf) {
-                    Ok(Rendered::Skipped) => {
+                match self.render(&rec.payload, &stamp, &mut payload, &mut buf) {
+                    Ok(Rendered::Skipped(by)) => {
                         skipped += 1;
                         // Counted once, not again when a rewind reads it a second time.
                         if rec.seq >= *high_water {
-                            stats.routed_out.fetch_add(1, Ordering::Relaxed);
+                            match by {
+                                None => {
+                                    stats.routed_out.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Some(rule) => filtered[rule] += 1,
+                            }
                         }
                         continue;
                     }
@@ -392,6 +455,11 @@ impl Destination {
                     }
                 }
                 resent += u64::from(rec.seq < *high_water);
+            }
+            for (rule, n) in self.rule_names.iter().zip(&filtered) {
+                if *n > 0 {
+                    stats.add_filtered(rule, *n);
+                }
             }
             if !dead.is_empty() {
                 write_dead_letters(&self.dead_letter, std::mem::take(&mut dead)).await;
@@ -451,37 +519,82 @@ impl Destination {
         Ok(())
     }
 
-    /// Renders one record into `buf` (framed), unless the destination's route leaves it out.
-    /// `payload` is scratch space reused across records.
+    /// Renders one record into `buf` (framed), unless the destination's route leaves it out
+    /// or one of its filter rules drops or samples it out (evaluated here, at send time, so a
+    /// changed rule applies to queued events too). `payload` is scratch space reused across
+    /// records.
     fn render(
         &self,
-        rec: &Record,
+        record: &[u8],
         stamp: &Stamp,
         payload: &mut Vec<u8>,
         buf: &mut Vec<u8>,
     ) -> Result<Rendered, String> {
-        let event = EventView::decode(&rec.payload).map_err(|e| e.to_string())?;
+        let event = EventView::decode(record).map_err(|e| e.to_string())?;
         if !self.route.takes(event.source, event.kind) {
-            return Ok(Rendered::Skipped);
+            return Ok(Rendered::Skipped(None));
         }
         let mapping = self
             .mappings
             .get(event.kind.as_str())
             .ok_or_else(|| format!("no mapping for kind \"{}\"", event.kind))?;
-        let tail = self
-            .identities
-            .tail(event.source, event.kind, |i| self.writer.tail(i));
-        let truncated = render_message(
-            mapping,
-            &self.writer,
-            &tail,
-            stamp,
-            event.json,
-            payload,
-            buf,
-        )
-        .map_err(|e| e.to_string())?;
+        let rules = &self.rules[event.kind as usize];
+        let early = if rules.is_empty() {
+            Some(Verdict::Keep)
+        } else {
+            rules.decide_early(event.source, event.id)
+        };
+        let tail = |_: ()| {
+            self.identities
+                .tail(event.source, event.kind, |i| self.writer.tail(i))
+        };
+        let truncated = match early {
+            Some(Verdict::Filtered(rule)) => return Ok(Rendered::Skipped(Some(rule))),
+            Some(Verdict::Keep) => render_message(
+                mapping,
+                &self.writer,
+                &tail(()),
+                stamp,
+                event.json,
+                payload,
+                buf,
+            )
+            .map_err(|e| e.to_string())?,
+            None => {
+                // The rules need the event's fields: one scan serves them and the mapping.
+                payload.clear();
+                let filtered = mapping
+                    .render_json_unless(event.json, payload, |doc| {
+                        match rules.decide(event.source, event.id, doc) {
+                            Verdict::Keep => None,
+                            Verdict::Filtered(rule) => Some(rule),
+                        }
+                    })
+                    .map_err(|e| e.to_string())?;
+                if let Some(rule) = filtered {
+                    return Ok(Rendered::Skipped(Some(rule)));
+                }
+                self.writer.write_as(stamp, &tail(()), payload, buf)
+            }
+        };
         Ok(Rendered::Framed { truncated })
+    }
+
+    /// Benches only: what the sender does with one spooled event (`record`, as
+    /// [`Event::encode`] wrote it): appends the framed message to `buf` and returns true, or
+    /// returns false when the route or a filter rule leaves it out.
+    #[doc(hidden)]
+    pub fn render_for_bench(
+        &self,
+        record: &[u8],
+        stamp: &Stamp,
+        payload: &mut Vec<u8>,
+        buf: &mut Vec<u8>,
+    ) -> bool {
+        matches!(
+            self.render(record, stamp, payload, buf),
+            Ok(Rendered::Framed { .. })
+        )
     }
 
     /// Keeps a record that cannot be rendered, so nothing is lost silently.
@@ -547,8 +660,9 @@ async fn write_dead_letters(path: &std::path::Path, lines: Vec<String>) {
 enum Rendered {
     /// Appended to the batch; `truncated` when cut to `max_message_bytes`.
     Framed { truncated: bool },
-    /// Outside the destination's route: nothing appended.
-    Skipped,
+    /// Not sent, nothing appended: outside the destination's route (`None`), or filtered by
+    /// the rule at this index of its rule set.
+    Skipped(Option<usize>),
 }
 
 #[derive(Debug, thiserror::Error)]

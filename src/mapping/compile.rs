@@ -129,7 +129,7 @@ pub(crate) fn compile(origin: &FsPath, text: &str) -> Result<Mapping, MappingErr
 
     if cx.sink.diags.is_empty() {
         let (mut header, mut variants, mut fields) = (header, variants, fields);
-        let plan = Plan::build(&mut header, &mut variants, &mut fields);
+        let plan = Plan::build(&mut header, &mut variants, &mut fields, &mut []);
         Ok(Mapping {
             origin: origin.to_path_buf(),
             format: cx.format,

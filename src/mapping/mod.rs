@@ -23,8 +23,10 @@ pub use diag::{Diagnostic, MappingErrors};
 pub(crate) use dict::closest;
 pub use inspect::FieldInfo;
 
-use doc::Doc;
-use value::{convert, Cond, Convert, Converted, ValueSpec};
+pub(crate) use doc::Doc;
+pub(crate) use path::Path as JsonPath;
+use value::{convert, Convert, Converted, ValueSpec};
+pub(crate) use value::{Compare, Cond, Test};
 
 /// Output format of a mapping file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +194,38 @@ impl Mapping {
             return Err(RenderError::NotAnObject { found: doc.root });
         }
         self.render_doc(&doc, out)
+    }
+
+    /// Makes [`Mapping::render_json_unless`]'s single scan also collect the values at `extra`
+    /// (a destination's filter conditions), giving those paths their ids in this mapping's plan:
+    /// they resolve only against documents of this mapping from then on.
+    pub(crate) fn also_scan(&mut self, extra: &mut [&mut JsonPath]) {
+        self.plan = scan::Plan::build(
+            &mut self.header,
+            &mut self.variants,
+            &mut self.fields,
+            extra,
+        );
+    }
+
+    /// [`Mapping::render_json`], unless `skip` (given the scanned event, on which the paths
+    /// passed to [`Mapping::also_scan`] resolve) says otherwise: then nothing is rendered and its
+    /// answer is returned. One scan of the bytes serves both.
+    pub(crate) fn render_json_unless<T>(
+        &self,
+        json: &[u8],
+        out: &mut Vec<u8>,
+        skip: impl FnOnce(&dyn Doc) -> Option<T>,
+    ) -> Result<Option<T>, RenderError> {
+        let doc = scan::scan(&self.plan, json).map_err(|e| RenderError::Json(e.to_string()))?;
+        if doc.root != "an object" {
+            return Err(RenderError::NotAnObject { found: doc.root });
+        }
+        if let Some(answer) = skip(&doc) {
+            return Ok(Some(answer));
+        }
+        self.render_doc(&doc, out)?;
+        Ok(None)
     }
 
     fn render_doc<D: Doc>(&self, ev: &D, out: &mut Vec<u8>) -> Result<(), RenderError> {
@@ -422,6 +456,11 @@ impl MappingSet {
     /// The mapping for a source kind.
     pub fn get(&self, kind: &str) -> Option<&Mapping> {
         self.by_kind.get(kind)
+    }
+
+    /// The mapping for a source kind, to extend its scan (see [`Mapping::also_scan`]).
+    pub(crate) fn get_mut(&mut self, kind: &str) -> Option<&mut Mapping> {
+        self.by_kind.get_mut(kind)
     }
 
     /// The source kinds loaded.

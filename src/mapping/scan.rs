@@ -57,6 +57,7 @@ fn rooted_paths(
     header: &mut Header,
     variants: &mut [Variant],
     fields: &mut [Field],
+    extra: &mut [&mut Path],
     f: &mut dyn FnMut(&mut Path),
 ) {
     use super::value::{Source, ValueSpec};
@@ -88,19 +89,23 @@ fn rooted_paths(
             f(&mut w.path);
         }
     }
+    for p in extra.iter_mut() {
+        f(p);
+    }
 }
 
 impl Plan {
-    /// Builds the trie for every rooted path of a compiled mapping and gives each path its
-    /// entry id.
+    /// Builds the trie for every rooted path of a compiled mapping, and the `extra` paths read
+    /// from the same scan (a destination's filter conditions), and gives each path its entry id.
     pub(crate) fn build(
         header: &mut Header,
         variants: &mut [Variant],
         fields: &mut [Field],
+        extra: &mut [&mut Path],
     ) -> Plan {
         let mut nodes = vec![TrieNode::default()];
         let mut ends: Vec<bool> = vec![false];
-        rooted_paths(header, variants, fields, &mut |p| {
+        rooted_paths(header, variants, fields, extra, &mut |p| {
             let mut at = 0usize;
             for seg in p.segs() {
                 at = child_or_insert(&mut nodes, &mut ends, at, seg);
@@ -119,7 +124,7 @@ impl Plan {
             entries: Vec::new(),
             slots,
         };
-        rooted_paths(header, variants, fields, &mut |p| {
+        rooted_paths(header, variants, fields, extra, &mut |p| {
             let mut at = 0usize;
             let mut entry = None;
             for (depth, seg) in p.segs().iter().enumerate() {

@@ -13,9 +13,15 @@ fn mapping(fields: &str) -> Mapping {
 
 fn all_paths(m: &mut Mapping) -> Vec<(String, u32)> {
     let mut out = Vec::new();
-    rooted_paths(&mut m.header, &mut m.variants, &mut m.fields, &mut |p| {
-        out.push((p.as_str().to_string(), p.id));
-    });
+    rooted_paths(
+        &mut m.header,
+        &mut m.variants,
+        &mut m.fields,
+        &mut [],
+        &mut |p| {
+            out.push((p.as_str().to_string(), p.id));
+        },
+    );
     out
 }
 

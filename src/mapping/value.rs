@@ -199,16 +199,59 @@ pub(crate) enum Test {
     Not(Box<[Box<str>]>),
     /// Present (non-empty) or not.
     Exists(bool),
+    /// A scalar whose text matches: a glob (`*/read`, compiled to a case-insensitive regex) or
+    /// a regular expression. Filter rules only; mapping files do not offer it.
+    Matches(regex::Regex),
+    /// A number (or a string holding one) that compares so with the bound. Filter rules only.
+    Compare(Compare, f64),
+}
+
+/// A numeric comparison of a `when` selector: `gt`, `ge`, `lt`, `le`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Compare {
+    Gt,
+    Ge,
+    Lt,
+    Le,
 }
 
 impl Cond {
-    pub(crate) fn matches<D: Doc>(&self, ev: &D) -> bool {
+    pub(crate) fn matches<D: Doc + ?Sized>(&self, ev: &D) -> bool {
         let v = ev.at(&self.path);
         match &self.test {
             Test::Is(list) => v.is_some_and(|v| list.iter().any(|w| scalar_eq(v, w))),
             Test::Not(list) => !v.is_some_and(|v| list.iter().any(|w| scalar_eq(v, w))),
             Test::Exists(want) => is_present(v) == *want,
+            Test::Matches(re) => v.is_some_and(|v| scalar_text(v, |t| re.is_match(t))),
+            Test::Compare(op, bound) => v.and_then(scalar_number).is_some_and(|n| match op {
+                Compare::Gt => n > *bound,
+                Compare::Ge => n >= *bound,
+                Compare::Lt => n < *bound,
+                Compare::Le => n <= *bound,
+            }),
         }
+    }
+}
+
+/// Calls `f` with the text of a scalar (string, number, boolean); false for null, arrays and
+/// objects.
+fn scalar_text(v: Node<'_>, f: impl FnOnce(&str) -> bool) -> bool {
+    match v {
+        Node::Str(s) => f(s),
+        Node::Val(Value::String(s)) => f(s),
+        Node::Val(Value::Bool(b)) => f(if *b { "true" } else { "false" }),
+        Node::Val(Value::Number(n)) => f(&n.to_string()),
+        Node::Val(_) => false,
+    }
+}
+
+/// The number a scalar holds: a JSON number, or a string that parses as one.
+fn scalar_number(v: Node<'_>) -> Option<f64> {
+    match v {
+        Node::Str(s) => s.trim().parse().ok(),
+        Node::Val(Value::String(s)) => s.trim().parse().ok(),
+        Node::Val(Value::Number(n)) => n.as_f64(),
+        Node::Val(_) => None,
     }
 }
 
