@@ -21,6 +21,7 @@
 pub mod config;
 pub mod demo;
 pub mod destinations;
+pub mod dry_run;
 pub mod event;
 mod json_visit;
 pub mod manpage;

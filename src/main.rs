@@ -54,7 +54,9 @@ enum Command {
     /// `sources = [...]` names sources, `kinds = [...]` names event kinds as the mapping
     /// files are named, or a prefix such as "eventhubs_*") and the syslog hostname (and
     /// app_name with rfc5424) each source's events arrive under: the QRadar Log Source
-    /// Identifier or ArcSight device host name to configure.
+    /// Identifier or ArcSight device host name to configure. It also lists each destination's
+    /// filter rules (from [[destination.rule]] and its rules_file) in the order they are tried;
+    /// a bad rule (unknown key, source or kind, invalid glob or regex) is a located error.
     ///
     /// Exit status: 0 when everything is valid; 1 otherwise, with every problem printed as
     /// `FILE:LINE:COL: message`.
@@ -155,6 +157,27 @@ enum Command {
     ///   siemcast spool status -c /etc/siemcast/siemcast.toml
     #[command(verbatim_doc_comment, subcommand)]
     Spool(SpoolCommand),
+    /// Show what a destination would send of a file of a source's events, and what its
+    /// filter rules would drop, before deploying them.
+    ///
+    /// Each event of --input is decided by the destination's own code, as `siemcast run`
+    /// would at send time: its route (`sources`, `kinds`), its filter rules (first match
+    /// wins; sampling by record id, as in the service), its mapping, syslog header and
+    /// framing. Prints one line per event (`INDEX ID KIND: sent (N bytes)`, `dropped by rule
+    /// "NAME" (...)`, `sampled out ...`, `outside the route`), then the totals: events and
+    /// bytes kept and filtered, with each rule's share (the licence saving). A filtered event
+    /// is rendered anyway to count the bytes it saves. Input is what the source reads: for an
+    /// `eventhubs` source, Event Hubs message bodies ({"records":[...]}); otherwise NDJSON, a
+    /// JSON array, or an object whose `value` or `records` is an array. Nothing is sent.
+    ///
+    /// Exit status: 0 when every event was decided; 1 when the config is invalid, a name is
+    /// unknown, or an event could not be read or rendered (it is reported; the rest are
+    /// still decided).
+    ///
+    /// Example:
+    ///   siemcast dry-run -c /etc/siemcast/siemcast.toml --destination qradar --source activity --input activity.json
+    #[command(verbatim_doc_comment)]
+    DryRun(DryRunArgs),
     /// Inspect mapping files.
     ///
     /// Commands: `keys` (the keys each mapping file sends, and which need a custom property
@@ -167,6 +190,24 @@ enum Command {
     /// Print the manual page siemcast(1) (roff) to stdout; `man -l -` shows it.
     #[command(hide = true)]
     Man,
+}
+
+#[derive(Debug, clap::Args)]
+struct DryRunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The [[destination]] whose route and rules decide.
+    #[arg(long, value_name = "NAME")]
+    destination: String,
+    /// The [[source]] the events come from (its name and kind are what the rules see).
+    #[arg(long, value_name = "NAME")]
+    source: String,
+    /// Events to decide on; stdin when absent.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Print only the totals, not a line per event.
+    #[arg(long)]
+    totals: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,6 +398,7 @@ fn main() -> ExitCode {
         Command::Demo => runtime().and_then(|rt| rt.block_on(siemcast::demo::run())),
         Command::Man => man(),
         Command::Mappings(MappingsCommand::Keys(args)) => mapping_keys(&args),
+        Command::DryRun(args) => dry_run(&args),
         Command::SendTest(args) => send_test(&args),
         Command::Replay(args) => replay(&args),
         Command::Spool(SpoolCommand::Status(args)) => with_config(&args.config.config, |c| {
@@ -662,6 +704,42 @@ fn print_azure_summary(config: &Config) {
         "  largest API answer read (max_answer_bytes): {max} bytes ({:.1} MiB)",
         max as f64 / f64::from(1 << 20)
     );
+}
+
+fn dry_run(args: &DryRunArgs) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let dry = siemcast::dry_run::DryRun::new(&config, &args.destination, &args.source)?;
+    let input = match &args.input {
+        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read stdin")?;
+            buf
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut written = Ok(());
+    let totals = dry.run(&input, &mut |line| {
+        if !args.totals && written.is_ok() {
+            written = writeln!(out, "{line}");
+        }
+    });
+    written?;
+    if !args.totals {
+        writeln!(out)?;
+    }
+    out.write_all(totals.report().as_bytes())?;
+    out.flush()?;
+    Ok(if totals.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn mapping_keys(args: &KeysArgs) -> anyhow::Result<ExitCode> {

@@ -4,7 +4,7 @@
 //! `Value` tree), and Event Hubs messages are routed and stamped by the `eventhubs` source's own
 //! decoder.
 
-mod documents;
+pub(crate) mod documents;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -580,6 +580,49 @@ impl Destination {
         Ok(Rendered::Framed { truncated })
     }
 
+    /// What the destination does with one spooled event (`record`, as [`Event::encode`] wrote
+    /// it), for `siemcast dry-run`: sends it (the framed message, left in `buf`), leaves it
+    /// out of its route, or filters it by a rule. A filtered event is rendered anyway, so the
+    /// bytes a rule saves can be counted. Errors are what a destination dead-letters.
+    pub fn decide(
+        &self,
+        record: &[u8],
+        stamp: &Stamp,
+        payload: &mut Vec<u8>,
+        buf: &mut Vec<u8>,
+    ) -> Result<Decision, String> {
+        buf.clear();
+        match self.render(record, stamp, payload, buf)? {
+            Rendered::Framed { .. } => Ok(Decision::Sent { bytes: buf.len() }),
+            Rendered::Skipped(None) => Ok(Decision::OutOfRoute),
+            Rendered::Skipped(Some(rule)) => {
+                let event = EventView::decode(record).map_err(|e| e.to_string())?;
+                let mapping = self
+                    .mappings
+                    .get(event.kind.as_str())
+                    .ok_or_else(|| format!("no mapping for kind \"{}\"", event.kind))?;
+                let tail = self
+                    .identities
+                    .tail(event.source, event.kind, |i| self.writer.tail(i));
+                buf.clear();
+                render_message(
+                    mapping,
+                    &self.writer,
+                    &tail,
+                    stamp,
+                    event.json,
+                    payload,
+                    buf,
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(Decision::Filtered {
+                    rule,
+                    bytes: buf.len(),
+                })
+            }
+        }
+    }
+
     /// Benches only: what the sender does with one spooled event (`record`, as
     /// [`Event::encode`] wrote it): appends the framed message to `buf` and returns true, or
     /// returns false when the route or a filter rule leaves it out.
@@ -653,6 +696,18 @@ async fn write_dead_letters(path: &std::path::Path, lines: Vec<String>) {
     if let Err(error) = written {
         tracing::error!(message = "Cannot write the dead-letter file.", file = %path.display(), %error);
     }
+}
+
+/// What a destination does with one event ([`Destination::decide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Sent as a framed message of `bytes` bytes (syslog header and framing included).
+    Sent { bytes: usize },
+    /// Not sent: outside the destination's `sources`/`kinds` route.
+    OutOfRoute,
+    /// Not sent: dropped or sampled out by the rule at index `rule` of
+    /// [`Destination::rule_names`]; it would have taken `bytes`.
+    Filtered { rule: usize, bytes: usize },
 }
 
 /// What [`Destination::render`] did with a record.
