@@ -706,22 +706,27 @@ fn print_azure_summary(config: &Config) {
     );
 }
 
+/// The whole of `path`, or of stdin when there is none.
+fn read_input(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    match path {
+        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display())),
+        None => {
+            let mut input = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut input)
+                .context("cannot read stdin")?;
+            Ok(input)
+        }
+    }
+}
+
 fn dry_run(args: &DryRunArgs) -> anyhow::Result<ExitCode> {
     let config = match load_config(&args.config.config) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     let dry = siemcast::dry_run::DryRun::new(&config, &args.destination, &args.source)?;
-    let input = match &args.input {
-        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
-        None => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("cannot read stdin")?;
-            buf
-        }
-    };
+    let input = read_input(args.input.as_deref())?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut written = Ok(());
     let totals = dry.run(&input, &mut |line| {
@@ -847,16 +852,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         SyslogArg::Rfc5424 => SyslogFormat::Rfc5424,
         SyslogArg::Rfc3164 => SyslogFormat::Rfc3164,
     };
-    let input = match &args.input {
-        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
-        None => {
-            let mut input = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut input)
-                .context("cannot read stdin")?;
-            input
-        }
-    };
+    let input = read_input(args.input.as_deref())?;
     let preview = Preview::new(mappings, shape, format);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -6,6 +6,7 @@
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -13,10 +14,15 @@ use util::*;
 
 const EVENTS: usize = 900;
 
-fn dry_run(args: &[&str]) -> Output {
+/// `siemcast dry-run -c CONFIG --destination D --source S --input INPUT` plus `more`.
+fn dry_run(config: &Path, destination: &str, source: &str, input: &Path, more: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_siemcast"))
         .arg("dry-run")
-        .args(args)
+        .arg("-c")
+        .arg(config)
+        .args(["--destination", destination, "--source", source, "--input"])
+        .arg(input)
+        .args(more)
         .output()
         .expect("siemcast runs")
 }
@@ -68,18 +74,8 @@ fn dry_run_decides_what_the_sender_sends() {
     let file = scratch.dir.path().join("events.ndjson");
     std::fs::write(&file, &input).unwrap();
     let config = scratch.config();
-    let config = config.to_str().unwrap();
 
-    let out = dry_run(&[
-        "-c",
-        config,
-        "--destination",
-        "rsyslog",
-        "--source",
-        "files",
-        "--input",
-        file.to_str().unwrap(),
-    ]);
+    let out = dry_run(&config, "rsyslog", "files", &file, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -178,15 +174,7 @@ fn dry_run_decides_what_the_sender_sends() {
     });
     pause(Duration::from_millis(500));
     stop(&mut run);
-    let got: Vec<String> = rs
-        .lines()
-        .iter()
-        .map(|l| {
-            cef_value(&l[l.find("CEF:0|").unwrap()..], "externalId")
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let got = cef_ids(&rs);
     let unique: BTreeSet<String> = got.iter().cloned().collect();
     assert_eq!(got.len(), unique.len(), "an id arrived twice");
     assert_eq!(
@@ -200,18 +188,8 @@ fn dry_run_names_unknown_names_and_reports_bad_events() {
     let scratch = Scratch::new();
     scratch.write_config("127.0.0.1:9", RULES);
     let config = scratch.config();
-    let config = config.to_str().unwrap();
 
-    let out = dry_run(&[
-        "-c",
-        config,
-        "--destination",
-        "qradar",
-        "--source",
-        "files",
-        "--input",
-        "/dev/null",
-    ]);
+    let out = dry_run(&config, "qradar", "files", Path::new("/dev/null"), &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -219,16 +197,7 @@ fn dry_run_names_unknown_names_and_reports_bad_events() {
         "{err}"
     );
 
-    let out = dry_run(&[
-        "-c",
-        config,
-        "--destination",
-        "rsyslog",
-        "--source",
-        "activity",
-        "--input",
-        "/dev/null",
-    ]);
+    let out = dry_run(&config, "rsyslog", "activity", Path::new("/dev/null"), &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -246,16 +215,7 @@ fn dry_run_names_unknown_names_and_reports_bad_events() {
         lines.next().unwrap()
     );
     std::fs::write(&file, text).unwrap();
-    let out = dry_run(&[
-        "-c",
-        config,
-        "--destination",
-        "rsyslog",
-        "--source",
-        "files",
-        "--input",
-        file.to_str().unwrap(),
-    ]);
+    let out = dry_run(&config, "rsyslog", "files", &file, &[]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -273,17 +233,7 @@ fn dry_run_names_unknown_names_and_reports_bad_events() {
     assert!(stdout.contains("failed           1 items"), "{stdout}");
 
     // --totals prints only the totals.
-    let out = dry_run(&[
-        "-c",
-        config,
-        "--destination",
-        "rsyslog",
-        "--source",
-        "files",
-        "--input",
-        file.to_str().unwrap(),
-        "--totals",
-    ]);
+    let out = dry_run(&config, "rsyslog", "files", &file, &["--totals"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("kept "), "{stdout}");
     assert!(!stdout.contains("azure_activity:"), "{stdout}");

@@ -7,7 +7,7 @@ mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use siemcast::destinations::filter::sample_bucket;
 use util::*;
@@ -92,45 +92,14 @@ fn destination(name: &str, rs: &Rsyslog, extra: &str) -> String {
 }
 
 fn received(rs: &Rsyslog) -> Vec<String> {
-    rs.lines()
-        .iter()
-        .map(|line| {
-            let cef = &line[line
-                .find("CEF:0|")
-                .unwrap_or_else(|| panic!("no CEF: {line}"))..];
-            cef_value(cef, "externalId")
-                .unwrap_or_else(|| panic!("no id: {line}"))
-                .to_owned()
-        })
-        .collect()
+    cef_ids(rs)
 }
 
 /// Waits until `rs` has every id of `want`, failing at once on any id outside it.
 fn expect(rs: &Rsyslog, child: &mut Running, want: &BTreeSet<String>, name: &str) {
-    let start = Instant::now();
-    loop {
-        let got: BTreeSet<String> = received(rs).into_iter().collect();
-        let extra: Vec<&String> = got.difference(want).collect();
-        assert!(
-            extra.is_empty(),
-            "{name} received ids its rules drop: {:?}",
-            &extra[..extra.len().min(10)]
-        );
-        if got.len() == want.len() {
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("siemcast exited with {status}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "{name} received {} of {} ids; missing e.g. {:?}",
-            got.len(),
-            want.len(),
-            want.difference(&got).take(5).collect::<Vec<_>>()
-        );
-        pause(Duration::from_millis(50));
-    }
+    wait_for_ids(child, want, name, "its rules drop", || {
+        received(rs).into_iter().collect()
+    });
 }
 
 #[test]

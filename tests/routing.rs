@@ -7,7 +7,7 @@ mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use util::*;
 
@@ -114,33 +114,12 @@ fn expect(
     who: impl Fn(&str) -> (&'static str, Option<&'static str>),
     name: &str,
 ) {
-    let start = Instant::now();
-    loop {
-        let got: BTreeSet<String> = decode(&rs.lines(), variant)
+    wait_for_ids(child, want, name, "outside its route", || {
+        decode(&rs.lines(), variant)
             .into_iter()
             .map(|d| d.0)
-            .collect();
-        let extra: Vec<&String> = got.difference(want).collect();
-        assert!(
-            extra.is_empty(),
-            "{name} received ids outside its route: {:?}",
-            &extra[..extra.len().min(10)]
-        );
-        if got.len() == want.len() {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("siemcast exited with {status}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "{name} received {} of {} ids; missing e.g. {:?}",
-            got.len(),
-            want.len(),
-            want.difference(&got).take(5).collect::<Vec<_>>()
-        );
-        pause(Duration::from_millis(50));
-    }
+            .collect()
+    });
     for (id, host, app) in decode(&rs.lines(), variant) {
         let (h, a) = who(&id);
         assert_eq!(

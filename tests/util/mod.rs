@@ -805,3 +805,56 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
     Ok((code, body.to_owned()))
 }
+
+/// The CEF `externalId` of every line `rs` received (each line must hold a CEF message).
+#[allow(dead_code)]
+pub fn cef_ids(rs: &Rsyslog) -> Vec<String> {
+    rs.lines()
+        .iter()
+        .map(|line| {
+            let cef = &line[line
+                .find("CEF:0|")
+                .unwrap_or_else(|| panic!("no CEF: {line}"))..];
+            cef_value(cef, "externalId")
+                .unwrap_or_else(|| panic!("no id: {line}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Waits until `ids()` (what a receiver holds) is exactly `want`: fails at once on an id
+/// outside it (`outside` names why it should not be there), when `child` exits, or after 90 s
+/// with some of the missing ids.
+#[allow(dead_code)]
+pub fn wait_for_ids(
+    child: &mut Running,
+    want: &std::collections::BTreeSet<String>,
+    name: &str,
+    outside: &str,
+    mut ids: impl FnMut() -> std::collections::BTreeSet<String>,
+) {
+    let start = std::time::Instant::now();
+    loop {
+        let got = ids();
+        let extra: Vec<&String> = got.difference(want).collect();
+        assert!(
+            extra.is_empty(),
+            "{name} received ids {outside}: {:?}",
+            &extra[..extra.len().min(10)]
+        );
+        if got.len() == want.len() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("siemcast exited with {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{name} received {} of {} ids; missing e.g. {:?}",
+            got.len(),
+            want.len(),
+            want.difference(&got).take(5).collect::<Vec<_>>()
+        );
+        pause(Duration::from_millis(50));
+    }
+}
