@@ -132,17 +132,7 @@ fn rules_hold_across_kill_and_reload() {
         config(&scratch, metrics, &soc_1, &archive_1),
     )
     .unwrap();
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
-        .args(["check", "-c"])
-        .arg(scratch.config())
-        .output()
-        .unwrap();
-    let summary = String::from_utf8_lossy(&check.stdout);
-    assert!(
-        check.status.success(),
-        "{summary}{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let summary = check_summary(&scratch.config());
     for line in [
         "    2 filter rules, first match wins: reads (drop), signins-quarter (sample 1 in 4)\n",
         "    3 filter rules, first match wins: errors (keep), activity-third (sample 1 in 3), signin-ok (drop)\n",

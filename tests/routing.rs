@@ -159,17 +159,7 @@ fn routes_and_identities_hold_across_kill_and_reload() {
         config(&scratch, metrics, &soc_1, &archive_1),
     )
     .unwrap();
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
-        .args(["check", "-c"])
-        .arg(scratch.config())
-        .output()
-        .unwrap();
-    let summary = String::from_utf8_lossy(&check.stdout);
-    assert!(
-        check.status.success(),
-        "{summary}{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    let summary = check_summary(&scratch.config());
     for line in [
         "    takes every source; kinds graph_alerts, entra_signins\n",
         "    source \"alerts\": hostname graph-alerts-01\n",

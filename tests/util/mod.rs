@@ -858,3 +858,20 @@ pub fn wait_for_ids(
         pause(Duration::from_millis(50));
     }
 }
+
+/// What `siemcast check -c config` prints, after checking that it passed.
+#[allow(dead_code)]
+pub fn check_summary(config: &Path) -> String {
+    let check = Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["check", "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(
+        check.status.success(),
+        "{summary}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    summary
+}
