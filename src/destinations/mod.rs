@@ -3,6 +3,7 @@
 //! to `max_eps`, writes, and moves its cursor only past records the peer's kernel acknowledged.
 //! After any error it rewinds to the first unacknowledged record and resends.
 
+pub mod body;
 pub mod identity;
 pub mod route;
 pub mod send_test;
@@ -23,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{split_host_port, Config, DestinationConfig, Transport};
 use crate::event::{Event, EventView};
-use crate::mapping::{Mapping, MappingSet, RenderError};
+use crate::mapping::RenderError;
 use crate::spool::{Record, Spool, SpoolError};
+use body::{Bodies, Body};
 use identity::Identities;
 use route::Route;
 use syslog::{Stamp, SyslogWriter};
@@ -89,7 +91,8 @@ pub enum DestinationError {
 #[derive(Debug)]
 pub struct Destination {
     cfg: DestinationConfig,
-    mappings: MappingSet,
+    /// Mapping files or JSON (`output`): `get(kind)` says how a record is rendered.
+    mappings: Bodies,
     route: Route,
     identities: Identities,
     writer: SyslogWriter,
@@ -106,13 +109,17 @@ impl Destination {
         let route = Route::from_config(cfg);
         let kinds = route.event_kinds(config);
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        let mappings = MappingSet::load(&config.resolve(&cfg.mappings), &kinds).map_err(|e| {
+        let mappings = Bodies::load(cfg, &kinds, |p| config.resolve(p)).map_err(|message| {
             DestinationError::Setup {
                 name: cfg.name.clone(),
-                message: e.to_string(),
+                message,
             }
         })?;
-        for (kind, stand_in) in mappings.stand_ins() {
+        let stand_ins = mappings
+            .mappings()
+            .map(|m| m.stand_ins())
+            .unwrap_or_default();
+        for (kind, stand_in) in stand_ins {
             tracing::warn!(message = "Mapping file missing; its records are rendered with a stand-in's file.", destination = %cfg.name, kind = %kind, stand_in = %stand_in, hint = "copy the file from the mappings shipped with this release (/usr/share/siemcast/mappings)");
         }
         let limiter = cfg.max_eps.and_then(NonZeroU32::new).map(|eps| {
@@ -501,14 +508,15 @@ impl Destination {
     }
 }
 
-/// Renders one event body (`json`, the event's JSON object) with `mapping` and appends it to
+/// Renders one event body (`json`, the event's JSON object) with `mapping` (a mapping file, or
+/// [`Body::Json`]: the record compacted to one line) and appends it to
 /// `out` with `writer`'s syslog header (its time stamp from `stamp`, then `tail`: the host and
 /// app names, from [`SyslogWriter::tail`]), length limit and framing: the bytes a destination sends
 /// for a record, and what `siemcast render` prints (one code path for both). `Ok(true)` when the
 /// message was cut to the writer's `max_message_bytes`. `payload` is scratch space reused across
 /// events; on error `out` is left as it was.
-pub fn render_message(
-    mapping: &Mapping,
+pub fn render_message<'a>(
+    mapping: impl Into<Body<'a>>,
     writer: &SyslogWriter,
     tail: &[u8],
     stamp: &Stamp,
@@ -517,7 +525,7 @@ pub fn render_message(
     out: &mut Vec<u8>,
 ) -> Result<bool, RenderError> {
     payload.clear();
-    mapping.render_json(json, payload)?;
+    mapping.into().render(json, payload)?;
     Ok(writer.write_as(stamp, tail, payload, out))
 }
 
