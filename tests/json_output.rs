@@ -1,0 +1,123 @@
+//! `output = "json"`: each source record reaches a real rsyslog receiver as one JSON line after
+//! the syslog header, exactly once, parsing back to the record that was read, even when its
+//! values hold line breaks, CR, NUL and other control characters.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use util::*;
+
+const EVENTS: usize = 5_000;
+
+/// Records whose values would split or corrupt a line if written raw.
+fn hostile_records() -> Vec<Value> {
+    let nasty = [
+        "line1\nline2",
+        "crlf\r\nnext",
+        "nul\u{0}byte",
+        "bell\u{7}esc\u{1b}[31m del\u{7f}",
+        "tab\there \"quoted\" back\\slash",
+        "seps\u{2028}\u{2029}\u{85}",
+        "emoji \u{1F600} é 中",
+        "<13>Nov  1 10:00:00 forged-host forged: CEF:0|x|y|1|2|3|10|",
+    ];
+    nasty
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            serde_json::json!({
+                "eventDataId": format!("hostile-{i}"),
+                "eventTimestamp": "2026-11-01T10:00:00.0000000Z",
+                "caller": text,
+                "operationName": {"value": text, "localizedValue": [text, {"k\nk": text}]},
+                "level": "Warning",
+                "big": 12345678901234567890u64,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn every_record_arrives_once_as_one_parseable_json_line() {
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    scratch.write_events(0..EVENTS);
+    let hostile = hostile_records();
+    // Pretty-printed: the input itself spans many lines.
+    std::fs::write(
+        scratch.input().join("hostile.json"),
+        serde_json::to_string_pretty(&hostile).unwrap(),
+    )
+    .unwrap();
+    let text = format!(
+        r#"state_dir = "state"
+[metrics]
+address = ""
+[[source]]
+name = "files"
+kind = "files"
+path = "input"
+source_kind = "azure_activity"
+interval = "200ms"
+batch_size = 500
+[[destination]]
+name = "json"
+address = "{}"
+transport = "tcp"
+syslog = "rfc3164"
+hostname = "siemcast-test"
+output = "json"
+"#,
+        rsyslog.address()
+    );
+    std::fs::write(scratch.config(), text).unwrap();
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["check", "-c"])
+        .arg(scratch.config())
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && summary.contains("output json"),
+        "{summary}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let total = EVENTS + hostile.len();
+    let mut child = spawn_run(&scratch.config());
+    rsyslog.wait_for_lines_from(Some(&mut *child), total, Duration::from_secs(90));
+    stop(&mut child);
+    let lines = rsyslog.settled_lines();
+    assert_eq!(lines.len(), total, "one line per record, no more");
+
+    let mut expected: BTreeMap<String, Value> = hostile
+        .into_iter()
+        .map(|v| (v["eventDataId"].as_str().unwrap().to_owned(), v))
+        .collect();
+    for line in activity_events(0..EVENTS).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        expected.insert(v["eventDataId"].as_str().unwrap().to_owned(), v);
+    }
+    let mut seen = BTreeMap::new();
+    for line in &lines {
+        assert!(
+            line.starts_with("<166>") && line.contains(" siemcast-test {"),
+            "{line}"
+        );
+        let body = &line[line.find('{').unwrap()..];
+        let record: Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        let id = record["eventDataId"].as_str().unwrap().to_owned();
+        assert_eq!(
+            Some(&record),
+            expected.get(&id),
+            "record {id} arrived changed"
+        );
+        *seen.entry(id).or_insert(0usize) += 1;
+    }
+    assert_eq!(seen.len(), total, "every id arrived");
+    assert!(seen.values().all(|&n| n == 1), "each exactly once");
+}
