@@ -86,11 +86,34 @@ output = "json"
         String::from_utf8_lossy(&check.stderr)
     );
 
+    // send-test sends its test event as JSON too.
+    let sent = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["send-test", "-c"])
+        .arg(scratch.config())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        sent.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let test_id = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("event id: "))
+        .unwrap_or_else(|| panic!("no event id in {stdout}"))
+        .to_owned();
+    let first = rsyslog.wait_for_lines(1, Duration::from_secs(10)).remove(0);
+    let test_event: Value = serde_json::from_str(&first[first.find('{').unwrap()..])
+        .unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert!(test_event.to_string().contains(&test_id), "{first}");
+
     let total = EVENTS + hostile.len();
     let mut child = spawn_run(&scratch.config());
-    rsyslog.wait_for_lines_from(Some(&mut *child), total, Duration::from_secs(90));
+    rsyslog.wait_for_lines_from(Some(&mut *child), total + 1, Duration::from_secs(90));
     stop(&mut child);
-    let lines = rsyslog.settled_lines();
+    let mut lines = rsyslog.settled_lines();
+    assert_eq!(lines.remove(0), first);
     assert_eq!(lines.len(), total, "one line per record, no more");
 
     let mut expected: BTreeMap<String, Value> = hostile

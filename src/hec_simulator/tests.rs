@@ -556,3 +556,62 @@ async fn https_serves_the_same_api() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(sim.indexed().len(), 4);
 }
+
+/// Many gzip batches on two channels (ackIds counted per channel): every id indexed once.
+#[tokio::test]
+async fn ten_thousand_events_in_gzip_batches_are_counted_exactly() {
+    let sim = HecSimulator::start(HecConfig {
+        ack_delay: Duration::from_millis(50),
+        ..config()
+    })
+    .await
+    .unwrap();
+    let other = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+    for b in 0..20 {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(batch(&format!("b{b:02}"), 500).as_bytes())
+            .unwrap();
+        let channel = if b % 2 == 0 { CHANNEL } else { other };
+        let a = post(
+            &sim.http_url(),
+            "/services/collector/event",
+            Some(&splunk(TOKEN)),
+            Some(channel),
+            gz.finish().unwrap(),
+            true,
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.body["ackId"], b / 2);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let counts = sim.count_by("id");
+    assert_eq!(counts.len(), 10_000);
+    assert!(counts.values().all(|&n| n == 1));
+    assert_eq!(sim.stats().events_indexed, 10_000);
+}
+
+/// The background simulator serves synchronous callers (whole-program tests): a raw HTTP/1.1
+/// request over a plain TCP socket.
+#[test]
+fn the_background_simulator_serves_synchronous_callers() {
+    use std::io::{Read as _, Write as _};
+    let sim = BackgroundHecSimulator::start(config()).unwrap();
+    let addr = sim.http_url().trim_start_matches("http://").to_owned();
+    let body = batch("sync", 2);
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /services/collector/event HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Splunk {NO_ACK}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"text":"Success","code":0}"#),
+        "{answer}"
+    );
+    assert_eq!(sim.indexed().len(), 2);
+}
