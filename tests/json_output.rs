@@ -52,27 +52,7 @@ fn every_record_arrives_once_as_one_parseable_json_line() {
         serde_json::to_string_pretty(&hostile).unwrap(),
     )
     .unwrap();
-    let text = format!(
-        r#"state_dir = "state"
-[metrics]
-address = ""
-[[source]]
-name = "files"
-kind = "files"
-path = "input"
-source_kind = "azure_activity"
-interval = "200ms"
-batch_size = 500
-[[destination]]
-name = "json"
-address = "{}"
-transport = "tcp"
-syslog = "rfc3164"
-hostname = "siemcast-test"
-output = "json"
-"#,
-        rsyslog.address()
-    );
+    let text = config(&rsyslog.address(), "tcp", "rfc3164", "lf");
     std::fs::write(scratch.config(), text).unwrap();
     let check = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
         .args(["check", "-c"])
@@ -116,20 +96,82 @@ output = "json"
     assert_eq!(lines.remove(0), first);
     assert_eq!(lines.len(), total, "one line per record, no more");
 
+    assert_each_record_once(&lines, hostile, EVENTS, |line| {
+        line.starts_with("<166>") && line.contains(" siemcast-test {")
+    });
+}
+
+/// RFC 5424 headers and octet-counting framing (RFC 6587): the same records, whole.
+#[test]
+fn octet_counted_rfc5424_messages_carry_the_records_whole() {
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    let events = 1_000;
+    scratch.write_events(0..events);
+    let hostile = hostile_records();
+    std::fs::write(
+        scratch.input().join("hostile.json"),
+        serde_json::to_string(&hostile).unwrap(),
+    )
+    .unwrap();
+    let text = config(&rsyslog.address(), "tcp", "rfc5424", "octet-counting");
+    std::fs::write(scratch.config(), text).unwrap();
+    let total = events + hostile.len();
+    let mut child = spawn_run(&scratch.config());
+    rsyslog.wait_for_lines_from(Some(&mut *child), total, Duration::from_secs(90));
+    stop(&mut child);
+    let lines = rsyslog.settled_lines();
+    assert_eq!(lines.len(), total, "one message per record, no more");
+    assert_each_record_once(&lines, hostile, events, |line| {
+        line.starts_with("<166>1 ") && line.contains(" siemcast-test siemcast - - - {")
+    });
+}
+
+/// A files source on `input/` (Azure Activity records) and one JSON destination.
+fn config(address: &str, transport: &str, syslog: &str, framing: &str) -> String {
+    format!(
+        r#"state_dir = "state"
+[metrics]
+address = ""
+[[source]]
+name = "files"
+kind = "files"
+path = "input"
+source_kind = "azure_activity"
+interval = "200ms"
+batch_size = 500
+[[destination]]
+name = "json"
+address = "{address}"
+transport = "{transport}"
+syslog = "{syslog}"
+framing = "{framing}"
+hostname = "siemcast-test"
+output = "json"
+"#
+    )
+}
+
+/// Each received line has the expected header and, after it, exactly one of the records
+/// written (the hostile ones and activity events `0..events`), unchanged; each arrived once.
+fn assert_each_record_once(
+    lines: &[String],
+    hostile: Vec<Value>,
+    events: usize,
+    header_ok: impl Fn(&str) -> bool,
+) {
+    let total = events + hostile.len();
     let mut expected: BTreeMap<String, Value> = hostile
         .into_iter()
         .map(|v| (v["eventDataId"].as_str().unwrap().to_owned(), v))
         .collect();
-    for line in activity_events(0..EVENTS).lines() {
+    for line in activity_events(0..events).lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         expected.insert(v["eventDataId"].as_str().unwrap().to_owned(), v);
     }
     let mut seen = BTreeMap::new();
-    for line in &lines {
-        assert!(
-            line.starts_with("<166>") && line.contains(" siemcast-test {"),
-            "{line}"
-        );
+    for line in lines {
+        assert!(header_ok(line), "{line}");
         let body = &line[line.find('{').unwrap()..];
         let record: Value =
             serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
