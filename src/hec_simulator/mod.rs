@@ -434,7 +434,8 @@ impl From<Refusal> for Answer {
     }
 }
 
-/// The request's token, checked: `Authorization: Splunk <token>` (or `?token=` when allowed).
+/// The request's token, checked: `Authorization: Splunk <token>`, `Authorization: Basic` with
+/// the token as password, or `?token=` when allowed.
 fn authorize(
     st: &Inner,
     headers: &HeaderMap,
@@ -449,10 +450,23 @@ fn authorize(
         Some(value) => {
             let text = value.to_str().map_err(|_| wire::INVALID_AUTHORIZATION)?;
             let (scheme, token) = text.split_once(' ').ok_or(wire::INVALID_AUTHORIZATION)?;
-            if !scheme.eq_ignore_ascii_case(wire::AUTH_SCHEME) || token.trim().is_empty() {
+            let token = if scheme.eq_ignore_ascii_case(wire::AUTH_SCHEME) {
+                token.trim().to_owned()
+            } else if scheme.eq_ignore_ascii_case(wire::AUTH_BASIC) {
+                use base64::Engine as _;
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(token.trim())
+                    .map_err(|_| wire::INVALID_AUTHORIZATION)?;
+                let pair = String::from_utf8(decoded).map_err(|_| wire::INVALID_AUTHORIZATION)?;
+                let (_user, password) = pair.split_once(':').ok_or(wire::INVALID_AUTHORIZATION)?;
+                password.to_owned()
+            } else {
+                return Err(wire::INVALID_AUTHORIZATION);
+            };
+            if token.is_empty() {
                 return Err(wire::INVALID_AUTHORIZATION);
             }
-            token.trim().to_owned()
+            token
         }
     };
     match st.tokens.get(&token) {

@@ -150,6 +150,28 @@ async fn tokens_are_checked_with_splunks_codes_and_texts() {
     assert_answer(&a, 401, json!({"text": "Invalid authorization", "code": 3}));
     let a = post(&url, path, Some(TOKEN), Some(CHANNEL), body(), false).await;
     assert_answer(&a, 401, json!({"text": "Invalid authorization", "code": 3}));
+    // Basic authentication: any user, the token as password.
+    use base64::Engine as _;
+    let basic = |pair: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let a = post(
+        &url,
+        path,
+        Some(&basic(&format!("x:{NO_ACK}"))),
+        None,
+        body(),
+        false,
+    )
+    .await;
+    assert_answer(&a, 200, json!({"text": "Success", "code": 0}));
+    let a = post(&url, path, Some(&basic(NO_ACK)), None, body(), false).await;
+    assert_answer(&a, 401, json!({"text": "Invalid authorization", "code": 3}));
+    let a = post(&url, path, Some(&basic("x:nope")), None, body(), false).await;
+    assert_answer(&a, 403, json!({"text": "Invalid token", "code": 4}));
     let a = post(
         &url,
         path,
@@ -176,7 +198,7 @@ async fn tokens_are_checked_with_splunks_codes_and_texts() {
         400,
         json!({"text": "Query string authorization is not enabled", "code": 16}),
     );
-    assert!(sim.indexed().is_empty());
+    assert_eq!(sim.indexed().len(), 1, "only the basic-authenticated batch");
     // A token disabled and enabled again, then revoked.
     sim.set_token_disabled(TOKEN, true);
     assert_answer(

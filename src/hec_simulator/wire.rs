@@ -2,8 +2,9 @@
 //! and the status codes with their texts. The simulator's own copies, never the client's.
 //!
 //! Sources:
-//! - Format events for HTTP Event Collector (token header, channel header or query, batches of
-//!   event objects one after another, the event metadata keys):
+//! - Format events for HTTP Event Collector (token header, basic authentication with the token as
+//!   password, query-string token, channel header or query, batches of event objects one after
+//!   another, the event metadata keys):
 //!   <https://help.splunk.com/splunk-enterprise/get-data-in/collect-http-event-data/format-events-for-http-event-collector>
 //! - About HTTP Event Collector Indexer Acknowledgment (ackId per request and channel,
 //!   `POST /services/collector/ack` with `{"acks":[…]}` answered `{"acks":{"0":true,…}}`):
@@ -27,6 +28,8 @@ pub const PATH_HEALTH: &str = "/services/collector/health";
 pub const HEADER_AUTHORIZATION: &str = "authorization";
 /// The scheme word before the token.
 pub const AUTH_SCHEME: &str = "Splunk";
+/// Basic authentication: any user name, the token as the password.
+pub const AUTH_BASIC: &str = "Basic";
 /// The channel (a GUID) when indexer acknowledgement is on; or the `channel` query parameter.
 pub const HEADER_CHANNEL: &str = "x-splunk-request-channel";
 pub const QUERY_CHANNEL: &str = "channel";
