@@ -217,3 +217,104 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod destination_tests {
+    use std::io::BufRead as _;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use tokio_util::sync::CancellationToken;
+
+    use crate::config::Config;
+    use crate::destinations::{Destination, DestinationStats};
+    use crate::event::{Event, EventKind};
+    use crate::spool::{Spool, SpoolOptions};
+
+    /// A JSON destination with no mappings folder sends each record as one JSON line after
+    /// the header; a record that is not JSON goes to the dead-letter file, the rest are sent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_json_destination_sends_records_and_dead_letters_what_is_not_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let text = format!(
+            r#"state_dir = "state"
+[metrics]
+address = ""
+[[source]]
+name = "src"
+kind = "files"
+path = "in"
+source_kind = "azure_activity"
+[[destination]]
+name = "d"
+address = "127.0.0.1:{port}"
+transport = "tcp"
+syslog = "none"
+output = "json"
+"#
+        );
+        let path = dir.path().join("siemcast.toml");
+        std::fs::write(&path, &text).unwrap();
+        let config = Config::from_toml(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+        let spool = Arc::new(
+            Spool::open(&dir.path().join("state/spool"), SpoolOptions::default()).unwrap(),
+        );
+        let event = |id: &str, json: &[u8]| {
+            let mut out = Vec::new();
+            Event {
+                kind: EventKind::AzureActivity,
+                source: "src".into(),
+                id: id.into(),
+                time_ms: None,
+                json: json.to_vec(),
+            }
+            .encode(&mut out);
+            out
+        };
+        let batch = [
+            event("a", b"{\n  \"eventDataId\": \"a\",\n  \"v\": \"x\\ny\"\n}"),
+            event("bad", br#"{"eventDataId":"bad""#),
+            event("b", br#"{"eventDataId":"b","n":1.50}"#),
+        ];
+        let refs: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        spool.append_batch("src", &refs, b"ck").unwrap();
+
+        let receiver = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut lines = std::io::BufReader::new(conn).lines();
+            (0..2)
+                .map(|_| lines.next().unwrap().unwrap())
+                .collect::<Vec<_>>()
+        });
+        let destination = Destination::from_config(&config.destinations[0], &config).unwrap();
+        let (cancel, stats) = (
+            CancellationToken::new(),
+            Arc::new(DestinationStats::default()),
+        );
+        let task = tokio::spawn(destination.run(spool.clone(), cancel.clone(), stats.clone()));
+        let lines = tokio::task::spawn_blocking(move || receiver.join().unwrap())
+            .await
+            .unwrap();
+        cancel.cancel();
+        task.await.unwrap().unwrap();
+        assert_eq!(
+            lines,
+            [
+                r#"{"eventDataId":"a","v":"x\ny"}"#,
+                r#"{"eventDataId":"b","n":1.50}"#
+            ]
+        );
+        assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 1);
+        let dead = std::fs::read_to_string(dir.path().join("state/dead-letter/d.ndjson")).unwrap();
+        let dead: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
+        assert_eq!(dead["id"], "bad");
+        assert!(
+            dead["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not valid JSON")),
+            "{dead}"
+        );
+    }
+}
