@@ -1,6 +1,7 @@
 //! The simulator against a plain reqwest client: each documented behaviour and each fault.
 
 use super::*;
+use serde_json::json;
 use std::io::Write as _;
 
 const TOKEN: &str = "11111111-2222-4333-8444-555555555555";
