@@ -114,21 +114,34 @@ pub fn compact_json(json: &[u8], out: &mut Vec<u8>) -> Result<(), serde_json::Er
         )));
     }
     out.reserve(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    // Spans are copied whole: inside a string up to its closing quote (escapes skipped), outside
+    // up to the next whitespace or string.
+    let mut i = 0;
+    while i < json.len() {
+        let rest = &json[i..];
+        let run = rest
+            .iter()
+            .position(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'"'))
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        i += run;
+        match json.get(i) {
+            None => break,
+            Some(b'"') => {
+                let start = i;
+                i += 1;
+                // The closing quote: the next quote not escaped (the text is valid JSON).
+                while let Some(at) = memchr::memchr2(b'"', b'\\', &json[i..]) {
+                    i += at;
+                    if json[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
+                i += 1;
+                out.extend_from_slice(&json[start..i.min(json.len())]);
             }
-        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-            in_string = b == b'"';
-            out.push(b);
+            Some(_) => i += 1,
         }
     }
     Ok(())
