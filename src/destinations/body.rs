@@ -200,6 +200,76 @@ mod tests {
         assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), record);
     }
 
+    /// Any value, with any characters in its keys and strings (every control character, quotes,
+    /// backslashes, line and paragraph separators, astral characters), written compact or
+    /// pretty with whitespace of every kind between tokens: one line out, the same JSON back.
+    mod generated {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn text() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    (0u32..0x20).prop_map(|c| char::from_u32(c).unwrap()),
+                    prop::sample::select(vec![
+                        '"',
+                        '\\',
+                        '/',
+                        '\u{7f}',
+                        '\u{85}',
+                        '\u{2028}',
+                        '\u{2029}',
+                        '\u{feff}',
+                        '\u{1F600}',
+                        'é',
+                        ' '
+                    ]),
+                    any::<char>(),
+                ],
+                0..12,
+            )
+            .prop_map(|cs| cs.into_iter().collect())
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Value::from),
+                text().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 32, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec((text(), inner), 0..5)
+                        .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn compacts_to_one_line_that_parses_back(v in value(), pretty in any::<bool>(), ws in "[ \t\r\n]{0,3}") {
+                let written = if pretty {
+                    serde_json::to_string_pretty(&v).unwrap().replace('\n', &format!("\n{ws}"))
+                } else {
+                    serde_json::to_string(&v).unwrap()
+                };
+                let written = format!("{ws}{written}{ws}");
+                let out = compact(written.as_bytes()).unwrap();
+                prop_assert!(!out.iter().any(|&b| b < 0x20), "{}", String::from_utf8_lossy(&out));
+                // Compared with what a parser reads from the text written, not with `v`: the
+                // text of a float (kept exactly) may read back as a neighbouring f64.
+                let back: Value = serde_json::from_slice(&out).unwrap();
+                let read: Value = serde_json::from_str(&written).unwrap();
+                prop_assert_eq!(back, read);
+            }
+        }
+    }
+
     /// A lone surrogate escape is valid JSON grammar: it is passed on escaped, on one line.
     #[test]
     fn a_lone_surrogate_escape_is_kept_escaped_on_one_line() {
