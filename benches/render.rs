@@ -1,7 +1,8 @@
 //! Rendering throughput: Azure Activity events (~1.5 KB) as parsed JSON → CEF (`render`, which
 //! writes the `Value` out and renders it through `render_json`) and as JSON bytes → CEF (parse
 //! included, through a full `Value` and through `render_json`'s single scan),
-//! and Defender for Cloud alerts → CEF and LEEF. One core, one thread. The `render_cpu` group
+//! and Defender for Cloud alerts → CEF and LEEF; and the `output = "json"` body (the record
+//! checked and compacted). One core, one thread. The `render_cpu` group
 //! times the two bytes → CEF paths in thread CPU time, so a busy shared machine (other jobs
 //! taking the core away) does not inflate the per-event figure.
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
+use siemcast::destinations::body::compact_json;
 use siemcast::event::{Event, EventKind};
 use siemcast::mapping::Mapping;
 
@@ -121,6 +123,36 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
+    // `output = "json"`: the record checked and compacted to one line instead of a mapping.
+    let pretty = serde_json::to_vec_pretty(&ev).unwrap();
+    g.bench_function("azure_activity json body (compact)", |b| {
+        b.iter_custom(|iters| {
+            cpu_time(|| {
+                for _ in 0..iters {
+                    out.clear();
+                    compact_json(black_box(&bytes), &mut out).unwrap();
+                    black_box(out.len());
+                }
+            })
+        })
+    });
+    g.bench_function(
+        format!(
+            "azure_activity json body (compact, pretty {} B)",
+            pretty.len()
+        ),
+        |b| {
+            b.iter_custom(|iters| {
+                cpu_time(|| {
+                    for _ in 0..iters {
+                        out.clear();
+                        compact_json(black_box(&pretty), &mut out).unwrap();
+                        black_box(out.len());
+                    }
+                })
+            })
+        },
+    );
     g.finish();
 }
 

@@ -327,6 +327,10 @@ pub struct DestinationConfig {
     pub filter: std::sync::Arc<crate::destinations::filter::RuleSet>,
     #[serde(default = "default_facility")]
     pub facility: Facility,
+    /// What follows the syslog header: the event rendered by its mapping file (CEF/LEEF), or
+    /// the source record as one compact JSON line.
+    #[serde(default = "default_output")]
+    pub output: Output,
     /// Folder holding `<source kind>.toml`; relative to the config file's directory.
     #[serde(default)]
     pub mappings: PathBuf,
@@ -341,6 +345,10 @@ pub struct DestinationConfig {
 
 fn default_ack_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
+}
+
+fn default_output() -> Output {
+    Output::Mappings
 }
 
 fn default_transport() -> Transport {
@@ -474,6 +482,11 @@ choice!(
 choice!(
     /// How bytes reach a destination.
     Transport { Udp = "udp", Tcp = "tcp", Tls = "tls" }
+);
+
+choice!(
+    /// A destination's message body: CEF/LEEF through its mapping files, or the record's JSON.
+    Output { Mappings = "mappings", Json = "json" }
 );
 
 choice!(

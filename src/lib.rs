@@ -15,6 +15,8 @@
 //! - [`manpage`]: `siemcast(1)` rendered from the command-line definition.
 //! - [`replay`]: `siemcast replay`, a backfill of a past window with its own spool.
 //! - [`parse`]: the time and IP address forms of Microsoft's records, read one way everywhere.
+//! - [`hec_simulator`]: a loopback Splunk HTTP Event Collector (indexer acknowledgement, faults)
+//!   for tests, benches and `demo`.
 //!
 //! Data flows one way: poller → spool → destination (mapping, framing, transport).
 
@@ -23,6 +25,7 @@ pub mod demo;
 pub mod destinations;
 pub mod dry_run;
 pub mod event;
+pub mod hec_simulator;
 mod json_visit;
 pub mod manpage;
 pub mod mapping;

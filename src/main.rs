@@ -611,14 +611,15 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         print_azure_summary(&config);
     }
     for d in &config.destinations {
+        let body = match d.output {
+            siemcast::config::Output::Json => "output json (the source records)".to_owned(),
+            siemcast::config::Output::Mappings => {
+                format!("mappings {}", config.resolve(&d.mappings).display())
+            }
+        };
         println!(
-            "  destination \"{}\": {} {} ({}, {} framing), mappings {}",
-            d.name,
-            d.transport,
-            d.address,
-            d.syslog,
-            d.framing,
-            config.resolve(&d.mappings).display()
+            "  destination \"{}\": {} {} ({}, {} framing), {body}",
+            d.name, d.transport, d.address, d.syslog, d.framing,
         );
         let route = Route::from_config(d);
         println!("    takes {}", route.describe(&config));
@@ -626,7 +627,9 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         print_identities(d, &route, &config);
         let kinds = route.event_kinds(&config);
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        if let Ok(set) = MappingSet::load(&config.resolve(&d.mappings), &kinds) {
+        let loaded = (d.output == siemcast::config::Output::Mappings)
+            .then(|| MappingSet::load(&config.resolve(&d.mappings), &kinds));
+        if let Some(Ok(set)) = loaded {
             for (kind, stand_in) in set.stand_ins() {
                 println!(
                     "    note: no {kind}.toml there: those records are rendered with {stand_in}.toml; copy {kind}.toml from the mappings shipped with this release (/usr/share/siemcast/mappings)"

@@ -456,6 +456,7 @@ fn the_example_config_is_commented_and_every_option_it_lists_is_real() {
         "app_name",
         "facility",
         "mappings",
+        "output",
         "max_eps",
         "max_message_bytes",
         "ca_file",

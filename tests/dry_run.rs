@@ -238,3 +238,40 @@ fn dry_run_names_unknown_names_and_reports_bad_events() {
     assert!(stdout.starts_with("kept "), "{stdout}");
     assert!(!stdout.contains("azure_activity:"), "{stdout}");
 }
+
+/// With `output = "json"` (no mapping scan), rules with conditions read the parsed record:
+/// the same ids are dropped as with a mapping, and what is sent is the record itself.
+#[test]
+fn rules_decide_alike_for_json_output() {
+    let scratch = Scratch::new();
+    let text = format!(
+        "state_dir = \"state\"\n[metrics]\naddress = \"\"\n\n[[source]]\nname = \"files\"\nkind = \"files\"\npath = \"input\"\nsource_kind = \"azure_activity\"\n\n[[destination]]\nname = \"json\"\naddress = \"127.0.0.1:9\"\noutput = \"json\"\n{RULES}"
+    );
+    std::fs::write(scratch.config(), text).unwrap();
+    let file = scratch.dir.path().join("events.ndjson");
+    std::fs::write(&file, events()).unwrap();
+    let out = dry_run(&scratch.config(), "json", "files", &file, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dropped: BTreeSet<String> = stdout
+        .lines()
+        .filter(|l| l.contains(": dropped by rule \"reads\""))
+        .map(|l| l.split(' ').nth(1).unwrap().to_owned())
+        .collect();
+    let reads: BTreeSet<String> = (0..EVENTS)
+        .filter(|i| i % 3 == 0 && i % 6 != 0)
+        .map(|i| format!("ev-{i:05}"))
+        .collect();
+    assert_eq!(dropped, reads);
+    let sent = stdout.lines().filter(|l| l.contains(": sent (")).count();
+    let sampled = stdout
+        .lines()
+        .filter(|l| l.contains(": sampled out by rule \"thin\""))
+        .count();
+    assert_eq!(sent + sampled + dropped.len(), EVENTS, "{stdout}");
+    assert!(sent >= EVENTS / 6, "the failed reads are kept: {sent} sent");
+}

@@ -129,7 +129,7 @@ name = "q"
             "2:1: source #1: path is missing; name the file or directory to read",
             "2:1: source #1: source_kind is missing; it names the kind of the events in the files, one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management, eventhubs_activity, eventhubs_entra_audit, eventhubs_entra_signins, eventhubs_diagnostic, eventhubs_entra_provisioning, eventhubs_entra_risk, eventhubs_graph_activity, eventhubs_defender_alerts, eventhubs_defender_xdr",
             "5:1: destination \"q\": address is missing; write it as host:port",
-            "5:1: destination \"q\": mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\")",
+            "5:1: destination \"q\": mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\"), or set output = \"json\" to send the source records as JSON",
         ]
     );
 }
@@ -633,5 +633,42 @@ fn identity_mistakes_are_located() {
     assert_eq!(
         s.problems(&routed("sources = [\"activity\"]\nhostname = \"-\"")),
         vec!["20:1: destination \"arcsight\": hostname: \"-\" alone means \"no value\" in syslog (the NILVALUE); write a name"]
+    );
+}
+
+/// `output = "json"` needs no mappings folder (the config's dir has none for it), refuses one,
+/// and a wrong value lists the choices, each at its line and column.
+#[test]
+fn json_output_needs_no_mappings_and_is_checked() {
+    let s = Scratch::new();
+    let json = GOOD.replace(
+        "mappings = \"mappings/arcsight\"",
+        "output = \"json\"\nsyslog = \"rfc5424\"",
+    );
+    let config = s.load(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.destinations[0].output, Output::Json);
+    assert_eq!(
+        s.load(GOOD).unwrap().destinations[0].output,
+        Output::Mappings
+    );
+    let both = GOOD.replace(
+        "mappings = \"mappings/arcsight\"",
+        "output = \"json\"\nmappings = \"mappings/arcsight\"",
+    );
+    assert_eq!(
+        s.problems(&both),
+        ["15:1: destination \"arcsight\": mappings applies only to output = \"mappings\" (CEF/LEEF); with output = \"json\" the source record is sent as it is: remove mappings"]
+    );
+    let wrong = GOOD.replace(
+        "mappings = \"mappings/arcsight\"",
+        "output = \"cef\"\nmappings = \"mappings/arcsight\"",
+    );
+    let problems = s.problems(&wrong);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("14:")
+            && problems[0].contains("output")
+            && problems[0].contains("\"cef\" is not one of mappings, json"),
+        "{problems:?}"
     );
 }

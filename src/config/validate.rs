@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    split_host_port, AzureConfig, Config, DestinationConfig, Framing, KeyPath, Position, Problem,
-    Problems, SourceConfig, SourceKind, TlsConfig, Transport,
+    split_host_port, AzureConfig, Config, DestinationConfig, Framing, KeyPath, Output, Position,
+    Problem, Problems, SourceConfig, SourceKind, TlsConfig, Transport,
 };
 use crate::destinations::identity;
 use crate::destinations::route::{kind_pattern, Route};
@@ -523,8 +523,17 @@ impl DestinationConfig {
             };
             p.add(&place, format!("{owner}: {}: {e}", field.key()));
         }
+        if self.output == Output::Json {
+            if !self.mappings.as_os_str().is_empty() {
+                p.add(
+                    &at.key("mappings"),
+                    format!("{who}: mappings applies only to output = \"mappings\" (CEF/LEEF); with output = \"json\" the source record is sent as it is: remove mappings"),
+                );
+            }
+            return;
+        }
         if self.mappings.as_os_str().is_empty() {
-            p.add(at, format!("{who}: mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\")"));
+            p.add(at, format!("{who}: mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\"), or set output = \"json\" to send the source records as JSON"));
             return;
         }
         let dir = cfg.resolve(&self.mappings);

@@ -3,6 +3,7 @@
 //! to `max_eps`, writes, and moves its cursor only past records the peer's kernel acknowledged.
 //! After any error it rewinds to the first unacknowledged record and resends.
 
+pub mod body;
 pub mod filter;
 pub mod identity;
 pub mod route;
@@ -24,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{split_host_port, Config, DestinationConfig, Transport};
 use crate::event::{Event, EventKind, EventView};
-use crate::mapping::{Mapping, MappingSet, RenderError};
+use crate::mapping::RenderError;
 use crate::spool::{Record, Spool, SpoolError};
+use body::{Bodies, Body};
 use filter::{KindRules, Verdict};
 use identity::Identities;
 use route::Route;
@@ -116,7 +118,8 @@ pub enum DestinationError {
 #[derive(Debug)]
 pub struct Destination {
     cfg: DestinationConfig,
-    mappings: MappingSet,
+    /// Mapping files or JSON (`output`): `get(kind)` says how a record is rendered.
+    mappings: Bodies,
     route: Route,
     /// The filter rules that apply to each event kind (indexed by `EventKind as usize`).
     rules: Vec<KindRules>,
@@ -137,27 +140,34 @@ impl Destination {
         let route = Route::from_config(cfg);
         let kinds = route.event_kinds(config);
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        let mut mappings =
-            MappingSet::load(&config.resolve(&cfg.mappings), &kinds).map_err(|e| {
-                DestinationError::Setup {
-                    name: cfg.name.clone(),
-                    message: e.to_string(),
-                }
-            })?;
-        // Each kind's rules read the event's fields from the scan that renders it.
+        let mut mappings = Bodies::load(cfg, &kinds, |p| config.resolve(p)).map_err(|message| {
+            DestinationError::Setup {
+                name: cfg.name.clone(),
+                message,
+            }
+        })?;
+        // Each kind's rules read the event's fields from the scan that renders it (with JSON
+        // output, from the parsed record).
         let mut rules = vec![KindRules::default(); EventKind::ALL.len()];
         for kind in route.event_kinds(config) {
             let mut for_kind = cfg.filter.for_kind(kind);
             if for_kind.is_empty() {
                 continue;
             }
-            if let Some(m) = mappings.get_mut(kind.as_str()) {
+            if let Some(m) = mappings
+                .mappings_mut()
+                .and_then(|set| set.get_mut(kind.as_str()))
+            {
                 m.also_scan(&mut for_kind.paths_mut());
             }
             rules[kind as usize] = for_kind;
         }
         let rule_names = cfg.filter.rules().iter().map(|r| r.name().into()).collect();
-        for (kind, stand_in) in mappings.stand_ins() {
+        let stand_ins = mappings
+            .mappings()
+            .map(|m| m.stand_ins())
+            .unwrap_or_default();
+        for (kind, stand_in) in stand_ins {
             tracing::warn!(message = "Mapping file missing; its records are rendered with a stand-in's file.", destination = %cfg.name, kind = %kind, stand_in = %stand_in, hint = "copy the file from the mappings shipped with this release (/usr/share/siemcast/mappings)");
         }
         let limiter = cfg.max_eps.and_then(NonZeroU32::new).map(|eps| {
@@ -561,16 +571,32 @@ impl Destination {
             )
             .map_err(|e| e.to_string())?,
             None => {
-                // The rules need the event's fields: one scan serves them and the mapping.
                 payload.clear();
-                let filtered = mapping
-                    .render_json_unless(event.json, payload, |doc| {
-                        match rules.decide(event.source, event.id, doc) {
-                            Verdict::Keep => None,
+                let filtered = match mapping {
+                    // The rules need the event's fields: one scan serves them and the mapping.
+                    Body::Mapping(mapping) => mapping
+                        .render_json_unless(event.json, payload, |doc| {
+                            match rules.decide(event.source, event.id, doc) {
+                                Verdict::Keep => None,
+                                Verdict::Filtered(rule) => Some(rule),
+                            }
+                        })
+                        .map_err(|e| e.to_string())?,
+                    // JSON output scans nothing: the rules read the parsed record.
+                    Body::Json => {
+                        let doc: serde_json::Value =
+                            serde_json::from_slice(event.json).map_err(|e| e.to_string())?;
+                        match rules.decide(event.source, event.id, &doc) {
+                            Verdict::Keep => {
+                                mapping
+                                    .render(event.json, payload)
+                                    .map_err(|e| e.to_string())?;
+                                None
+                            }
                             Verdict::Filtered(rule) => Some(rule),
                         }
-                    })
-                    .map_err(|e| e.to_string())?;
+                    }
+                };
                 if let Some(rule) = filtered {
                     return Ok(Rendered::Skipped(Some(rule)));
                 }
@@ -657,14 +683,15 @@ impl Destination {
     }
 }
 
-/// Renders one event body (`json`, the event's JSON object) with `mapping` and appends it to
+/// Renders one event body (`json`, the event's JSON object) with `mapping` (a mapping file, or
+/// [`Body::Json`]: the record compacted to one line) and appends it to
 /// `out` with `writer`'s syslog header (its time stamp from `stamp`, then `tail`: the host and
 /// app names, from [`SyslogWriter::tail`]), length limit and framing: the bytes a destination sends
 /// for a record, and what `siemcast render` prints (one code path for both). `Ok(true)` when the
 /// message was cut to the writer's `max_message_bytes`. `payload` is scratch space reused across
 /// events; on error `out` is left as it was.
-pub fn render_message(
-    mapping: &Mapping,
+pub fn render_message<'a>(
+    mapping: impl Into<Body<'a>>,
     writer: &SyslogWriter,
     tail: &[u8],
     stamp: &Stamp,
@@ -673,7 +700,7 @@ pub fn render_message(
     out: &mut Vec<u8>,
 ) -> Result<bool, RenderError> {
     payload.clear();
-    mapping.render_json(json, payload)?;
+    mapping.into().render(json, payload)?;
     Ok(writer.write_as(stamp, tail, payload, out))
 }
 

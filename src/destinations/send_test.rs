@@ -245,12 +245,9 @@ impl Destination {
         let event = test_event(&kind, &event_id, now)
             .ok_or_else(|| format!("no bundled test event for source kind \"{kind}\""))?;
         let mut payload = Vec::new();
-        mapping.render(&event, &mut payload).map_err(|e| {
-            format!(
-                "the mapping {} cannot render the test event: {e}",
-                mapping.origin().display()
-            )
-        })?;
+        mapping
+            .render_value(&event, &mut payload)
+            .map_err(|e| format!("the {} cannot render the test event: {e}", mapping.origin()))?;
         let mut framed = Vec::new();
         // Under the identity of the first source that sends this kind here, as the SIEM will
         // see that source's events.
