@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::config::KeyPath;
 use crate::destinations::route::kind_pattern;
 use crate::event::EventKind;
-use crate::mapping::{Compare, Cond, Doc, JsonPath, Test};
+use crate::mapping::{Compare, Cond, Doc, JsonPath, SimpleGlob, Test};
 
 const KINDS: usize = EventKind::ALL.len();
 
@@ -532,9 +532,12 @@ fn condition(
             None => bad("must be true or false".to_owned()),
         },
         "matches" => match value.as_str() {
-            Some(glob) if !glob.is_empty() => match glob_regex(glob) {
-                Ok(re) => Some(Test::Matches(re)),
-                Err(e) => bad(format!("\"{glob}\" is not a usable glob: {e}")),
+            Some(glob) if !glob.is_empty() => match SimpleGlob::new(glob) {
+                Some(simple) => Some(Test::Glob(simple)),
+                None => match glob_regex(glob) {
+                    Ok(re) => Some(Test::Matches(re)),
+                    Err(e) => bad(format!("\"{glob}\" is not a usable glob: {e}")),
+                },
             },
             _ => bad(
                 "must be a non-empty glob such as \"*/read\" ('*' any text, '?' one character)"

@@ -26,7 +26,7 @@ pub use inspect::FieldInfo;
 pub(crate) use doc::Doc;
 pub(crate) use path::Path as JsonPath;
 use value::{convert, Convert, Converted, ValueSpec};
-pub(crate) use value::{Compare, Cond, Test};
+pub(crate) use value::{Compare, Cond, SimpleGlob, Test};
 
 /// Output format of a mapping file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

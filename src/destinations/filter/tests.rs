@@ -1,5 +1,5 @@
 use super::*;
-use crate::mapping::Mapping;
+use crate::mapping::{Mapping, SimpleGlob};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -289,5 +289,62 @@ proptest! {
         let written = String::from_utf8(out).unwrap().contains("msg=hit");
         let dropped = verdict(&set, EventKind::AzureActivity, "activity", "id", &event) != Verdict::Keep;
         prop_assert_eq!(written, dropped, "{} on {}", test, event);
+    }
+}
+
+/// Globs with `*` only at their ends and ASCII text are compared without a regex; they must
+/// decide exactly as the regex form does. Others (a `?`, a `*` inside, non-ASCII) keep it.
+#[test]
+fn simple_globs_decide_as_their_regex() {
+    for glob in [
+        "*/read",
+        "Microsoft.Storage/*",
+        "*keys*",
+        "Started",
+        "*",
+        "**",
+        "a.b",
+    ] {
+        let simple = SimpleGlob::new(glob).unwrap_or_else(|| panic!("{glob} is simple"));
+        let re = glob_regex(glob).unwrap();
+        for text in [
+            "",
+            "Microsoft.Compute/virtualMachines/READ",
+            "microsoft.storage/storageAccounts/listKeys/action",
+            "Microsoft.Storage",
+            "started",
+            "STARTED ",
+            "a.b",
+            "axb",
+            "/read/x",
+        ] {
+            assert_eq!(
+                simple.is_match(text),
+                re.is_match(text),
+                "{glob} on {text:?}"
+            );
+        }
+    }
+    for glob in ["a?c", "a*c", "caf\u{e9}*", "*\u{212a}*"] {
+        assert!(SimpleGlob::new(glob).is_none(), "{glob} needs the regex");
+    }
+}
+
+proptest! {
+    #[test]
+    fn simple_globs_agree_with_the_regex_on_any_text(
+        body in "[a-zA-Z0-9./ _-]{0,8}",
+        start in any::<bool>(),
+        end in any::<bool>(),
+        text in "[a-zA-Z0-9./ _\u{212a}\u{17f}-]{0,16}",
+    ) {
+        let glob = format!("{}{body}{}", if start { "*" } else { "" }, if end { "*" } else { "" });
+        prop_assume!(!glob.is_empty());
+        let simple = SimpleGlob::new(&glob).unwrap();
+        let re = glob_regex(&glob).unwrap();
+        // The regex folds the Kelvin sign to `k` and the long s to `s`; the simple form does
+        // not, so compare on text without them.
+        prop_assume!(!text.contains(['\u{212a}', '\u{17f}']));
+        prop_assert_eq!(simple.is_match(&text), re.is_match(&text), "{} on {:?}", glob, text);
     }
 }
