@@ -3,6 +3,7 @@
 //! once with the file, line and column it comes from; secrets are typed so they never print.
 
 mod eventhubs;
+pub mod hec;
 mod locate;
 mod rates;
 mod rules;
@@ -297,9 +298,10 @@ pub struct DestinationConfig {
     #[serde(default)]
     pub failover_addresses: Vec<String>,
     /// How long sent data may stay unacknowledged by the receiver before the connection is
-    /// declared stalled and replaced (a listener that accepts but no longer reads).
-    #[serde(default = "default_ack_timeout")]
-    pub ack_timeout: HumanDuration,
+    /// declared stalled and replaced (a listener that accepts but no longer reads); for HEC,
+    /// how long an ackId may stay unconfirmed before its events are sent again. Read it with
+    /// [`DestinationConfig::ack_timeout`] (the default depends on the transport).
+    pub ack_timeout: Option<HumanDuration>,
     #[serde(default = "default_transport")]
     pub transport: Transport,
     #[serde(default = "default_framing")]
@@ -341,10 +343,30 @@ pub struct DestinationConfig {
     pub max_message_bytes: usize,
     #[serde(default)]
     pub tls: TlsConfig,
-}
-
-fn default_ack_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(30))
+    // `transport = "hec"` (Splunk HTTP Event Collector): checked in `config/hec.rs`.
+    /// HEC base URL, `https://splunk.example.com:8088`.
+    pub url: Option<String>,
+    /// File whose first line is the HEC token (a systemd credential, typically).
+    pub token_file: Option<PathBuf>,
+    /// Splunk index; the token's default index when absent.
+    pub index: Option<String>,
+    /// Splunk `host` field; this machine's name when absent.
+    pub host: Option<String>,
+    /// Splunk `source` field; the `[[source]]`'s name when absent.
+    pub source: Option<String>,
+    /// Sourcetype per event kind, over the defaults of `docs/splunk.md`.
+    #[serde(default)]
+    pub sourcetypes: std::collections::BTreeMap<String, String>,
+    /// Gzip request bodies (default true).
+    pub gzip: Option<bool>,
+    /// Most events per HEC request.
+    pub batch_events: Option<usize>,
+    /// Most bytes (before gzip) per HEC request, about.
+    pub batch_bytes: Option<usize>,
+    /// Indexer acknowledgement: `false` forces it off; absent, used when the token has it.
+    pub ack: Option<bool>,
+    /// HEC requests in flight at once.
+    pub max_in_flight: Option<usize>,
 }
 
 fn default_output() -> Output {
@@ -481,7 +503,7 @@ choice!(
 
 choice!(
     /// How bytes reach a destination.
-    Transport { Udp = "udp", Tcp = "tcp", Tls = "tls" }
+    Transport { Udp = "udp", Tcp = "tcp", Tls = "tls", Hec = "hec" }
 );
 
 choice!(

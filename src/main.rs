@@ -611,6 +611,10 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         print_azure_summary(&config);
     }
     for d in &config.destinations {
+        if d.transport == siemcast::config::Transport::Hec {
+            print_hec_summary(d, &config);
+            continue;
+        }
         let body = match d.output {
             siemcast::config::Output::Json => "output json (the source records)".to_owned(),
             siemcast::config::Output::Mappings => {
@@ -638,6 +642,50 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A HEC destination: where, how acknowledged, the token file and each kind's sourcetype.
+fn print_hec_summary(d: &DestinationConfig, config: &Config) {
+    let ack = match d.ack {
+        Some(false) => "off (a 200 answer counts)",
+        Some(true) => "required",
+        None => "indexer acknowledgement when the token has it",
+    };
+    println!(
+        "  destination \"{}\": hec {}, ack {ack}, gzip {}, batches of {} events / {} bytes, {} requests in flight, ack_timeout {}s",
+        d.name,
+        d.url.as_deref().unwrap_or_default(),
+        if d.hec_gzip() { "on" } else { "off" },
+        d.hec_batch_events(),
+        d.hec_batch_bytes(),
+        d.hec_max_in_flight(),
+        d.ack_timeout().as_secs(),
+    );
+    if let Some(file) = &d.token_file {
+        println!(
+            "    token_file {} (readable)",
+            config.resolve(file).display()
+        );
+    }
+    println!(
+        "    index {}, host {}, source {}",
+        d.index.as_deref().unwrap_or("(the token's default)"),
+        d.host
+            .clone()
+            .unwrap_or_else(siemcast::config::local_hostname),
+        d.source.as_deref().unwrap_or("(each [[source]]'s name)"),
+    );
+    let route = Route::from_config(d);
+    println!("    takes {}", route.describe(config));
+    println!("    {}", d.filter.describe());
+    for kind in route.event_kinds(config) {
+        let how = if d.sourcetypes.contains_key(kind.as_str()) {
+            "set in [destination.sourcetypes]"
+        } else {
+            "default, see docs/splunk.md"
+        };
+        println!("    sourcetype {} for {kind} ({how})", d.sourcetype(kind));
+    }
 }
 
 /// The syslog HOSTNAME (and APP-NAME for RFC 5424) each source's events arrive under: what a

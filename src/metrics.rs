@@ -354,7 +354,14 @@ pub fn health(stats: &PipelineStats, now_ms: i64, poll_grace: Duration) -> Resul
         reasons.extend(s.freshness.overdue(name, now_ms, poll_grace));
     }
     for (name, d) in &stats.destinations {
-        if !d.connected.load(Ordering::Relaxed) && !draining {
+        let problem = d
+            .problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(problem) = problem {
+            reasons.push(format!("destination \"{name}\": {problem}"));
+        } else if !d.connected.load(Ordering::Relaxed) && !draining {
             reasons.push(format!(
                 "destination \"{name}\" is not connected to its receiver ({} reconnects so far); see the log for the error",
                 d.reconnects.load(Ordering::Relaxed)
@@ -705,6 +712,61 @@ pub fn render(
             let c = d.connected.load(Ordering::Relaxed);
             (n.as_str(), if c { 1.0 } else { 0.0 })
         }),
+    );
+
+    let hec: Vec<_> = dst
+        .iter()
+        .filter(|(_, d)| load(&d.hec_requests) > 0.0 || load(&d.hec_ack_polls) > 0.0)
+        .collect();
+    type Field = fn(&crate::destinations::DestinationStats) -> &AtomicU64;
+    let hec_counters: [(&str, &str, Field); 5] = [
+        (
+            "siemcast_hec_requests_total",
+            "HEC event requests sent, retries included.",
+            |d| &d.hec_requests,
+        ),
+        (
+            "siemcast_hec_ack_polls_total",
+            "HEC acknowledgement polls sent.",
+            |d| &d.hec_ack_polls,
+        ),
+        (
+            "siemcast_hec_acks_confirmed_total",
+            "HEC ackIds Splunk confirmed (their events indexed).",
+            |d| &d.hec_acks_confirmed,
+        ),
+        (
+            "siemcast_hec_ack_timeouts_total",
+            "HEC ackIds not confirmed within ack_timeout; their events were sent again (counted in siemcast_destination_events_resent_total).",
+            |d| &d.hec_ack_timeouts,
+        ),
+        (
+            "siemcast_hec_acks_pending",
+            "HEC ackIds waiting for Splunk's confirmation.",
+            |d| &d.hec_acks_pending,
+        ),
+    ];
+    for (name, help, field) in hec_counters {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        x.per(
+            name,
+            kind,
+            help,
+            "destination",
+            hec.iter().map(|(n, d)| (n.as_str(), load(field(d)))),
+        );
+    }
+    x.per(
+        "siemcast_hec_ack_latency_seconds_sum",
+        "counter",
+        "Total time from an accepted HEC request to its ackId turning true; divide by siemcast_hec_acks_confirmed_total for the mean.",
+        "destination",
+        hec.iter()
+            .map(|(n, d)| (n.as_str(), load(&d.hec_ack_latency_us) / 1e6)),
     );
 
     // Per destination known to the spool (a removed destination still pins data until

@@ -49,7 +49,15 @@ pub async fn send_test(
         let entry = match outcome {
             Ok(r) => {
                 if !as_json {
-                    let how = if r.acknowledged {
+                    let hec = cfg.transport == crate::config::Transport::Hec;
+                    let how = if hec && r.acknowledged {
+                        format!("indexed by {} (its ackId confirmed)", r.peer)
+                    } else if hec {
+                        format!(
+                            "accepted by {} (200; the token has no indexer acknowledgement)",
+                            r.peer
+                        )
+                    } else if r.acknowledged {
                         format!("acknowledged by {}", r.peer)
                     } else {
                         format!(

@@ -68,7 +68,7 @@ fn check_reports_every_mistake_with_its_location() {
     let expected = [
         format!("{file}:11:1: source \"files\": interval \"soon\" is not a duration"),
         format!(
-            "{file}:17:1: destination \"rsyslog\": transport \"tpc\" is not one of udp, tcp, tls"
+            "{file}:17:1: destination \"rsyslog\": transport \"tpc\" is not one of udp, tcp, tls, hec"
         ),
         format!("{file}:21:1: unknown key \"max_epss\" in destination[0]"),
     ];

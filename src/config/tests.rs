@@ -86,7 +86,7 @@ fn bad_enum_value_names_the_destination_and_the_choices() {
     let text = GOOD.replace("transport = \"tcp\"", "transport = \"tpc\"");
     assert_eq!(
         s.problems(&text),
-        ["13:1: destination \"arcsight\": transport \"tpc\" is not one of udp, tcp, tls"]
+        ["13:1: destination \"arcsight\": transport \"tpc\" is not one of udp, tcp, tls, hec"]
     );
 }
 
@@ -106,7 +106,7 @@ fn three_mistakes_are_all_reported_with_locations() {
         [
             "8:1: source \"logs\": interval \"30 parsecs\" is not a duration; write it like \"60s\", \"15m\" or \"2h\"",
             "11:1: unknown key \"adress\" in destination[0]",
-            "14:1: destination \"arcsight\": transport \"tpc\" is not one of udp, tcp, tls",
+            "14:1: destination \"arcsight\": transport \"tpc\" is not one of udp, tcp, tls, hec",
             "15:1: destination \"arcsight\": framing \"crlf\" is not one of lf, octet-counting",
         ]
     );

@@ -452,6 +452,9 @@ impl DestinationConfig {
         at: &KeyPath,
         p: &mut Problems<'_>,
     ) {
+        if self.validate_hec_into(cfg, who, at, p) {
+            return;
+        }
         if self.address.is_empty() {
             p.add(
                 at,
@@ -477,7 +480,7 @@ impl DestinationConfig {
                 );
             }
         }
-        if self.ack_timeout.0 < std::time::Duration::from_secs(1) {
+        if self.ack_timeout() < std::time::Duration::from_secs(1) {
             p.add(
                 &at.key("ack_timeout"),
                 format!("{who}: ack_timeout must be at least 1s"),
@@ -566,7 +569,13 @@ impl DestinationConfig {
 impl DestinationConfig {
     /// `sources = [...]` and `kinds = [...]`: every name known, every kind pattern matching an
     /// event kind that a source routed here produces.
-    fn validate_route_into(&self, cfg: &Config, who: &str, at: &KeyPath, p: &mut Problems<'_>) {
+    pub(super) fn validate_route_into(
+        &self,
+        cfg: &Config,
+        who: &str,
+        at: &KeyPath,
+        p: &mut Problems<'_>,
+    ) {
         if let Some(list) = &self.sources {
             if list.is_empty() {
                 p.add(

@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod filter;
+pub mod hec;
 pub mod identity;
 pub mod route;
 pub mod send_test;
@@ -81,6 +82,21 @@ pub struct DestinationStats {
     pub filtered: std::sync::Mutex<Vec<(Box<str>, u64)>>,
     pub reconnects: AtomicU64,
     pub connected: AtomicBool,
+    /// HEC: event requests sent (retries included).
+    pub hec_requests: AtomicU64,
+    /// HEC: acknowledgement polls sent.
+    pub hec_ack_polls: AtomicU64,
+    /// HEC: ackIds waiting for Splunk to confirm them.
+    pub hec_acks_pending: AtomicU64,
+    /// HEC: ackIds Splunk confirmed.
+    pub hec_acks_confirmed: AtomicU64,
+    /// HEC: total time from an accepted request to its ackId turning true, in microseconds.
+    pub hec_ack_latency_us: AtomicU64,
+    /// HEC: ackIds not confirmed within `ack_timeout` (their events were sent again).
+    pub hec_ack_timeouts: AtomicU64,
+    /// What only an operator can fix (a refused token, a misconfigured collector), for
+    /// /healthz; cleared once the receiver accepts again.
+    pub problem: std::sync::Mutex<Option<String>>,
 }
 
 impl DestinationStats {
@@ -131,6 +147,8 @@ pub struct Destination {
     dead_letter: PathBuf,
     zone: jiff::tz::TimeZone,
     tls: Option<tls::TlsSetup>,
+    /// The Splunk HEC side of a `transport = "hec"` destination.
+    hec: Option<Arc<hec::HecSetup>>,
 }
 
 impl Destination {
@@ -140,12 +158,17 @@ impl Destination {
         let route = Route::from_config(cfg);
         let kinds = route.event_kinds(config);
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        let mut mappings = Bodies::load(cfg, &kinds, |p| config.resolve(p)).map_err(|message| {
-            DestinationError::Setup {
-                name: cfg.name.clone(),
-                message,
-            }
-        })?;
+        let mut mappings = if cfg.transport == Transport::Hec {
+            // HEC sends the source record itself.
+            Bodies::Json(kinds.iter().map(|k| (*k).to_owned()).collect())
+        } else {
+            Bodies::load(cfg, &kinds, |p| config.resolve(p)).map_err(|message| {
+                DestinationError::Setup {
+                    name: cfg.name.clone(),
+                    message,
+                }
+            })?
+        };
         // Each kind's rules read the event's fields from the scan that renders it (with JSON
         // output, from the parsed record).
         let mut rules = vec![KindRules::default(); EventKind::ALL.len()];
@@ -184,6 +207,35 @@ impl Destination {
                     })?;
                 Some(setup)
             }
+            Transport::Hec => {
+                let host = cfg
+                    .url
+                    .as_deref()
+                    .and_then(|u| reqwest::Url::parse(u).ok())
+                    .filter(|u| u.scheme() == "https")
+                    .and_then(|u| u.host_str().map(str::to_owned));
+                match host {
+                    Some(host) => Some(
+                        tls::TlsSetup::from_config(&cfg.tls, &host, |p| config.resolve(p))
+                            .map_err(|e| DestinationError::Setup {
+                                name: cfg.name.clone(),
+                                message: e.to_string(),
+                            })?,
+                    ),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        let hec = match cfg.transport {
+            Transport::Hec => Some(Arc::new(
+                hec::HecSetup::from_config(cfg, config, tls.as_ref()).map_err(|message| {
+                    DestinationError::Setup {
+                        name: cfg.name.clone(),
+                        message,
+                    }
+                })?,
+            )),
             _ => None,
         };
         let writer = SyslogWriter::new(cfg);
@@ -195,6 +247,7 @@ impl Destination {
         );
         Ok(Self {
             tls,
+            hec,
             route,
             rules,
             rule_names,
@@ -228,6 +281,9 @@ impl Destination {
         cancel: CancellationToken,
         stats: Arc<DestinationStats>,
     ) -> Result<(), DestinationError> {
+        if self.hec.is_some() {
+            return self.run_hec(spool, cancel, stats).await;
+        }
         let name = self.cfg.name.clone();
         let spool_err = |error| DestinationError::Spool {
             name: name.clone(),
@@ -357,11 +413,11 @@ impl Destination {
             if peer_acked != last_peer_acked || peer_acked == conn.written() {
                 last_peer_acked = peer_acked;
                 progress_at = Instant::now();
-            } else if progress_at.elapsed() > self.cfg.ack_timeout.0 {
+            } else if progress_at.elapsed() > self.cfg.ack_timeout() {
                 return Err(SessionError::Transport(TransportError::Stalled {
                     peer: conn.peer(),
                     unacknowledged: conn.written() - peer_acked,
-                    waited: self.cfg.ack_timeout.0,
+                    waited: self.cfg.ack_timeout(),
                 }));
             }
             let mut moved = false;
@@ -477,7 +533,7 @@ impl Destination {
             // A listener that stopped reading fills the socket buffers and blocks the write:
             // bounded by ack_timeout. A shutdown lets the batch in hand finish (so a graceful
             // restart repeats nothing); the bound keeps a stalled peer from holding it up.
-            let timeout = self.cfg.ack_timeout.0;
+            let timeout = self.cfg.ack_timeout();
             match tokio::time::timeout(timeout, self.paced_send(conn, &buf, &ends)).await {
                 Ok(result) => result?,
                 Err(_) => {

@@ -227,6 +227,9 @@ impl Destination {
         kind: Option<&str>,
         timeout: Duration,
     ) -> Result<SendTestReport, String> {
+        if let Some(hec) = &self.hec {
+            return self.send_test_hec(hec, kind, timeout).await;
+        }
         let started = Instant::now();
         let kind = match kind {
             Some(k) => k.to_owned(),

@@ -93,6 +93,9 @@ impl Connection {
                     (Ok(_), None) => Err(io::Error::other("TLS is not configured")),
                     (Err(e), _) => Err(e),
                 },
+                Transport::Hec => Err(io::Error::other(
+                    "a HEC destination is reached over HTTP, not a syslog connection",
+                )),
             };
             match attempt {
                 Ok(c) => return Ok(c),

@@ -261,6 +261,11 @@ impl HecSimulator {
         self.shared.lock().tokens.remove(token);
     }
 
+    /// Adds a token, or puts back one that was revoked (a new token pasted into the HEC input).
+    pub fn add_token(&self, token: HecToken) {
+        self.shared.lock().tokens.insert(token.token.clone(), token);
+    }
+
     /// Disables or enables a token (403 "Token disabled" while disabled).
     pub fn set_token_disabled(&self, token: &str, disabled: bool) {
         if let Some(t) = self.shared.lock().tokens.get_mut(token) {

@@ -1,0 +1,312 @@
+//! `transport = "hec"` against the Splunk HEC simulator, the real siemcast binary in between:
+//! every event indexed exactly once when nothing fails; batches Splunk accepted and then lost
+//! (their ackId never true) sent again and indexed, none lost; `kill -9` with acknowledgements
+//! pending loses nothing; 503 storms and 429s with `Retry-After` are waited out; an event Splunk
+//! refuses goes to the dead-letter file and the rest arrives; a revoked token is reported on
+//! /healthz and nothing is lost once it is restored.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use siemcast::hec_simulator::{BackgroundHecSimulator, HecConfig, HecToken};
+use util::*;
+
+const TOKEN: &str = "5b1c3a8e-1d2f-4e6a-9b7c-0123456789ab";
+
+/// `range` small Azure Activity records with ids `ev-000000`…, as NDJSON; the record `poison`
+/// (if in range) carries the simulator's invalid-event marker.
+fn events(range: std::ops::Range<usize>, poison: Option<usize>) -> String {
+    let mut out = String::with_capacity(range.len() * 160);
+    for i in range {
+        let marker = if Some(i) == poison { "POISON" } else { "ok" };
+        out.push_str(&format!(
+            r#"{{"eventDataId":"ev-{i:06}","eventTimestamp":"2026-11-01T10:00:{:02}.{:03}Z","operationName":{{"value":"Microsoft.Compute/virtualMachines/write"}},"caller":"user{}@contoso.com","level":"Informational","note":"{marker}"}}"#,
+            i % 60,
+            i % 1000,
+            i % 13
+        ));
+        out.push('\n');
+    }
+    out
+}
+
+fn simulator(ack_delay: Duration) -> BackgroundHecSimulator {
+    BackgroundHecSimulator::start(HecConfig {
+        tokens: vec![HecToken::with_ack(TOKEN)],
+        ack_delay,
+        ..HecConfig::default()
+    })
+    .unwrap()
+}
+
+/// A config: a files source reading `input/` into a HEC destination at `url`; `extra` lines
+/// are added to the destination; metrics on `metrics` (a port) or off.
+fn write_config(scratch: &Scratch, url: &str, metrics: Option<u16>, extra: &str) {
+    std::fs::write(scratch.dir.path().join("hec-token"), format!("{TOKEN}\n")).unwrap();
+    let metrics = metrics.map_or(String::new(), |p| format!("127.0.0.1:{p}"));
+    let text = format!(
+        r#"state_dir = "state"
+
+[metrics]
+address = "{metrics}"
+
+[[source]]
+name = "activity"
+kind = "files"
+path = "input"
+source_kind = "azure_activity"
+interval = "200ms"
+batch_size = 5000
+
+[[destination]]
+name = "splunk"
+transport = "hec"
+url = "{url}"
+token_file = "hec-token"
+host = "siemcast-test"
+index = "azure"
+{extra}
+"#
+    );
+    std::fs::write(scratch.config(), text).unwrap();
+}
+
+/// Waits until the simulator has indexed at least `n` events (or fails after `timeout`).
+fn wait_indexed(sim: &BackgroundHecSimulator, child: &mut Running, n: u64, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let got = sim.stats().events_indexed;
+        if got >= n {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("siemcast exited with {status}");
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{got} of {n} events indexed after {timeout:?}"
+        );
+        pause(Duration::from_millis(50));
+    }
+}
+
+/// How many times each id was indexed; asserts every id of `0..n` is there and no other.
+fn counts(sim: &BackgroundHecSimulator, n: usize) -> BTreeMap<String, usize> {
+    let counts = sim.count_by("eventDataId");
+    let missing: Vec<String> = (0..n)
+        .map(|i| format!("ev-{i:06}"))
+        .filter(|id| !counts.contains_key(id))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "ids never indexed, e.g. {missing:?}");
+    assert_eq!(counts.len(), n, "ids outside the input were indexed");
+    counts
+}
+
+fn metric(port: u16, name: &str) -> f64 {
+    let (_, body) = http_get(port, "/metrics").unwrap();
+    body.lines()
+        .find(|l| l.starts_with(name) && l.contains("destination=\"splunk\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+fn dead_letters(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("state/dead-letter/splunk.ndjson"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn two_hundred_thousand_events_are_indexed_exactly_once() {
+    const N: usize = 200_000;
+    let sim = simulator(Duration::from_millis(100));
+    let scratch = Scratch::new();
+    std::fs::write(scratch.input().join("events.ndjson"), events(0..N, None)).unwrap();
+    write_config(&scratch, &sim.http_url(), None, "");
+    let started = Instant::now();
+    let mut child = spawn_run(&scratch.config());
+    wait_indexed(&sim, &mut child, N as u64, Duration::from_secs(120));
+    let took = started.elapsed();
+    // Everything acknowledged: the cursor reaches the end and nothing more is sent.
+    wait_until(Duration::from_secs(10), "every ackId confirmed", || {
+        sim.pending_acks() == 0
+    });
+    stop(&mut child);
+    let counts = counts(&sim, N);
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).take(5).collect();
+    assert!(twice.is_empty(), "indexed more than once: {twice:?}");
+    let indexed = sim.indexed();
+    let first = &indexed[0].event;
+    assert_eq!(first.host.as_deref(), Some("siemcast-test"));
+    assert_eq!(first.sourcetype.as_deref(), Some("mscs:azure:audit"));
+    assert_eq!(first.source.as_deref(), Some("activity"));
+    assert_eq!(first.index.as_deref(), Some("azure"));
+    assert!(indexed.iter().all(|e| e.gzip && e.channel.is_some()));
+    // The event time, in epoch seconds with milliseconds.
+    let e = indexed
+        .iter()
+        .find(|e| e.event.event["eventDataId"] == "ev-000061")
+        .unwrap();
+    assert_eq!(e.event.time, Some(1_793_527_201.061));
+    eprintln!("{N} events indexed in {took:?}");
+}
+
+#[test]
+fn batches_splunk_lost_are_sent_again_and_none_is_missing() {
+    const N: usize = 20_000;
+    let sim = simulator(Duration::from_millis(100));
+    sim.faults(|f| f.lose_next = 3);
+    let scratch = Scratch::new();
+    std::fs::write(scratch.input().join("events.ndjson"), events(0..N, None)).unwrap();
+    let port = free_port();
+    write_config(
+        &scratch,
+        &sim.http_url(),
+        Some(port),
+        "ack_timeout = \"2s\"",
+    );
+    let mut child = spawn_run(&scratch.config());
+    wait_indexed(&sim, &mut child, N as u64, Duration::from_secs(60));
+    wait_until(
+        Duration::from_secs(10),
+        "the cursor to pass everything",
+        || metric(port, "siemcast_spool_queued_events") == 0.0,
+    );
+    assert_eq!(sim.stats().batches_lost, 3);
+    let counts = counts(&sim, N);
+    // Lost batches were never indexed: each event exactly once.
+    assert!(counts.values().all(|c| *c == 1));
+    assert_eq!(metric(port, "siemcast_hec_ack_timeouts_total"), 3.0);
+    let resent = metric(port, "siemcast_destination_events_resent_total");
+    assert!(resent >= 3.0, "resent {resent}");
+    assert_eq!(
+        metric(port, "siemcast_destination_events_delivered_total"),
+        N as f64
+    );
+    stop(&mut child);
+}
+
+#[test]
+fn kill_9_with_acknowledgements_pending_loses_nothing() {
+    const N: usize = 30_000;
+    // Slow acknowledgements: there are always some pending when siemcast is killed.
+    let sim = simulator(Duration::from_millis(1500));
+    let scratch = Scratch::new();
+    std::fs::write(scratch.input().join("events.ndjson"), events(0..N, None)).unwrap();
+    write_config(&scratch, &sim.http_url(), None, "batch_events = 500");
+    let mut child = spawn_run(&scratch.config());
+    wait_until(Duration::from_secs(30), "acknowledgements pending", || {
+        sim.pending_acks() > 0 && sim.stats().batches_accepted > 5
+    });
+    signal(&child, "KILL");
+    wait_exit(&mut child, Duration::from_secs(5));
+    let before = sim.stats().batches_accepted;
+    assert!(sim.pending_acks() > 0);
+    let mut child = spawn_run(&scratch.config());
+    wait_indexed(&sim, &mut child, N as u64, Duration::from_secs(60));
+    wait_until(Duration::from_secs(15), "every event indexed", || {
+        sim.count_by("eventDataId").len() == N
+    });
+    stop(&mut child);
+    let counts = counts(&sim, N);
+    let duplicates: usize = counts.values().map(|c| c - 1).sum();
+    assert!(sim.stats().batches_accepted > before);
+    eprintln!(
+        "after kill -9: {duplicates} duplicates (batches pending acknowledgement, sent again)"
+    );
+}
+
+#[test]
+fn busy_and_throttling_answers_are_waited_out() {
+    const N: usize = 10_000;
+    let sim = simulator(Duration::from_millis(50));
+    sim.faults(|f| {
+        f.busy_next = 15;
+        f.throttle_next = 2;
+        f.retry_after_secs = 1;
+    });
+    let scratch = Scratch::new();
+    std::fs::write(scratch.input().join("events.ndjson"), events(0..N, None)).unwrap();
+    write_config(&scratch, &sim.http_url(), None, "");
+    let started = Instant::now();
+    let mut child = spawn_run(&scratch.config());
+    wait_indexed(&sim, &mut child, N as u64, Duration::from_secs(60));
+    stop(&mut child);
+    let stats = sim.stats();
+    assert_eq!(stats.throttled, 2);
+    assert_eq!(stats.by_code.get(&9).copied(), Some(15 + 2), "{stats:?}");
+    // Retry-After: 1 s was honoured.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(counts(&sim, N).values().all(|c| *c == 1));
+}
+
+#[test]
+fn an_event_splunk_refuses_is_dead_lettered_and_the_rest_arrives() {
+    const N: usize = 5_000;
+    let sim = simulator(Duration::from_millis(50));
+    sim.faults(|f| f.invalid_markers = vec!["POISON".to_owned()]);
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.input().join("events.ndjson"),
+        events(0..N, Some(1234)),
+    )
+    .unwrap();
+    let port = free_port();
+    write_config(&scratch, &sim.http_url(), Some(port), "");
+    let mut child = spawn_run(&scratch.config());
+    wait_indexed(&sim, &mut child, N as u64 - 1, Duration::from_secs(60));
+    wait_until(
+        Duration::from_secs(10),
+        "the cursor to pass everything",
+        || metric(port, "siemcast_spool_queued_events") == 0.0,
+    );
+    assert_eq!(
+        metric(port, "siemcast_destination_events_dead_lettered_total"),
+        1.0
+    );
+    stop(&mut child);
+    let counts = sim.count_by("eventDataId");
+    assert_eq!(counts.len(), N - 1);
+    assert!(!counts.contains_key("ev-001234"));
+    assert!(counts.values().all(|c| *c == 1));
+    let dead = dead_letters(scratch.dir.path());
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["id"], "ev-001234");
+    let reason = dead[0]["error"].as_str().unwrap();
+    assert!(reason.contains("Invalid data format"), "{reason}");
+}
+
+#[test]
+fn a_revoked_token_is_reported_and_nothing_is_lost_once_restored() {
+    const N: usize = 10_000;
+    let sim = simulator(Duration::from_millis(50));
+    sim.faults(|f| f.revoke_after_batches = Some(2));
+    let scratch = Scratch::new();
+    std::fs::write(scratch.input().join("events.ndjson"), events(0..N, None)).unwrap();
+    let port = free_port();
+    write_config(&scratch, &sim.http_url(), Some(port), "");
+    let log = scratch.dir.path().join("siemcast.log");
+    let mut child = spawn_run_logged(&scratch.config(), &log);
+    wait_until(
+        Duration::from_secs(30),
+        "/healthz to name the token",
+        || matches!(http_get(port, "/healthz"), Ok((503, body)) if body.contains("does not accept the HEC token")),
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("revoked"), "{text}");
+    assert!(!text.contains(TOKEN), "the token was logged");
+    sim.add_token(HecToken::with_ack(TOKEN));
+    wait_indexed(&sim, &mut child, N as u64, Duration::from_secs(60));
+    wait_until(Duration::from_secs(30), "/healthz ok", || {
+        matches!(http_get(port, "/healthz"), Ok((200, _)))
+    });
+    stop(&mut child);
+    assert!(counts(&sim, N).values().all(|c| *c == 1));
+}
