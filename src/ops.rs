@@ -77,7 +77,7 @@ pub async fn send_test(
                     println!("  sent:     {}", r.message);
                 }
                 json!({
-                    "destination": cfg.name, "ok": true, "address": cfg.address,
+                    "destination": cfg.name, "ok": true, "address": cfg.url.as_deref().unwrap_or(&cfg.address),
                     "transport": cfg.transport.as_str(), "peer": r.peer,
                     "acknowledged": r.acknowledged, "kind": r.kind, "event_id": r.event_id,
                     "message": r.message, "bytes": r.bytes,
@@ -90,7 +90,7 @@ pub async fn send_test(
                     println!("destination \"{}\": FAILED: {error}", cfg.name);
                 }
                 json!({
-                    "destination": cfg.name, "ok": false, "address": cfg.address,
+                    "destination": cfg.name, "ok": false, "address": cfg.url.as_deref().unwrap_or(&cfg.address),
                     "transport": cfg.transport.as_str(), "error": error,
                 })
             }

@@ -115,6 +115,15 @@ fn metric(port: u16, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
+/// Waits until the destination's cursor has passed every spooled event (all acknowledged).
+fn wait_drained(port: u16) {
+    wait_until(
+        Duration::from_secs(10),
+        "the cursor to pass everything",
+        || metric(port, "siemcast_spool_queued_events") == 0.0,
+    );
+}
+
 fn dead_letters(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("state/dead-letter/splunk.ndjson"))
         .unwrap_or_default()
@@ -174,11 +183,7 @@ fn batches_splunk_lost_are_sent_again_and_none_is_missing() {
     );
     let mut child = spawn_run(&scratch.config());
     wait_indexed(&sim, &mut child, N as u64, Duration::from_secs(60));
-    wait_until(
-        Duration::from_secs(10),
-        "the cursor to pass everything",
-        || metric(port, "siemcast_spool_queued_events") == 0.0,
-    );
+    wait_drained(port);
     assert_eq!(sim.stats().batches_lost, 3);
     let counts = counts(&sim, N);
     // Lost batches were never indexed: each event exactly once.
@@ -262,11 +267,7 @@ fn an_event_splunk_refuses_is_dead_lettered_and_the_rest_arrives() {
     write_config(&scratch, &sim.http_url(), Some(port), "");
     let mut child = spawn_run(&scratch.config());
     wait_indexed(&sim, &mut child, N as u64 - 1, Duration::from_secs(60));
-    wait_until(
-        Duration::from_secs(10),
-        "the cursor to pass everything",
-        || metric(port, "siemcast_spool_queued_events") == 0.0,
-    );
+    wait_drained(port);
     assert_eq!(
         metric(port, "siemcast_destination_events_dead_lettered_total"),
         1.0
@@ -309,4 +310,95 @@ fn a_revoked_token_is_reported_and_nothing_is_lost_once_restored() {
     });
     stop(&mut child);
     assert!(counts(&sim, N).values().all(|c| *c == 1));
+}
+
+/// The simulator's HTTPS certificate: the server certificate of `certs` and its key.
+fn sim_tls(certs: &Certs) -> siemcast::hec_simulator::SimTls {
+    use rustls_pki_types::pem::PemObject as _;
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(certs.server_key_file()).unwrap();
+    siemcast::hec_simulator::SimTls {
+        cert_chain: vec![certs.server_der.clone()],
+        key: key.secret_der().to_vec(),
+    }
+}
+
+#[test]
+fn check_and_send_test_cover_a_hec_destination_over_https() {
+    let certs = Certs::new();
+    let sim = BackgroundHecSimulator::start(HecConfig {
+        tokens: vec![HecToken::with_ack(TOKEN)],
+        ack_delay: Duration::from_millis(100),
+        tls: Some(sim_tls(&certs)),
+        ..HecConfig::default()
+    })
+    .unwrap();
+    let scratch = Scratch::new();
+    let url = sim.https_url().unwrap().replace("127.0.0.1", "localhost");
+    let tls = format!(
+        "[destination.tls]\nca_file = \"{}\"\n[destination.sourcetypes]\nentra_audit = \"my:audit\"",
+        certs.ca_file().display()
+    );
+    write_config(&scratch, &url, None, &tls);
+    let summary = check_summary(&scratch.config());
+    for line in [
+        &format!(
+            "destination \"splunk\": hec {url}, ack indexer acknowledgement when the token has it"
+        ),
+        "token_file ",
+        "sourcetype mscs:azure:audit for azure_activity (default, see docs/splunk.md)",
+        "index azure, host siemcast-test, source (each [[source]]'s name)",
+    ] {
+        assert!(summary.contains(line), "no {line:?} in {summary}");
+    }
+    assert!(!summary.contains(TOKEN), "{summary}");
+    let sent = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["send-test", "-c"])
+        .arg(scratch.config())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        sent.status.success() && stdout.contains("indexed by https://localhost:"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let indexed = sim.indexed();
+    assert_eq!(indexed.len(), 1);
+    let event = &indexed[0].event;
+    assert!(event.event["eventDataId"]
+        .as_str()
+        .unwrap()
+        .starts_with("siemcast-send-test-"));
+    assert_eq!(event.sourcetype.as_deref(), Some("mscs:azure:audit"));
+    assert_eq!(sim.stats().acks_confirmed, 1);
+
+    // The same destination delivers over HTTPS.
+    std::fs::write(scratch.input().join("events.ndjson"), events(0..3000, None)).unwrap();
+    let mut child = spawn_run(&scratch.config());
+    wait_indexed(&sim, &mut child, 3001, Duration::from_secs(60));
+    stop(&mut child);
+    let counts = sim.count_by("eventDataId");
+    assert_eq!(counts.len(), 3001);
+}
+
+#[test]
+fn without_indexer_acknowledgement_a_200_counts() {
+    const N: usize = 5_000;
+    let sim = BackgroundHecSimulator::start(HecConfig {
+        tokens: vec![HecToken::without_ack(TOKEN)],
+        ..HecConfig::default()
+    })
+    .unwrap();
+    let scratch = Scratch::new();
+    std::fs::write(scratch.input().join("events.ndjson"), events(0..N, None)).unwrap();
+    let port = free_port();
+    write_config(&scratch, &sim.http_url(), Some(port), "gzip = false");
+    let mut child = spawn_run(&scratch.config());
+    wait_indexed(&sim, &mut child, N as u64, Duration::from_secs(60));
+    wait_drained(port);
+    assert_eq!(sim.stats().ack_requests, 0);
+    assert_eq!(metric(port, "siemcast_hec_acks_confirmed_total"), 0.0);
+    stop(&mut child);
+    assert!(counts(&sim, N).values().all(|c| *c == 1));
+    assert!(sim.indexed().iter().all(|e| !e.gzip && e.ack_id.is_none()));
 }

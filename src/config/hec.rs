@@ -239,3 +239,82 @@ pub fn read_token(path: &Path) -> Result<Secret, String> {
     }
     Ok(Secret::new(line))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+
+    /// Every problem of `destination` (TOML lines after `[[destination]]`), as `LINE: message`.
+    fn problems(destination: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "t0ken\n").unwrap();
+        std::fs::write(dir.path().join("empty"), "\n").unwrap();
+        let text = format!(
+            "state_dir = \"state\"\n[[source]]\nname = \"act\"\nkind = \"files\"\npath = \"in\"\nsource_kind = \"azure_activity\"\n[[destination]]\nname = \"splunk\"\n{destination}\n"
+        );
+        let path = dir.path().join("siemcast.toml");
+        std::fs::write(&path, &text).unwrap();
+        match Config::from_toml(&path, &text) {
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                e.0.iter()
+                    .map(|p| {
+                        let line = p.position.map_or(0, |p| p.line);
+                        let dir = dir.path().display().to_string();
+                        format!("{line}: {}", p.message.replace(&dir, "DIR"))
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    #[test]
+    fn a_hec_destination_needs_a_url_and_a_readable_token() {
+        assert_eq!(
+            problems("transport = \"hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken_file = \"token\""),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            problems("transport = \"hec\""),
+            [
+                "7: destination \"splunk\": url is missing; write the HTTP Event Collector's address, e.g. url = \"https://splunk.example.com:8088\"",
+                "7: destination \"splunk\": token_file is missing; name the file holding the HEC token (e.g. \"/run/credentials/siemcast.service/hec-token\")",
+            ]
+        );
+        assert_eq!(
+            problems("transport = \"hec\"\nurl = \"http://splunk.example.com:8088\"\ntoken_file = \"nope\""),
+            [
+                "10: destination \"splunk\": url \"http://splunk.example.com:8088\" uses http://, which is accepted only for loopback hosts (tests); use https://",
+                "11: destination \"splunk\": cannot read token_file DIR/nope: No such file or directory (os error 2)",
+            ]
+        );
+        assert_eq!(
+            problems("transport = \"hec\"\nurl = \"https://splunk:8088/services/collector\"\ntoken_file = \"empty\""),
+            [
+                "10: destination \"splunk\": url \"https://splunk:8088/services/collector\" must be the collector's base address alone (scheme, host, port), e.g. https://splunk.example.com:8088; siemcast adds /services/collector/event",
+                "11: destination \"splunk\": token_file DIR/empty is empty; write the HEC token on its first line",
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_of_the_other_kind_of_destination_are_refused() {
+        assert_eq!(
+            problems("transport = \"hec\"\nurl = \"https://s:8088\"\ntoken_file = \"token\"\naddress = \"s:514\"\nhostname = \"x\"\nbatch_events = 0\n[destination.sourcetypes]\nazure_activty = \"a\"\nentra_audit = \" \""),
+            [
+                "12: destination \"splunk\": address applies to syslog destinations; a HEC destination sends the source record as JSON (see url)",
+                "13: destination \"splunk\": hostname applies to syslog destinations; a HEC destination sends the source record as JSON (see host)",
+                "14: destination \"splunk\": batch_events must be between 1 and 100000",
+                "16: destination \"splunk\": sourcetypes: \"azure_activty\" is not an event kind (did you mean \"azure_activity\"?)",
+                "17: destination \"splunk\": sourcetypes: \"entra_audit\" is empty",
+            ]
+        );
+        assert_eq!(
+            problems("address = \"s:514\"\noutput = \"json\"\ntoken_file = \"token\"\nack = false"),
+            [
+                "11: destination \"splunk\": token_file applies only to transport = \"hec\" (Splunk HTTP Event Collector)",
+                "12: destination \"splunk\": ack applies only to transport = \"hec\" (Splunk HTTP Event Collector)",
+            ]
+        );
+    }
+}

@@ -260,7 +260,9 @@ fn events(
         _ => {
             if !lost {
                 st.stats.events_indexed += indexed.len() as u64;
-                st.indexed.append(&mut indexed);
+                if st.cfg.keep_events {
+                    st.indexed.append(&mut indexed);
+                }
             }
             Ok(reply(wire::SUCCESS, &[]))
         }

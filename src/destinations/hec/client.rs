@@ -19,6 +19,8 @@ const HEADER_CHANNEL: &str = "x-splunk-request-channel";
 const PATH_EVENT: &str = "services/collector/event";
 /// The acknowledgement endpoint.
 const PATH_ACK: &str = "services/collector/ack";
+/// The health endpoint (no token needed; 200 "HEC is healthy").
+const PATH_HEALTH: &str = "services/collector/health";
 /// The longest `Retry-After` honoured; a longer one is taken as this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
 /// Largest answer body read (Splunk's are tens of bytes; ack answers grow with the ids asked).
@@ -62,6 +64,7 @@ pub struct HecClient {
     http: reqwest::Client,
     event_url: Url,
     ack_url: Url,
+    health_url: Url,
     headers: HeaderMap,
     gzip: bool,
     /// The base URL, for messages.
@@ -122,6 +125,7 @@ impl HecClient {
             http,
             event_url: join(PATH_EVENT)?,
             ack_url: join(PATH_ACK)?,
+            health_url: join(PATH_HEALTH)?,
             headers,
             gzip,
             base: base.as_str().trim_end_matches('/').to_owned(),
@@ -167,6 +171,13 @@ impl HecClient {
             .filter(|(_, v)| v.as_bool() == Some(true))
             .filter_map(|(k, _)| k.parse().ok())
             .collect())
+    }
+
+    /// `GET /services/collector/health`: whether the collector answers and is healthy.
+    pub async fn health(&self) -> Result<(), HecError> {
+        self.send(self.http.get(self.health_url.clone()))
+            .await
+            .map(|_| ())
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, HecError> {

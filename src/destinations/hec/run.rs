@@ -147,6 +147,17 @@ impl Sender {
     }
 
     async fn run(&mut self) -> Result<(), SpoolError> {
+        // Whether the collector answers, before there is anything to send (/healthz).
+        let probe = self.hec.client.health();
+        match tokio::time::timeout(Duration::from_secs(10), probe).await {
+            Ok(Ok(())) => self.stats.connected.store(true, Ordering::Relaxed),
+            Ok(Err(error)) => {
+                tracing::warn!(message = "The HTTP Event Collector's health check failed.", destination = %self.name(), %error);
+            }
+            Err(_) => {
+                tracing::warn!(message = "The HTTP Event Collector's health check got no answer within 10 s.", destination = %self.name());
+            }
+        }
         let mut polls: JoinSet<PollResult> = JoinSet::new();
         let mut last_poll = Instant::now();
         let mut draining_since: Option<Instant> = None;
@@ -157,7 +168,9 @@ impl Sender {
             let mut idle = false;
             if self.cancel.is_cancelled() {
                 let since = *draining_since.get_or_insert_with(Instant::now);
-                if self.ranges.is_empty() {
+                // Done, or nothing left that could still complete (requests stopped while
+                // backing off leave their ranges for the next start).
+                if self.ranges.is_empty() || (self.posts.is_empty() && self.waiting.is_empty()) {
                     return Ok(());
                 }
                 if since.elapsed() > DRAIN_TIMEOUT {
