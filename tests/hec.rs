@@ -402,3 +402,33 @@ fn without_indexer_acknowledgement_a_200_counts() {
     assert!(counts(&sim, N).values().all(|c| *c == 1));
     assert!(sim.indexed().iter().all(|e| !e.gzip && e.ack_id.is_none()));
 }
+
+#[test]
+fn dry_run_shows_the_hec_events_a_destination_would_send() {
+    let scratch = Scratch::new();
+    write_config(&scratch, "http://127.0.0.1:9", None, "");
+    let input = scratch.dir.path().join("three.ndjson");
+    std::fs::write(&input, events(0..3, None)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["dry-run", "-c"])
+        .arg(scratch.config())
+        .args(["--destination", "splunk", "--source", "activity", "--input"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The HEC event of ev-000000: its record, time and fields, as the destination builds it.
+    let record = events(0..1, None);
+    let event = format!(
+        r#"{{"time":1793527200.000,"event":{},"host":"siemcast-test","source":"activity","sourcetype":"mscs:azure:audit","index":"azure"}}"#,
+        record.trim_end()
+    );
+    let line = format!("ev-000000 azure_activity: sent ({} bytes)", event.len());
+    assert!(stdout.contains(&line), "no {line:?} in {stdout}");
+    assert_eq!(stdout.matches(": sent (").count(), 3, "{stdout}");
+}

@@ -674,6 +674,9 @@ impl Destination {
         buf: &mut Vec<u8>,
     ) -> Result<Decision, String> {
         buf.clear();
+        if let Some(hec) = &self.hec {
+            return self.decide_hec(hec, record, buf);
+        }
         match self.render(record, stamp, payload, buf)? {
             Rendered::Framed { .. } => Ok(Decision::Sent { bytes: buf.len() }),
             Rendered::Skipped(None) => Ok(Decision::OutOfRoute),

@@ -222,6 +222,28 @@ impl Destination {
 }
 
 impl Destination {
+    /// `dry-run` for HEC: the event as it would be sent (its HEC event JSON, left in `buf`),
+    /// outside the route, or filtered by a rule (with the bytes its event would have taken).
+    pub(super) fn decide_hec(
+        &self,
+        hec: &HecSetup,
+        record: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Result<super::Decision, String> {
+        match self.render_hec(hec, record, buf)? {
+            HecRendered::Event => Ok(super::Decision::Sent { bytes: buf.len() }),
+            HecRendered::Skipped(None) => Ok(super::Decision::OutOfRoute),
+            HecRendered::Skipped(Some(rule)) => {
+                let event = EventView::decode(record).map_err(|e| e.to_string())?;
+                hec.write_event(&self.cfg, &event, buf)?;
+                Ok(super::Decision::Filtered {
+                    rule,
+                    bytes: buf.len(),
+                })
+            }
+        }
+    }
+
     /// `send-test` for HEC: one marked test event POSTed to the collector; with indexer
     /// acknowledgement, confirmed only when its ackId turns true within `timeout`.
     pub(super) async fn send_test_hec(
