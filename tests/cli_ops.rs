@@ -464,6 +464,16 @@ fn the_example_config_is_commented_and_every_option_it_lists_is_real() {
         "cert_file",
         "key_file",
         "pin_sha256",
+        "url",
+        "token_file",
+        "index",
+        "host",
+        "source",
+        "ack",
+        "gzip",
+        "batch_events",
+        "batch_bytes",
+        "max_in_flight",
     ] {
         assert!(
             all.lines().any(|l| l.starts_with(&format!("{key} = "))),
