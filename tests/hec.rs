@@ -195,6 +195,19 @@ fn batches_splunk_lost_are_sent_again_and_none_is_missing() {
         metric(port, "siemcast_destination_events_delivered_total"),
         N as f64
     );
+    // `spool status` (through the running service) shows the HEC destination caught up.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["spool", "status", "--json", "-c"])
+        .arg(scratch.config())
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let splunk = status["destinations"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == "splunk"))
+        .unwrap_or_else(|| panic!("no splunk in {status}"));
+    assert_eq!(splunk["queued_records"], 0, "{status}");
     stop(&mut child);
 }
 
