@@ -2,7 +2,9 @@
 //! The built-in simulator of Microsoft's APIs (tokens, ARM activity log and Defender for Cloud
 //! alerts, Graph alerts and Entra logs, Office 365 audit content; throttling every 3rd request)
 //! feeds the real pollers of all six Microsoft source kinds, the spool, ArcSight mappings and a
-//! TCP syslog destination to a listener on loopback; what arrives is printed with a summary.
+//! TCP syslog destination to a listener on loopback; what arrives is printed with a summary. The
+//! same events also go to the built-in Splunk HEC simulator through a HEC destination with
+//! indexer acknowledgement, and its count is part of the summary.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -116,6 +118,15 @@ async fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
         }
     });
 
+    let hec = crate::hec_simulator::HecSimulator::start(crate::hec_simulator::HecConfig {
+        tokens: vec![crate::hec_simulator::HecToken::with_ack(DEMO_HEC_TOKEN)],
+        ack_delay: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await
+    .context("cannot start the HEC simulator on 127.0.0.1")?;
+    std::fs::write(dir.join("hec-token"), DEMO_HEC_TOKEN)?;
+
     let config_path = dir.join("siemcast.toml");
     let text = format!(
         r#"state_dir = "state"
@@ -180,7 +191,15 @@ framing = "lf"
 syslog = "rfc3164"
 hostname = "siemcast-demo"
 mappings = "mappings/arcsight"
+
+[[destination]]
+name = "demo-splunk"
+transport = "hec"
+url = "{hec_url}"
+token_file = "hec-token"
+host = "siemcast-demo"
 "#,
+        hec_url = hec.http_url(),
         azure = sim.azure_section("client_secret_file = \"client-secret\""),
         subscription = sim.config().subscriptions[0],
         content_types = CONTENT_TYPES,
@@ -202,6 +221,10 @@ mappings = "mappings/arcsight"
     println!("  faults:   every 3rd API request per host is throttled (429 with Retry-After: 1; Office 365: 403 AF429, every other one with Retry-After: 1)");
     println!("  mapping:  mappings/arcsight/<kind>.toml (CEF)");
     println!("  listener: tcp://{address} (RFC 3164 header, LF framing)");
+    println!(
+        "  splunk:   HEC simulator {} (the source records as JSON, gzip, indexer acknowledgement)",
+        hec.http_url()
+    );
     println!();
 
     let started = Instant::now();
@@ -219,6 +242,21 @@ mappings = "mappings/arcsight"
                 Some(l) => received.push(l),
                 None => break,
             },
+            _ = &mut deadline => break,
+        }
+    }
+    // The HEC destination counts an event once its ackId is confirmed.
+    let splunk = stats
+        .destinations
+        .iter()
+        .find(|(n, _)| n == "demo-splunk")
+        .map(|(_, s)| s.clone());
+    while splunk
+        .as_ref()
+        .is_some_and(|s| (s.delivered.load(Ordering::Relaxed) as usize) < expected)
+    {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = &mut deadline => break,
         }
     }
@@ -240,8 +278,11 @@ mappings = "mappings/arcsight"
     let delivered: u64 = stats
         .destinations
         .iter()
+        .filter(|(n, _)| n == "demo-listener")
         .map(|(_, s)| s.delivered.load(Ordering::Relaxed))
         .sum();
+    let hec_stats = hec.stats();
+    let indexed = hec_stats.events_indexed as usize;
     let cef = received.iter().filter(|l| l.contains("CEF:0|")).count();
     let requests = sim.requests();
     let throttled = requests
@@ -258,20 +299,27 @@ mappings = "mappings/arcsight"
     println!("  delivered (acknowledged by TCP): {delivered}");
     println!("  lines received with CEF:        {cef} of {expected}");
     println!(
+        "  indexed by the HEC simulator:   {indexed} of {expected} ({} requests, {} ackIds confirmed)",
+        hec_stats.batches_accepted, hec_stats.acks_confirmed
+    );
+    println!(
         "  time:                           {} ms",
         elapsed.as_millis()
     );
-    if received.len() == expected && cef == expected && early == 0 {
-        println!("Demo OK: every event arrived exactly once as CEF over TCP syslog.");
+    if received.len() == expected && cef == expected && early == 0 && indexed == expected {
+        println!("Demo OK: every event arrived exactly once as CEF over TCP syslog, and once in Splunk HEC with indexer acknowledgement.");
         Ok(ExitCode::SUCCESS)
     } else {
         println!(
-            "Demo FAILED: expected {expected} CEF lines, received {}.",
+            "Demo FAILED: expected {expected} CEF lines, received {}; {indexed} of {expected} indexed by the HEC simulator.",
             received.len()
         );
         Ok(ExitCode::FAILURE)
     }
 }
+
+/// The token of the demo's HEC simulator (a made-up GUID).
+const DEMO_HEC_TOKEN: &str = "0d3e8a1c-5b7f-4c2d-9e6a-1f0b2c3d4e5f";
 
 /// A scratch directory removed when dropped.
 struct DemoDir(PathBuf);
