@@ -18,6 +18,7 @@
 #   DEDUPE_N=1000000 benches/e2e.sh 1000 "dedupe"
 #   BATCH_SIZE=1000 benches/e2e.sh     (the files source's batch_size: events per spool fdatasync)
 #   BENCH_SIEMCAST=/path/to/other/siemcast benches/e2e.sh   (e.g. an older build, for before/after)
+#   RULES_FILE=benches/rules20.toml benches/e2e.sh 200000 tcp   (the destination's filter rules)
 #   KEEP_WORK=1 benches/e2e.sh     (keeps the work folder, with each run's config and log)
 #   MALLOC_ARENA_MAX=16 benches/e2e.sh   (glibc's arenas for siemcast; default 1, as the unit sets)
 #
@@ -160,6 +161,8 @@ PY
 siemcast_config() { # $1 = dir, $2 = port, $3 = transport, $4 = source section
   local tls_section=""
   [ "$3" = tls ] && tls_section=$'[destination.tls]\nca_file = "'"$work/ca.pem"$'"\nserver_name = "localhost"'
+  local rules_line=""
+  [ -n "${RULES_FILE:-}" ] && rules_line="rules_file = \"$root/$RULES_FILE\""
   cat > "$1/siemcast.toml" <<CONF
 state_dir = "$1/state"
 [spool]
@@ -172,6 +175,7 @@ name = "receiver"
 address = "127.0.0.1:$2"
 transport = "$3"
 mappings = "$root/mappings/arcsight"
+$rules_line
 $tls_section
 CONF
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the .deb from this tree (cargo-deb, installed from crates.io when missing) and checks
+# Builds the .deb from this tree (cargo-deb, installed from the Rust package registry when missing) and checks
 # with dpkg-deb that it holds the binary, the unit, the service user, the conffile, the
 # mappings and the man page. Uses the already built debug binary so CI does not pay for a
 # release build; a release package is `cargo deb`. Usage: scripts/check-deb.sh

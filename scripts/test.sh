@@ -4,7 +4,7 @@
 # systemd-analyze (package systemd), groff (groff-base, lints the man page), man (man-db:
 # verify resolves the unit's Documentation=man:siemcast(1)) and librdkafka's build tools with
 # apt-get when missing, checks formatting and lints, checks the systemd unit and the .deb
-# (cargo-deb from crates.io when missing), then runs every unit, golden, property and
+# (cargo-deb from the Rust package registry when missing), then runs every unit, golden, property and
 # whole-program test.
 set -euo pipefail
 cd "$(dirname "$0")/.."

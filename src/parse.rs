@@ -381,5 +381,4 @@ fn is_zone(z: &str) -> bool {
 }
 
 #[cfg(test)]
-#[path = "parse_tests.rs"]
 mod tests;

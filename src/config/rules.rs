@@ -117,5 +117,4 @@ fn load_rules_file(
 }
 
 #[cfg(test)]
-#[path = "rules_tests.rs"]
 mod tests;

@@ -503,5 +503,4 @@ mod keys;
 mod values;
 
 #[cfg(test)]
-#[path = "compile_tests.rs"]
 mod tests;

@@ -596,5 +596,4 @@ fn write_mac(buf: &mut Buf, t: &str) -> Option<()> {
 }
 
 #[cfg(test)]
-#[path = "value_tests.rs"]
 mod tests;

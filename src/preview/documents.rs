@@ -283,5 +283,4 @@ impl<'de> Visitor<'de> for MaybeArray {
 }
 
 #[cfg(test)]
-#[path = "documents_tests.rs"]
 mod tests;

@@ -1,0 +1,10 @@
+//! The sources: the Microsoft API pollers against the simulator (also hostile), Event Hubs,
+//! files, authentication, where tokens go, and replay.
+
+mod azure_auth;
+mod eventhubs;
+mod files_rotation;
+mod hostile_apis;
+mod links;
+mod pollers;
+mod replay;

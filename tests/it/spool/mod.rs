@@ -1,0 +1,5 @@
+//! The durable spool: kill -9 of an appending process, a model-based test, a full disk.
+
+mod disk_full;
+mod kill;
+mod model;
