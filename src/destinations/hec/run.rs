@@ -405,6 +405,10 @@ impl Sender {
     fn polled(&mut self, result: Result<Vec<u64>, HecError>) {
         match result {
             Ok(confirmed) => {
+                // Splunk answers again (a token put back while only acknowledgements waited).
+                if lock(&self.stats.problem).take().is_some() {
+                    self.stats.connected.store(true, Ordering::Relaxed);
+                }
                 for id in confirmed {
                     let Some(start) = self.waiting.remove(&id) else {
                         continue;
