@@ -20,7 +20,8 @@ use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
 
-/// Microsoft Learn's reference of the API: the current GA version of the alerts API.
+/// The current GA version of the alerts API (Microsoft Learn, "Alerts - List",
+/// https://learn.microsoft.com/rest/api/defenderforcloud/alerts/list).
 pub const API_VERSION: &str = "2022-01-01";
 /// Alerts stay listable for about 90 days; older entries of the map are forgotten.
 const RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);

@@ -339,7 +339,9 @@ fn error_text(body: &[u8]) -> String {
 }
 
 /// Office 365 answers throttling as `403` with error code `AF429` in the body
-/// (Microsoft Learn's reference of the API); such an answer is a throttle, not a permission problem.
+/// (Microsoft Learn, "Office 365 Management Activity API reference",
+/// https://learn.microsoft.com/office/office-365-management-api/office-365-management-activity-api-reference);
+/// such an answer is a throttle, not a permission problem.
 pub fn is_af429(status: StatusCode, body: &[u8]) -> bool {
     status == StatusCode::FORBIDDEN
         && serde_json::from_slice::<serde_json::Value>(body)

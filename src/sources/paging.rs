@@ -1,6 +1,7 @@
 //! Loop detection for server-driven paging: a continuation link that was already followed in
 //! this listing (or a listing longer than any real one) ends paging instead of looping forever
-//! (Microsoft Learn's reference of the API).
+//! (Microsoft Learn, "Paging Microsoft Graph data in your app",
+//! https://learn.microsoft.com/graph/paging; ARM lists page the same way through `nextLink`).
 
 use std::collections::HashSet;
 

@@ -136,7 +136,9 @@ impl EventHubsSource {
     }
 }
 
-/// The client settings Event Hubs recommends for consumers (API notes §8.2), with offsets
+/// The client settings Event Hubs recommends for consumers (Microsoft Learn, "Recommended
+/// configurations for Apache Kafka clients",
+/// https://learn.microsoft.com/azure/event-hubs/apache-kafka-configurations), with offsets
 /// committed by hand.
 fn client_settings(bootstrap: &str, group: &str, source: &str, session: Duration) -> ClientConfig {
     let session_ms = session.as_millis();

@@ -1,6 +1,8 @@
 //! The simulator's Defender for Cloud alerts: `GET /subscriptions/{id}/providers/
 //! Microsoft.Security/alerts?api-version=2022-01-01` (no filter, `nextLink` paging) over alerts
-//! in the REST shape of Microsoft Learn's reference of the API whose status changes between polls.
+//! in the REST shape of Microsoft Learn's "Alerts - List"
+//! (https://learn.microsoft.com/rest/api/defenderforcloud/alerts/list) whose status changes
+//! between polls.
 
 use axum::response::Response;
 use serde_json::json;

@@ -1,4 +1,5 @@
-//! The simulator's Office 365 Management Activity API (Microsoft Learn's reference of the API): start and
+//! The simulator's Office 365 Management Activity API (Microsoft Learn, "Office 365 Management
+//! Activity API reference", https://learn.microsoft.com/office/office-365-management-api/office-365-management-activity-api-reference): start and
 //! list subscriptions, list content blobs by `contentCreated` in windows of at most 24 h within
 //! 7 days with `NextPageUri` paging, and fetch blobs (JSON arrays of audit records). Checks
 //! `PublisherIdentifier` on every call (without it a caller lands in the shared pool and is
