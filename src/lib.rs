@@ -15,6 +15,8 @@
 //! - [`manpage`]: `siemcast(1)` rendered from the command-line definition.
 //! - [`replay`]: `siemcast replay`, a backfill of a past window with its own spool.
 //! - [`parse`]: the time and IP address forms of Microsoft's records, read one way everywhere.
+//! - [`simulator`]: a loopback fake of the Microsoft APIs (Entra tokens, IMDS, ARM, Graph, Office 365
+//!   Management Activity) with faults and hostile answers, for tests, benches and `demo`.
 //! - [`hec_simulator`]: a loopback Splunk HTTP Event Collector (indexer acknowledgement, faults)
 //!   for tests, benches and `demo`.
 //!
@@ -36,5 +38,6 @@ pub mod pipeline;
 pub mod preview;
 pub mod replay;
 pub mod service;
+pub mod simulator;
 pub mod sources;
 pub mod spool;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use siemcast::sources::simulator::{BackgroundSimulator, Service, SimConfig};
+use siemcast::simulator::{BackgroundSimulator, Service, SimConfig};
 use util::*;
 
 /// `openssl req` into `NAME.crt` / `NAME.key`; returns (cert, key) paths.

@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 use super::assertion::{tests::mint, ClientCertificate};
 use super::auth::{AuthMethod, Credentials, TokenCache};
 use super::http::{self, ApiClient, Retry};
-use super::simulator::{SimConfig, Simulator};
 use crate::config::{AssertionAlgorithm, Secret};
-use crate::sources::simulator::Service;
+use crate::simulator::Service;
+use crate::simulator::{SimConfig, Simulator};
 
 async fn sim_with_cert(der: Vec<u8>) -> Simulator {
     let mut cfg = SimConfig::around_now(Duration::from_secs(60), Duration::ZERO, 5);
@@ -44,8 +44,8 @@ async fn list_activity(sim: &Simulator, creds: Credentials) -> Result<(), String
     let url = format!(
         "{management}/subscriptions/{}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter=eventTimestamp ge '{}' and eventTimestamp le '{}'",
         sim.config().subscriptions[0],
-        super::poll::filter_time(crate::sources::simulator::now_ms() - 120_000),
-        super::poll::filter_time(crate::sources::simulator::now_ms()),
+        super::poll::filter_time(crate::simulator::now_ms() - 120_000),
+        super::poll::filter_time(crate::simulator::now_ms()),
     );
     let page = client
         .get(&url, &CancellationToken::new())
@@ -114,7 +114,7 @@ async fn wrong_key_expired_and_wrong_audience_are_refused() {
         sim.config().tenant_id
     );
     let client = sim.config().client_id.clone();
-    let now = crate::sources::simulator::now_ms() / 1000;
+    let now = crate::simulator::now_ms() / 1000;
     let code = |body: &serde_json::Value| body["error_codes"][0].as_u64().unwrap_or(0);
 
     // The control: a good assertion is accepted.

@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::http::{self, ApiClient, FetchError};
 use super::listing::Listing;
-use super::simulator::{Faults, Service, SimConfig, Simulator};
 use super::{append_page, Source, SourceContext, SourceStats};
 use crate::config::Config;
 use crate::event::{Event, EventKind};
+use crate::simulator::{Faults, Service, SimConfig, Simulator};
 use crate::spool::{Spool, SpoolOptions};
 
 const MIB: usize = 1 << 20;
@@ -30,7 +30,7 @@ fn client(sim: &Simulator, max_answer_bytes: u64) -> ApiClient {
 /// The first page of the simulator's activity log for its first subscription, over the last
 /// minute.
 fn activity_url(sim: &Simulator) -> String {
-    let now = super::simulator::now_ms();
+    let now = crate::simulator::now_ms();
     let e = super::auth::Endpoints {
         login: String::new(),
         management: sim.endpoint(Service::Management),
@@ -109,7 +109,7 @@ async fn an_absurd_retry_after_neither_panics_nor_lets_requests_through() {
     assert_eq!(c.stats.api_throttled.load(Ordering::Relaxed), 1);
     let reason = c.stats.freshness.overdue(
         "hostile",
-        super::simulator::now_ms() + 3_600_000,
+        crate::simulator::now_ms() + 3_600_000,
         Duration::ZERO,
     );
     assert!(
@@ -237,7 +237,7 @@ async fn an_absurd_expires_in_is_capped_and_the_source_goes_on() {
     let all_visible = sim.last_visible_ms();
     let start = Instant::now();
     while !(stats.spooled.load(Ordering::Relaxed) >= expected
-        && super::simulator::now_ms() > all_visible + 3_000)
+        && crate::simulator::now_ms() > all_visible + 3_000)
     {
         assert!(!task.is_finished(), "the source ended: {:?}", task.await);
         assert!(

@@ -292,8 +292,8 @@ impl ApiClient {
     /// `poll::connect` makes one (fresh token cache, default retries and answer cap, no rate
     /// limit): tests change what they need with `ApiClient { field, ..for_simulator(…) }`.
     pub(crate) fn for_simulator(
-        sim: &super::simulator::Simulator,
-        service: super::simulator::Service,
+        sim: &crate::simulator::Simulator,
+        service: crate::simulator::Service,
         source: &str,
     ) -> ApiClient {
         use super::auth::AuthMethod;
@@ -302,7 +302,7 @@ impl ApiClient {
         ApiClient {
             http: client(),
             tokens: Arc::new(TokenCache::default()),
-            login: sim.endpoint(super::simulator::Service::Login),
+            login: sim.endpoint(crate::simulator::Service::Login),
             creds: Credentials {
                 tenant_id: cfg.tenant_id.clone(),
                 client_id: cfg.client_id.clone(),

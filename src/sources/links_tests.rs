@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::assertion::{tests::mint, ClientCertificate};
 use super::auth::{AuthMethod, Credentials, TokenCache};
 use super::http::{self, ApiClient, FetchError, Retry};
-use super::simulator::{HostileLinks, Service, SimConfig, SimTls, Simulator};
 use crate::config::{AssertionAlgorithm, Secret};
+use crate::simulator::{HostileLinks, Service, SimConfig, SimTls, Simulator};
 
 fn secret(sim: &Simulator) -> Credentials {
     Credentials {
@@ -55,7 +55,7 @@ struct Lists {
 }
 
 async fn lists(sim: &Simulator, http: reqwest::Client) -> Lists {
-    let now = super::simulator::now_ms();
+    let now = crate::simulator::now_ms();
     let arm_first = format!(
         "{}/subscriptions/{}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter=eventTimestamp ge '{}' and eventTimestamp le '{}'",
         sim.endpoint(Service::Management),

@@ -29,7 +29,6 @@ pub mod paging;
 pub mod poll;
 #[cfg(test)]
 mod poll_tests;
-pub mod simulator;
 #[cfg(test)]
 mod throttle_tests;
 

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::simulator::{Faults, Service, SimConfig, Simulator};
 use super::{Source, SourceContext, SourceStats};
 use crate::config::Config;
 use crate::event::Event;
+use crate::simulator::{Faults, Service, SimConfig, Simulator};
 use crate::spool::{Spool, SpoolOptions};
 
 fn faulty_sim_config() -> SimConfig {

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use super::auth::TokenCache;
 use super::http::ApiClient;
 use super::limits::{ApiFamily, Limit, Limiters};
-use super::simulator::{Faults, RequestRecord, Service, SimConfig, Simulator};
 use crate::config::RateText;
+use crate::simulator::{Faults, RequestRecord, Service, SimConfig, Simulator};
 
 fn client(sim: &Simulator, source: &str, limit: Option<Limit>) -> ApiClient {
     ApiClient {

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 
 use super::data::{guid, h, Timeline, CALLERS};
-use crate::sources::o365_management::CONTENT_TYPES;
+use super::wire::CONTENT_TYPES;
 
 const FILE_OPERATIONS: [&str; 4] = [
     "FileDownloaded",
