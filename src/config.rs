@@ -129,7 +129,7 @@ pub struct AzureConfig {
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,
     /// The largest API answer read, in bytes after gzip decoding (default
-    /// [`crate::sources::http::DEFAULT_MAX_ANSWER_BYTES`]); a larger one is refused.
+    /// [`crate::sources::azure::client::DEFAULT_MAX_ANSWER_BYTES`]); a larger one is refused.
     pub max_answer_bytes: Option<u64>,
     pub login_endpoint: Option<String>,
     pub management_endpoint: Option<String>,
@@ -141,7 +141,7 @@ impl AzureConfig {
     /// `max_answer_bytes`, or its default.
     pub fn max_answer_bytes(&self) -> u64 {
         self.max_answer_bytes
-            .unwrap_or(crate::sources::http::DEFAULT_MAX_ANSWER_BYTES)
+            .unwrap_or(crate::sources::azure::client::DEFAULT_MAX_ANSWER_BYTES)
     }
 }
 

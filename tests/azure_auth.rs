@@ -99,7 +99,7 @@ fn check_shows_the_certificate_and_rates_and_explains_a_mismatched_key() {
         .output()
         .unwrap()
         .stdout;
-    let thumb = siemcast::sources::assertion::thumbprint_s256(&der);
+    let thumb = siemcast::sources::azure::assertion::thumbprint_s256(&der);
     assert!(
         stdout.contains(&format!("x5t#S256 {thumb}, PS256 assertions")),
         "{stdout}"

@@ -316,7 +316,7 @@ impl AzureConfig {
             ("office_endpoint", &self.office_endpoint),
         ] {
             if let Some(url) = value {
-                if let Err(e) = crate::sources::auth::check_endpoint(url) {
+                if let Err(e) = crate::sources::azure::auth::check_endpoint(url) {
                     p.add(&at.key(key), format!("azure: {key} {e}"));
                 }
             }
@@ -335,7 +335,7 @@ impl AzureConfig {
                     &at.key("max_answer_bytes"),
                     format!(
                         "azure: max_answer_bytes = {n} is out of range; it is between {MIN_ANSWER_BYTES} (1 MiB) and {MAX_ANSWER_BYTES} (4 GiB), default {} (256 MiB)",
-                        crate::sources::http::DEFAULT_MAX_ANSWER_BYTES
+                        crate::sources::azure::client::DEFAULT_MAX_ANSWER_BYTES
                     ),
                 );
             }
@@ -392,7 +392,7 @@ impl AzureConfig {
         }
         if let Some(cert) = &self.certificate_file {
             let key = self.certificate_key_file.as_deref().map(|k| cfg.resolve(k));
-            if let Err(e) = crate::sources::assertion::ClientCertificate::load(
+            if let Err(e) = crate::sources::azure::assertion::ClientCertificate::load(
                 &cfg.resolve(cert),
                 key.as_deref(),
                 self.assertion_algorithm,
@@ -436,7 +436,7 @@ fn check_imds_endpoint(text: &str) -> Result<(), String> {
     if url.scheme() == "http" && imds {
         return Ok(());
     }
-    match crate::sources::auth::check_endpoint(text) {
+    match crate::sources::azure::auth::check_endpoint(text) {
         Ok(()) if url.scheme() == "http" => Ok(()),
         _ => Err(format!(
             "\"{text}\" must be http://169.254.169.254 (the default) or an http:// loopback address (tests)"

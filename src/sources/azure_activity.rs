@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::auth::Endpoints;
+use super::azure::auth::Endpoints;
 use super::poll::{filter_time, WindowApi};
 use crate::event::EventKind;
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::auth::Endpoints;
-use super::http::{ApiClient, FetchError};
-use super::listing::Listing;
-use super::paging::LinkGuard;
+use super::azure::auth::Endpoints;
+use super::azure::http::{ApiClient, FetchError};
+use super::azure::listing::Listing;
+use super::azure::paging::LinkGuard;
 use super::poll::{connect, oversized, resume, run_rounds, Outcome, Rounds, StartAt};
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::http::{self, ApiClient, FetchError};
-use super::listing::Listing;
+use super::azure::http::{self, ApiClient, FetchError};
+use super::azure::listing::Listing;
 use super::{append_page, Source, SourceContext, SourceStats};
 use crate::config::Config;
 use crate::event::{Event, EventKind};
@@ -31,7 +31,7 @@ fn client(sim: &Simulator, max_answer_bytes: u64) -> ApiClient {
 /// minute.
 fn activity_url(sim: &Simulator) -> String {
     let now = crate::simulator::now_ms();
-    let e = super::auth::Endpoints {
+    let e = super::azure::auth::Endpoints {
         login: String::new(),
         management: sim.endpoint(Service::Management),
         graph: String::new(),
@@ -60,9 +60,9 @@ fn retry_after_is_capped_at_fifteen_minutes_in_seconds_and_dates() {
     assert_eq!(http::capped_retry_after(asked), Duration::from_secs(7));
     // Time arithmetic on what the network said saturates.
     let now = tokio::time::Instant::now();
-    assert!(http::later(now, Duration::MAX) > now);
+    assert!(super::azure::client::later(now, Duration::MAX) > now);
     assert_eq!(
-        http::later(now, Duration::from_secs(3)),
+        super::azure::client::later(now, Duration::from_secs(3)),
         now + Duration::from_secs(3)
     );
 }
@@ -79,7 +79,7 @@ async fn an_absurd_retry_after_neither_panics_nor_lets_requests_through() {
         ..Faults::default()
     };
     let sim = Simulator::start(cfg).await.unwrap();
-    let c = client(&sim, http::DEFAULT_MAX_ANSWER_BYTES);
+    let c = client(&sim, super::azure::client::DEFAULT_MAX_ANSWER_BYTES);
     c.stats.freshness.started(Some(Duration::from_secs(1)));
     let cancel = CancellationToken::new();
     let url = activity_url(&sim);
@@ -151,7 +151,7 @@ async fn an_answer_over_max_answer_bytes_is_refused_once_with_the_key_named() {
     assert_eq!(small.stats.api_errors.load(Ordering::Relaxed), 1);
     // Under the default cap the page is read; its continuation is a bomb of 64 MiB inflated,
     // refused at a 16 MiB cap.
-    let page = client(&sim, http::DEFAULT_MAX_ANSWER_BYTES)
+    let page = client(&sim, super::azure::client::DEFAULT_MAX_ANSWER_BYTES)
         .get_as::<Listing>(&url, &cancel)
         .await
         .unwrap();

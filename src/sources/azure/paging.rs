@@ -5,7 +5,8 @@
 
 use std::collections::HashSet;
 
-use super::poll::MAX_PAGES;
+/// Pages of one window at most before paging is considered looping.
+pub const MAX_PAGES: usize = 100_000;
 
 /// The links one listing has followed.
 #[derive(Debug, Default)]
