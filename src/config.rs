@@ -549,30 +549,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 // === loading ===
 
-/// One problem found in the configuration, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: PathBuf,
-    /// `None` when the value came from the environment or has no place in the file.
-    pub position: Option<Position>,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.position {
-            Some(p) => write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                p.line,
-                p.column,
-                self.message
-            ),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
-    }
-}
+/// One problem found in the configuration, with where it is (and, for a mapping file, its
+/// hint): the diagnostic `render` reports too.
+pub type Problem = crate::diag::Diagnostic;
 
 /// Every problem of a configuration; `Display` prints one `FILE:LINE:COL: message` per line.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -603,6 +582,7 @@ impl Problems<'_> {
             file: self.file.to_owned(),
             position: self.locator.find(path),
             message: message.into(),
+            hint: None,
         });
     }
 }
@@ -621,6 +601,7 @@ impl Config {
                 file: path.to_owned(),
                 position: None,
                 message,
+                hint: None,
             }])
         };
         let text = std::fs::read_to_string(path)
@@ -661,6 +642,7 @@ impl Config {
                     file: path.to_owned(),
                     position: Some(pos),
                     message: format!("invalid TOML: {message}"),
+                    hint: None,
                 }]))
             }
         };
@@ -678,6 +660,7 @@ impl Config {
                 file: path.to_owned(),
                 position: None,
                 message: e.to_string(),
+                hint: None,
             }])
         })?;
         let mut tree = serde_json::to_value(&merged).map_err(|e| {
@@ -685,6 +668,7 @@ impl Config {
                 file: path.to_owned(),
                 position: None,
                 message: e.to_string(),
+                hint: None,
             }])
         })?;
         let mut config = deserialize_all::<Config>(&mut tree, &mut problems);
@@ -752,7 +736,7 @@ impl SourceConfig {
     /// streamed records are sorted into.
     pub fn event_kinds(&self) -> Vec<EventKind> {
         match self.kind {
-            Some(SourceKind::EventHubs) => crate::sources::eventhubs::EVENT_KINDS.to_vec(),
+            Some(SourceKind::EventHubs) => crate::event::EventKind::STREAMED.to_vec(),
             _ => self.event_kind().into_iter().collect(),
         }
     }

@@ -47,6 +47,21 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind of event the streamed (Event Hubs) records are sorted into; each needs a
+    /// mapping file.
+    pub const STREAMED: &'static [EventKind] = &[
+        EventKind::EventHubsActivity,
+        EventKind::DefenderAlerts,
+        EventKind::EventHubsEntraAudit,
+        EventKind::EventHubsEntraSignins,
+        EventKind::EventHubsDiagnostic,
+        EventKind::EventHubsEntraProvisioning,
+        EventKind::EventHubsEntraRisk,
+        EventKind::EventHubsGraphActivity,
+        EventKind::EventHubsDefenderAlerts,
+        EventKind::EventHubsDefenderXdr,
+    ];
+
     pub const ALL: &'static [EventKind] = &[
         EventKind::AzureActivity,
         EventKind::DefenderAlerts,

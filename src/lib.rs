@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML file plus `SIEMCAST_*` environment overrides, validated up front.
+//! - [`diag`]: the one diagnostic (file, position, message, hint) of config and mapping problems.
+//! - [`json`]: byte-level JSON scanning shared by event identification and rendering.
 //! - [`event`]: the source-neutral event and the batch a source appends to the spool.
 //! - [`sources`]: pollers (one per source kind); each owns its position and dedupe.
 //! - [`spool`]: the one durable FIFO between sources and destinations.
@@ -25,10 +27,11 @@
 pub mod config;
 pub mod demo;
 pub mod destinations;
+pub mod diag;
 pub mod dry_run;
 pub mod event;
 pub mod hec_simulator;
-mod json_visit;
+pub(crate) mod json;
 pub mod manpage;
 pub mod mapping;
 pub mod metrics;

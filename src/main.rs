@@ -769,7 +769,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         (Some(file), _) => Mapping::load(file).map(Mappings::One),
         (None, Some(dir)) if eventhubs => {
             // Every kind the `eventhubs` source routes to, as a destination loads them.
-            let kinds: Vec<&str> = siemcast::sources::eventhubs::EVENT_KINDS
+            let kinds: Vec<&str> = siemcast::event::EventKind::STREAMED
                 .iter()
                 .map(|k| k.as_str())
                 .collect();

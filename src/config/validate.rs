@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    split_host_port, AzureConfig, Config, DestinationConfig, Framing, KeyPath, Output, Position,
-    Problem, Problems, SourceConfig, SourceKind, TlsConfig, Transport,
+    split_host_port, AzureConfig, Config, DestinationConfig, Framing, KeyPath, Output, Problem,
+    Problems, SourceConfig, SourceKind, TlsConfig, Transport,
 };
 use crate::destinations::identity;
 use crate::destinations::route::{kind_pattern, Route};
@@ -397,12 +397,7 @@ impl AzureConfig {
                 key.as_deref(),
                 self.assertion_algorithm,
             ) {
-                let at_key = if e.contains("certificate_key_file") {
-                    "certificate_key_file"
-                } else {
-                    "certificate_file"
-                };
-                p.add(&at.key(at_key), format!("azure: {e}"));
+                p.add(&at.key(e.key), format!("azure: {e}"));
             }
         }
         match &self.client_secret_file {
@@ -549,15 +544,9 @@ impl DestinationConfig {
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         if let Err(errors) = crate::mapping::MappingSet::load(&dir, &kinds) {
             for d in errors.diagnostics {
-                // Mapping problems carry their own file and position.
-                p.list.push(Problem {
-                    file: d.file.clone(),
-                    position: Some(Position {
-                        line: d.line,
-                        column: d.column,
-                    }),
-                    message: format!("{who}: {}", d.message),
-                });
+                // Mapping problems carry their own file, position and hint.
+                let message = format!("{who}: {}", d.message);
+                p.list.push(Problem { message, ..d });
             }
         }
     }

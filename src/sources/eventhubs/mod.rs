@@ -15,23 +15,8 @@ use rdkafka::ClientConfig;
 
 use super::{SourceContext, SourceError};
 use crate::config::{Config, KafkaSecurity, SourceConfig};
-use crate::event::EventKind;
 
 pub use stats::{PartitionCounters, PartitionTable};
-
-/// Every kind of event the streamed records are sorted into (each needs a mapping file).
-pub const EVENT_KINDS: &[EventKind] = &[
-    EventKind::EventHubsActivity,
-    EventKind::DefenderAlerts,
-    EventKind::EventHubsEntraAudit,
-    EventKind::EventHubsEntraSignins,
-    EventKind::EventHubsDiagnostic,
-    EventKind::EventHubsEntraProvisioning,
-    EventKind::EventHubsEntraRisk,
-    EventKind::EventHubsGraphActivity,
-    EventKind::EventHubsDefenderAlerts,
-    EventKind::EventHubsDefenderXdr,
-];
 
 /// The consumer group when the config names none.
 pub const DEFAULT_GROUP: &str = "siemcast";
