@@ -474,6 +474,14 @@ choice!(
     }
 );
 
+impl SourceKind {
+    /// Whether this kind polls a Microsoft API through the Azure client (and so needs `[azure]`):
+    /// every kind but the local files and the Event Hubs stream.
+    pub fn reads_azure_api(self) -> bool {
+        !matches!(self, SourceKind::Files | SourceKind::EventHubs)
+    }
+}
+
 choice!(
     /// How an `eventhubs` source talks to its Kafka endpoint.
     KafkaSecurity { SaslSsl = "sasl_ssl", Plaintext = "plaintext" }

@@ -397,12 +397,10 @@ pub fn print_azure_summary(config: &Config) {
     use crate::config::SourceKind;
     use crate::sources::azure::auth::{AuthMethod, Credentials};
     use crate::sources::azure::limits::{describe, ApiFamily};
-    let api_sources = config.sources.iter().any(|s| {
-        !matches!(
-            s.kind,
-            None | Some(SourceKind::Files | SourceKind::EventHubs)
-        )
-    });
+    let api_sources = config
+        .sources
+        .iter()
+        .any(|s| s.kind.is_some_and(SourceKind::reads_azure_api));
     if !api_sources {
         return;
     }

@@ -88,19 +88,10 @@ impl Config {
             }
             d.validate_into(self, &who, &at, p);
         }
-        let needed = self.sources.iter().any(|s| {
-            matches!(
-                s.kind,
-                Some(
-                    SourceKind::AzureActivity
-                        | SourceKind::DefenderAlerts
-                        | SourceKind::GraphAlerts
-                        | SourceKind::EntraAudit
-                        | SourceKind::EntraSignins
-                        | SourceKind::O365Management
-                )
-            )
-        });
+        let needed = self
+            .sources
+            .iter()
+            .any(|s| s.kind.is_some_and(SourceKind::reads_azure_api));
         self.azure.validate_into(self, needed, p);
     }
 }
