@@ -25,7 +25,7 @@ fn load(vendor: &str, kind: &str) -> (Mapping, Vec<Value>) {
 
 fn bench(c: &mut Criterion) {
     let (activity, events) = load("arcsight", "azure_activity");
-    // The first sample is the ~1.5 KB Administrative record from the reference.
+    // The first sample is the Administrative record of examples/events/azure_activity.json.
     let ev = events[0].clone();
     let bytes = serde_json::to_vec(&ev).unwrap();
     let mut g = c.benchmark_group("render");

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use siemcast::sources::simulator::{Service, SimConfig, Simulator};
+use siemcast::simulator::{Service, SimConfig, Simulator};
 
 #[derive(Parser, Debug)]
 struct Args {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use siemcast::sources::simulator::{SimConfig, Simulator};
+use siemcast::simulator::{SimConfig, Simulator};
 
 #[derive(Parser, Debug)]
 struct Args {

@@ -130,7 +130,7 @@ pub struct AzureConfig {
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,
     /// The largest API answer read, in bytes after gzip decoding (default
-    /// [`crate::sources::http::DEFAULT_MAX_ANSWER_BYTES`]); a larger one is refused.
+    /// [`crate::sources::azure::client::DEFAULT_MAX_ANSWER_BYTES`]); a larger one is refused.
     pub max_answer_bytes: Option<u64>,
     pub login_endpoint: Option<String>,
     pub management_endpoint: Option<String>,
@@ -142,7 +142,7 @@ impl AzureConfig {
     /// `max_answer_bytes`, or its default.
     pub fn max_answer_bytes(&self) -> u64 {
         self.max_answer_bytes
-            .unwrap_or(crate::sources::http::DEFAULT_MAX_ANSWER_BYTES)
+            .unwrap_or(crate::sources::azure::client::DEFAULT_MAX_ANSWER_BYTES)
     }
 }
 
@@ -496,6 +496,14 @@ choice!(
     }
 );
 
+impl SourceKind {
+    /// Whether this kind polls a Microsoft API through the Azure client (and so needs `[azure]`):
+    /// every kind but the local files and the Event Hubs stream.
+    pub fn reads_azure_api(self) -> bool {
+        !matches!(self, SourceKind::Files | SourceKind::EventHubs)
+    }
+}
+
 choice!(
     /// How an `eventhubs` source talks to its Kafka endpoint.
     KafkaSecurity { SaslSsl = "sasl_ssl", Plaintext = "plaintext" }
@@ -571,30 +579,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
 
 // === loading ===
 
-/// One problem found in the configuration, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: PathBuf,
-    /// `None` when the value came from the environment or has no place in the file.
-    pub position: Option<Position>,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.position {
-            Some(p) => write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                p.line,
-                p.column,
-                self.message
-            ),
-            None => write!(f, "{}: {}", self.file.display(), self.message),
-        }
-    }
-}
+/// One problem found in the configuration, with where it is (and, for a mapping file, its
+/// hint): the diagnostic `render` reports too.
+pub type Problem = crate::diag::Diagnostic;
 
 /// Every problem of a configuration; `Display` prints one `FILE:LINE:COL: message` per line.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -625,6 +612,7 @@ impl Problems<'_> {
             file: self.file.to_owned(),
             position: self.locator.find(path),
             message: message.into(),
+            hint: None,
         });
     }
 }
@@ -643,6 +631,7 @@ impl Config {
                 file: path.to_owned(),
                 position: None,
                 message,
+                hint: None,
             }])
         };
         let text = std::fs::read_to_string(path)
@@ -683,6 +672,7 @@ impl Config {
                     file: path.to_owned(),
                     position: Some(pos),
                     message: format!("invalid TOML: {message}"),
+                    hint: None,
                 }]))
             }
         };
@@ -700,6 +690,7 @@ impl Config {
                 file: path.to_owned(),
                 position: None,
                 message: e.to_string(),
+                hint: None,
             }])
         })?;
         let mut tree = serde_json::to_value(&merged).map_err(|e| {
@@ -707,6 +698,7 @@ impl Config {
                 file: path.to_owned(),
                 position: None,
                 message: e.to_string(),
+                hint: None,
             }])
         })?;
         let mut config = deserialize_all::<Config>(&mut tree, &mut problems);
@@ -774,7 +766,7 @@ impl SourceConfig {
     /// streamed records are sorted into.
     pub fn event_kinds(&self) -> Vec<EventKind> {
         match self.kind {
-            Some(SourceKind::EventHubs) => crate::sources::eventhubs::EVENT_KINDS.to_vec(),
+            Some(SourceKind::EventHubs) => crate::event::EventKind::STREAMED.to_vec(),
             _ => self.event_kind().into_iter().collect(),
         }
     }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::pipeline::Pipeline;
-use crate::sources::simulator::{Service, SimConfig, Simulator};
+use crate::simulator::{Service, SimConfig, Simulator};
 
 /// The mappings the demo's source kinds use.
 const MAPPINGS: [(&str, &str); 6] = [

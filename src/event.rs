@@ -25,7 +25,8 @@ pub enum EventKind {
     EntraAudit,
     EntraSignins,
     O365Management,
-    /// Streamed through Event Hubs (resource-log schema, §8.3 of the API notes): the activity
+    /// Streamed through Event Hubs (Microsoft Learn, "Common and service-specific schemas for
+    /// Azure resource logs", https://learn.microsoft.com/azure/azure-monitor/platform/resource-logs-schema): the activity
     /// log, Entra audit and sign-in logs, and any other diagnostic record.
     EventHubsActivity,
     EventHubsEntraAudit,
@@ -46,6 +47,21 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind of event the streamed (Event Hubs) records are sorted into; each needs a
+    /// mapping file.
+    pub const STREAMED: &'static [EventKind] = &[
+        EventKind::EventHubsActivity,
+        EventKind::DefenderAlerts,
+        EventKind::EventHubsEntraAudit,
+        EventKind::EventHubsEntraSignins,
+        EventKind::EventHubsDiagnostic,
+        EventKind::EventHubsEntraProvisioning,
+        EventKind::EventHubsEntraRisk,
+        EventKind::EventHubsGraphActivity,
+        EventKind::EventHubsDefenderAlerts,
+        EventKind::EventHubsDefenderXdr,
+    ];
+
     pub const ALL: &'static [EventKind] = &[
         EventKind::AzureActivity,
         EventKind::DefenderAlerts,

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML file plus `SIEMCAST_*` environment overrides, validated up front.
+//! - [`diag`]: the one diagnostic (file, position, message, hint) of config and mapping problems.
+//! - [`json`]: byte-level JSON scanning shared by event identification and rendering.
 //! - [`event`]: the source-neutral event and the batch a source appends to the spool.
 //! - [`sources`]: pollers (one per source kind); each owns its position and dedupe.
 //! - [`spool`]: the one durable FIFO between sources and destinations.
@@ -15,6 +17,8 @@
 //! - [`manpage`]: `siemcast(1)` rendered from the command-line definition.
 //! - [`replay`]: `siemcast replay`, a backfill of a past window with its own spool.
 //! - [`parse`]: the time and IP address forms of Microsoft's records, read one way everywhere.
+//! - [`simulator`]: a loopback fake of the Microsoft APIs (Entra tokens, IMDS, ARM, Graph, Office 365
+//!   Management Activity) with faults and hostile answers, for tests, benches and `demo`.
 //! - [`hec_simulator`]: a loopback Splunk HTTP Event Collector (indexer acknowledgement, faults)
 //!   for tests, benches and `demo`.
 //!
@@ -23,10 +27,11 @@
 pub mod config;
 pub mod demo;
 pub mod destinations;
+pub mod diag;
 pub mod dry_run;
 pub mod event;
 pub mod hec_simulator;
-mod json_visit;
+pub(crate) mod json;
 pub mod manpage;
 pub mod mapping;
 pub mod metrics;
@@ -36,5 +41,6 @@ pub mod pipeline;
 pub mod preview;
 pub mod replay;
 pub mod service;
+pub mod simulator;
 pub mod sources;
 pub mod spool;

@@ -599,17 +599,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
             _ => println!("  source \"{}\": {}", s.name, kind),
         }
     }
-    let api_sources = config.sources.iter().any(|s| {
-        !matches!(
-            s.kind,
-            None | Some(
-                siemcast::config::SourceKind::Files | siemcast::config::SourceKind::EventHubs
-            )
-        )
-    });
-    if api_sources {
-        print_azure_summary(&config);
-    }
+    siemcast::ops::print_azure_summary(&config);
     for d in &config.destinations {
         if d.transport == siemcast::config::Transport::Hec {
             print_hec_summary(d, &config);
@@ -721,42 +711,6 @@ fn print_identities(d: &DestinationConfig, route: &Route, config: &Config) {
     }
 }
 
-/// How the pollers authenticate (never a secret) and the request rates per API family.
-fn print_azure_summary(config: &Config) {
-    use siemcast::sources::auth::{AuthMethod, Credentials};
-    use siemcast::sources::limits::{describe, ApiFamily};
-    match Credentials::from_config(&config.azure, |p| config.resolve(p)) {
-        Ok(c) => match c.method {
-            AuthMethod::Secret(_) => println!("  azure: client secret of app {}", c.client_id),
-            AuthMethod::Certificate(cert) => println!(
-                "  azure: certificate of app {}, x5t#S256 {}, {} assertions",
-                c.client_id,
-                cert.thumbprint(),
-                cert.algorithm()
-            ),
-            AuthMethod::ManagedIdentity { imds, client_id } => println!(
-                "  azure: managed identity ({}) from {imds}",
-                client_id.map_or("system-assigned".to_owned(), |id| format!(
-                    "user-assigned {id}"
-                ))
-            ),
-        },
-        Err(e) => println!("  azure: {e}"),
-    }
-    for family in ApiFamily::ALL {
-        println!(
-            "  rate limit {}: {}",
-            family.key(),
-            describe(family.rate(&config.azure.rate_limits))
-        );
-    }
-    let max = config.azure.max_answer_bytes();
-    println!(
-        "  largest API answer read (max_answer_bytes): {max} bytes ({:.1} MiB)",
-        max as f64 / f64::from(1 << 20)
-    );
-}
-
 /// The whole of `path`, or of stdin when there is none.
 fn read_input(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     match path {
@@ -863,7 +817,7 @@ fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         (Some(file), _) => Mapping::load(file).map(Mappings::One),
         (None, Some(dir)) if eventhubs => {
             // Every kind the `eventhubs` source routes to, as a destination loads them.
-            let kinds: Vec<&str> = siemcast::sources::eventhubs::EVENT_KINDS
+            let kinds: Vec<&str> = siemcast::event::EventKind::STREAMED
                 .iter()
                 .map(|k| k.as_str())
                 .collect();

@@ -1,6 +1,6 @@
 //! Operator commands around a configured installation: `send-test` (one marked event through
-//! each destination, confirmed by the receiver), `spool status` and `spool forget-destination`.
-//! Each prints a human report or `--json`, and says what to do when something is wrong.
+//! each destination, confirmed by the receiver), `spool status` and `spool forget-destination`,
+//! and the Azure part of `check`'s summary. Each prints a human report or `--json`, and says what to do when something is wrong.
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -397,6 +397,51 @@ fn age(secs: f64) -> String {
         3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
         _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
     }
+}
+
+/// For `siemcast check`, when a source reads a Microsoft API: how the pollers authenticate
+/// (never a secret), the request rates per API family and the largest answer read.
+pub fn print_azure_summary(config: &Config) {
+    use crate::config::SourceKind;
+    use crate::sources::azure::auth::{AuthMethod, Credentials};
+    use crate::sources::azure::limits::{describe, ApiFamily};
+    let api_sources = config
+        .sources
+        .iter()
+        .any(|s| s.kind.is_some_and(SourceKind::reads_azure_api));
+    if !api_sources {
+        return;
+    }
+    match Credentials::from_config(&config.azure, |p| config.resolve(p)) {
+        Ok(c) => match c.method {
+            AuthMethod::Secret(_) => println!("  azure: client secret of app {}", c.client_id),
+            AuthMethod::Certificate(cert) => println!(
+                "  azure: certificate of app {}, x5t#S256 {}, {} assertions",
+                c.client_id,
+                cert.thumbprint(),
+                cert.algorithm()
+            ),
+            AuthMethod::ManagedIdentity { imds, client_id } => println!(
+                "  azure: managed identity ({}) from {imds}",
+                client_id.map_or("system-assigned".to_owned(), |id| format!(
+                    "user-assigned {id}"
+                ))
+            ),
+        },
+        Err(e) => println!("  azure: {e}"),
+    }
+    for family in ApiFamily::ALL {
+        println!(
+            "  rate limit {}: {}",
+            family.key(),
+            describe(family.rate(&config.azure.rate_limits))
+        );
+    }
+    let max = config.azure.max_answer_bytes();
+    println!(
+        "  largest API answer read (max_answer_bytes): {max} bytes ({:.1} MiB)",
+        max as f64 / f64::from(1 << 20)
+    );
 }
 
 #[cfg(test)]

@@ -216,7 +216,7 @@ impl DestinationConfig {
 /// A HEC base URL: https (http only for loopback hosts, as for the Azure endpoints), no path
 /// beyond `/`, no query.
 pub fn hec_url(text: &str) -> Result<reqwest::Url, String> {
-    crate::sources::auth::check_endpoint(text)?;
+    crate::sources::azure::auth::check_endpoint(text)?;
     let url = reqwest::Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL ({e})"))?;
     if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
         return Err(format!(

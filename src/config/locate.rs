@@ -5,6 +5,8 @@
 use std::fmt;
 use std::ops::Range;
 
+pub use crate::diag::Position;
+
 /// One step of a key path: a table key or an index into an array of tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
@@ -130,13 +132,6 @@ pub fn from_ignored_path(path: &serde_ignored::Path<'_>) -> KeyPath {
 pub struct Locator {
     text: String,
     doc: Option<toml_edit::ImDocument<String>>,
-}
-
-/// A 1-based line and column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    pub line: usize,
-    pub column: usize,
 }
 
 impl Locator {

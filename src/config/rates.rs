@@ -1,5 +1,5 @@
 //! `[azure.rate_limits]`: request budgets per Microsoft API family written as `"N/PERIOD"`;
-//! the defaults (Microsoft's documented limits) live with the limiters in `sources::limits`.
+//! the defaults (Microsoft's documented limits) live with the limiters in `sources::azure::limits`.
 
 use std::time::Duration;
 

@@ -58,6 +58,7 @@ fn load_rules_file(
         file: path.to_owned(),
         position,
         message: format!("{who}: {message}"),
+        hint: None,
     };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,

@@ -429,7 +429,7 @@ arm_reads = "100/10s"
 /// An `eventhubs` source with `keys`, in a config whose destination has every shipped mapping.
 fn eventhubs_config(s: &Scratch, keys: &str) -> String {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/arcsight");
-    for kind in crate::sources::eventhubs::EVENT_KINDS {
+    for kind in crate::event::EventKind::STREAMED {
         let name = format!("{kind}.toml");
         std::fs::copy(
             Path::new(shipped).join(&name),

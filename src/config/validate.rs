@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    split_host_port, AzureConfig, Config, DestinationConfig, Framing, KeyPath, Output, Position,
-    Problem, Problems, SourceConfig, SourceKind, TlsConfig, Transport,
+    split_host_port, AzureConfig, Config, DestinationConfig, Framing, KeyPath, Output, Problem,
+    Problems, SourceConfig, SourceKind, TlsConfig, Transport,
 };
 use crate::destinations::identity;
 use crate::destinations::route::{kind_pattern, Route};
@@ -88,19 +88,10 @@ impl Config {
             }
             d.validate_into(self, &who, &at, p);
         }
-        let needed = self.sources.iter().any(|s| {
-            matches!(
-                s.kind,
-                Some(
-                    SourceKind::AzureActivity
-                        | SourceKind::DefenderAlerts
-                        | SourceKind::GraphAlerts
-                        | SourceKind::EntraAudit
-                        | SourceKind::EntraSignins
-                        | SourceKind::O365Management
-                )
-            )
-        });
+        let needed = self
+            .sources
+            .iter()
+            .any(|s| s.kind.is_some_and(SourceKind::reads_azure_api));
         self.azure.validate_into(self, needed, p);
     }
 }
@@ -316,7 +307,7 @@ impl AzureConfig {
             ("office_endpoint", &self.office_endpoint),
         ] {
             if let Some(url) = value {
-                if let Err(e) = crate::sources::auth::check_endpoint(url) {
+                if let Err(e) = crate::sources::azure::auth::check_endpoint(url) {
                     p.add(&at.key(key), format!("azure: {key} {e}"));
                 }
             }
@@ -335,7 +326,7 @@ impl AzureConfig {
                     &at.key("max_answer_bytes"),
                     format!(
                         "azure: max_answer_bytes = {n} is out of range; it is between {MIN_ANSWER_BYTES} (1 MiB) and {MAX_ANSWER_BYTES} (4 GiB), default {} (256 MiB)",
-                        crate::sources::http::DEFAULT_MAX_ANSWER_BYTES
+                        crate::sources::azure::client::DEFAULT_MAX_ANSWER_BYTES
                     ),
                 );
             }
@@ -392,17 +383,12 @@ impl AzureConfig {
         }
         if let Some(cert) = &self.certificate_file {
             let key = self.certificate_key_file.as_deref().map(|k| cfg.resolve(k));
-            if let Err(e) = crate::sources::assertion::ClientCertificate::load(
+            if let Err(e) = crate::sources::azure::assertion::ClientCertificate::load(
                 &cfg.resolve(cert),
                 key.as_deref(),
                 self.assertion_algorithm,
             ) {
-                let at_key = if e.contains("certificate_key_file") {
-                    "certificate_key_file"
-                } else {
-                    "certificate_file"
-                };
-                p.add(&at.key(at_key), format!("azure: {e}"));
+                p.add(&at.key(e.key), format!("azure: {e}"));
             }
         }
         match &self.client_secret_file {
@@ -436,7 +422,7 @@ fn check_imds_endpoint(text: &str) -> Result<(), String> {
     if url.scheme() == "http" && imds {
         return Ok(());
     }
-    match crate::sources::auth::check_endpoint(text) {
+    match crate::sources::azure::auth::check_endpoint(text) {
         Ok(()) if url.scheme() == "http" => Ok(()),
         _ => Err(format!(
             "\"{text}\" must be http://169.254.169.254 (the default) or an http:// loopback address (tests)"
@@ -552,15 +538,9 @@ impl DestinationConfig {
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         if let Err(errors) = crate::mapping::MappingSet::load(&dir, &kinds) {
             for d in errors.diagnostics {
-                // Mapping problems carry their own file and position.
-                p.list.push(Problem {
-                    file: d.file.clone(),
-                    position: Some(Position {
-                        line: d.line,
-                        column: d.column,
-                    }),
-                    message: format!("{who}: {}", d.message),
-                });
+                // Mapping problems carry their own file, position and hint.
+                let message = format!("{who}: {}", d.message);
+                p.list.push(Problem { message, ..d });
             }
         }
     }

@@ -14,8 +14,8 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::{parse_time_ms, Event, EventKind};
-use crate::json_visit::scalars_give;
-use crate::mapping::scan::{Capture, Leaf, Skip};
+use crate::json::capture::{Capture, Leaf, Skip};
+use crate::json::visit::scalars_give;
 
 /// Builds the event for one JSON object held in `json`, keeping those bytes as its body.
 /// `None` when `json` is not valid JSON or needs the `Value` path (see the module docs).

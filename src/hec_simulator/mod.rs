@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::sources::simulator::SimTls;
+pub use crate::simulator::SimTls;
 pub use batch::HecEvent;
 
 /// A HEC token as configured on Splunk (Settings > Data inputs > HTTP Event Collector).

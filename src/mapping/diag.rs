@@ -1,36 +1,11 @@
-//! Mapping-file diagnostics: every problem carries file, line and column (1-based) and an
-//! optional hint, and all of a file's problems are reported together, never just the first.
+//! Mapping-file diagnostics ([`Diagnostic`], the one type config and mapping problems share):
+//! every problem carries file, line and column (1-based) and an optional hint, and all of a
+//! file's problems are reported together, never just the first.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// One problem in a mapping file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-    /// A suggestion, e.g. `did you mean 'src'?`.
-    pub hint: Option<String>,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )?;
-        if let Some(h) = &self.hint {
-            write!(f, " ({h})")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::diag::{Diagnostic, Position};
 
 /// Every problem found while loading one or more mapping files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +54,7 @@ impl<'t> Sink<'t> {
         let (line, column) = line_col(self.text, offset);
         self.diags.push(Diagnostic {
             file: self.file.to_path_buf(),
-            line,
-            column,
+            position: Some(Position { line, column }),
             message: message.into(),
             hint,
         });
@@ -117,8 +91,7 @@ mod tests {
         assert_eq!(line_col("ab", 99), (1, 3));
         let d = Diagnostic {
             file: "m.toml".into(),
-            line: 3,
-            column: 7,
+            position: Some(Position { line: 3, column: 7 }),
             message: "'src ip' is not a CEF key".into(),
             hint: Some("did you mean 'src'?".into()),
         };

@@ -132,8 +132,7 @@ impl Mapping {
             Err(e) => Err(MappingErrors {
                 diagnostics: vec![Diagnostic {
                     file: path.to_path_buf(),
-                    line: 1,
-                    column: 1,
+                    position: Some(diag::Position { line: 1, column: 1 }),
                     message: format!("cannot read mapping file: {e}"),
                     hint: None,
                 }],

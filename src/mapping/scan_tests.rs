@@ -2,6 +2,7 @@
 
 use super::super::Mapping;
 use super::*;
+use std::borrow::Cow;
 
 fn mapping(fields: &str) -> Mapping {
     let text = format!(

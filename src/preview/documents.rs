@@ -9,7 +9,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde_json::value::RawValue;
 
 use crate::event::DocumentError;
-use crate::json_visit::scalars_give;
+use crate::json::visit::scalars_give;
 
 /// One item of the input: an event's JSON text and the input line it starts on (1 for the items
 /// of a whole-file document), or why an item is unusable.

@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-use super::auth::Endpoints;
+use super::azure::auth::Endpoints;
 use super::poll::{filter_time, WindowApi};
 use crate::event::EventKind;
 
-/// Microsoft Learn's reference of the API: latency 3–20 minutes, 90 days kept.
+/// Latency 3–20 minutes, 90 days kept (Microsoft Learn, "Azure Monitor activity log",
+/// https://learn.microsoft.com/azure/azure-monitor/platform/activity-log; the API: "Activity Logs -
+/// List", https://learn.microsoft.com/rest/api/monitor/activity-logs/list).
 pub static API: WindowApi = WindowApi {
     kind: EventKind::AzureActivity,
     overlap: Duration::from_secs(60 * 60),

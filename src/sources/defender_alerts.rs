@@ -11,16 +11,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::auth::Endpoints;
-use super::http::{ApiClient, FetchError};
-use super::listing::Listing;
-use super::paging::LinkGuard;
+use super::azure::auth::Endpoints;
+use super::azure::http::{ApiClient, FetchError};
+use super::azure::listing::Listing;
+use super::azure::paging::LinkGuard;
 use super::poll::{connect, oversized, resume, run_rounds, Outcome, Rounds, StartAt};
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
 
-/// Microsoft Learn's reference of the API: the current GA version of the alerts API.
+/// The current GA version of the alerts API (Microsoft Learn, "Alerts - List",
+/// https://learn.microsoft.com/rest/api/defenderforcloud/alerts/list).
 pub const API_VERSION: &str = "2022-01-01";
 /// Alerts stay listable for about 90 days; older entries of the map are forgotten.
 const RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);

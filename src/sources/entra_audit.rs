@@ -7,7 +7,11 @@ use std::time::Duration;
 use super::poll::{graph_url, WindowApi};
 use crate::event::EventKind;
 
-/// Microsoft Learn's reference of the API: p99 latency 5 minutes, 30 days kept (7 on Free).
+/// p99 latency 5 minutes, 30 days kept (7 on Free) (Microsoft Learn, "Log latency in Microsoft
+/// Entra ID", https://learn.microsoft.com/entra/identity/monitoring-health/reference-log-latency,
+/// and "Microsoft Entra data retention",
+/// https://learn.microsoft.com/entra/identity/monitoring-health/reference-reports-data-retention;
+/// the API: "List directoryAudits", https://learn.microsoft.com/graph/api/directoryaudit-list).
 pub static API: WindowApi = WindowApi {
     kind: EventKind::EntraAudit,
     overlap: Duration::from_secs(30 * 60),

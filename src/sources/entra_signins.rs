@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::poll::{graph_url, WindowApi};
 use crate::event::EventKind;
 
-/// Microsoft Learn's reference of the API: MFA aggregation up to 2 hours, 30 days kept.
+/// MFA aggregation up to 2 hours, 30 days kept (Microsoft Learn, "List signIns",
+/// https://learn.microsoft.com/graph/api/signin-list, and "Microsoft Entra data retention",
+/// https://learn.microsoft.com/entra/identity/monitoring-health/reference-reports-data-retention).
 pub static API: WindowApi = WindowApi {
     kind: EventKind::EntraSignins,
     overlap: Duration::from_secs(2 * 3600),

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use super::auth::Endpoints;
+use super::azure::auth::Endpoints;
 use super::poll::{graph_url, WindowApi};
 use crate::event::EventKind;
 
-/// Microsoft Learn's reference of the API: latency of minutes, overlap 15–30 minutes.
+/// Latency of minutes, overlap 15–30 minutes (Microsoft Learn, "List alerts_v2",
+/// https://learn.microsoft.com/graph/api/security-list-alerts_v2).
 pub static API: WindowApi = WindowApi {
     kind: EventKind::GraphAlerts,
     overlap: Duration::from_secs(30 * 60),

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::http::{self, ApiClient, FetchError};
-use super::listing::Listing;
-use super::simulator::{Faults, Service, SimConfig, Simulator};
+use super::azure::http::{self, ApiClient, FetchError};
+use super::azure::listing::Listing;
 use super::{append_page, Source, SourceContext, SourceStats};
 use crate::config::Config;
 use crate::event::{Event, EventKind};
+use crate::simulator::{Faults, Service, SimConfig, Simulator};
 use crate::spool::{Spool, SpoolOptions};
 
 const MIB: usize = 1 << 20;
@@ -30,8 +30,8 @@ fn client(sim: &Simulator, max_answer_bytes: u64) -> ApiClient {
 /// The first page of the simulator's activity log for its first subscription, over the last
 /// minute.
 fn activity_url(sim: &Simulator) -> String {
-    let now = super::simulator::now_ms();
-    let e = super::auth::Endpoints {
+    let now = crate::simulator::now_ms();
+    let e = super::azure::auth::Endpoints {
         login: String::new(),
         management: sim.endpoint(Service::Management),
         graph: String::new(),
@@ -60,9 +60,9 @@ fn retry_after_is_capped_at_fifteen_minutes_in_seconds_and_dates() {
     assert_eq!(http::capped_retry_after(asked), Duration::from_secs(7));
     // Time arithmetic on what the network said saturates.
     let now = tokio::time::Instant::now();
-    assert!(http::later(now, Duration::MAX) > now);
+    assert!(super::azure::client::later(now, Duration::MAX) > now);
     assert_eq!(
-        http::later(now, Duration::from_secs(3)),
+        super::azure::client::later(now, Duration::from_secs(3)),
         now + Duration::from_secs(3)
     );
 }
@@ -79,7 +79,7 @@ async fn an_absurd_retry_after_neither_panics_nor_lets_requests_through() {
         ..Faults::default()
     };
     let sim = Simulator::start(cfg).await.unwrap();
-    let c = client(&sim, http::DEFAULT_MAX_ANSWER_BYTES);
+    let c = client(&sim, super::azure::client::DEFAULT_MAX_ANSWER_BYTES);
     c.stats.freshness.started(Some(Duration::from_secs(1)));
     let cancel = CancellationToken::new();
     let url = activity_url(&sim);
@@ -109,7 +109,7 @@ async fn an_absurd_retry_after_neither_panics_nor_lets_requests_through() {
     assert_eq!(c.stats.api_throttled.load(Ordering::Relaxed), 1);
     let reason = c.stats.freshness.overdue(
         "hostile",
-        super::simulator::now_ms() + 3_600_000,
+        crate::simulator::now_ms() + 3_600_000,
         Duration::ZERO,
     );
     assert!(
@@ -151,7 +151,7 @@ async fn an_answer_over_max_answer_bytes_is_refused_once_with_the_key_named() {
     assert_eq!(small.stats.api_errors.load(Ordering::Relaxed), 1);
     // Under the default cap the page is read; its continuation is a bomb of 64 MiB inflated,
     // refused at a 16 MiB cap.
-    let page = client(&sim, http::DEFAULT_MAX_ANSWER_BYTES)
+    let page = client(&sim, super::azure::client::DEFAULT_MAX_ANSWER_BYTES)
         .get_as::<Listing>(&url, &cancel)
         .await
         .unwrap();
@@ -237,7 +237,7 @@ async fn an_absurd_expires_in_is_capped_and_the_source_goes_on() {
     let all_visible = sim.last_visible_ms();
     let start = Instant::now();
     while !(stats.spooled.load(Ordering::Relaxed) >= expected
-        && super::simulator::now_ms() > all_visible + 3_000)
+        && crate::simulator::now_ms() > all_visible + 3_000)
     {
         assert!(!task.is_finished(), "the source ended: {:?}", task.await);
         assert!(

@@ -2,10 +2,7 @@
 //! together with its checkpoint to the spool as one durable batch. A source never formats events.
 //! The set is closed (`Source` enum); each kind lives in its own file.
 
-pub mod assertion;
-pub mod auth;
-#[cfg(test)]
-mod auth_tests;
+pub mod azure;
 pub mod azure_activity;
 pub mod backfill;
 pub mod checkpoint;
@@ -18,18 +15,12 @@ pub mod freshness;
 pub mod graph_alerts;
 #[cfg(test)]
 mod hostile_tests;
-pub mod http;
-pub mod imds;
-pub mod limits;
 #[cfg(test)]
 mod links_tests;
-pub mod listing;
 pub mod o365_management;
-pub mod paging;
 pub mod poll;
 #[cfg(test)]
 mod poll_tests;
-pub mod simulator;
 #[cfg(test)]
 mod throttle_tests;
 

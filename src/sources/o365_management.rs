@@ -11,11 +11,11 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::auth::Endpoints;
+use super::azure::auth::Endpoints;
+use super::azure::http::{ApiClient, FetchError};
+use super::azure::listing::{record_event_owned, RecordArray};
+use super::azure::paging::LinkGuard;
 use super::checkpoint::{Checkpoint, Delta, ScopeState};
-use super::http::{ApiClient, FetchError};
-use super::listing::{record_event_owned, RecordArray};
-use super::paging::LinkGuard;
 use super::poll::{
     append_commit, connect, filter_time, oversized, resume_windows, run_rounds, Outcome, Rounds,
     StartAt,

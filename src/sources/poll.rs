@@ -10,11 +10,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::auth::{Credentials, Endpoints, TokenCache};
+use super::azure::auth::{Credentials, Endpoints, TokenCache};
+use super::azure::http::{self, ApiClient, FetchError, Retry};
+use super::azure::limits::Limit;
+use super::azure::listing::{record_event_owned, Listing};
 use super::checkpoint::{Append, Checkpoint, Delta, ScopeState};
-use super::http::{self, ApiClient, FetchError, Retry};
-use super::limits::Limit;
-use super::listing::{record_event_owned, Listing};
 use super::{append_page, append_page_delta, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
@@ -202,9 +202,6 @@ pub(crate) fn oversized(
     over
 }
 
-/// Pages of one window at most before paging is considered looping.
-pub const MAX_PAGES: usize = 100_000;
-
 /// Appends a page's events with the checkpoint record [`Checkpoint::commit`] chose; says so
 /// when ids had to be forgotten to keep the checkpoint within its limit.
 pub(crate) async fn append_commit<I>(
@@ -274,7 +271,7 @@ pub fn connect(
         None => StartAt::Back(cfg.lookback.0),
     };
     let client = ApiClient {
-        http: http::client(),
+        http: super::azure::client::client(),
         tokens: TokenCache::shared(),
         origin: http::origin(base(&endpoints)),
         login: endpoints.login.clone(),
@@ -579,9 +576,9 @@ impl PollSource {
                 .string(self.api.next_link)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned);
-            let looping = next
-                .as_ref()
-                .is_some_and(|n| !used.insert(n.clone()) || used.len() > MAX_PAGES || *n == url);
+            let looping = next.as_ref().is_some_and(|n| {
+                !used.insert(n.clone()) || used.len() > super::azure::paging::MAX_PAGES || *n == url
+            });
             if looping {
                 tracing::error!(message = "The API's next link repeats; paging stopped and the window taken as read.", source = %self.name, scope, request_id = rid);
             }

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::simulator::{Faults, Service, SimConfig, Simulator};
 use super::{Source, SourceContext, SourceStats};
 use crate::config::Config;
 use crate::event::Event;
+use crate::simulator::{Faults, Service, SimConfig, Simulator};
 use crate::spool::{Spool, SpoolOptions};
 
 fn faulty_sim_config() -> SimConfig {
@@ -546,18 +546,19 @@ async fn a_wrong_secret_is_explained_without_showing_it() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sim, dir.path(), "graph_alerts");
-    let good = super::auth::Credentials::from_config(&cfg.azure, |p| cfg.resolve(p)).unwrap();
-    let creds = super::auth::Credentials {
-        method: super::auth::AuthMethod::Secret(crate::config::Secret::new(
+    let good =
+        super::azure::auth::Credentials::from_config(&cfg.azure, |p| cfg.resolve(p)).unwrap();
+    let creds = super::azure::auth::Credentials {
+        method: super::azure::auth::AuthMethod::Secret(crate::config::Secret::new(
             "wrong-secret-value-123",
         )),
         ..good.clone()
     };
-    let tokens = super::auth::TokenCache::default();
+    let tokens = super::azure::auth::TokenCache::default();
     let login = sim.endpoint(Service::Login);
     let scope = format!("{}/.default", sim.endpoint(Service::Graph));
     let err = tokens
-        .token(&super::http::client(), &login, &creds, &scope)
+        .token(&super::azure::client::client(), &login, &creds, &scope)
         .await
         .unwrap_err()
         .to_string();
@@ -570,7 +571,7 @@ async fn a_wrong_secret_is_explained_without_showing_it() {
     // A scope for another resource is refused by the token endpoint.
     let err = tokens
         .token(
-            &super::http::client(),
+            &super::azure::client::client(),
             &login,
             &good,
             "https://example.com/.default",
@@ -580,7 +581,7 @@ async fn a_wrong_secret_is_explained_without_showing_it() {
         .to_string();
     assert!(err.contains("AADSTS70011"), "{err}");
     assert!(tokens
-        .token(&super::http::client(), &login, &good, &scope)
+        .token(&super::azure::client::client(), &login, &good, &scope)
         .await
         .is_ok());
 }

@@ -105,7 +105,7 @@ impl HecClient {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         // The project's client builder (ring provider, system CAs); the destination's own TLS
         // settings replace its TLS configuration for an https URL.
-        let mut builder = crate::sources::http::builder()
+        let mut builder = crate::sources::azure::client::builder()
             .http1_only()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
@@ -182,7 +182,11 @@ impl HecClient {
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, HecError> {
         let resp = req.send().await.map_err(|e| HecError::Busy {
-            message: format!("{}: {}", self.base, crate::sources::http::error_chain(&e)),
+            message: format!(
+                "{}: {}",
+                self.base,
+                crate::sources::azure::client::error_chain(&e)
+            ),
             retry_after: None,
         })?;
         let status = resp.status();

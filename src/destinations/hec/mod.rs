@@ -57,8 +57,8 @@ impl HecSetup {
             .resolve(&config.state_dir)
             .join("hec")
             .join(format!("{}.channel", cfg.name));
-        let channel =
-            read_channel(&channel_file).unwrap_or_else(crate::sources::assertion::random_guid);
+        let channel = read_channel(&channel_file)
+            .unwrap_or_else(crate::sources::azure::assertion::random_guid);
         let client = HecClient::new(
             &url,
             &token,
@@ -341,7 +341,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("d.channel");
         assert_eq!(read_channel(&file), None);
-        let a = crate::sources::assertion::random_guid();
+        let a = crate::sources::azure::assertion::random_guid();
         assert!(is_guid(&a), "{a}");
         std::fs::write(&file, format!("{a}\n")).unwrap();
         assert_eq!(read_channel(&file), Some(a));

@@ -15,23 +15,8 @@ use rdkafka::ClientConfig;
 
 use super::{SourceContext, SourceError};
 use crate::config::{Config, KafkaSecurity, SourceConfig};
-use crate::event::EventKind;
 
 pub use stats::{PartitionCounters, PartitionTable};
-
-/// Every kind of event the streamed records are sorted into (each needs a mapping file).
-pub const EVENT_KINDS: &[EventKind] = &[
-    EventKind::EventHubsActivity,
-    EventKind::DefenderAlerts,
-    EventKind::EventHubsEntraAudit,
-    EventKind::EventHubsEntraSignins,
-    EventKind::EventHubsDiagnostic,
-    EventKind::EventHubsEntraProvisioning,
-    EventKind::EventHubsEntraRisk,
-    EventKind::EventHubsGraphActivity,
-    EventKind::EventHubsDefenderAlerts,
-    EventKind::EventHubsDefenderXdr,
-];
 
 /// The consumer group when the config names none.
 pub const DEFAULT_GROUP: &str = "siemcast";
@@ -136,7 +121,9 @@ impl EventHubsSource {
     }
 }
 
-/// The client settings Event Hubs recommends for consumers (API notes §8.2), with offsets
+/// The client settings Event Hubs recommends for consumers (Microsoft Learn, "Recommended
+/// configurations for Apache Kafka clients",
+/// https://learn.microsoft.com/azure/event-hubs/apache-kafka-configurations), with offsets
 /// committed by hand.
 fn client_settings(bootstrap: &str, group: &str, source: &str, session: Duration) -> ClientConfig {
     let session_ms = session.as_millis();

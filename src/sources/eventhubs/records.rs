@@ -543,7 +543,9 @@ mod tests {
     }
 
     /// Every category Microsoft documents for Entra ID diagnostic settings ("Logs available for
-    /// streaming from Microsoft Entra ID", Microsoft Learn), with the kind its shape needs.
+    /// streaming from Microsoft Entra ID", Microsoft Learn:
+    /// https://learn.microsoft.com/entra/identity/monitoring-health/concept-diagnostic-settings-logs-options),
+    /// with the kind its shape needs.
     /// Written out here from the docs, not taken from the code under test.
     #[test]
     fn every_documented_entra_category_routes_to_its_kind() {
@@ -583,7 +585,8 @@ mod tests {
 
     #[test]
     fn every_defender_xdr_table_routes_to_the_xdr_kind() {
-        // Tables of "Stream Microsoft Defender XDR events to Azure Event Hubs" (Microsoft Learn).
+        // Tables of "Configure Microsoft Defender XDR to stream Advanced Hunting events to your
+        // Azure Event Hub" (Microsoft Learn: https://learn.microsoft.com/defender-xdr/streaming-api-event-hub).
         for table in [
             "AlertInfo",
             "AlertEvidence",
@@ -754,7 +757,9 @@ mod tests {
 
     #[test]
     fn decoded_records_render_with_the_shipped_mappings() {
-        // The reference's synthetic activity message, as a diagnostic setting sends it.
+        // A synthetic activity message in the shape of Microsoft Learn's "Azure activity log event
+        // schema" (https://learn.microsoft.com/azure/azure-monitor/platform/activity-log-schema,
+        // schema from storage account and event hubs), as a diagnostic setting sends it.
         let msg = br#"{"records":[{"time":"2025-03-04T09:15:22.1234567Z","resourceId":"/SUBSCRIPTIONS/5F1C2A7E/RESOURCEGROUPS/RG-PROD-APP","operationName":"MICROSOFT.AUTHORIZATION/ROLEASSIGNMENTS/WRITE","category":"Administrative","resultType":"Success","resultSignature":"Succeeded.Created","callerIpAddress":"203.0.113.42","correlationId":"7d1e2f30-aa41-4b52-9c63-d7e8f9a0b1c2","identity":{"claims":{"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn":"j.rivera@contoso.example"}},"level":"Information","properties":{"eventCategory":"Administrative"}},
             {"time":"2025-03-04T11:02:03Z","category":"AuditLogs","properties":{"id":"Directory_1","activityDisplayName":"Add member to group","result":"success"}}]}"#;
         let d = decode("hub", AT, Some(msg));

@@ -15,6 +15,17 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Writes `dir/siemcast.toml` with `sources` and one destination "siem" that renders with the
+/// mapping files of `dir/mappings`, and runs `check` on it.
+fn check_with_mappings(dir: &std::path::Path, sources: &str) -> Output {
+    let config = dir.join("siemcast.toml");
+    let text = format!(
+        "{sources}\n[[destination]]\nname = \"siem\"\naddress = \"127.0.0.1:514\"\nmappings = \"mappings\"\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    siemcast(&["check", "-c", config.to_str().unwrap()])
+}
+
 #[test]
 fn help_lists_the_commands_and_each_has_an_example() {
     let out = siemcast(&["--help"]);
@@ -76,6 +87,37 @@ fn check_reports_every_mistake_with_its_location() {
         assert!(stderr.contains(e.as_str()), "missing {e:?} in:\n{stderr}");
     }
     assert!(stderr.contains("3 problems"), "{stderr}");
+}
+
+/// `check` reports a mapping file's mistakes with the same hint `render` gives, not only the
+/// message: a misspelt dictionary key comes with "did you mean 'suser'?".
+#[test]
+fn check_keeps_the_hints_of_mapping_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mappings = dir.path().join("mappings");
+    std::fs::create_dir(&mappings).unwrap();
+    let shipped =
+        std::fs::read_to_string(util::shipped_mappings("arcsight").join("azure_activity.toml"))
+            .unwrap();
+    let line = 1 + shipped
+        .lines()
+        .position(|l| l == "key = \"suser\"")
+        .expect("the shipped mapping maps suser");
+    let typo = shipped.replacen("key = \"suser\"", "key = \"susr\"", 1);
+    let mapping = mappings.join("azure_activity.toml");
+    std::fs::write(&mapping, typo).unwrap();
+    let sources = "[[source]]\nname = \"files\"\nkind = \"files\"\npath = \"input\"\nsource_kind = \"azure_activity\"\n";
+    let out = check_with_mappings(dir.path(), sources);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let expected = format!(
+        "{}:{line}:7: destination \"siem\": 'susr' is not a CEF dictionary key (did you mean 'suser'?",
+        mapping.display()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "missing {expected:?} in:\n{stderr}"
+    );
 }
 
 #[test]

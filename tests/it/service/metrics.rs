@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use siemcast::sources::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
+use siemcast::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
 use util::*;
 
 const EVENTS: usize = 3000;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use siemcast::sources::simulator::{BackgroundSimulator, Service, SimConfig};
+use siemcast::simulator::{BackgroundSimulator, Service, SimConfig};
 use util::*;
 
 /// `openssl req` into `NAME.crt` / `NAME.key`; returns (cert, key) paths.
@@ -99,7 +99,7 @@ fn check_shows_the_certificate_and_rates_and_explains_a_mismatched_key() {
         .output()
         .unwrap()
         .stdout;
-    let thumb = siemcast::sources::assertion::thumbprint_s256(&der);
+    let thumb = siemcast::sources::azure::assertion::thumbprint_s256(&der);
     assert!(
         stdout.contains(&format!("x5t#S256 {thumb}, PS256 assertions")),
         "{stdout}"

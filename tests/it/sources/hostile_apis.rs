@@ -8,7 +8,7 @@ use crate::util;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use siemcast::sources::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
+use siemcast::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
 use util::*;
 
 const MIB: u64 = 1 << 20;

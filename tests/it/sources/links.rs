@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use siemcast::sources::simulator::{BackgroundSimulator, HostileLinks, Service, SimConfig, SimTls};
+use siemcast::simulator::{BackgroundSimulator, HostileLinks, Service, SimConfig, SimTls};
 use util::*;
 
 const SOURCES: [&str; 4] = ["activity", "audit", "office", "defender"];

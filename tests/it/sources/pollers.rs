@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use siemcast::sources::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
+use siemcast::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
 use util::*;
 
 fn faulty(per_scope: usize) -> SimConfig {

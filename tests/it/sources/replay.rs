@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use siemcast::event::parse_time_ms;
-use siemcast::sources::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
+use siemcast::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
 use util::*;
 
 /// A self-signed RSA certificate with its key in one PEM file; returns the DER certificate.

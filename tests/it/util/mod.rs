@@ -387,7 +387,7 @@ mappings = "{mappings}"
 pub const O365_CONTENT_TYPES: [&str; 2] = ["Audit.SharePoint", "Audit.Exchange"];
 
 pub fn api_config(
-    sim: &siemcast::sources::simulator::Simulator,
+    sim: &siemcast::simulator::Simulator,
     source: &str,
     kind: &str,
     address: &str,

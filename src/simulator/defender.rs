@@ -1,15 +1,17 @@
 //! The simulator's Defender for Cloud alerts: `GET /subscriptions/{id}/providers/
 //! Microsoft.Security/alerts?api-version=2022-01-01` (no filter, `nextLink` paging) over alerts
-//! in the REST shape of Microsoft Learn's reference of the API whose status changes between polls.
+//! in the REST shape of Microsoft Learn's "Alerts - List"
+//! (https://learn.microsoft.com/rest/api/defenderforcloud/alerts/list) whose status changes
+//! between polls.
 
 use axum::response::Response;
 use serde_json::json;
 
-use super::api::{arm_subscription, position, Listing, Query};
 use super::data::{azure_time, guid, h, Item, Timeline, CALLERS};
+use super::wire::{
+    arm_subscription, position, Listing, Query, DEFENDER_API_VERSION, DEFENDER_PATH,
+};
 use super::{Service, Shared};
-
-pub(super) const API_VERSION: &str = "2022-01-01";
 
 const KINDS: &[(&str, &str, &str, &str, &str, &str)] = &[
     (
@@ -92,7 +94,7 @@ pub fn alerts(seed: u64, sub_index: usize, sub: &str, t: &Timeline) -> Vec<Item>
                 "name": name,
                 "type": "Microsoft.Security/Locations/alerts",
                 "properties": {
-                    "version": API_VERSION,
+                    "version": DEFENDER_API_VERSION,
                     "alertType": alert_type,
                     "systemAlertId": name,
                     "productComponentName": component,
@@ -142,14 +144,7 @@ pub(super) fn listing<'a>(
     q: &Query,
     rid: &str,
 ) -> Result<Listing<'a>, Box<Response>> {
-    let shape = [
-        "subscriptions",
-        "",
-        "providers",
-        "microsoft.security",
-        "alerts",
-    ];
-    let sub_index = arm_subscription(shared, path, &shape, API_VERSION, q, rid)?;
+    let sub_index = arm_subscription(shared, path, &DEFENDER_PATH, DEFENDER_API_VERSION, q, rid)?;
     let (asof, offset) = position(shared, q, Service::Management, rid)?;
     let mut current: std::collections::BTreeMap<usize, &Item> = Default::default();
     for item in shared.defender[sub_index]
@@ -167,7 +162,7 @@ pub(super) fn listing<'a>(
         };
         t(b).cmp(&t(a)).then(a.object.cmp(&b.object))
     });
-    let base = vec![("api-version".to_owned(), API_VERSION.to_owned())];
+    let base = vec![("api-version".to_owned(), DEFENDER_API_VERSION.to_owned())];
     Ok((
         items
             .into_iter()

@@ -1,5 +1,6 @@
 //! Generated Office 365 audit content for the simulator: records of each content type in the
-//! common schema plus their workload's fields (Microsoft Learn's reference of the API), with
+//! common schema plus their workload's fields (Microsoft Learn, "Office 365 Management Activity
+//! API schema", https://learn.microsoft.com/office/office-365-management-api/office-365-management-activity-api-schema), with
 //! zone-less `CreationTime`s, grouped into blobs that can be listed late and that repeat a
 //! record of the blob before (the API's duplicates by design).
 
@@ -8,7 +9,7 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 
 use super::data::{guid, h, Timeline, CALLERS};
-use crate::sources::o365_management::CONTENT_TYPES;
+use super::wire::CONTENT_TYPES;
 
 const FILE_OPERATIONS: [&str; 4] = [
     "FileDownloaded",

@@ -69,6 +69,15 @@ pub fn random_guid() -> String {
     )
 }
 
+/// Why a client certificate cannot be used: what to fix, and the `[azure]` key it is about
+/// (`certificate_file` or `certificate_key_file`), where `check` reports it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct CertificateError {
+    pub key: &'static str,
+    pub message: String,
+}
+
 impl ClientCertificate {
     /// Reads the certificate (the first `CERTIFICATE` block of `cert_file`) and the RSA private
     /// key (from `key_file`, or else from `cert_file`), and checks that they belong together.
@@ -77,54 +86,61 @@ impl ClientCertificate {
         cert_file: &Path,
         key_file: Option<&Path>,
         algorithm: AssertionAlgorithm,
-    ) -> Result<ClientCertificate, String> {
+    ) -> Result<ClientCertificate, CertificateError> {
+        const CERT: &str = "certificate_file";
+        const KEY: &str = "certificate_key_file";
+        let err = |key: &'static str| move |message: String| CertificateError { key, message };
         let cert_text = std::fs::read(cert_file)
-            .map_err(|e| format!("cannot read certificate_file {}: {e}", cert_file.display()))?;
+            .map_err(|e| format!("cannot read certificate_file {}: {e}", cert_file.display()))
+            .map_err(err(CERT))?;
         let cert = CertificateDer::pem_slice_iter(&cert_text)
             .next()
-            .ok_or_else(|| format!("certificate_file {} holds no PEM CERTIFICATE block; write the certificate (and its key) in PEM", cert_file.display()))?
-            .map_err(|e| format!("certificate_file {}: {e}", cert_file.display()))?;
+            .ok_or_else(|| format!("certificate_file {} holds no PEM CERTIFICATE block; write the certificate (and its key) in PEM", cert_file.display()))
+            .map_err(err(CERT))?
+            .map_err(|e| format!("certificate_file {}: {e}", cert_file.display()))
+            .map_err(err(CERT))?;
         let key_path = key_file.unwrap_or(cert_file);
         let key_text = if key_file.is_some() {
-            std::fs::read(key_path).map_err(|e| {
-                format!(
-                    "cannot read certificate_key_file {}: {e}",
-                    key_path.display()
-                )
-            })?
+            std::fs::read(key_path)
+                .map_err(|e| {
+                    format!(
+                        "cannot read certificate_key_file {}: {e}",
+                        key_path.display()
+                    )
+                })
+                .map_err(err(KEY))?
         } else {
             cert_text.clone()
         };
-        let which = if key_file.is_some() {
-            "certificate_key_file"
-        } else {
-            "certificate_file"
-        };
+        let which = if key_file.is_some() { KEY } else { CERT };
         let key = PrivateKeyDer::from_pem_slice(&key_text).map_err(|e| {
             format!(
                 "{which} {} holds no usable PEM private key ({e}); put the RSA key (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY) in it{}",
                 key_path.display(),
                 if key_file.is_none() { ", or name its file in certificate_key_file" } else { "" }
             )
-        })?;
+        })
+        // About the key, wherever it was looked for: it belongs in certificate_key_file.
+        .map_err(err(KEY))?;
         let label = match &key {
             PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
             PrivateKeyDer::Pkcs8(_) => "PRIVATE KEY",
             _ => {
-                return Err(format!(
+                return Err(err(which)(format!(
                     "{which} {}: the private key is not an RSA key; Entra certificate credentials need RSA (2048 bits or more)",
                     key_path.display()
-                ))
+                )))
             }
         };
         let pem = pem_block(label, key.secret_der());
-        let key =
-            jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(|e| {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes())
+            .map_err(|e| {
                 format!(
                     "{which} {}: the private key is not a usable RSA key ({e})",
                     key_path.display()
                 )
-            })?;
+            })
+            .map_err(err(which))?;
         let cert = ClientCertificate {
             key,
             algorithm,
@@ -141,7 +157,8 @@ impl ClientCertificate {
                 key_path.display(),
                 cert_file.display()
             )
-        })?;
+        })
+        .map_err(err(which))?;
         Ok(cert)
     }
 
@@ -293,19 +310,24 @@ pub(crate) mod tests {
         let (a, _) = mint(dir.path(), "a.pem");
         let (b, _) = mint(dir.path(), "b.pem");
         // b's key with a's certificate.
-        let e = ClientCertificate::load(&a, Some(&b), AssertionAlgorithm::Ps256).unwrap_err();
+        let e = ClientCertificate::load(&a, Some(&b), AssertionAlgorithm::Ps256)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not match certificate_file"), "{e}");
         assert!(e.contains("certificate_key_file"), "{e}");
         let only_cert = dir.path().join("only-cert.pem");
         let text = std::fs::read_to_string(&a).unwrap();
         let cert_part = &text[..text.find("-----BEGIN PRIVATE KEY").unwrap()];
         std::fs::write(&only_cert, cert_part).unwrap();
-        let e = ClientCertificate::load(&only_cert, None, AssertionAlgorithm::Ps256).unwrap_err();
+        let e = ClientCertificate::load(&only_cert, None, AssertionAlgorithm::Ps256)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no usable PEM private key"), "{e}");
         assert!(e.contains("certificate_key_file"), "{e}");
         assert!(ClientCertificate::load(&only_cert, Some(&a), AssertionAlgorithm::Rs256).is_ok());
         let e = ClientCertificate::load(&dir.path().join("nope"), None, AssertionAlgorithm::Ps256)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("cannot read certificate_file"), "{e}");
     }
 

@@ -1,10 +1,12 @@
 //! Loop detection for server-driven paging: a continuation link that was already followed in
 //! this listing (or a listing longer than any real one) ends paging instead of looping forever
-//! (Microsoft Learn's reference of the API).
+//! (Microsoft Learn, "Paging Microsoft Graph data in your app",
+//! https://learn.microsoft.com/graph/paging; ARM lists page the same way through `nextLink`).
 
 use std::collections::HashSet;
 
-use super::poll::MAX_PAGES;
+/// Pages of one window at most before paging is considered looping.
+pub const MAX_PAGES: usize = 100_000;
 
 /// The links one listing has followed.
 #[derive(Debug, Default)]

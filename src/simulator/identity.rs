@@ -1,6 +1,7 @@
-//! The simulator's identity checks beyond the client secret: certificate client assertions
-//! (JWT parsed, claims checked, signature verified with the registered certificate's public
-//! key, thumbprint matched) and the Azure instance metadata service's managed-identity tokens.
+//! The simulator's identity: the Entra ID v2.0 token endpoint (client-credentials grant with a
+//! client secret or a certificate client assertion: JWT parsed, claims checked, signature
+//! verified with the registered certificate's public key, thumbprint matched), the Azure
+//! instance metadata service's managed-identity tokens, and the bearer-token check of the APIs.
 
 use std::collections::HashMap;
 
@@ -10,9 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{aad_error, issue_token, now_ms, query_pairs, Service, Shared};
-use crate::sources::assertion::thumbprint_s256;
-use crate::sources::auth::JWT_BEARER;
+use super::wire::{
+    aad_error, query_pairs, GRANT_CLIENT_CREDENTIALS, IMDS_TOKEN_PATH, JWT_BEARER, TOKEN_PATH,
+};
+use super::{data, now_ms, Service, Shared, Token};
 
 /// Clock skew tolerated on `nbf` and `exp`, as Entra does.
 const SKEW_S: i64 = 300;
@@ -69,7 +71,9 @@ pub(super) fn check_assertion(
         der,
     ));
     let named = match (header["x5t#S256"].as_str(), header["x5t"].as_str()) {
-        (Some(t), _) => t == thumbprint_s256(der),
+        (Some(t), _) => {
+            t == URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, der))
+        }
         (None, Some(t)) => t == sha1,
         (None, None) => false,
     };
@@ -133,6 +137,146 @@ pub(super) fn check_assertion(
     Ok(())
 }
 
+/// `POST /{tenant}/oauth2/v2.0/token` with the client-credentials grant and a secret or a
+/// certificate client assertion.
+pub(super) fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> Response {
+    let cfg = &shared.cfg;
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    if segments.len() != 4 || segments[1..] != TOKEN_PATH {
+        return (StatusCode::NOT_FOUND, "").into_response();
+    }
+    if method != Method::POST {
+        return aad_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            900561,
+            "The endpoint only accepts POST requests.",
+        );
+    }
+    if segments[0] != cfg.tenant_id {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{}' not found.", segments[0]),
+        );
+    }
+    let form: HashMap<String, String> = query_pairs(&String::from_utf8_lossy(body))
+        .into_iter()
+        .collect();
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    if get("grant_type") != GRANT_CLIENT_CREDENTIALS {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
+    }
+    if get("client_id") != cfg.client_id {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{}' was not found in the directory '{}'.",
+                get("client_id"),
+                cfg.tenant_id
+            ),
+        );
+    }
+    if !get("client_assertion").is_empty() || !get("client_assertion_type").is_empty() {
+        let endpoint = format!("{}{}", shared.base[&Service::Login], uri.path());
+        if let Err(refused) = check_assertion(shared, &form, &endpoint) {
+            return *refused;
+        }
+    } else if shared.lock().secret_expired {
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000222,
+            &format!(
+                "The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.",
+                cfg.client_id
+            ),
+        );
+    } else if get("client_secret") != cfg.client_secret {
+        // Like Entra, never echo the secret that was sent.
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+        );
+    }
+    let scope = get("scope");
+    let audience = [Service::Management, Service::Graph, Service::Office]
+        .into_iter()
+        .find(|s| scope == format!("{}/.default", shared.base[s]));
+    let Some(audience) = audience else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+            &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
+        );
+    };
+    let (token, lifetime) = issue_token(shared, audience);
+    let lifetime = cfg.faults.token_expires_in.unwrap_or(lifetime);
+    axum::Json(json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": token,
+    }))
+    .into_response()
+}
+
+/// A new access token for `audience`, and its lifetime in seconds.
+fn issue_token(shared: &Shared, audience: Service) -> (String, u64) {
+    let cfg = &shared.cfg;
+    let mut st = shared.lock();
+    st.issued += 1;
+    let token = format!(
+        "sim.{:016x}{:016x}",
+        data::mix(cfg.seed ^ st.issued),
+        data::mix(now_ms() as u64 ^ st.issued)
+    );
+    let lifetime = cfg.token_lifetime.as_secs().max(1);
+    let generation = st.generation;
+    st.tokens.insert(
+        token.clone(),
+        Token {
+            audience,
+            expires_ms: now_ms() + lifetime as i64 * 1000,
+            generation,
+        },
+    );
+    (token, lifetime)
+}
+
+/// Why a bearer token is not accepted, if it is not.
+pub(super) fn check_token(
+    shared: &Shared,
+    service: Service,
+    headers: &HeaderMap,
+) -> Option<&'static str> {
+    let st = shared.lock();
+    let value = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(token) = value.strip_prefix("Bearer ") else {
+        return Some("missing");
+    };
+    match st.tokens.get(token) {
+        None => Some("invalid"),
+        Some(t) if t.audience != service => Some("audience"),
+        Some(t) if t.expires_ms <= now_ms() || t.generation != st.generation => Some("expired"),
+        Some(_) => None,
+    }
+}
+
 fn imds_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
@@ -144,7 +288,7 @@ fn imds_error(status: StatusCode, error: &str, description: &str) -> Response {
 /// `GET /metadata/identity/oauth2/token?api-version=…&resource=…[&client_id=…]` with
 /// `Metadata: true`, answering as IMDS does (times as strings).
 pub(super) fn imds(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
-    if uri.path() != "/metadata/identity/oauth2/token" {
+    if uri.path() != IMDS_TOKEN_PATH {
         return (StatusCode::NOT_FOUND, "").into_response();
     }
     if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {

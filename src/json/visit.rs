@@ -1,4 +1,4 @@
-//! What the tree-free JSON scans (`event::ident`, `sources::listing`) share: visitors that give
+//! What the tree-free JSON scans (`event::ident`, `sources::azure::listing`) share: visitors that give
 //! one answer for every scalar, since they care only whether a value is an object or an array.
 
 /// Implements a `serde::de::Visitor`'s `visit_bool`, `visit_i64`, `visit_u64`, `visit_f64` and

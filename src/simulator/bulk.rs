@@ -10,10 +10,10 @@ use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::api::{graph_error, graph_filter, json_answer, position, skip_token, Query};
+use super::wire::{
+    graph_error, graph_filter, json_answer, position, skip_token, Query, GRAPH_SIGN_INS,
+};
 use super::{data, Service, Shared};
-
-const SIGN_INS: &str = "/v1.0/auditLogs/signIns";
 
 /// A listing's `(ge, lt, asof)`: its filter's bounds and its snapshot time.
 type Key = (i64, i64, i64);
@@ -30,7 +30,9 @@ pub(super) fn serve(
     q: &Query,
     rid: &str,
 ) -> Option<Response> {
-    if !shared.cfg.bulk || service != Service::Graph || uri.path().trim_end_matches('/') != SIGN_INS
+    if !shared.cfg.bulk
+        || service != Service::Graph
+        || uri.path().trim_end_matches('/') != GRAPH_SIGN_INS
     {
         return None;
     }
@@ -74,7 +76,8 @@ pub(super) fn serve(
         "value": page,
     });
     if offset + top < order.len() {
-        let mut url = reqwest::Url::parse(&format!("{base}{SIGN_INS}")).expect("simulator URL");
+        let mut url =
+            reqwest::Url::parse(&format!("{base}{GRAPH_SIGN_INS}")).expect("simulator URL");
         {
             let mut qp = url.query_pairs_mut();
             if !filter.is_empty() {

@@ -1,5 +1,7 @@
 //! Deterministic, realistic data for the simulator: Azure Activity Log records and Graph
-//! `alerts_v2` alerts in the shapes of Microsoft Learn's reference of the API. The same seed
+//! `alerts_v2` alerts in the shapes of Microsoft Learn's pages "Azure activity log event schema"
+//! (https://learn.microsoft.com/azure/azure-monitor/platform/activity-log-schema) and "List
+//! alerts_v2" (https://learn.microsoft.com/graph/api/security-list-alerts_v2). The same seed
 //! always yields the same records, event times and availability times.
 
 use serde_json::{json, Value};
@@ -362,7 +364,8 @@ const AUDITS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// Entra directory audit records (§4.6 shape), one version each.
+/// Entra directory audit records in the shape of Microsoft Learn's "directoryAudit resource
+/// type" (https://learn.microsoft.com/graph/api/resources/directoryaudit), one version each.
 pub fn directory_audits(seed: u64, t: &Timeline) -> Vec<Item> {
     (0..t.count)
         .map(|i| {
@@ -417,7 +420,8 @@ const APPS: &[(&str, &str)] = &[
     ("1fec8e78-bce4-4aaf-ab1b-5451cc387264", "Microsoft Teams"),
 ];
 
-/// Entra interactive sign-ins (§4.6 shape), one version each.
+/// Entra interactive sign-ins in the shape of Microsoft Learn's "signIn resource type"
+/// (https://learn.microsoft.com/graph/api/resources/signin), one version each.
 pub fn sign_ins(seed: u64, t: &Timeline) -> Vec<Item> {
     (0..t.count).map(|i| sign_in(seed, t, i)).collect()
 }

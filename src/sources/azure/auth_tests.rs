@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::assertion::{tests::mint, ClientCertificate};
 use super::auth::{AuthMethod, Credentials, TokenCache};
-use super::http::{self, ApiClient, Retry};
-use super::simulator::{SimConfig, Simulator};
+use super::http::{ApiClient, Retry};
 use crate::config::{AssertionAlgorithm, Secret};
-use crate::sources::simulator::Service;
+use crate::simulator::Service;
+use crate::simulator::{SimConfig, Simulator};
 
 async fn sim_with_cert(der: Vec<u8>) -> Simulator {
     let mut cfg = SimConfig::around_now(Duration::from_secs(60), Duration::ZERO, 5);
@@ -44,8 +44,8 @@ async fn list_activity(sim: &Simulator, creds: Credentials) -> Result<(), String
     let url = format!(
         "{management}/subscriptions/{}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter=eventTimestamp ge '{}' and eventTimestamp le '{}'",
         sim.config().subscriptions[0],
-        super::poll::filter_time(crate::sources::simulator::now_ms() - 120_000),
-        super::poll::filter_time(crate::sources::simulator::now_ms()),
+        crate::sources::poll::filter_time(crate::simulator::now_ms() - 120_000),
+        crate::sources::poll::filter_time(crate::simulator::now_ms()),
     );
     let page = client
         .get(&url, &CancellationToken::new())
@@ -97,7 +97,12 @@ async fn post_assertion(sim: &Simulator, assertion: &str) -> (u16, serde_json::V
         ("client_assertion_type", super::auth::JWT_BEARER),
         ("client_assertion", assertion),
     ];
-    let r = http::client().post(&url).form(&form).send().await.unwrap();
+    let r = super::client::client()
+        .post(&url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
@@ -114,7 +119,7 @@ async fn wrong_key_expired_and_wrong_audience_are_refused() {
         sim.config().tenant_id
     );
     let client = sim.config().client_id.clone();
-    let now = crate::sources::simulator::now_ms() / 1000;
+    let now = crate::simulator::now_ms() / 1000;
     let code = |body: &serde_json::Value| body["error_codes"][0].as_u64().unwrap_or(0);
 
     // The control: a good assertion is accepted.
@@ -177,7 +182,7 @@ async fn wrong_key_expired_and_wrong_audience_are_refused() {
         .replace("127.0.0.1", "localhost");
     let err = TokenCache::default()
         .token(
-            &http::client(),
+            &super::client::client(),
             &aliased,
             &cert_creds(&sim, &path, AssertionAlgorithm::Ps256),
             &format!("{}/.default", sim.endpoint(Service::Graph)),
@@ -252,7 +257,7 @@ async fn managed_identity_tokens_come_from_imds() {
         sim.endpoint(Service::Imds),
         sim.endpoint(Service::Graph)
     );
-    let r = http::client().get(&url).send().await.unwrap();
+    let r = super::client::client().get(&url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "bad_request_102");
@@ -282,7 +287,7 @@ fn debug_output_of_credentials_and_tokens_redacts() {
         method: AuthMethod::Certificate(Arc::new(cert)),
         ..secret.clone()
     };
-    let token = super::auth::token_from_answer(
+    let token = super::token::token_from_answer(
         "https://login/t/oauth2/v2.0/token".into(),
         "scope",
         &serde_json::json!({"access_token": "eyJ0eXAiOiJKV1QiLCJub25jZSI6IkFRQUJBQUFBQUFB", "expires_in": "3599"}),

@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::assertion::ClientCertificate;
+use super::token::{token_from_answer, AuthError, Token};
 use crate::config::{AzureConfig, Cloud, Secret};
 
 /// The host names of one Microsoft cloud, or the overrides of `[azure]`.
@@ -191,42 +191,12 @@ impl Credentials {
     }
 }
 
-/// Why no token could be had.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AuthError {
-    #[error("token request to {url} for scope {scope} failed: {message}; {hint}")]
-    Rejected {
-        url: String,
-        scope: String,
-        message: String,
-        hint: &'static str,
-    },
-    #[error("token request to {url} failed: {message}; will retry")]
-    Transport { url: String, message: String },
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Token {
-    value: Secret,
-    refresh_at: Instant,
-}
-
 type Slot = Arc<tokio::sync::Mutex<Option<Token>>>;
 
 /// Tokens by (authority, client, scope). One refresh at a time per key (single flight).
 #[derive(Debug, Default)]
 pub struct TokenCache {
     slots: Mutex<HashMap<(String, String, String), Slot>>,
-}
-
-/// The longest token lifetime believed. Entra ID issues tokens for 60–90 minutes (IMDS for up to
-/// 24 h); a larger `expires_in` is taken as this, so an absurd one neither overflows the clock
-/// nor keeps a token long after the API stopped taking it (a 401 still replaces it at once).
-pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
-
-/// How long before expiry a token is replaced: 5 minutes, or half its life if that is shorter.
-fn refresh_margin(lifetime: Duration) -> Duration {
-    Duration::from_secs(300).min(lifetime / 2)
 }
 
 impl TokenCache {
@@ -362,12 +332,12 @@ async fn request_token(
         .await
         .map_err(|e| AuthError::Transport {
             url: url.clone(),
-            message: super::http::error_chain(&e),
+            message: super::client::error_chain(&e),
         })?;
     let status = response.status();
     if status.is_redirection() {
         // The client follows no redirect: a 307 would post the form, secret included, again.
-        let to = super::http::redirect_target(response.headers(), &url);
+        let to = super::client::redirect_target(response.headers(), &url);
         return Err(AuthError::Rejected {
             message: format!(
                 "HTTP {} redirect to {to} not followed: the client secret or assertion is posted only to the token endpoint of login_endpoint",
@@ -379,7 +349,7 @@ async fn request_token(
         });
     }
     let body: serde_json::Value =
-        match super::http::read_body(response, super::http::MAX_TOKEN_ANSWER_BYTES).await {
+        match super::client::read_body(response, super::client::MAX_TOKEN_ANSWER_BYTES).await {
             Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
             Err(e) => {
                 return Err(AuthError::Transport {
@@ -412,54 +382,6 @@ async fn request_token(
         });
     }
     token_from_answer(url, scope, &body, sent)
-}
-
-/// Whole seconds from a number or a numeric string (as IMDS writes them); one too large for a
-/// `u64` saturates (and is then capped), anything else is 0.
-fn seconds(v: &serde_json::Value) -> u64 {
-    let positive = |f: f64| (f.is_finite() && f > 0.0).then_some(f as u64);
-    match v {
-        serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().and_then(positive)),
-        serde_json::Value::String(s) => {
-            let s = s.trim();
-            s.parse().ok().or_else(|| s.parse().ok().and_then(positive))
-        }
-        _ => None,
-    }
-    .unwrap_or(0)
-}
-
-/// The token of a successful answer (`expires_in` as a number, or a string as IMDS writes it).
-pub(super) fn token_from_answer(
-    url: String,
-    scope: &str,
-    body: &serde_json::Value,
-    sent: Instant,
-) -> Result<Token, AuthError> {
-    let value = body["access_token"].as_str().unwrap_or("");
-    let expires_in = seconds(&body["expires_in"]);
-    if value.is_empty() || expires_in == 0 {
-        return Err(AuthError::Transport {
-            url,
-            message: "the answer has no access_token or expires_in".into(),
-        });
-    }
-    let lifetime = Duration::from_secs(expires_in).min(MAX_TOKEN_LIFETIME);
-    if lifetime.as_secs() < expires_in {
-        tracing::warn!(
-            message = "Token lifetime capped; the token is renewed sooner than its answer said.",
-            scope,
-            expires_in,
-            capped_secs = lifetime.as_secs()
-        );
-    } else {
-        tracing::debug!(message = "Token obtained.", scope, expires_in);
-    }
-    Ok(Token {
-        value: Secret::new(value),
-        // The margin is at most half the lifetime: no underflow; the cap: no overflow.
-        refresh_at: super::http::later(sent, lifetime - refresh_margin(lifetime)),
-    })
 }
 
 #[cfg(test)]
@@ -497,48 +419,6 @@ mod tests {
         assert!(hint(700027, false).contains("certificate_file"));
         assert!(hint(50012, false).contains("login_endpoint"));
         assert_eq!(hint(1, true), "will retry");
-    }
-
-    #[test]
-    fn an_absurd_expires_in_is_capped_not_an_overflow() {
-        let sent = Instant::now();
-        for expires_in in [
-            serde_json::json!(u64::MAX),
-            serde_json::json!(u64::MAX.to_string()),
-            serde_json::json!(1e300),
-            serde_json::json!("99999999999999999999999999"),
-        ] {
-            let body = serde_json::json!({"access_token": "t", "expires_in": expires_in});
-            let token = token_from_answer("u".into(), "s", &body, sent).unwrap();
-            assert_eq!(
-                token.refresh_at - sent,
-                MAX_TOKEN_LIFETIME - Duration::from_secs(300),
-                "{body}"
-            );
-        }
-        let body = serde_json::json!({"access_token": "t", "expires_in": "3599"});
-        let token = token_from_answer("u".into(), "s", &body, sent).unwrap();
-        assert_eq!(token.refresh_at - sent, Duration::from_secs(3299));
-        for bad in [
-            serde_json::json!(-5),
-            serde_json::json!("soon"),
-            serde_json::json!(0),
-        ] {
-            let body = serde_json::json!({"access_token": "t", "expires_in": bad});
-            assert!(token_from_answer("u".into(), "s", &body, sent).is_err());
-        }
-    }
-
-    #[test]
-    fn refresh_margin_is_five_minutes_or_half_the_life() {
-        assert_eq!(
-            refresh_margin(Duration::from_secs(3599)),
-            Duration::from_secs(300)
-        );
-        assert_eq!(
-            refresh_margin(Duration::from_secs(10)),
-            Duration::from_secs(5)
-        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::{query_pairs, Service, Shared};
+use super::wire::query_pairs;
+use super::{Service, Shared};
 
 /// Where continuation links and Office 365 content URIs point while a hostile mode is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! The simulator's Office 365 Management Activity API (Microsoft Learn's reference of the API): start and
+//! The simulator's Office 365 Management Activity API (Microsoft Learn, "Office 365 Management
+//! Activity API reference", https://learn.microsoft.com/office/office-365-management-api/office-365-management-activity-api-reference): start and
 //! list subscriptions, list content blobs by `contentCreated` in windows of at most 24 h within
 //! 7 days with `NextPageUri` paging, and fetch blobs (JSON arrays of audit records). Checks
 //! `PublisherIdentifier` on every call (without it a caller lands in the shared pool and is
@@ -9,13 +10,16 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::api::{arm_error, json_answer, parse_skip_token, skip_token, Query};
 use super::office_data::content_time;
-use super::{now_ms, query_pairs, Shared};
+use super::wire::{
+    arm_error, json_answer, parse_skip_token, query_pairs, skip_token, Query, PUBLISHER_IDENTIFIER,
+    RETRY_AFTER,
+};
+use super::{now_ms, Shared};
 use crate::event::parse_time_ms;
 
 pub use super::office_data::{blobs, distinct_records, Blob};
-pub use crate::sources::o365_management::CONTENT_TYPES;
+pub use super::wire::CONTENT_TYPES;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -37,8 +41,7 @@ pub(super) fn af429(
         rid,
     );
     if let Some(secs) = retry_after {
-        r.headers_mut()
-            .insert("retry-after", HeaderValue::from(secs));
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     r
 }
@@ -57,7 +60,7 @@ pub(super) fn serve(shared: &Shared, method: &Method, uri: &Uri, rid: &str) -> R
         return office_error(StatusCode::NOT_FOUND, "AF20000", "Not found.", rid);
     };
     let (tenant, op) = rest.split_once("/activity/feed/").unwrap_or((rest, ""));
-    let publisher = query.get("PublisherIdentifier").unwrap_or("");
+    let publisher = query.get(PUBLISHER_IDENTIFIER).unwrap_or("");
     let op_name = match op {
         "subscriptions/start" => "StartSubscription",
         "subscriptions/list" => "ListSubscriptions",
@@ -303,7 +306,7 @@ mod service_tests {
     impl Client {
         async fn new(sim: &Simulator) -> Client {
             let cfg = sim.config();
-            let http = crate::sources::http::client();
+            let http = crate::sources::azure::client::client();
             let office = sim.endpoint(Service::Office);
             let scope = format!("{office}/.default");
             let form = [

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::auth::{token_from_answer, AuthError, Token};
+use super::token::{token_from_answer, AuthError, Token};
 
 /// The IMDS API version requested.
 pub const IMDS_API_VERSION: &str = "2018-02-01";
@@ -22,7 +22,7 @@ fn client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            super::http::builder()
+            super::client::builder()
                 .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(30))
@@ -61,12 +61,12 @@ pub(super) async fn request_token(
             url: base.clone(),
             message: format!(
                 "{}; managed_identity works only on an Azure VM or scale set with an identity",
-                super::http::error_chain(&e)
+                super::client::error_chain(&e)
             ),
         })?;
     let status = response.status();
     if status.is_redirection() {
-        let to = super::http::redirect_target(response.headers(), url.as_str());
+        let to = super::client::redirect_target(response.headers(), url.as_str());
         return Err(AuthError::Rejected {
             url: base,
             scope: scope.to_owned(),
@@ -78,7 +78,7 @@ pub(super) async fn request_token(
         });
     }
     let body: serde_json::Value =
-        match super::http::read_body(response, super::http::MAX_TOKEN_ANSWER_BYTES).await {
+        match super::client::read_body(response, super::client::MAX_TOKEN_ANSWER_BYTES).await {
             Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
             Err(e) => {
                 return Err(AuthError::Transport {

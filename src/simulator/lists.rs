@@ -1,174 +1,35 @@
-//! The simulator's API surface: ARM's activity-log list and Graph's `alerts_v2`, with their
-//! filters, paging by opaque skip tokens (consistent across the pages of one listing), error
-//! bodies and headers as the real services write them, and the injected faults.
+//! The simulator's ARM activity log and Graph lists (`alerts_v2`, directory audits, sign-ins)
+//! with their filters, and the page every ARM and Graph listing serves: paging by opaque skip
+//! tokens (consistent across the pages of one listing), request-id headers as the real
+//! services write them, and the page faults (duplicates across pages, malformed pages, broken
+//! and bloated records, gzip bombs).
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::data::{self, Item};
-use super::{check_token, now_ms, query_pairs, Service, Shared};
+use super::data::Item;
+use super::wire::{
+    arm_error, arm_subscription, graph_error, graph_filter, json_answer, position, skip_token,
+    Listing, Query, ACTIVITY_API_VERSION, ACTIVITY_PATH, ARM_CORRELATION_ID, ARM_REQUEST_ID,
+    GRAPH_ALERTS, GRAPH_AUDITS, GRAPH_CLIENT_REQUEST_ID, GRAPH_REQUEST_ID, GRAPH_SIGN_INS,
+};
+use super::{now_ms, Service, Shared};
 use crate::event::parse_time_ms;
 
-const ACTIVITY_API_VERSION: &str = "2015-04-01";
 const RETENTION_MS: i64 = 90 * 24 * 3600 * 1000;
 
-pub(super) fn request_id(at_ms: i64, n: u64) -> String {
-    data::guid(at_ms as u64, &[n])
-}
-
-pub(super) fn arm_error(status: StatusCode, code: &str, message: &str, rid: &str) -> Response {
-    let mut r = (
-        status,
-        axum::Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(rid) {
-        r.headers_mut().insert("x-ms-request-id", v.clone());
-        r.headers_mut().insert("x-ms-correlation-request-id", v);
-    }
-    r
-}
-
-pub(super) fn graph_error(status: StatusCode, code: &str, message: &str, rid: &str) -> Response {
-    let body = json!({"error": {"code": code, "message": message, "innerError": {
-        "date": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S").to_string(),
-        "request-id": rid, "client-request-id": rid}}});
-    let mut r = (status, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(rid) {
-        r.headers_mut().insert("request-id", v.clone());
-        r.headers_mut().insert("client-request-id", v);
-    }
-    r
-}
-
-fn error(service: Service, status: StatusCode, code: &str, message: &str, rid: &str) -> Response {
-    match service {
-        Service::Graph => graph_error(status, code, message, rid),
-        _ => arm_error(status, code, message, rid),
-    }
-}
-
-/// Answers one API request, faults first.
-pub(super) async fn serve(
+/// The page of a listing that `query` asks for (`$top`, the listing's offset), with its next link.
+pub(super) fn page(
     shared: &Shared,
     service: Service,
-    method: &Method,
     uri: &Uri,
-    headers: &HeaderMap,
-    at_ms: i64,
+    query: &Query,
+    listing: Result<Listing<'_>, Box<Response>>,
+    rid: &str,
 ) -> Response {
     let faults = &shared.cfg.faults;
-    let n = {
-        let mut st = shared.lock();
-        let n = st.counters.entry(service).or_insert(0);
-        *n += 1;
-        let n = *n;
-        if faults
-            .revoke_tokens_every
-            .is_some_and(|k| k > 0 && n % k == 0)
-        {
-            st.generation += 1;
-        }
-        n
-    };
-    let rid = request_id(at_ms, n);
-    if let Some(why) = check_token(shared, service, headers) {
-        let (code, message) = match (service, why) {
-            (Service::Graph, _) => (
-                "InvalidAuthenticationToken",
-                "Access token has expired or is not yet valid.",
-            ),
-            (_, "missing") => (
-                "AuthenticationFailed",
-                "Authentication failed. The 'Authorization' header is missing.",
-            ),
-            (_, "expired") => (
-                "ExpiredAuthenticationToken",
-                "The access token expiry UTC time is earlier than current UTC time.",
-            ),
-            _ => (
-                "InvalidAuthenticationToken",
-                "The access token is invalid or was issued for another audience.",
-            ),
-        };
-        let mut r = error(service, StatusCode::UNAUTHORIZED, code, message, &rid);
-        r.headers_mut().insert(
-            "www-authenticate",
-            HeaderValue::from_static("Bearer error=\"invalid_token\""),
-        );
-        return r;
-    }
-    if let Some(r) = super::hostile::api_redirect(shared, uri) {
-        return r;
-    }
-    if faults.throttle_every.is_some_and(|k| k > 0 && n % k == 0) {
-        if service == Service::Office {
-            // Office 365 throttles with 403 AF429; every other time without a Retry-After.
-            let wait = ((n / faults.throttle_every.unwrap_or(1)) % 2 == 1)
-                .then_some(faults.retry_after_secs);
-            return super::office::af429("ListContent", &shared.cfg.tenant_id, &rid, wait);
-        }
-        let mut r = error(
-            service,
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequests",
-            "The request is being throttled. Please retry after the time in the Retry-After header.",
-            &rid,
-        );
-        r.headers_mut()
-            .insert("retry-after", HeaderValue::from(faults.retry_after_secs));
-        return r;
-    }
-    if faults
-        .unavailable_every
-        .is_some_and(|k| k > 0 && n % k == 0)
-    {
-        let mut r = error(
-            service,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "The service is temporarily unavailable. Please retry.",
-            &rid,
-        );
-        if (n / faults.unavailable_every.unwrap_or(1)) % 2 == 1 {
-            r.headers_mut()
-                .insert("retry-after", HeaderValue::from(faults.retry_after_secs));
-        }
-        return r;
-    }
-    if let Some(d) = faults.slow_page {
-        tokio::time::sleep(d).await;
-    }
-    if service == Service::Office {
-        return super::office::serve(shared, method, uri, &rid);
-    }
-    if method != Method::GET {
-        return error(
-            service,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            "Only GET is supported.",
-            &rid,
-        );
-    }
-    let query = Query(query_pairs(uri.query().unwrap_or("")));
     let q = |k: &str| query.get(k);
-    if let Some(r) = super::bulk::serve(shared, service, uri, &query, &rid) {
-        return r;
-    }
-    let listing = match service {
-        Service::Management
-            if uri
-                .path()
-                .to_ascii_lowercase()
-                .contains("/providers/microsoft.security/") =>
-        {
-            super::defender::listing(shared, uri.path(), &query, &rid)
-        }
-        Service::Management => activity_listing(shared, uri.path(), &query, &rid),
-        _ => graph_listing(shared, uri.path(), &query, headers, &rid),
-    };
     let (items, base_query, asof, offset) = match listing {
         Ok(l) => l,
         Err(r) => return *r,
@@ -256,14 +117,14 @@ pub(super) async fn serve(
     } else {
         json_answer(text)
     };
-    if let Ok(v) = HeaderValue::from_str(&rid) {
+    if let Ok(v) = HeaderValue::from_str(rid) {
         let h = r.headers_mut();
         if service == Service::Graph {
-            h.insert("request-id", v.clone());
-            h.insert("client-request-id", v);
+            h.insert(GRAPH_REQUEST_ID, v.clone());
+            h.insert(GRAPH_CLIENT_REQUEST_ID, v);
         } else {
-            h.insert("x-ms-request-id", v.clone());
-            h.insert("x-ms-correlation-request-id", v);
+            h.insert(ARM_REQUEST_ID, v.clone());
+            h.insert(ARM_CORRELATION_ID, v);
             h.insert(
                 "x-ms-ratelimit-remaining-subscription-reads",
                 HeaderValue::from(11_999u32),
@@ -339,144 +200,15 @@ fn mark_broken(page: &mut [Value], faults: &super::Faults) {
     }
 }
 
-pub(super) fn skip_token(seed: u64, asof: i64, offset: usize) -> String {
-    let check = data::mix(seed ^ asof as u64 ^ ((offset as u64) << 20)) & 0xffff;
-    format!("{asof:x}!{offset:x}!{check:x}")
-}
-
-pub(super) fn parse_skip_token(seed: u64, token: &str) -> Option<(i64, usize)> {
-    let mut parts = token.split('!');
-    let asof = i64::from_str_radix(parts.next()?, 16).ok()?;
-    let offset = usize::from_str_radix(parts.next()?, 16).ok()?;
-    let check = u64::from_str_radix(parts.next()?, 16).ok()?;
-    (check == data::mix(seed ^ asof as u64 ^ ((offset as u64) << 20)) & 0xffff)
-        .then_some((asof, offset))
-}
-
-/// Decoded query parameters.
-pub(super) struct Query(pub(super) Vec<(String, String)>);
-
-impl Query {
-    pub(super) fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One listing as of its snapshot: the items (borrowed from the timelines unless the answer
-/// alters them; only the page served is cloned), the query a next link carries, the snapshot
-/// time and the offset of the page asked for.
-pub(super) type Listing<'a> = (
-    Vec<std::borrow::Cow<'a, Value>>,
-    Vec<(String, String)>,
-    i64,
-    usize,
-);
-
-/// The snapshot time and offset of a listing: from the skip token, or now for a first page.
-pub(super) fn position(
-    shared: &Shared,
-    q: &Query,
-    service: Service,
-    rid: &str,
-) -> Result<(i64, usize), Box<Response>> {
-    match q.get("$skiptoken") {
-        None => Ok((now_ms(), 0)),
-        Some(t) => parse_skip_token(shared.cfg.seed, t).ok_or_else(|| {
-            Box::new(error(
-                service,
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "The $skiptoken is invalid or has expired.",
-                rid,
-            ))
-        }),
-    }
-}
-
-/// Checks an ARM list request `/subscriptions/{id}/…` against `shape` (segments, an empty one
-/// matching anything, case-insensitive) and its api-version; returns the subscription's index.
-pub(super) fn arm_subscription(
-    shared: &Shared,
-    path: &str,
-    shape: &[&str],
-    api_version: &str,
-    q: &Query,
-    rid: &str,
-) -> Result<usize, Box<Response>> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let matches = segs.len() == shape.len()
-        && segs
-            .iter()
-            .zip(shape)
-            .all(|(a, b)| b.is_empty() || a.eq_ignore_ascii_case(b));
-    if !matches {
-        return Err(Box::new(arm_error(
-            StatusCode::NOT_FOUND,
-            "InvalidResourceType",
-            &format!("The resource type could not be found for path '{path}'."),
-            rid,
-        )));
-    }
-    if q.get("api-version") != Some(api_version) {
-        return Err(Box::new(arm_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidApiVersionParameter",
-            &format!(
-                "The api-version '{}' is invalid. The supported versions are '{api_version}'.",
-                q.get("api-version").unwrap_or("")
-            ),
-            rid,
-        )));
-    }
-    shared
-        .cfg
-        .subscriptions
-        .iter()
-        .position(|x| x == segs[1])
-        .ok_or_else(|| {
-            Box::new(arm_error(
-                StatusCode::NOT_FOUND,
-                "SubscriptionNotFound",
-                &format!("The subscription '{}' could not be found.", segs[1]),
-                rid,
-            ))
-        })
-}
-
-/// A 200 answer with a JSON body (possibly cut short by a fault).
-pub(super) fn json_answer(text: Vec<u8>) -> Response {
-    (
-        StatusCode::OK,
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/json; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
-}
-
 /// `GET /subscriptions/{id}/providers/microsoft.insights/eventtypes/management/values`.
-fn activity_listing<'a>(
+pub(super) fn activity<'a>(
     shared: &'a Shared,
     path: &str,
     q: &Query,
     rid: &str,
 ) -> Result<Listing<'a>, Box<Response>> {
     let s = Service::Management;
-    let shape = [
-        "subscriptions",
-        "",
-        "providers",
-        "microsoft.insights",
-        "eventtypes",
-        "management",
-        "values",
-    ];
-    let sub_index = arm_subscription(shared, path, &shape, ACTIVITY_API_VERSION, q, rid)?;
+    let sub_index = arm_subscription(shared, path, &ACTIVITY_PATH, ACTIVITY_API_VERSION, q, rid)?;
     let filter = q.get("$filter").unwrap_or("");
     let Some((ge, le)) = activity_filter(filter) else {
         return Err(Box::new(arm_error(
@@ -524,32 +256,9 @@ fn activity_filter(filter: &str) -> Option<(i64, i64)> {
     Some((parse_time_ms(t1)?, parse_time_ms(t2)?))
 }
 
-/// `{field} ge <t1>` optionally followed by `and {field} lt|le <t2>` (Graph: no quotes);
-/// returns the bounds as a half-open range.
-pub(super) fn graph_filter(field: &str, filter: &str) -> Option<(i64, i64)> {
-    let rest = filter.trim().strip_prefix(&format!("{field} ge "))?;
-    let (t1, rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    let end = if rest.is_empty() {
-        i64::MAX
-    } else {
-        let rest = rest.strip_prefix(&format!("and {field} "))?;
-        let (op, t2) = rest.split_once(' ')?;
-        let t2 = parse_time_ms(t2.trim())?;
-        match op {
-            "lt" => t2,
-            "le" => t2 + 1,
-            _ => return None,
-        }
-    };
-    if t1.starts_with('\'') {
-        return None;
-    }
-    Some((parse_time_ms(t1)?, end))
-}
-
 /// Graph lists: `security/alerts_v2` (the current state of each alert),
 /// `auditLogs/directoryAudits` and `auditLogs/signIns`.
-fn graph_listing<'a>(
+pub(super) fn graph<'a>(
     shared: &'a Shared,
     path: &str,
     q: &Query,
@@ -558,9 +267,9 @@ fn graph_listing<'a>(
 ) -> Result<Listing<'a>, Box<Response>> {
     let s = Service::Graph;
     let (field, records): (&str, &[Item]) = match path.trim_end_matches('/') {
-        "/v1.0/security/alerts_v2" => ("lastUpdateDateTime", &shared.alerts),
-        "/v1.0/auditLogs/directoryAudits" => ("activityDateTime", &shared.audits),
-        "/v1.0/auditLogs/signIns" => ("createdDateTime", &shared.signins),
+        GRAPH_ALERTS => ("lastUpdateDateTime", &shared.alerts),
+        GRAPH_AUDITS => ("activityDateTime", &shared.audits),
+        GRAPH_SIGN_INS => ("createdDateTime", &shared.signins),
         _ => {
             return Err(Box::new(graph_error(
                 StatusCode::BAD_REQUEST,
@@ -673,13 +382,5 @@ mod tests {
         assert_eq!(text.len() as u64, inflated);
         let v: Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(v, serde_json::from_slice::<Value>(page).unwrap());
-    }
-
-    #[test]
-    fn skip_tokens_are_checked() {
-        let t = skip_token(5, 1_000, 200);
-        assert_eq!(parse_skip_token(5, &t), Some((1_000, 200)));
-        assert_eq!(parse_skip_token(6, &t), None);
-        assert_eq!(parse_skip_token(5, "3e8!c9!0"), None);
     }
 }

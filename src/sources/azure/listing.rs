@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::event::{Event, EventKind};
-use crate::json_visit::scalars_give;
+use crate::json::visit::scalars_give;
 
 /// A list answer: `{"value": [records...], "nextLink": "...", ...}`.
 #[derive(Debug, Default)]

@@ -6,27 +6,24 @@
 //! bombs, absurd `Retry-After` and `expires_in`, links out of the API, redirected token
 //! requests); a request log, and a log of requests that reached where they should not have.
 
-mod api;
 mod bulk;
 pub mod data;
 mod defender;
 mod hostile;
 mod identity;
+mod lists;
 pub mod office;
 mod office_data;
+mod route;
+mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::Serialize;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 pub use data::Timeline;
@@ -325,7 +322,7 @@ impl Simulator {
             .enumerate()
             .map(|(i, s)| defender::alerts(cfg.seed, i, s, &cfg.defender))
             .collect();
-        let office = (0..office::CONTENT_TYPES.len())
+        let office = (0..wire::CONTENT_TYPES.len())
             .map(|ct| {
                 office::blobs(
                     cfg.seed,
@@ -359,7 +356,7 @@ impl Simulator {
         });
         for (service, listener) in listeners {
             let app = Router::new()
-                .fallback(handle)
+                .fallback(route::handle)
                 .with_state((shared.clone(), service));
             let stop = cancel.clone();
             match &acceptor {
@@ -488,7 +485,7 @@ impl Simulator {
 
     /// Every distinct Office 365 audit record (by `Id`) of the given content types.
     pub fn office_records(&self, content_types: &[&str]) -> Vec<serde_json::Value> {
-        let chosen: Vec<Vec<office::Blob>> = office::CONTENT_TYPES
+        let chosen: Vec<Vec<office::Blob>> = wire::CONTENT_TYPES
             .iter()
             .zip(&self.shared.office)
             .filter(|(c, _)| content_types.contains(c))
@@ -632,213 +629,5 @@ impl Drop for BackgroundSimulator {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
-    }
-}
-
-type Ctx = (Arc<Shared>, Service);
-
-async fn handle(
-    State((shared, service)): State<Ctx>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let at_ms = now_ms();
-    let path_and_query = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let early = {
-        let st = shared.lock();
-        st.blocked_until_ms
-            .get(&service)
-            .is_some_and(|until| at_ms < *until)
-    };
-    let redirect = match service {
-        Service::Login | Service::Imds => hostile::token_redirect(&shared, &uri),
-        _ => None,
-    };
-    let response = match (service, redirect) {
-        (_, Some(r)) => r,
-        (Service::Login, None) => token_endpoint(&shared, &method, &uri, &body),
-        (Service::Imds, None) => identity::imds(&shared, &method, &uri, &headers),
-        _ => api::serve(&shared, service, &method, &uri, &headers, at_ms).await,
-    };
-    let retry_after_secs = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let mut st = shared.lock();
-    if let Some(secs) = retry_after_secs {
-        let wait_ms = i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);
-        st.blocked_until_ms
-            .insert(service, now_ms().saturating_add(wait_ms));
-    }
-    st.log.push(RequestRecord {
-        service,
-        at_ms,
-        method: method.to_string(),
-        path_and_query,
-        status: response.status().as_u16(),
-        retry_after_secs,
-        early,
-    });
-    response
-}
-
-fn query_pairs(text: &str) -> Vec<(String, String)> {
-    reqwest::Url::parse(&format!("http://x/?{text}"))
-        .map(|u| u.query_pairs().into_owned().collect())
-        .unwrap_or_default()
-}
-
-fn aad_error(status: StatusCode, error: &str, code: u32, description: &str) -> Response {
-    let trace = data::guid(now_ms() as u64, &[1]);
-    let body = json!({
-        "error": error,
-        "error_description": format!("AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {trace} Timestamp: {}", data::azure_time(now_ms())),
-        "error_codes": [code],
-        "timestamp": data::azure_time(now_ms()),
-        "trace_id": trace,
-        "correlation_id": trace,
-    });
-    (status, axum::Json(body)).into_response()
-}
-
-/// `POST /{tenant}/oauth2/v2.0/token` with the client-credentials grant and a secret or a
-/// certificate client assertion.
-fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: &[u8]) -> Response {
-    let cfg = &shared.cfg;
-    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
-    if segments.len() != 4 || segments[1..] != ["oauth2", "v2.0", "token"] {
-        return (StatusCode::NOT_FOUND, "").into_response();
-    }
-    if method != Method::POST {
-        return aad_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request",
-            900561,
-            "The endpoint only accepts POST requests.",
-        );
-    }
-    if segments[0] != cfg.tenant_id {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            90002,
-            &format!("Tenant '{}' not found.", segments[0]),
-        );
-    }
-    let form: HashMap<String, String> = query_pairs(&String::from_utf8_lossy(body))
-        .into_iter()
-        .collect();
-    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    if get("grant_type") != "client_credentials" {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            70003,
-            "The app requested an unsupported grant type.",
-        );
-    }
-    if get("client_id") != cfg.client_id {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!(
-                "Application with identifier '{}' was not found in the directory '{}'.",
-                get("client_id"),
-                cfg.tenant_id
-            ),
-        );
-    }
-    if !get("client_assertion").is_empty() || !get("client_assertion_type").is_empty() {
-        let endpoint = format!("{}{}", shared.base[&Service::Login], uri.path());
-        if let Err(refused) = identity::check_assertion(shared, &form, &endpoint) {
-            return *refused;
-        }
-    } else if shared.lock().secret_expired {
-        return aad_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000222,
-            &format!(
-                "The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.",
-                cfg.client_id
-            ),
-        );
-    } else if get("client_secret") != cfg.client_secret {
-        // Like Entra, never echo the secret that was sent.
-        return aad_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            7000215,
-            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
-        );
-    }
-    let scope = get("scope");
-    let audience = [Service::Management, Service::Graph, Service::Office]
-        .into_iter()
-        .find(|s| scope == format!("{}/.default", shared.base[s]));
-    let Some(audience) = audience else {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-            70011,
-            &format!("The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
-        );
-    };
-    let (token, lifetime) = issue_token(shared, audience);
-    let lifetime = cfg.faults.token_expires_in.unwrap_or(lifetime);
-    axum::Json(json!({
-        "token_type": "Bearer",
-        "expires_in": lifetime,
-        "ext_expires_in": lifetime,
-        "access_token": token,
-    }))
-    .into_response()
-}
-
-/// A new access token for `audience`, and its lifetime in seconds.
-fn issue_token(shared: &Shared, audience: Service) -> (String, u64) {
-    let cfg = &shared.cfg;
-    let mut st = shared.lock();
-    st.issued += 1;
-    let token = format!(
-        "sim.{:016x}{:016x}",
-        data::mix(cfg.seed ^ st.issued),
-        data::mix(now_ms() as u64 ^ st.issued)
-    );
-    let lifetime = cfg.token_lifetime.as_secs().max(1);
-    let generation = st.generation;
-    st.tokens.insert(
-        token.clone(),
-        Token {
-            audience,
-            expires_ms: now_ms() + lifetime as i64 * 1000,
-            generation,
-        },
-    );
-    (token, lifetime)
-}
-
-/// Why a bearer token is not accepted, if it is not.
-fn check_token(shared: &Shared, service: Service, headers: &HeaderMap) -> Option<&'static str> {
-    let st = shared.lock();
-    let value = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(token) = value.strip_prefix("Bearer ") else {
-        return Some("missing");
-    };
-    match st.tokens.get(token) {
-        None => Some("invalid"),
-        Some(t) if t.audience != service => Some("audience"),
-        Some(t) if t.expires_ms <= now_ms() || t.generation != st.generation => Some("expired"),
-        Some(_) => None,
     }
 }

@@ -1,0 +1,6 @@
+//! Byte-level JSON scanning shared by event identification (`event::ident`), the reading of
+//! list answers (`sources::azure::listing`) and rendering (`mapping::scan`): scans that keep
+//! only the values they need, never building the whole tree.
+
+pub(crate) mod capture;
+pub(crate) mod visit;

@@ -1,0 +1,191 @@
+//! The simulator's routing, in one place: each listener's requests go to the token endpoint,
+//! IMDS or the APIs; an API request meets the injected faults first, then goes by service and
+//! path to its listing (ARM activity log, Defender for Cloud, Graph, bulk sign-ins) or to the
+//! Office 365 feed. Every answer is logged, and a `Retry-After` given is remembered.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+
+use super::wire::{error, query_pairs, request_id, Query, RETRY_AFTER};
+use super::{
+    bulk, defender, hostile, identity, lists, now_ms, office, RequestRecord, Service, Shared,
+};
+
+pub(super) type Ctx = (Arc<Shared>, Service);
+
+pub(super) async fn handle(
+    State((shared, service)): State<Ctx>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let at_ms = now_ms();
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let early = {
+        let st = shared.lock();
+        st.blocked_until_ms
+            .get(&service)
+            .is_some_and(|until| at_ms < *until)
+    };
+    let redirect = match service {
+        Service::Login | Service::Imds => hostile::token_redirect(&shared, &uri),
+        _ => None,
+    };
+    let response = match (service, redirect) {
+        (_, Some(r)) => r,
+        (Service::Login, None) => identity::token_endpoint(&shared, &method, &uri, &body),
+        (Service::Imds, None) => identity::imds(&shared, &method, &uri, &headers),
+        _ => serve(&shared, service, &method, &uri, &headers, at_ms).await,
+    };
+    let retry_after_secs = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let mut st = shared.lock();
+    if let Some(secs) = retry_after_secs {
+        let wait_ms = i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);
+        st.blocked_until_ms
+            .insert(service, now_ms().saturating_add(wait_ms));
+    }
+    st.log.push(RequestRecord {
+        service,
+        at_ms,
+        method: method.to_string(),
+        path_and_query,
+        status: response.status().as_u16(),
+        retry_after_secs,
+        early,
+    });
+    response
+}
+
+/// Answers one API request, faults first.
+async fn serve(
+    shared: &Shared,
+    service: Service,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    at_ms: i64,
+) -> Response {
+    let faults = &shared.cfg.faults;
+    let n = {
+        let mut st = shared.lock();
+        let n = st.counters.entry(service).or_insert(0);
+        *n += 1;
+        let n = *n;
+        if faults
+            .revoke_tokens_every
+            .is_some_and(|k| k > 0 && n % k == 0)
+        {
+            st.generation += 1;
+        }
+        n
+    };
+    let rid = request_id(at_ms, n);
+    if let Some(why) = identity::check_token(shared, service, headers) {
+        let (code, message) = match (service, why) {
+            (Service::Graph, _) => (
+                "InvalidAuthenticationToken",
+                "Access token has expired or is not yet valid.",
+            ),
+            (_, "missing") => (
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing.",
+            ),
+            (_, "expired") => (
+                "ExpiredAuthenticationToken",
+                "The access token expiry UTC time is earlier than current UTC time.",
+            ),
+            _ => (
+                "InvalidAuthenticationToken",
+                "The access token is invalid or was issued for another audience.",
+            ),
+        };
+        let mut r = error(service, StatusCode::UNAUTHORIZED, code, message, &rid);
+        r.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        return r;
+    }
+    if let Some(r) = hostile::api_redirect(shared, uri) {
+        return r;
+    }
+    if faults.throttle_every.is_some_and(|k| k > 0 && n % k == 0) {
+        if service == Service::Office {
+            // Office 365 throttles with 403 AF429; every other time without a Retry-After.
+            let wait = ((n / faults.throttle_every.unwrap_or(1)) % 2 == 1)
+                .then_some(faults.retry_after_secs);
+            return office::af429("ListContent", &shared.cfg.tenant_id, &rid, wait);
+        }
+        let mut r = error(
+            service,
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "The request is being throttled. Please retry after the time in the Retry-After header.",
+            &rid,
+        );
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(faults.retry_after_secs));
+        return r;
+    }
+    if faults
+        .unavailable_every
+        .is_some_and(|k| k > 0 && n % k == 0)
+    {
+        let mut r = error(
+            service,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable. Please retry.",
+            &rid,
+        );
+        if (n / faults.unavailable_every.unwrap_or(1)) % 2 == 1 {
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(faults.retry_after_secs));
+        }
+        return r;
+    }
+    if let Some(d) = faults.slow_page {
+        tokio::time::sleep(d).await;
+    }
+    if service == Service::Office {
+        return office::serve(shared, method, uri, &rid);
+    }
+    if method != Method::GET {
+        return error(
+            service,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "Only GET is supported.",
+            &rid,
+        );
+    }
+    let query = Query(query_pairs(uri.query().unwrap_or("")));
+    if let Some(r) = bulk::serve(shared, service, uri, &query, &rid) {
+        return r;
+    }
+    let listing = match service {
+        Service::Management
+            if uri
+                .path()
+                .to_ascii_lowercase()
+                .contains("/providers/microsoft.security/") =>
+        {
+            defender::listing(shared, uri.path(), &query, &rid)
+        }
+        Service::Management => lists::activity(shared, uri.path(), &query, &rid),
+        _ => lists::graph(shared, uri.path(), &query, headers, &rid),
+    };
+    lists::page(shared, service, uri, &query, listing, &rid)
+}
