@@ -1,34 +1,13 @@
-//! HTTPS for the simulator: a rustls acceptor for its certificate, and a listener that
-//! completes each handshake on its own task.
+//! HTTPS for the HEC simulator: the Azure simulator's rustls acceptor for its certificate, and
+//! a listener that completes each handshake on its own task.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::SimTls;
-
-pub(super) fn acceptor(tls: &SimTls) -> std::io::Result<tokio_rustls::TlsAcceptor> {
-    let invalid = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-    let chain = tls
-        .cert_chain
-        .iter()
-        .map(|c| rustls_pki_types::CertificateDer::from(c.clone()))
-        .collect();
-    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(tls.key.clone().into());
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(invalid)?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(invalid)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
+pub(super) use crate::simulator::tls_acceptor as acceptor;
 
 /// A listener that completes each TLS handshake on its own task and hands finished
 /// connections to the server (a slow or broken client holds up nobody).

@@ -170,8 +170,8 @@ pub(super) async fn foreign(
     axum::Json(json!({"value": []})).into_response()
 }
 
-/// A TLS acceptor for `tls` (ring, HTTP/1.1).
-pub(super) fn acceptor(tls: &SimTls) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+/// A TLS acceptor for `tls` (ring, HTTP/1.1); the HEC simulator serves HTTPS with it too.
+pub(crate) fn acceptor(tls: &SimTls) -> std::io::Result<tokio_rustls::TlsAcceptor> {
     let invalid = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let chain = tls
         .cert_chain

@@ -27,6 +27,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 pub use data::Timeline;
+pub(crate) use hostile::acceptor as tls_acceptor;
 pub use hostile::{HostileLinks, SimTls, Stray, StrayRequest};
 
 /// Which switchable faults the simulator injects. Counters are per service (ARM, Graph), over
