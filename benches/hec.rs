@@ -1,6 +1,6 @@
 //! End-to-end throughput of a HEC destination: the release `siemcast run` reads a file of
 //! Azure Activity records (files source → spool → HEC destination) and delivers them over
-//! HTTPS, gzipped, with indexer acknowledgement, to the built-in HEC simulator in this process.
+//! HTTPS, gzipped (HEC_BENCH_GZIP=0: not), with indexer acknowledgement, to the built-in HEC simulator in this process.
 //! Prints events/s (from start until every event is indexed and acknowledged) and siemcast's
 //! CPU seconds per million events (user + system, from /proc). The simulator shares the
 //! machine: on 2 cores it takes one of them (TLS, gunzip, parsing every event).
@@ -26,6 +26,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let big = std::env::var_os("HEC_BENCH_BIG").is_some();
+    let gzip = std::env::var("HEC_BENCH_GZIP").map_or(true, |v| v != "0");
     let dir = tempfile::tempdir().unwrap();
     let (tls, ca) = certificates();
     std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
@@ -70,6 +71,7 @@ name = "splunk"
 transport = "hec"
 url = "{url}"
 token_file = "hec-token"
+gzip = {gzip}
 [destination.tls]
 ca_file = "ca.pem"
 "#,
@@ -103,8 +105,9 @@ ca_file = "ca.pem"
     let _ = child.wait();
     let st = sim.stats();
     println!(
-        "hec: {n} events ({:.0} B each) over HTTPS with gzip and indexer acknowledgement in {:.2} s: {:.0} events/s; siemcast CPU {:.2} s per million events; {} requests, {} ack polls, {} ackIds confirmed",
+        "hec: {n} events ({:.0} B each) over HTTPS {} and indexer acknowledgement in {:.2} s: {:.0} events/s; siemcast CPU {:.2} s per million events; {} requests, {} ack polls, {} ackIds confirmed",
         bytes as f64 / n as f64,
+        if gzip { "with gzip" } else { "without gzip" },
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64(),
         cpu / (n as f64 / 1e6),
