@@ -497,9 +497,7 @@ fn parse_delimiter(s: &str) -> Option<char> {
     (c == '\t' || (c.is_ascii_punctuation() && c != '|' && c != '=')).then_some(c)
 }
 
-#[path = "compile_keys.rs"]
 mod keys;
-#[path = "compile_values.rs"]
 mod values;
 
 #[cfg(test)]

@@ -425,5 +425,4 @@ impl<'de> Visitor<'de> for KeyPick<'_> {
 }
 
 #[cfg(test)]
-#[path = "scan_tests.rs"]
 mod tests;
