@@ -8,7 +8,7 @@
 
 pub mod batch;
 mod handle;
-mod tls;
+
 pub mod wire;
 
 #[cfg(test)]
@@ -199,7 +199,11 @@ impl std::fmt::Debug for Shared {
 impl HecSimulator {
     /// Binds 127.0.0.1 (HTTP, and HTTPS with `cfg.tls`) and serves until dropped.
     pub async fn start(cfg: HecConfig) -> std::io::Result<HecSimulator> {
-        let acceptor = cfg.tls.as_ref().map(tls::acceptor).transpose()?;
+        let acceptor = cfg
+            .tls
+            .as_ref()
+            .map(crate::simulator::tls_acceptor)
+            .transpose()?;
         let shared = Arc::new(Shared(Mutex::new(Inner {
             tokens: cfg
                 .tokens
@@ -230,7 +234,7 @@ impl HecSimulator {
             Some(acceptor) => {
                 let tcp = TcpListener::bind("127.0.0.1:0").await?;
                 let local = tcp.local_addr()?;
-                let port = tls::TlsListener::new(tcp, acceptor, stop.clone());
+                let port = crate::simulator::TlsPort::new(tcp, acceptor, None, stop.clone())?;
                 let s = stop.clone();
                 tokio::spawn(async move {
                     let _ = axum::serve(port, app)

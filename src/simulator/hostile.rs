@@ -191,9 +191,18 @@ pub(crate) fn acceptor(tls: &SimTls) -> std::io::Result<tokio_rustls::TlsAccepto
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// An HTTPS API port: TLS connections are handed to the server; a connection that speaks
-/// plain HTTP is recorded as a [`Stray::Cleartext`] and answered 400.
-pub(super) struct TlsPort {
+/// What to do with a connection that speaks plain HTTP to an HTTPS port.
+pub(crate) type Cleartext = Arc<
+    dyn Fn(TcpStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// An HTTPS port (the Azure simulator's APIs, the HEC simulator): TLS connections are handed
+/// to the server, each handshake done on its own task (a slow or broken client holds up
+/// nobody); with `cleartext`, a connection that speaks plain HTTP is given to it instead (the
+/// Azure simulator records it as a [`Stray::Cleartext`] and answers 400).
+pub(crate) struct TlsPort {
     connections:
         tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
@@ -202,11 +211,10 @@ pub(super) struct TlsPort {
 impl TlsPort {
     /// Accepts on `tcp` until `stop`, each connection sorted (and its handshake done) on its
     /// own task.
-    pub(super) fn new(
+    pub(crate) fn new(
         tcp: TcpListener,
         acceptor: tokio_rustls::TlsAcceptor,
-        shared: Arc<Shared>,
-        service: Service,
+        cleartext: Option<Cleartext>,
         stop: CancellationToken,
     ) -> std::io::Result<TlsPort> {
         let local = tcp.local_addr()?;
@@ -223,18 +231,21 @@ impl TlsPort {
                         }
                     },
                 };
-                let (acceptor, shared, tx) = (acceptor.clone(), shared.clone(), tx.clone());
+                let (acceptor, cleartext, tx) = (acceptor.clone(), cleartext.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let mut first = [0u8; 1];
-                    let peeked =
-                        tokio::time::timeout(Duration::from_secs(5), stream.peek(&mut first)).await;
-                    if !matches!(peeked, Ok(Ok(1))) {
-                        return;
-                    }
-                    // 0x16: a TLS handshake record.
-                    if first[0] != 0x16 {
-                        cleartext(stream, &shared, service).await;
-                        return;
+                    if let Some(cleartext) = cleartext {
+                        let mut first = [0u8; 1];
+                        let peeked =
+                            tokio::time::timeout(Duration::from_secs(5), stream.peek(&mut first))
+                                .await;
+                        if !matches!(peeked, Ok(Ok(1))) {
+                            return;
+                        }
+                        // 0x16: a TLS handshake record.
+                        if first[0] != 0x16 {
+                            cleartext(stream).await;
+                            return;
+                        }
                     }
                     let handshake =
                         tokio::time::timeout(Duration::from_secs(5), acceptor.accept(stream)).await;
@@ -246,6 +257,14 @@ impl TlsPort {
         });
         Ok(TlsPort { connections, local })
     }
+}
+
+/// The Azure simulator's answer to plain HTTP on an HTTPS port of `service`.
+pub(super) fn answer_cleartext(shared: Arc<Shared>, service: Service) -> Cleartext {
+    Arc::new(move |stream| {
+        let shared = shared.clone();
+        Box::pin(async move { cleartext(stream, &shared, service).await })
+    })
 }
 
 impl axum::serve::Listener for TlsPort {

@@ -27,7 +27,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 pub use data::Timeline;
-pub(crate) use hostile::acceptor as tls_acceptor;
+pub(crate) use hostile::{acceptor as tls_acceptor, TlsPort};
 pub use hostile::{HostileLinks, SimTls, Stray, StrayRequest};
 
 /// Which switchable faults the simulator injects. Counters are per service (ARM, Graph), over
@@ -365,8 +365,7 @@ impl Simulator {
                     let port = hostile::TlsPort::new(
                         listener,
                         tls.clone(),
-                        shared.clone(),
-                        service,
+                        Some(hostile::answer_cleartext(shared.clone(), service)),
                         stop.clone(),
                     )?;
                     tokio::spawn(async move {
