@@ -2,7 +2,7 @@
 //! kind (`azure_activity.ndjson`, `entra_signins.ndjson`, …), into a folder: input for
 //! `siemcast dry-run` and `siemcast render` on the simulator's data (see
 //! `benches/rule_shares.sh`). The records are exactly what the simulator's APIs list (for
-//! alerts, the newest version of each).
+//! alerts, incidents, risk detections and risky users, the newest version of each).
 //!
 //!   cargo run --example simulator_records -- --out DIR [--per-kind N] [--seed S]
 
@@ -33,12 +33,17 @@ async fn main() -> anyhow::Result<()> {
     cfg.seed = args.seed;
     let sim = Simulator::start(cfg).await?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let [incidents, mut detections, sp_detections, risky_users] = sim.risk_final_records();
+    detections.extend(sp_detections);
     let kinds = [
         ("azure_activity", sim.activity_records()),
         ("defender_alerts", sim.defender_final_alerts()),
         ("graph_alerts", sim.final_alerts()),
         ("entra_audit", sim.audit_records()),
         ("entra_signins", sim.signin_records()),
+        ("graph_incidents", incidents),
+        ("entra_risk_detections", detections),
+        ("entra_risky_users", risky_users),
         (
             "o365_management",
             sim.office_records(&[

@@ -44,6 +44,15 @@ pub enum EventKind {
     EventHubsDefenderAlerts,
     /// Defender XDR streaming (`AdvancedHunting-<table>`: the table's columns in `properties`).
     EventHubsDefenderXdr,
+    /// Graph `security/incidents` (Defender XDR incidents, alerts expanded); each update
+    /// (`lastUpdateDateTime`) is its own event.
+    GraphIncidents,
+    /// Graph `identityProtection/riskDetections` and `servicePrincipalRiskDetections`; each
+    /// update (`lastUpdatedDateTime`) is its own event.
+    EntraRiskDetections,
+    /// Graph `identityProtection/riskyUsers` (and their `history` items); each risk state and
+    /// level of a user is its own event.
+    EntraRiskyUsers,
 }
 
 impl EventKind {
@@ -78,6 +87,9 @@ impl EventKind {
         EventKind::EventHubsGraphActivity,
         EventKind::EventHubsDefenderAlerts,
         EventKind::EventHubsDefenderXdr,
+        EventKind::GraphIncidents,
+        EventKind::EntraRiskDetections,
+        EventKind::EntraRiskyUsers,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +109,9 @@ impl EventKind {
             EventKind::EventHubsGraphActivity => "eventhubs_graph_activity",
             EventKind::EventHubsDefenderAlerts => "eventhubs_defender_alerts",
             EventKind::EventHubsDefenderXdr => "eventhubs_defender_xdr",
+            EventKind::GraphIncidents => "graph_incidents",
+            EventKind::EntraRiskDetections => "entra_risk_detections",
+            EventKind::EntraRiskyUsers => "entra_risky_users",
         }
     }
 
@@ -127,8 +142,11 @@ impl EventKind {
         match self {
             EventKind::AzureActivity => &["eventDataId", "id"],
             EventKind::DefenderAlerts => &["id", "name"],
-            EventKind::GraphAlerts => &["id"],
-            EventKind::EntraAudit | EventKind::EntraSignins => &["id"],
+            EventKind::GraphAlerts | EventKind::GraphIncidents => &["id"],
+            EventKind::EntraAudit
+            | EventKind::EntraSignins
+            | EventKind::EntraRiskDetections
+            | EventKind::EntraRiskyUsers => &["id"],
             EventKind::O365Management => &["Id"],
             // Streamed records read from files; the `eventhubs` source sets its own ids.
             EventKind::EventHubsActivity
@@ -140,6 +158,20 @@ impl EventKind {
             | EventKind::EventHubsGraphActivity
             | EventKind::EventHubsDefenderXdr => &["id"],
             EventKind::EventHubsDefenderAlerts => &["SystemAlertId"],
+        }
+    }
+
+    /// The paths whose string values, joined by `/`, follow the record's id after `@` in the
+    /// event id, for kinds whose records change in place and are sent once per version: a
+    /// Graph alert's or incident's update time, a Defender for Cloud alert's status, a risk
+    /// detection's update time, a risky user's state and level.
+    pub(crate) fn id_suffix_paths(self) -> &'static [&'static [&'static str]] {
+        match self {
+            EventKind::GraphAlerts | EventKind::GraphIncidents => &[&["lastUpdateDateTime"]],
+            EventKind::DefenderAlerts => &[&["properties", "status"]],
+            EventKind::EntraRiskDetections => &[&["lastUpdatedDateTime"]],
+            EventKind::EntraRiskyUsers => &[&["riskState"], &["riskLevel"]],
+            _ => &[],
         }
     }
 
@@ -174,6 +206,13 @@ impl EventKind {
             EventKind::EventHubsGraphActivity => &[&["properties", "timeGenerated"], &["time"]],
             EventKind::EventHubsDefenderAlerts => &[&["TimeGenerated"], &["StartTimeUtc"]],
             EventKind::EventHubsDefenderXdr => &[&["properties", "Timestamp"], &["time"]],
+            EventKind::GraphIncidents => &[&["lastUpdateDateTime"], &["createdDateTime"]],
+            EventKind::EntraRiskDetections => &[
+                &["lastUpdatedDateTime"],
+                &["detectedDateTime"],
+                &["activityDateTime"],
+            ],
+            EventKind::EntraRiskyUsers => &[&["riskLastUpdatedDateTime"]],
         }
     }
 }
@@ -244,22 +283,22 @@ impl Event {
             .id_fields()
             .iter()
             .find_map(|f| value.get(*f).and_then(scalar_text))
-            .map(|id| match kind {
-                // Graph alerts change in place; each update is its own event.
-                EventKind::GraphAlerts => {
-                    match value.get("lastUpdateDateTime").and_then(Value::as_str) {
-                        Some(t) => format!("{id}@{t}"),
-                        None => id,
-                    }
+            .map(|id| {
+                // Records that change in place: each version is its own event.
+                let suffix: Vec<&str> = kind
+                    .id_suffix_paths()
+                    .iter()
+                    .filter_map(|path| {
+                        path.iter()
+                            .try_fold(value, |v, key| v.get(*key))
+                            .and_then(Value::as_str)
+                    })
+                    .collect();
+                if suffix.is_empty() {
+                    id
+                } else {
+                    format!("{id}@{}", suffix.join("/"))
                 }
-                // Defender for Cloud alerts too; each status is its own event.
-                EventKind::DefenderAlerts => {
-                    match value.pointer("/properties/status").and_then(Value::as_str) {
-                        Some(status) => format!("{id}@{status}"),
-                        None => id,
-                    }
-                }
-                _ => id,
             })
             .unwrap_or_else(|| format!("sha:{:08x}{:08x}", crc32c::crc32c(&json), json.len()));
         let time_ms = kind.time_fields().iter().find_map(|path| {
@@ -573,6 +612,57 @@ mod tests {
         assert_eq!(
             Event::from_json(EventKind::GraphAlerts, "g", &graph).id,
             "g@2026-11-01T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn records_that_change_in_place_get_one_id_per_version() {
+        let id = |kind, v: Value| Event::from_json(kind, "s", &v).id;
+        assert_eq!(
+            id(
+                EventKind::GraphIncidents,
+                json!({"id": "2972395", "lastUpdateDateTime": "2025-03-04T09:35:45.1133333Z"})
+            ),
+            "2972395@2025-03-04T09:35:45.1133333Z"
+        );
+        assert_eq!(
+            id(
+                EventKind::EntraRiskDetections,
+                json!({"id": "d52a", "lastUpdatedDateTime": "2025-03-04T09:22:47Z", "detectedDateTime": "x"})
+            ),
+            "d52a@2025-03-04T09:22:47Z"
+        );
+        assert_eq!(
+            id(
+                EventKind::EntraRiskyUsers,
+                json!({"id": "u1", "riskState": "atRisk", "riskLevel": "high", "riskLastUpdatedDateTime": "2025-03-04T09:22:47Z"})
+            ),
+            "u1@atRisk/high"
+        );
+        assert_eq!(
+            id(
+                EventKind::EntraRiskyUsers,
+                json!({"id": "u1", "riskLevel": "high"})
+            ),
+            "u1@high",
+            "a missing part is left out"
+        );
+        assert_eq!(id(EventKind::EntraRiskyUsers, json!({"id": "u1"})), "u1");
+        let time = |kind, v: Value| Event::from_json(kind, "s", &v).time_ms;
+        assert_eq!(
+            time(
+                EventKind::EntraRiskyUsers,
+                json!({"id": "u1", "riskLastUpdatedDateTime": "2026-11-01T10:00:00Z"})
+            ),
+            Some(1_793_527_200_000)
+        );
+        assert_eq!(
+            time(
+                EventKind::EntraRiskDetections,
+                json!({"id": "d", "lastUpdatedDateTime": "2021-10-26T16:28:17.8202975Z)", "detectedDateTime": "2026-11-01T10:00:00Z"})
+            ),
+            Some(1_793_527_200_000),
+            "an unreadable update time falls back to the detection time"
         );
     }
 

@@ -28,7 +28,7 @@ pub struct SendTestReport {
 }
 
 /// Bundled sample events, one file per source kind; the first event of each is the template.
-const SAMPLES: [(&str, &str); 15] = [
+const SAMPLES: [(&str, &str); 18] = [
     (
         "azure_activity",
         include_str!("../../examples/events/azure_activity.json"),
@@ -88,6 +88,18 @@ const SAMPLES: [(&str, &str); 15] = [
     (
         "eventhubs_defender_xdr",
         include_str!("../../examples/events/eventhubs_defender_xdr.json"),
+    ),
+    (
+        "graph_incidents",
+        include_str!("../../examples/events/graph_incidents.json"),
+    ),
+    (
+        "entra_risk_detections",
+        include_str!("../../examples/events/entra_risk_detections.json"),
+    ),
+    (
+        "entra_risky_users",
+        include_str!("../../examples/events/entra_risky_users.json"),
     ),
 ];
 
@@ -197,6 +209,29 @@ pub fn test_event(kind: &str, id: &str, now: jiff::Timestamp) -> Option<Value> {
             ("time", &iso),
             ("properties.Timestamp", &iso),
             ("properties.ActionType", TEST_NAME),
+        ],
+        "graph_incidents" => &[
+            ("id", id),
+            ("displayName", TEST_NAME),
+            ("severity", "informational"),
+            ("createdDateTime", &iso),
+            ("lastUpdateDateTime", &iso),
+            ("description", TEST_NAME),
+        ],
+        "entra_risk_detections" => &[
+            ("id", id),
+            ("riskEventType", TEST_NAME),
+            ("riskLevel", "low"),
+            ("activityDateTime", &iso),
+            ("detectedDateTime", &iso),
+            ("lastUpdatedDateTime", &iso),
+            ("userDisplayName", TEST_NAME),
+        ],
+        "entra_risky_users" => &[
+            ("id", id),
+            ("riskLevel", "low"),
+            ("riskLastUpdatedDateTime", &iso),
+            ("userDisplayName", TEST_NAME),
         ],
         _ => &[],
     };

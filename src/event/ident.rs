@@ -59,10 +59,17 @@ fn id_and_time(kind: EventKind, json: &[u8]) -> Option<(String, Option<i64>)> {
         .ids
         .iter()
         .find_map(|leaf| scalar_text(leaf.as_ref()?))?;
-    let suffix = names.suffix.and(found.paths[names.times.len()..].first());
-    let id = match suffix {
-        Some(Some(Leaf::Str(t))) => format!("{id}@{t}"),
-        _ => id,
+    let suffix: Vec<&str> = found.paths[names.times.len()..]
+        .iter()
+        .filter_map(|leaf| match leaf {
+            Some(Leaf::Str(t)) => Some(&**t),
+            _ => None,
+        })
+        .collect();
+    let id = if suffix.is_empty() {
+        id
+    } else {
+        format!("{id}@{}", suffix.join("/"))
     };
     let time_ms = found.paths[..names.times.len()]
         .iter()
@@ -88,9 +95,9 @@ fn scalar_text(leaf: &Leaf) -> Option<String> {
 struct Names {
     ids: &'static [&'static str],
     times: &'static [&'static [&'static str]],
-    /// The text appended to the id as `@…` when it is a string, as [`Event::from_json`] does:
-    /// a Graph alert's update time, a Defender alert's status.
-    suffix: Option<&'static [&'static str]>,
+    /// The texts appended to the id as `@…/…` when they are strings, as [`Event::from_json`]
+    /// does (`EventKind::id_suffix_paths`).
+    suffix: &'static [&'static [&'static str]],
 }
 
 impl Names {
@@ -98,17 +105,16 @@ impl Names {
         Names {
             ids: kind.id_fields(),
             times: kind.time_fields(),
-            suffix: match kind {
-                EventKind::GraphAlerts => Some(&["lastUpdateDateTime"]),
-                EventKind::DefenderAlerts => Some(&["properties", "status"]),
-                _ => None,
-            },
+            suffix: kind.id_suffix_paths(),
         }
     }
 
     /// The captured paths: the time paths in order, then the suffix's.
     fn paths(&self) -> impl Iterator<Item = &'static [&'static str]> + '_ {
-        self.times.iter().copied().chain(self.suffix)
+        self.times
+            .iter()
+            .copied()
+            .chain(self.suffix.iter().copied())
     }
 }
 
@@ -430,6 +436,10 @@ mod tests {
                 "value",
                 "records",
                 "status",
+                "lastUpdatedDateTime",
+                "riskLastUpdatedDateTime",
+                "riskState",
+                "riskLevel",
                 "other",
             ]);
             prop_oneof![

@@ -12,7 +12,9 @@ use super::data::Item;
 use super::wire::{
     arm_error, arm_subscription, graph_error, graph_filter, json_answer, position, skip_token,
     Listing, Query, ACTIVITY_API_VERSION, ACTIVITY_PATH, ARM_CORRELATION_ID, ARM_REQUEST_ID,
-    GRAPH_ALERTS, GRAPH_AUDITS, GRAPH_CLIENT_REQUEST_ID, GRAPH_REQUEST_ID, GRAPH_SIGN_INS,
+    GRAPH_ALERTS, GRAPH_AUDITS, GRAPH_CLIENT_REQUEST_ID, GRAPH_INCIDENTS, GRAPH_REQUEST_ID,
+    GRAPH_RISKY_USERS, GRAPH_RISK_DETECTIONS, GRAPH_SIGN_INS, GRAPH_SP_RISK_DETECTIONS,
+    NOT_LICENSED,
 };
 use super::{now_ms, Service, Shared};
 use crate::event::parse_time_ms;
@@ -257,7 +259,9 @@ fn activity_filter(filter: &str) -> Option<(i64, i64)> {
 }
 
 /// Graph lists: `security/alerts_v2` (the current state of each alert),
-/// `auditLogs/directoryAudits` and `auditLogs/signIns`.
+/// `auditLogs/directoryAudits` and `auditLogs/signIns`, `security/incidents` (alerts only with
+/// `$expand=alerts`; newest first, or oldest first with `$orderby=lastUpdateDateTime asc`) and
+/// the Identity Protection lists (403 while the tenant is unlicensed).
 pub(super) fn graph<'a>(
     shared: &'a Shared,
     path: &str,
@@ -270,6 +274,10 @@ pub(super) fn graph<'a>(
         GRAPH_ALERTS => ("lastUpdateDateTime", &shared.alerts),
         GRAPH_AUDITS => ("activityDateTime", &shared.audits),
         GRAPH_SIGN_INS => ("createdDateTime", &shared.signins),
+        GRAPH_INCIDENTS => ("lastUpdateDateTime", &shared.incidents),
+        GRAPH_RISK_DETECTIONS => ("lastUpdatedDateTime", &shared.risk_detections),
+        GRAPH_SP_RISK_DETECTIONS => ("lastUpdatedDateTime", &shared.sp_risk_detections),
+        GRAPH_RISKY_USERS => ("riskLastUpdatedDateTime", &shared.risky_users),
         _ => {
             return Err(Box::new(graph_error(
                 StatusCode::BAD_REQUEST,
@@ -279,6 +287,18 @@ pub(super) fn graph<'a>(
             )))
         }
     };
+    let licensed_only = matches!(
+        path.trim_end_matches('/'),
+        GRAPH_INCIDENTS | GRAPH_RISK_DETECTIONS | GRAPH_SP_RISK_DETECTIONS | GRAPH_RISKY_USERS
+    );
+    if licensed_only && shared.lock().unlicensed {
+        return Err(Box::new(graph_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            NOT_LICENSED,
+            rid,
+        )));
+    }
     let filter = q.get("$filter").unwrap_or("");
     let (ge, lt) = if filter.is_empty() {
         (i64::MIN, i64::MAX)
@@ -303,6 +323,24 @@ pub(super) fn graph<'a>(
         .filter(|i| i.time_ms >= ge && i.time_ms < lt)
         .collect();
     items.sort_by(|a, b| b.time_ms.cmp(&a.time_ms).then(a.object.cmp(&b.object)));
+    let orderby = q.get("$orderby").unwrap_or("");
+    match orderby.split_once(' ') {
+        _ if orderby.is_empty() => {}
+        Some((f, "asc")) if f == field => items.reverse(),
+        Some((f, "desc")) if f == field => {}
+        None if orderby == field => items.reverse(),
+        _ => {
+            return Err(Box::new(graph_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("Invalid $orderby: {orderby}"),
+                rid,
+            )))
+        }
+    }
+    let expand_alerts = q
+        .get("$expand")
+        .is_some_and(|e| e.split(',').any(|x| x.trim() == "alerts"));
     let unknown_enums = headers
         .get("prefer")
         .and_then(|v| v.to_str().ok())
@@ -311,7 +349,13 @@ pub(super) fn graph<'a>(
         .into_iter()
         .map(|i| {
             // Evolvable enums: newer members only for clients that ask for them.
-            if !unknown_enums && i.body["serviceSource"] == "microsoftDefenderForCloud" {
+            if i.body.get("alerts").is_some() && !expand_alerts {
+                let mut v = i.body.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("alerts");
+                }
+                std::borrow::Cow::Owned(v)
+            } else if !unknown_enums && i.body["serviceSource"] == "microsoftDefenderForCloud" {
                 let mut v = i.body.clone();
                 v["serviceSource"] = Value::from("unknownFutureValue");
                 v["detectionSource"] = Value::from("unknownFutureValue");
@@ -325,8 +369,10 @@ pub(super) fn graph<'a>(
     if !filter.is_empty() {
         base.push(("$filter".to_owned(), filter.to_owned()));
     }
-    if let Some(top) = q.get("$top") {
-        base.push(("$top".to_owned(), top.to_owned()));
+    for key in ["$top", "$orderby", "$expand"] {
+        if let Some(v) = q.get(key) {
+            base.push((key.to_owned(), v.to_owned()));
+        }
     }
     Ok((values, base, asof, offset))
 }

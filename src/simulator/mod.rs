@@ -1,6 +1,6 @@
 //! A loopback simulator of the Microsoft APIs the pollers read: Entra v2.0 tokens, ARM's activity
-//! log and Defender for Cloud alerts, Graph `alerts_v2`, directory audits and sign-ins, and the
-//! Office 365 Management Activity API, one port per host (HTTPS with [`SimTls`]). Seeded data;
+//! log and Defender for Cloud alerts, Graph `alerts_v2`, incidents, directory audits, sign-ins
+//! and Identity Protection risk (`risk.rs`; 403 for an unlicensed tenant), and the Office 365 Management Activity API, one port per host (HTTPS with [`SimTls`]). Seeded data;
 //! faults (429 / 403 AF429, 503, token expiry, late events and blobs, duplicates, malformed and
 //! slow pages and blobs, alerts changing status) and hostile answers (oversized records, gzip
 //! bombs, absurd `Retry-After` and `expires_in`, links out of the API, redirected token
@@ -14,6 +14,7 @@ mod identity;
 mod lists;
 pub mod office;
 mod office_data;
+mod risk;
 mod route;
 mod wire;
 
@@ -244,6 +245,9 @@ struct Mutable {
     redirect_tokens: bool,
     /// Requests that reached the foreign listener, or an HTTPS port in clear text.
     strays: Vec<StrayRequest>,
+    /// The tenant lacks the Defender XDR and Entra ID P2 licences: incidents and Identity
+    /// Protection lists answer 403.
+    unlicensed: bool,
 }
 
 #[derive(Debug)]
@@ -253,6 +257,12 @@ struct Shared {
     alerts: Vec<data::Item>,
     audits: Vec<data::Item>,
     signins: Vec<data::Item>,
+    /// Defender XDR incidents and Entra ID Protection records (generated on the alerts'
+    /// timeline).
+    incidents: Vec<data::Item>,
+    risk_detections: Vec<data::Item>,
+    sp_risk_detections: Vec<data::Item>,
+    risky_users: Vec<data::Item>,
     defender: Vec<Vec<data::Item>>,
     office: Vec<Vec<office::Blob>>,
     base: HashMap<Service, String>,
@@ -273,6 +283,45 @@ impl Shared {
 pub struct Simulator {
     shared: Arc<Shared>,
     cancel: CancellationToken,
+}
+
+/// The newest version of each object of `items`, sorted by id.
+fn newest(items: &[data::Item]) -> Vec<serde_json::Value> {
+    let mut last: HashMap<usize, &data::Item> = HashMap::new();
+    for item in items {
+        last.insert(item.object, item);
+    }
+    let mut v: Vec<_> = last.into_values().map(|i| i.body.clone()).collect();
+    v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    v
+}
+
+/// A token for `service` from the simulator's token endpoint, as a client would get it.
+#[cfg(test)]
+async fn test_token(sim: &Simulator, http: &reqwest::Client, service: Service) -> String {
+    let cfg = sim.config();
+    let scope = format!("{}/.default", sim.endpoint(service));
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", cfg.client_id.as_str()),
+        ("client_secret", cfg.client_secret.as_str()),
+        ("scope", scope.as_str()),
+    ];
+    let url = format!(
+        "{}/{}/oauth2/v2.0/token",
+        sim.endpoint(Service::Login),
+        cfg.tenant_id
+    );
+    let body: serde_json::Value = http
+        .post(url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -312,6 +361,10 @@ impl Simulator {
             .collect();
         let alerts = data::alerts(cfg.seed, &cfg.tenant_id, &cfg.alerts);
         let audits = data::directory_audits(cfg.seed, &cfg.audits);
+        let incidents = risk::incidents(cfg.seed, &cfg.tenant_id, &cfg.alerts);
+        let risk_detections = risk::detections(cfg.seed, &cfg.alerts, false);
+        let sp_risk_detections = risk::detections(cfg.seed, &cfg.alerts, true);
+        let risky_users = risk::risky_users(cfg.seed, &cfg.alerts);
         let signins = if cfg.bulk {
             Vec::new()
         } else {
@@ -350,6 +403,10 @@ impl Simulator {
             alerts,
             audits,
             signins,
+            incidents,
+            risk_detections,
+            sp_risk_detections,
+            risky_users,
             defender,
             office,
             base,
@@ -408,6 +465,25 @@ impl Simulator {
     /// Turns a hostile-links mode on or off (see [`Faults::hostile_links`]).
     pub fn set_hostile_links(&self, mode: Option<HostileLinks>) {
         self.shared.lock().hostile_links = mode;
+    }
+
+    /// Takes the tenant's Defender XDR and Entra ID P2 licences away (`true`): incidents and the
+    /// Identity Protection lists answer 403 "Your tenant is not licensed for this feature.".
+    pub fn set_unlicensed(&self, on: bool) {
+        self.shared.lock().unlicensed = on;
+    }
+
+    /// Every version of the incidents, risk detections (user, then service principal) and
+    /// risky users the simulator serves, in that order.
+    pub fn risk_versions(&self) -> [Vec<serde_json::Value>; 4] {
+        let s = &self.shared;
+        [
+            &s.incidents,
+            &s.risk_detections,
+            &s.sp_risk_detections,
+            &s.risky_users,
+        ]
+        .map(|items| items.iter().map(|i| i.body.clone()).collect())
     }
 
     /// Redirects token requests (token endpoint and IMDS) to the foreign listener, or stops.
@@ -556,13 +632,20 @@ impl Simulator {
 
     /// The newest version of every alert: what a poller must deliver in the end.
     pub fn final_alerts(&self) -> Vec<serde_json::Value> {
-        let mut last: HashMap<usize, &data::Item> = HashMap::new();
-        for item in &self.shared.alerts {
-            last.insert(item.object, item);
-        }
-        let mut v: Vec<_> = last.into_values().map(|i| i.body.clone()).collect();
-        v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-        v
+        newest(&self.shared.alerts)
+    }
+
+    /// The newest version of each incident, risk detection (user ones, then service principal
+    /// ones) and risky user, each list sorted by id.
+    pub fn risk_final_records(&self) -> [Vec<serde_json::Value>; 4] {
+        let s = &self.shared;
+        [
+            &s.incidents,
+            &s.risk_detections,
+            &s.sp_risk_detections,
+            &s.risky_users,
+        ]
+        .map(|items| newest(items))
     }
 
     /// Ms since the epoch when the last record of the data becomes visible.

@@ -308,30 +308,10 @@ mod service_tests {
             let cfg = sim.config();
             let http = crate::sources::azure::client::client();
             let office = sim.endpoint(Service::Office);
-            let scope = format!("{office}/.default");
-            let form = [
-                ("grant_type", "client_credentials"),
-                ("client_id", cfg.client_id.as_str()),
-                ("client_secret", cfg.client_secret.as_str()),
-                ("scope", scope.as_str()),
-            ];
-            let url = format!(
-                "{}/{}/oauth2/v2.0/token",
-                sim.endpoint(Service::Login),
-                cfg.tenant_id
-            );
-            let body: serde_json::Value = http
-                .post(url)
-                .form(&form)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let token = super::super::test_token(sim, &http, Service::Office).await;
             Client {
                 http,
-                token: body["access_token"].as_str().unwrap().to_owned(),
+                token,
                 base: format!("{office}/api/v1.0/{}/activity/feed", cfg.tenant_id),
                 tenant: cfg.tenant_id.clone(),
             }

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 
-use super::wire::{error, query_pairs, request_id, Query, RETRY_AFTER};
+use super::wire::{error, query_pairs, request_id, Query, IDENTITY_PROTECTION, RETRY_AFTER};
 use super::{
     bulk, defender, hostile, identity, lists, now_ms, office, RequestRecord, Service, Shared,
 };
@@ -135,8 +135,12 @@ async fn serve(
             "The request is being throttled. Please retry after the time in the Retry-After header.",
             &rid,
         );
-        r.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(faults.retry_after_secs));
+        // Identity Protection's 429s carry no Retry-After ("Microsoft Graph service-specific
+        // throttling limits").
+        if !uri.path().starts_with(IDENTITY_PROTECTION) {
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(faults.retry_after_secs));
+        }
         return r;
     }
     if faults

@@ -46,6 +46,17 @@ pub(super) const DEFENDER_API_VERSION: &str = "2022-01-01";
 pub(super) const GRAPH_ALERTS: &str = "/v1.0/security/alerts_v2";
 pub(super) const GRAPH_AUDITS: &str = "/v1.0/auditLogs/directoryAudits";
 pub(super) const GRAPH_SIGN_INS: &str = "/v1.0/auditLogs/signIns";
+pub(super) const GRAPH_INCIDENTS: &str = "/v1.0/security/incidents";
+/// Entra ID Protection lists: they share one budget and their 429s carry no `Retry-After`
+/// ("Microsoft Graph service-specific throttling limits").
+pub(super) const IDENTITY_PROTECTION: &str = "/v1.0/identityProtection/";
+pub(super) const GRAPH_RISK_DETECTIONS: &str = "/v1.0/identityProtection/riskDetections";
+pub(super) const GRAPH_SP_RISK_DETECTIONS: &str =
+    "/v1.0/identityProtection/servicePrincipalRiskDetections";
+pub(super) const GRAPH_RISKY_USERS: &str = "/v1.0/identityProtection/riskyUsers";
+/// What Graph answers (403 `Forbidden`) a tenant without the licence an API needs (third
+/// parties' observation for Identity Protection; see `docs/graph-incidents-and-risk.md`).
+pub(super) const NOT_LICENSED: &str = "Your tenant is not licensed for this feature.";
 
 /// The content types of the Office 365 Management Activity API.
 pub const CONTENT_TYPES: &[&str] = &[

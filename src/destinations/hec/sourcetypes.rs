@@ -12,6 +12,9 @@ pub fn default_sourcetype(kind: EventKind) -> &'static str {
         EventKind::EntraSignins => "azure:aad:signin",
         EventKind::EntraAudit => "azure:aad:audit",
         EventKind::GraphAlerts => "ms365:defender:incident:alerts",
+        EventKind::GraphIncidents => "ms365:defender:incident",
+        EventKind::EntraRiskDetections => "azure:aad:identity_protection:risk_detection",
+        EventKind::EntraRiskyUsers => "azure:aad:identity_protection:risky_user",
         EventKind::O365Management => "o365:management:activity",
         EventKind::EventHubsEntraSignins
         | EventKind::EventHubsEntraAudit

@@ -39,7 +39,14 @@ impl ApiFamily {
     pub fn of(kind: EventKind) -> Option<ApiFamily> {
         match kind {
             EventKind::AzureActivity | EventKind::DefenderAlerts => Some(ApiFamily::ArmReads),
-            EventKind::GraphAlerts => Some(ApiFamily::GraphAlerts),
+            // The throttling page's `/security` limits cover incidents too (no row of their own).
+            EventKind::GraphAlerts | EventKind::GraphIncidents => Some(ApiFamily::GraphAlerts),
+            // Placeholder until the pollers of issue 19: Identity Protection's own budget (one
+            // request per second per tenant, no `Retry-After`) is not a family yet; the Entra
+            // reports budget (5 per 10 s) is below it.
+            EventKind::EntraRiskDetections | EventKind::EntraRiskyUsers => {
+                Some(ApiFamily::EntraReports)
+            }
             EventKind::EntraAudit | EventKind::EntraSignins => Some(ApiFamily::EntraReports),
             EventKind::O365Management => Some(ApiFamily::O365),
             EventKind::EventHubsActivity

@@ -27,6 +27,9 @@ const KINDS: &[&str] = &[
     "eventhubs_graph_activity",
     "eventhubs_defender_alerts",
     "eventhubs_defender_xdr",
+    "graph_incidents",
+    "entra_risk_detections",
+    "entra_risky_users",
 ];
 
 fn root() -> PathBuf {

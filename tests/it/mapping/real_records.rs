@@ -6,7 +6,7 @@
 //! Regenerate deliberately with `UPDATE_GOLDEN=1 cargo test --test it mapping::real_records`.
 //!
 //! `tests/fixtures/real/<kind>/` holds records of one mapping kind, as the API answers them (a
-//! JSON array, or an object whose `value` or `records` is the array); `tests/fixtures/real/eventhubs/`
+//! JSON array, an object whose `value` or `records` is the array, or one record alone); `tests/fixtures/real/eventhubs/`
 //! holds Event Hubs message bodies (`{"records":[…]}`), routed and stamped by the `eventhubs`
 //! source's own decoder, each record rendered with the mapping of the kind it is routed to.
 
@@ -54,7 +54,8 @@ fn files(dir: &str) -> Vec<PathBuf> {
     out
 }
 
-/// The records of one file: a JSON array, or an object whose `value` or `records` is one.
+/// The records of one file: a JSON array, an object whose `value` or `records` is one, or else
+/// one record alone (a "Get" response body).
 fn records(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();
     let doc: Value =
@@ -63,7 +64,11 @@ fn records(path: &Path) -> Vec<Value> {
         Value::Array(items) => items,
         Value::Object(mut o) => match o.remove("value").or_else(|| o.remove("records")) {
             Some(Value::Array(items)) => items,
-            _ => panic!("{}: no value or records array", path.display()),
+            Some(other) => panic!(
+                "{}: value or records is not an array: {other}",
+                path.display()
+            ),
+            None => vec![Value::Object(o)],
         },
         _ => panic!("{}: not an array or an envelope", path.display()),
     }
