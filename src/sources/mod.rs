@@ -130,8 +130,8 @@ impl Source {
             } => {
                 Source::O365Management(O365Source::from_config(cfg, config, tenant, content_types)?)
             }
-            SourceSpec::Stream => {
-                Source::EventHubs(eventhubs::EventHubsSource::from_config(cfg, config)?)
+            SourceSpec::Stream(spec) => {
+                Source::EventHubs(eventhubs::EventHubsSource::from_spec(cfg, config, spec)?)
             }
         })
     }

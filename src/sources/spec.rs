@@ -3,11 +3,13 @@
 //! no source re-reads optional keys or assumes that validation passed.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use super::eventhubs::DEFAULT_GROUP;
 use super::poll::WindowApi;
 use super::registry::{Family, Scopes};
 use super::SourceError;
-use crate::config::{Config, SourceConfig, SourceKind};
+use crate::config::{Config, KafkaSecurity, SourceConfig, SourceKind};
 use crate::event::EventKind;
 
 /// What a source of each family is built from, beside the keys every source has.
@@ -28,8 +30,62 @@ pub enum SourceSpec {
         tenant: String,
         content_types: Vec<String>,
     },
-    /// `eventhubs`: its keys are read with the secret file at hand (`EventHubsSource`).
-    Stream,
+    /// `eventhubs`: the Kafka endpoint, topic, group and security.
+    Stream(StreamSpec),
+}
+
+/// An `eventhubs` source's Kafka side.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// `host:port[,host:port…]`.
+    pub bootstrap: String,
+    pub topic: String,
+    /// The consumer group (default [`DEFAULT_GROUP`]).
+    pub group: String,
+    /// Kafka `session.timeout.ms` (default 30s).
+    pub session: Duration,
+    pub security: StreamSecurity,
+}
+
+/// How an `eventhubs` source authenticates.
+#[derive(Debug, Clone)]
+pub enum StreamSecurity {
+    /// Self-hosted Kafka without TLS.
+    Plaintext,
+    /// Event Hubs: SASL PLAIN over TLS with the connection string in this file (resolved).
+    SaslSsl { connection_string_file: PathBuf },
+}
+
+impl StreamSpec {
+    /// The Kafka side of `eventhubs` source `cfg`.
+    pub fn of(cfg: &SourceConfig, config: &Config) -> Result<StreamSpec, SourceError> {
+        let missing = |what: &str| SourceError::Config {
+            source_name: cfg.name.clone(),
+            message: format!("{what} is missing"),
+        };
+        Ok(StreamSpec {
+            bootstrap: cfg
+                .bootstrap_servers
+                .clone()
+                .ok_or_else(|| missing("bootstrap_servers"))?,
+            topic: cfg.topic.clone().ok_or_else(|| missing("topic"))?,
+            group: cfg
+                .group
+                .clone()
+                .unwrap_or_else(|| DEFAULT_GROUP.to_owned()),
+            session: cfg.session_timeout.map_or(Duration::from_secs(30), |d| d.0),
+            security: match cfg.security.unwrap_or(KafkaSecurity::SaslSsl) {
+                KafkaSecurity::Plaintext => StreamSecurity::Plaintext,
+                KafkaSecurity::SaslSsl => StreamSecurity::SaslSsl {
+                    connection_string_file: config.resolve(
+                        cfg.connection_string_file
+                            .as_deref()
+                            .ok_or_else(|| missing("connection_string_file"))?,
+                    ),
+                },
+            },
+        })
+    }
 }
 
 impl SourceSpec {
@@ -79,7 +135,7 @@ impl SourceSpec {
                     .ok_or_else(|| missing("[azure] tenant_id"))?,
                 content_types: scopes()?,
             },
-            Family::Stream => SourceSpec::Stream,
+            Family::Stream => SourceSpec::Stream(StreamSpec::of(cfg, config)?),
         })
     }
 }
