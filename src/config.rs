@@ -455,6 +455,10 @@ macro_rules! choice {
         }
     };
 }
+pub(crate) use choice;
+
+/// What a `[[source]]` reads: the registry of source kinds.
+pub use crate::sources::registry::SourceKind;
 
 choice!(
     /// Which Microsoft cloud the Azure endpoints belong to.
@@ -479,28 +483,6 @@ choice!(
 impl Default for AssertionAlgorithm {
     fn default() -> Self {
         AssertionAlgorithm::Ps256
-    }
-}
-
-choice!(
-    /// What a `[[source]]` reads.
-    SourceKind {
-        AzureActivity = "azure_activity",
-        DefenderAlerts = "defender_alerts",
-        GraphAlerts = "graph_alerts",
-        EntraAudit = "entra_audit",
-        EntraSignins = "entra_signins",
-        O365Management = "o365_management",
-        Files = "files",
-        EventHubs = "eventhubs",
-    }
-);
-
-impl SourceKind {
-    /// Whether this kind polls a Microsoft API through the Azure client (and so needs `[azure]`):
-    /// every kind but the local files and the Event Hubs stream.
-    pub fn reads_azure_api(self) -> bool {
-        !matches!(self, SourceKind::Files | SourceKind::EventHubs)
     }
 }
 
@@ -752,13 +734,7 @@ impl SourceConfig {
     pub fn event_kind(&self) -> Option<EventKind> {
         match self.kind? {
             SourceKind::Files => self.source_kind,
-            SourceKind::AzureActivity => Some(EventKind::AzureActivity),
-            SourceKind::DefenderAlerts => Some(EventKind::DefenderAlerts),
-            SourceKind::GraphAlerts => Some(EventKind::GraphAlerts),
-            SourceKind::EntraAudit => Some(EventKind::EntraAudit),
-            SourceKind::EntraSignins => Some(EventKind::EntraSignins),
-            SourceKind::O365Management => Some(EventKind::O365Management),
-            SourceKind::EventHubs => None,
+            kind => kind.info().event_kind,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::destinations::identity;
 use crate::destinations::route::{kind_pattern, Route};
 use crate::destinations::tls::TlsSetup;
 use crate::event::EventKind;
+use crate::sources::registry::{kinds_text, Family, Scopes};
 
 impl Config {
     /// Semantic checks, every problem recorded.
@@ -96,6 +97,11 @@ impl Config {
     }
 }
 
+/// The kinds whose scopes are `scopes`, quoted, as messages name them.
+fn scoped_kinds(scopes: Scopes) -> String {
+    kinds_text(|k| k.info().scopes == scopes, true)
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -153,13 +159,19 @@ impl SourceConfig {
                 if self.subscriptions.is_some() {
                     p.add(
                         &at.key("subscriptions"),
-                        format!("{who}: subscriptions applies only to kinds \"azure_activity\" and \"defender_alerts\""),
+                        format!(
+                            "{who}: subscriptions applies only to kinds {}",
+                            scoped_kinds(Scopes::Subscriptions)
+                        ),
                     );
                 }
                 if self.content_types.is_some() {
                     p.add(
                         &at.key("content_types"),
-                        format!("{who}: content_types applies only to kind \"o365_management\""),
+                        format!(
+                            "{who}: content_types applies only to kind {}",
+                            scoped_kinds(Scopes::ContentTypes)
+                        ),
                     );
                 }
                 if self.path.is_none() {
@@ -178,27 +190,21 @@ impl SourceConfig {
                     );
                 }
             }
-            SourceKind::AzureActivity
-            | SourceKind::DefenderAlerts
-            | SourceKind::GraphAlerts
-            | SourceKind::EntraAudit
-            | SourceKind::EntraSignins
-            | SourceKind::O365Management => {
-                self.validate_poller(kind, who, at, p);
-            }
+            kind if kind.polls() => self.validate_poller(kind, who, at, p),
             // Checked with the whole config at hand (the secret file's path): config/eventhubs.rs.
-            SourceKind::EventHubs => {}
+            _ => {}
         }
     }
 
     /// Keys of the windowed Microsoft API sources.
     fn validate_poller(&self, kind: SourceKind, who: &str, at: &KeyPath, p: &mut Problems<'_>) {
-        match (&self.subscriptions, kind) {
-            (None, SourceKind::AzureActivity | SourceKind::DefenderAlerts) => p.add(
+        let scopes = kind.info().scopes;
+        match (&self.subscriptions, scopes) {
+            (None, Scopes::Subscriptions) => p.add(
                 at,
                 format!("{who}: subscriptions is missing; list the subscription ids to read, e.g. subscriptions = [\"00000000-0000-0000-0000-000000000000\"]"),
             ),
-            (Some(subs), SourceKind::AzureActivity | SourceKind::DefenderAlerts) => {
+            (Some(subs), Scopes::Subscriptions) => {
                 if subs.is_empty() {
                     p.add(
                         &at.key("subscriptions"),
@@ -216,17 +222,17 @@ impl SourceConfig {
             }
             (Some(_), _) => p.add(
                 &at.key("subscriptions"),
-                format!("{who}: subscriptions applies only to kinds \"azure_activity\" and \"defender_alerts\""),
+                format!("{who}: subscriptions applies only to kinds {}", scoped_kinds(Scopes::Subscriptions)),
             ),
             (None, _) => {}
         }
         let known = crate::sources::o365_management::CONTENT_TYPES;
-        match (&self.content_types, kind) {
-            (None, SourceKind::O365Management) => p.add(
+        match (&self.content_types, scopes) {
+            (None, Scopes::ContentTypes) => p.add(
                 at,
                 format!("{who}: content_types is missing; list the audit content types to read, e.g. content_types = [\"Audit.AzureActiveDirectory\", \"Audit.Exchange\", \"Audit.SharePoint\", \"Audit.General\", \"DLP.All\"]"),
             ),
-            (Some(types), SourceKind::O365Management) => {
+            (Some(types), Scopes::ContentTypes) => {
                 if types.is_empty() {
                     p.add(
                         &at.key("content_types"),
@@ -244,11 +250,11 @@ impl SourceConfig {
             }
             (Some(_), _) => p.add(
                 &at.key("content_types"),
-                format!("{who}: content_types applies only to kind \"o365_management\""),
+                format!("{who}: content_types applies only to kind {}", scoped_kinds(Scopes::ContentTypes)),
             ),
             (None, _) => {}
         }
-        if kind == SourceKind::DefenderAlerts {
+        if matches!(kind.info().family, Family::Diffed) {
             for (key, set) in [
                 ("overlap", self.overlap.is_some()),
                 ("settle_delay", self.settle_delay.is_some()),
@@ -256,7 +262,7 @@ impl SourceConfig {
                 if set {
                     p.add(
                         &at.key(key),
-                        format!("{who}: {key} does not apply to kind \"defender_alerts\", which lists every alert at each poll"),
+                        format!("{who}: {key} does not apply to kind \"{kind}\", which lists every alert at each poll"),
                     );
                 }
             }

@@ -9,6 +9,7 @@ pub mod hec;
 pub mod identity;
 pub mod route;
 pub mod send_test;
+pub mod spec;
 pub mod syslog;
 pub mod tls;
 pub mod transport;
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{split_host_port, Config, DestinationConfig, Transport};
+use crate::config::{Config, DestinationConfig};
 use crate::event::{Event, EventKind, EventView};
 use crate::mapping::RenderError;
 use crate::spool::{Record, Spool, SpoolError};
@@ -32,6 +33,7 @@ use body::{Bodies, Body};
 use filter::{KindRules, Verdict};
 use identity::Identities;
 use route::Route;
+use spec::DestinationSpec;
 use syslog::{Stamp, SyslogWriter};
 use transport::{Connection, TransportError};
 
@@ -155,19 +157,19 @@ impl Destination {
     /// Loads the destination's mappings for every kind the sources it takes produce, and
     /// prepares the syslog identity of each (source, kind).
     pub fn from_config(cfg: &DestinationConfig, config: &Config) -> Result<Self, DestinationError> {
+        let setup = |message: String| DestinationError::Setup {
+            name: cfg.name.clone(),
+            message,
+        };
+        let spec = DestinationSpec::of(cfg, config).map_err(setup)?;
         let route = Route::from_config(cfg);
         let kinds = route.event_kinds(config);
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        let mut mappings = if cfg.transport == Transport::Hec {
+        let mut mappings = if matches!(spec, DestinationSpec::Hec { .. }) {
             // HEC sends the source record itself.
             Bodies::Json(kinds.iter().map(|k| (*k).to_owned()).collect())
         } else {
-            Bodies::load(cfg, &kinds, |p| config.resolve(p)).map_err(|message| {
-                DestinationError::Setup {
-                    name: cfg.name.clone(),
-                    message,
-                }
-            })?
+            Bodies::load(cfg, &kinds, |p| config.resolve(p)).map_err(setup)?
         };
         // Each kind's rules read the event's fields from the scan that renders it (with JSON
         // output, from the parsed record).
@@ -197,46 +199,19 @@ impl Destination {
             // Bursts of at most one pacing step: smooth for receivers with small buffers (UDP).
             RateLimiter::direct(Quota::per_second(eps).allow_burst(pacing_step(eps)))
         });
-        let tls = match cfg.transport {
-            Transport::Tls => {
-                let host = split_host_port(&cfg.address).map_or("", |(h, _)| h);
-                let setup = tls::TlsSetup::from_config(&cfg.tls, host, |p| config.resolve(p))
-                    .map_err(|e| DestinationError::Setup {
-                        name: cfg.name.clone(),
-                        message: e.to_string(),
-                    })?;
-                Some(setup)
-            }
-            Transport::Hec => {
-                let host = cfg
-                    .url
-                    .as_deref()
-                    .and_then(|u| reqwest::Url::parse(u).ok())
-                    .filter(|u| u.scheme() == "https")
-                    .and_then(|u| u.host_str().map(str::to_owned));
-                match host {
-                    Some(host) => Some(
-                        tls::TlsSetup::from_config(&cfg.tls, &host, |p| config.resolve(p))
-                            .map_err(|e| DestinationError::Setup {
-                                name: cfg.name.clone(),
-                                message: e.to_string(),
-                            })?,
-                    ),
-                    None => None,
-                }
-            }
-            _ => None,
+        let tls = match spec.tls_host() {
+            Some(host) => Some(
+                tls::TlsSetup::from_config(&cfg.tls, host, |p| config.resolve(p))
+                    .map_err(|e| setup(e.to_string()))?,
+            ),
+            None => None,
         };
-        let hec = match cfg.transport {
-            Transport::Hec => Some(Arc::new(
-                hec::HecSetup::from_config(cfg, config, tls.as_ref()).map_err(|message| {
-                    DestinationError::Setup {
-                        name: cfg.name.clone(),
-                        message,
-                    }
-                })?,
+        let hec = match &spec {
+            DestinationSpec::Hec { url, token_file } => Some(Arc::new(
+                hec::HecSetup::from_config(cfg, config, url, token_file, tls.as_ref())
+                    .map_err(setup)?,
             )),
-            _ => None,
+            DestinationSpec::Syslog { .. } => None,
         };
         let writer = SyslogWriter::new(cfg);
         let identities = Identities::build(

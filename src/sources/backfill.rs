@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::checkpoint::{Checkpoint, ScopeState};
 use super::o365_management::{Reading, MAX_WINDOW_MS, RETENTION_MS};
 use super::poll::{filter_time, Outcome, PollSource};
+use super::registry::kinds_text;
 use super::{O365Source, Source, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig, SourceKind};
 
@@ -81,18 +82,9 @@ impl Backfill {
     ) -> Result<Backfill, String> {
         let who = format!("source \"{}\"", cfg.name);
         let kind = cfg.kind.map(|k| k.as_str()).unwrap_or("?");
-        let windowed = matches!(
-            cfg.kind,
-            Some(
-                SourceKind::AzureActivity
-                    | SourceKind::GraphAlerts
-                    | SourceKind::EntraAudit
-                    | SourceKind::EntraSignins
-                    | SourceKind::O365Management
-            )
-        );
-        if !windowed {
-            return Err(format!("{who} is of kind \"{kind}\", which has no time window to replay; replay works for azure_activity, graph_alerts, entra_audit, entra_signins and o365_management sources"));
+        if !cfg.kind.is_some_and(SourceKind::replayable) {
+            let replayable = kinds_text(SourceKind::replayable, false);
+            return Err(format!("{who} is of kind \"{kind}\", which has no time window to replay; replay works for {replayable} sources"));
         }
         if from_ms >= to_ms {
             return Err(format!(
@@ -110,10 +102,7 @@ impl Backfill {
         }
         let (source, scopes, (list_from, list_to), max_window) =
             match Source::from_config(cfg, config).map_err(|e| e.to_string())? {
-                Source::AzureActivity(p)
-                | Source::GraphAlerts(p)
-                | Source::EntraAudit(p)
-                | Source::EntraSignins(p) => {
+                Source::Windowed(p) => {
                     let (scopes, api) = p.parts();
                     check_retention(api.retention, kind, from_ms, now_ms)?;
                     let (scopes, max) = (scopes.to_vec(), api.max_window);
@@ -122,7 +111,7 @@ impl Backfill {
                 Source::O365Management(o) => {
                     let retention = Duration::from_millis(RETENTION_MS as u64);
                     check_retention(retention, kind, from_ms, now_ms)?;
-                    let scopes = cfg.content_types.clone().unwrap_or_default();
+                    let scopes = o.content_types().to_vec();
                     // Blobs are created after their records, some late: list past the end.
                     // Listings take whole seconds: the chunks start and end on them.
                     let list_to = (to_ms + o.overlap().as_millis() as i64).min(now_ms);

@@ -197,11 +197,15 @@ pub struct DefenderSource {
 }
 
 impl DefenderSource {
-    pub fn from_config(cfg: &SourceConfig, config: &Config) -> Result<Self, SourceError> {
+    pub fn from_config(
+        cfg: &SourceConfig,
+        config: &Config,
+        subscriptions: Vec<String>,
+    ) -> Result<Self, SourceError> {
         let (endpoints, start, client) = connect(cfg, config, |e| &e.management, &[])?;
         Ok(DefenderSource {
             name: cfg.name.clone(),
-            subscriptions: cfg.subscriptions.clone().unwrap_or_default(),
+            subscriptions,
             interval: cfg.interval.0,
             start,
             endpoints,

@@ -23,7 +23,7 @@ use self::identity::Listed;
 use self::lines::Line;
 use self::tracker::Tracker;
 use super::{append_page, SourceContext, SourceError};
-use crate::config::{Config, SourceConfig};
+use crate::config::SourceConfig;
 use crate::event::{self, Event, EventKind, Item};
 
 /// The checkpoint format this version writes. Version 1 had no file identity (`dev`, `ino`,
@@ -163,19 +163,16 @@ fn is_compressed(name: &str) -> bool {
 }
 
 impl FilesSource {
-    pub fn from_config(cfg: &SourceConfig, config: &Config) -> Result<Self, SourceError> {
-        let missing = |what: &str| SourceError::Config {
-            source_name: cfg.name.clone(),
-            message: format!("{what} is missing"),
-        };
-        Ok(Self {
+    /// A files source reading `path` (already resolved) for events of `kind`.
+    pub fn from_config(cfg: &SourceConfig, path: PathBuf, kind: EventKind) -> Self {
+        Self {
             name: cfg.name.clone(),
-            path: config.resolve(cfg.path.as_deref().ok_or_else(|| missing("path"))?),
-            kind: cfg.source_kind.ok_or_else(|| missing("source_kind"))?,
+            path,
+            kind,
             interval: cfg.interval.0,
             batch_size: cfg.batch_size.max(1),
             max_event: event::MAX_EVENT_BYTES,
-        })
+        }
     }
 
     pub fn name(&self) -> &str {

@@ -21,6 +21,8 @@ pub mod o365_management;
 pub mod poll;
 #[cfg(test)]
 mod poll_tests;
+pub mod registry;
+pub mod spec;
 #[cfg(test)]
 mod throttle_tests;
 
@@ -33,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::event::Event;
 use crate::spool::{Spool, SpoolError};
+use spec::SourceSpec;
 
 pub use defender_alerts::DefenderSource;
 pub use files::FilesSource;
@@ -81,10 +84,8 @@ pub struct SourceContext {
 #[derive(Debug)]
 pub enum Source {
     Files(FilesSource),
-    AzureActivity(PollSource),
-    GraphAlerts(PollSource),
-    EntraAudit(PollSource),
-    EntraSignins(PollSource),
+    /// Every windowed API kind (`Family::Windowed` in the registry).
+    Windowed(PollSource),
     DefenderAlerts(DefenderSource),
     O365Management(O365Source),
     EventHubs(eventhubs::EventHubsSource),
@@ -111,53 +112,34 @@ pub enum SourceError {
 }
 
 impl Source {
-    /// Builds a source from its validated configuration.
+    /// Builds a source from its validated configuration, through its typed spec.
     pub fn from_config(cfg: &SourceConfig, config: &Config) -> Result<Source, SourceError> {
-        match cfg.kind {
-            Some(SourceKind::Files) => FilesSource::from_config(cfg, config).map(Source::Files),
-            Some(SourceKind::AzureActivity) => {
-                let subscriptions = cfg.subscriptions.clone().unwrap_or_default();
-                PollSource::from_config(cfg, config, &azure_activity::API, subscriptions)
-                    .map(Source::AzureActivity)
+        Ok(match SourceSpec::of(cfg, config)? {
+            SourceSpec::Files { path, kind } => {
+                Source::Files(FilesSource::from_config(cfg, path, kind))
             }
-            Some(SourceKind::GraphAlerts) => {
-                let tenant = config.azure.tenant_id.clone().unwrap_or_default();
-                PollSource::from_config(cfg, config, &graph_alerts::API, vec![tenant])
-                    .map(Source::GraphAlerts)
+            SourceSpec::Windowed { api, scopes } => {
+                Source::Windowed(PollSource::from_config(cfg, config, api, scopes)?)
             }
-            Some(SourceKind::EntraAudit) => {
-                let tenant = config.azure.tenant_id.clone().unwrap_or_default();
-                PollSource::from_config(cfg, config, &entra_audit::API, vec![tenant])
-                    .map(Source::EntraAudit)
+            SourceSpec::Diffed { subscriptions } => {
+                Source::DefenderAlerts(DefenderSource::from_config(cfg, config, subscriptions)?)
             }
-            Some(SourceKind::EntraSignins) => {
-                let tenant = config.azure.tenant_id.clone().unwrap_or_default();
-                PollSource::from_config(cfg, config, &entra_signins::API, vec![tenant])
-                    .map(Source::EntraSignins)
+            SourceSpec::ContentBlobs {
+                tenant,
+                content_types,
+            } => {
+                Source::O365Management(O365Source::from_config(cfg, config, tenant, content_types)?)
             }
-            Some(SourceKind::DefenderAlerts) => {
-                DefenderSource::from_config(cfg, config).map(Source::DefenderAlerts)
+            SourceSpec::Stream(spec) => {
+                Source::EventHubs(eventhubs::EventHubsSource::from_spec(cfg, config, spec)?)
             }
-            Some(SourceKind::O365Management) => {
-                O365Source::from_config(cfg, config).map(Source::O365Management)
-            }
-            Some(SourceKind::EventHubs) => {
-                eventhubs::EventHubsSource::from_config(cfg, config).map(Source::EventHubs)
-            }
-            None => Err(SourceError::Config {
-                source_name: cfg.name.clone(),
-                message: "kind is missing".into(),
-            }),
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
         match self {
             Source::Files(s) => s.name(),
-            Source::AzureActivity(s)
-            | Source::GraphAlerts(s)
-            | Source::EntraAudit(s)
-            | Source::EntraSignins(s) => s.name(),
+            Source::Windowed(s) => s.name(),
             Source::DefenderAlerts(s) => s.name(),
             Source::O365Management(s) => s.name(),
             Source::EventHubs(s) => s.name(),
@@ -168,10 +150,7 @@ impl Source {
     pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
         match self {
             Source::Files(s) => s.run(ctx).await,
-            Source::AzureActivity(s)
-            | Source::GraphAlerts(s)
-            | Source::EntraAudit(s)
-            | Source::EntraSignins(s) => s.run(ctx).await,
+            Source::Windowed(s) => s.run(ctx).await,
             Source::DefenderAlerts(s) => s.run(ctx).await,
             Source::O365Management(s) => s.run(ctx).await,
             Source::EventHubs(s) => s.run(ctx).await,

@@ -210,23 +210,33 @@ pub struct O365Source {
 }
 
 impl O365Source {
-    pub fn from_config(cfg: &SourceConfig, config: &Config) -> Result<Self, SourceError> {
+    pub fn from_config(
+        cfg: &SourceConfig,
+        config: &Config,
+        tenant: String,
+        content_types: Vec<String>,
+    ) -> Result<Self, SourceError> {
         let (endpoints, start, client) = connect(cfg, config, |e| &e.office, &[])?;
         Ok(O365Source {
             name: cfg.name.clone(),
-            content_types: cfg.content_types.clone().unwrap_or_default(),
+            content_types,
             interval: cfg.interval.0,
             overlap: cfg.overlap.map_or(DEFAULT_OVERLAP, |d| d.0),
             settle: cfg.settle_delay.map_or(DEFAULT_SETTLE, |d| d.0),
             start,
             endpoints,
-            tenant: config.azure.tenant_id.clone().unwrap_or_default(),
+            tenant,
             client,
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The content types it lists (its scopes).
+    pub fn content_types(&self) -> &[String] {
+        &self.content_types
     }
 
     fn feed_url(&self, op: &str) -> String {

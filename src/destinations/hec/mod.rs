@@ -11,7 +11,7 @@ pub mod sourcetypes;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::config::hec::{hec_url, read_token};
+use crate::config::hec::read_token;
 use crate::config::{Config, DestinationConfig};
 use crate::event::{EventKind, EventView};
 use client::HecClient;
@@ -44,15 +44,11 @@ impl HecSetup {
     pub fn from_config(
         cfg: &DestinationConfig,
         config: &Config,
+        url: &reqwest::Url,
+        token_file: &Path,
         tls: Option<&TlsSetup>,
     ) -> Result<HecSetup, String> {
-        let url =
-            hec_url(cfg.url.as_deref().unwrap_or_default()).map_err(|e| format!("url {e}"))?;
-        let token_file = cfg
-            .token_file
-            .as_deref()
-            .ok_or_else(|| "token_file is missing".to_owned())?;
-        let token = read_token(&config.resolve(token_file))?;
+        let token = read_token(token_file)?;
         let channel_file = config
             .resolve(&config.state_dir)
             .join("hec")
@@ -60,7 +56,7 @@ impl HecSetup {
         let channel = read_channel(&channel_file)
             .unwrap_or_else(crate::sources::azure::assertion::random_guid);
         let client = HecClient::new(
-            &url,
+            url,
             &token,
             &channel,
             cfg.hec_gzip(),
@@ -375,7 +371,11 @@ entra_audit = "my:audit"
         std::fs::write(&path, text).unwrap();
         let config = Config::from_toml(&path, text).unwrap_or_else(|e| panic!("{e}"));
         let cfg = &config.destinations[0];
-        let hec = HecSetup::from_config(cfg, &config, None).unwrap();
+        let spec = crate::destinations::spec::DestinationSpec::of(cfg, &config).unwrap();
+        let crate::destinations::spec::DestinationSpec::Hec { url, token_file } = spec else {
+            panic!("a hec destination has a hec spec: {spec:?}");
+        };
+        let hec = HecSetup::from_config(cfg, &config, &url, &token_file, None).unwrap();
         assert!(!format!("{hec:?}").contains("secret-token"));
         let json = b"{ \"eventDataId\" : \"a\",\n \"n\": [1, 2] }";
         let event = |source, kind, time_ms| EventView {

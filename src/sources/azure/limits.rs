@@ -37,28 +37,11 @@ impl ApiFamily {
     /// The family a source kind's API belongs to; `None` for the kinds streamed from Event Hubs,
     /// which are read over Kafka, not a Microsoft REST API.
     pub fn of(kind: EventKind) -> Option<ApiFamily> {
-        match kind {
-            EventKind::AzureActivity | EventKind::DefenderAlerts => Some(ApiFamily::ArmReads),
-            // The throttling page's `/security` limits cover incidents too (no row of their own).
-            EventKind::GraphAlerts | EventKind::GraphIncidents => Some(ApiFamily::GraphAlerts),
-            // Placeholder until the pollers of issue 19: Identity Protection's own budget (one
-            // request per second per tenant, no `Retry-After`) is not a family yet; the Entra
-            // reports budget (5 per 10 s) is below it.
-            EventKind::EntraRiskDetections | EventKind::EntraRiskyUsers => {
-                Some(ApiFamily::EntraReports)
-            }
-            EventKind::EntraAudit | EventKind::EntraSignins => Some(ApiFamily::EntraReports),
-            EventKind::O365Management => Some(ApiFamily::O365),
-            EventKind::EventHubsActivity
-            | EventKind::EventHubsEntraAudit
-            | EventKind::EventHubsEntraSignins
-            | EventKind::EventHubsDiagnostic
-            | EventKind::EventHubsEntraProvisioning
-            | EventKind::EventHubsEntraRisk
-            | EventKind::EventHubsGraphActivity
-            | EventKind::EventHubsDefenderAlerts
-            | EventKind::EventHubsDefenderXdr => None,
-        }
+        crate::config::SourceKind::ALL
+            .iter()
+            .map(|k| k.info())
+            .find(|i| i.event_kind == Some(kind))
+            .and_then(|i| i.api)
     }
 
     /// The key of `[azure.rate_limits]`.

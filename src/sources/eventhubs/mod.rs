@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
+use super::spec::{StreamSecurity, StreamSpec};
 use super::{SourceContext, SourceError};
-use crate::config::{Config, KafkaSecurity, SourceConfig};
+use crate::config::{Config, SourceConfig};
 
 pub use stats::{PartitionCounters, PartitionTable};
 
@@ -44,40 +45,35 @@ impl fmt::Debug for EventHubsSource {
 }
 
 impl EventHubsSource {
+    /// The source of `eventhubs` source `cfg` ([`StreamSpec::of`], then [`Self::from_spec`]).
     pub fn from_config(cfg: &SourceConfig, config: &Config) -> Result<Self, SourceError> {
-        let problem = |message: String| SourceError::Config {
-            source_name: cfg.name.clone(),
-            message,
-        };
-        let bootstrap = cfg
-            .bootstrap_servers
-            .clone()
-            .ok_or_else(|| problem("bootstrap_servers is missing".into()))?;
-        let topic = cfg
-            .topic
-            .clone()
-            .ok_or_else(|| problem("topic is missing".into()))?;
-        let group = cfg
-            .group
-            .clone()
-            .unwrap_or_else(|| DEFAULT_GROUP.to_owned());
-        let session = cfg.session_timeout.map_or(Duration::from_secs(30), |d| d.0);
+        Self::from_spec(cfg, config, StreamSpec::of(cfg, config)?)
+    }
+
+    /// Sets up the consumer of `spec`; reads the connection-string file.
+    pub fn from_spec(
+        cfg: &SourceConfig,
+        config: &Config,
+        spec: StreamSpec,
+    ) -> Result<Self, SourceError> {
+        let StreamSpec {
+            bootstrap,
+            topic,
+            group,
+            session,
+            security,
+        } = spec;
         let mut client = client_settings(&bootstrap, &group, &cfg.name, session);
-        match cfg.security.unwrap_or(KafkaSecurity::SaslSsl) {
-            KafkaSecurity::Plaintext => {
+        match security {
+            StreamSecurity::Plaintext => {
                 client.set("security.protocol", "plaintext");
             }
-            KafkaSecurity::SaslSsl => {
-                let file = cfg
-                    .connection_string_file
-                    .as_deref()
-                    .ok_or_else(|| problem("connection_string_file is missing".into()))?;
-                let path = config.resolve(file);
-                let secret = std::fs::read_to_string(&path).map_err(|e| {
-                    problem(format!(
-                        "cannot read connection_string_file {}: {e}",
-                        path.display()
-                    ))
+            StreamSecurity::SaslSsl {
+                connection_string_file: path,
+            } => {
+                let secret = std::fs::read_to_string(&path).map_err(|e| SourceError::Config {
+                    source_name: cfg.name.clone(),
+                    message: format!("cannot read connection_string_file {}: {e}", path.display()),
                 })?;
                 // Event Hubs' Kafka endpoint: SASL PLAIN, the literal user name
                 // `$ConnectionString` and the connection string as the password.
