@@ -1,7 +1,8 @@
 //! `siemcast demo`: the whole pipeline on one machine with no credentials and no network.
 //! The built-in simulator of Microsoft's APIs (tokens, ARM activity log and Defender for Cloud
-//! alerts, Graph alerts and Entra logs, Office 365 audit content; throttling every 3rd request)
-//! feeds the real pollers of all six Microsoft source kinds, the spool, ArcSight mappings and a
+//! alerts, Graph alerts and incidents, Entra logs and Identity Protection risk, Office 365 audit
+//! content; throttling every 3rd request)
+//! feeds the real pollers of all nine Microsoft source kinds, the spool, ArcSight mappings and a
 //! TCP syslog destination to a listener on loopback; what arrives is printed with a summary. The
 //! same events also go to the built-in Splunk HEC simulator through a HEC destination with
 //! indexer acknowledgement, and its count is part of the summary.
@@ -22,7 +23,7 @@ use crate::pipeline::Pipeline;
 use crate::simulator::{Service, SimConfig, Simulator};
 
 /// The mappings the demo's source kinds use.
-const MAPPINGS: [(&str, &str); 6] = [
+const MAPPINGS: [(&str, &str); 9] = [
     (
         "azure_activity",
         include_str!("../mappings/arcsight/azure_activity.toml"),
@@ -46,6 +47,18 @@ const MAPPINGS: [(&str, &str); 6] = [
     (
         "entra_signins",
         include_str!("../mappings/arcsight/entra_signins.toml"),
+    ),
+    (
+        "graph_incidents",
+        include_str!("../mappings/arcsight/graph_incidents.toml"),
+    ),
+    (
+        "entra_risk_detections",
+        include_str!("../mappings/arcsight/entra_risk_detections.toml"),
+    ),
+    (
+        "entra_risky_users",
+        include_str!("../mappings/arcsight/entra_risky_users.toml"),
     ),
 ];
 /// The Office 365 content types the demo reads.
@@ -97,7 +110,19 @@ async fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
     let signins = sim.signin_records().len();
     let defender = sim.defender_final_alerts().len();
     let office = sim.office_records(&CONTENT_TYPES).len();
-    let expected = activity + alerts + audits + signins + defender + office;
+    // Incidents, user and service principal risk detections, risky users: their newest
+    // versions (every version is visible by the first poll).
+    let [incidents, detections, sp_detections, risky] = sim.risk_final_records().map(|r| r.len());
+    let expected = activity
+        + alerts
+        + audits
+        + signins
+        + defender
+        + office
+        + incidents
+        + detections
+        + sp_detections
+        + risky;
 
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -135,9 +160,11 @@ async fn run_in(dir: &Path) -> anyhow::Result<ExitCode> {
 address = ""
 
 {azure}
-# The simulator is not Entra: its reports need not be read at 5 per 10 s.
+# The simulator is not Entra: its reports need not be read at 5 per 10 s, nor Identity
+# Protection at 1 per second.
 [azure.rate_limits]
 entra_reports = "50/1s"
+identity_protection = "50/1s"
 
 [[source]]
 name = "demo-activity"
@@ -183,6 +210,26 @@ interval = "1s"
 start_at = "30m"
 settle_delay = "1s"
 
+[[source]]
+name = "demo-incidents"
+kind = "graph_incidents"
+interval = "1s"
+start_at = "30m"
+settle_delay = "1s"
+
+[[source]]
+name = "demo-risk"
+kind = "entra_risk_detections"
+interval = "1s"
+start_at = "30m"
+settle_delay = "1s"
+
+[[source]]
+name = "demo-risky-users"
+kind = "entra_risky_users"
+interval = "1s"
+start_at = "30m"
+
 [[destination]]
 name = "demo-listener"
 address = "{address}"
@@ -217,7 +264,9 @@ host = "siemcast-demo"
     );
     println!("  sources:  azure_activity ({activity} Activity Log records), defender_alerts ({defender} Defender for Cloud alerts),");
     println!("            graph_alerts ({alerts} alerts_v2 alerts), entra_audit ({audits} directory audit records),");
-    println!("            entra_signins ({signins} sign-ins), o365_management ({office} audit records of {})", CONTENT_TYPES.join(", "));
+    println!("            entra_signins ({signins} sign-ins), o365_management ({office} audit records of {}),", CONTENT_TYPES.join(", "));
+    println!("            graph_incidents ({incidents} Defender XDR incidents), entra_risk_detections ({detections} user and");
+    println!("            {sp_detections} service principal risk detections), entra_risky_users ({risky} risky users)");
     println!("  faults:   every 3rd API request per host is throttled (429 with Retry-After: 1; Office 365: 403 AF429, every other one with Retry-After: 1)");
     println!("  mapping:  mappings/arcsight/<kind>.toml (CEF)");
     println!("  listener: tcp://{address} (RFC 3164 header, LF framing)");

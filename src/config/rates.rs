@@ -20,6 +20,10 @@ pub struct RateLimitsConfig {
     pub entra_reports: Option<RateText>,
     /// Office 365 Management Activity API, per tenant: 2000/min.
     pub o365: Option<RateText>,
+    /// Graph `security/incidents`, per app and tenant: 50/min.
+    pub graph_incidents: Option<RateText>,
+    /// Graph Identity Protection (risk detections, risky users), per tenant: 1/s.
+    pub identity_protection: Option<RateText>,
 }
 
 /// A rate written as `"N/PERIOD"`: at most N requests at once, refilled evenly over PERIOD.

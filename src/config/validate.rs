@@ -254,7 +254,7 @@ impl SourceConfig {
             ),
             (None, _) => {}
         }
-        if matches!(kind.info().family, Family::Diffed) {
+        if let Family::Diffed(api) = kind.info().family {
             for (key, set) in [
                 ("overlap", self.overlap.is_some()),
                 ("settle_delay", self.settle_delay.is_some()),
@@ -262,7 +262,7 @@ impl SourceConfig {
                 if set {
                     p.add(
                         &at.key(key),
-                        format!("{who}: {key} does not apply to kind \"{kind}\", which lists every alert at each poll"),
+                        format!("{who}: {key} does not apply to kind \"{kind}\", which lists every {} at each poll", api.objects),
                     );
                 }
             }

@@ -21,6 +21,7 @@ pub static API: WindowApi = WindowApi {
     headers: &[],
     base: |e| &e.management,
     first_url,
+    licence: |_| "an Azure subscription (no separate licence)",
 };
 
 fn first_url(e: &Endpoints, subscription: &str, from: i64, to: i64) -> String {

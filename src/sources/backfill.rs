@@ -55,6 +55,13 @@ pub enum BackfillError {
         from: String,
         to: String,
     },
+    #[error("source \"{source_name}\": the tenant is not licensed for the API of {scope} (it needs {needs}); nothing was read. The API answered: {answer}")]
+    NotLicensed {
+        source_name: String,
+        scope: String,
+        needs: &'static str,
+        answer: String,
+    },
 }
 
 /// Splits `[from, to]` into chunks of at most `max` (the API's largest query window).
@@ -192,6 +199,17 @@ impl Backfill {
                     }
                 };
                 match outcome {
+                    Outcome::NotLicensed(answer) => {
+                        return Err(BackfillError::NotLicensed {
+                            source_name: self.name.clone(),
+                            scope: w.scope.clone(),
+                            needs: match &self.source {
+                                Reader::Windowed(p) => (p.parts().1.licence)(&w.scope),
+                                Reader::O365(..) => super::o365_management::LICENCE,
+                            },
+                            answer,
+                        })
+                    }
                     Outcome::Complete => break,
                     Outcome::Cancelled => return Ok(false),
                     Outcome::Incomplete if attempt < WINDOW_ATTEMPTS => {}

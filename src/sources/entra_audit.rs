@@ -31,4 +31,5 @@ pub static API: WindowApi = WindowApi {
             to,
         )
     },
+    licence: |_| "any Microsoft Entra ID edition",
 };

@@ -22,4 +22,5 @@ pub static API: WindowApi = WindowApi {
     first_url: |e, _tenant, from, to| {
         graph_url(e, "auditLogs/signIns", "createdDateTime", from, "le", to)
     },
+    licence: |_| "Microsoft Entra ID P1 or P2",
 };

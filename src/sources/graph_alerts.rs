@@ -20,6 +20,9 @@ pub static API: WindowApi = WindowApi {
     headers: &[("Prefer", "include-unknown-enum-members")],
     base: |e| &e.graph,
     first_url,
+    licence: |_| {
+        "Microsoft Defender XDR or one of its products (Microsoft 365 E5, E5 Security, A5 or A5 Security)"
+    },
 };
 
 fn first_url(e: &Endpoints, _tenant: &str, from: i64, to: i64) -> String {

@@ -7,12 +7,16 @@ pub mod azure_activity;
 pub mod backfill;
 pub mod checkpoint;
 pub mod defender_alerts;
+pub mod diff;
 pub mod entra_audit;
+pub mod entra_risk_detections;
+pub mod entra_risky_users;
 pub mod entra_signins;
 pub mod eventhubs;
 pub mod files;
 pub mod freshness;
 pub mod graph_alerts;
+pub mod graph_incidents;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
@@ -37,7 +41,7 @@ use crate::event::Event;
 use crate::spool::{Spool, SpoolError};
 use spec::SourceSpec;
 
-pub use defender_alerts::DefenderSource;
+pub use diff::DiffSource;
 pub use files::FilesSource;
 pub use o365_management::O365Source;
 pub use poll::PollSource;
@@ -86,7 +90,8 @@ pub enum Source {
     Files(FilesSource),
     /// Every windowed API kind (`Family::Windowed` in the registry).
     Windowed(PollSource),
-    DefenderAlerts(DefenderSource),
+    /// Every diffed API kind (`Family::Diffed` in the registry).
+    Diffed(DiffSource),
     O365Management(O365Source),
     EventHubs(eventhubs::EventHubsSource),
 }
@@ -121,8 +126,8 @@ impl Source {
             SourceSpec::Windowed { api, scopes } => {
                 Source::Windowed(PollSource::from_config(cfg, config, api, scopes)?)
             }
-            SourceSpec::Diffed { subscriptions } => {
-                Source::DefenderAlerts(DefenderSource::from_config(cfg, config, subscriptions)?)
+            SourceSpec::Diffed { api, scopes } => {
+                Source::Diffed(DiffSource::from_config(cfg, config, api, scopes)?)
             }
             SourceSpec::ContentBlobs {
                 tenant,
@@ -140,7 +145,7 @@ impl Source {
         match self {
             Source::Files(s) => s.name(),
             Source::Windowed(s) => s.name(),
-            Source::DefenderAlerts(s) => s.name(),
+            Source::Diffed(s) => s.name(),
             Source::O365Management(s) => s.name(),
             Source::EventHubs(s) => s.name(),
         }
@@ -151,7 +156,7 @@ impl Source {
         match self {
             Source::Files(s) => s.run(ctx).await,
             Source::Windowed(s) => s.run(ctx).await,
-            Source::DefenderAlerts(s) => s.run(ctx).await,
+            Source::Diffed(s) => s.run(ctx).await,
             Source::O365Management(s) => s.run(ctx).await,
             Source::EventHubs(s) => s.run(ctx).await,
         }

@@ -26,6 +26,9 @@ use crate::event::EventKind;
 
 /// The content types of the API (Microsoft Learn, "Office 365 Management Activity API reference",
 /// https://learn.microsoft.com/en-us/office/office-365-management-api/office-365-management-activity-api-reference).
+/// What the API needs beside the permission (told if it answers that the tenant lacks it).
+pub const LICENCE: &str = "Microsoft 365 with unified audit logging on";
+
 pub const CONTENT_TYPES: &[&str] = &[
     "Audit.AzureActiveDirectory",
     "Audit.Exchange",
@@ -162,6 +165,10 @@ impl Rounds for O365Source {
 
     fn interval(&self) -> Duration {
         self.interval
+    }
+
+    fn licence(&self, _: &str) -> &'static str {
+        LICENCE
     }
 
     fn resume(&self, ctx: &SourceContext) -> (State, bool) {

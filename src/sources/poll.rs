@@ -38,6 +38,8 @@ pub struct WindowApi {
     pub base: fn(&Endpoints) -> &str,
     /// The first page's URL for a scope and window (ms since the epoch).
     pub first_url: fn(&Endpoints, &str, i64, i64) -> String,
+    /// The licence a scope's API needs, told when the API answers that the tenant lacks it.
+    pub licence: fn(&str) -> &'static str,
 }
 
 /// Where the first poll of a scope starts.
@@ -244,11 +246,14 @@ pub struct PollSource {
 }
 
 /// How a window, a scope or a listing ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Complete,
     /// Not finished (an error); retried at the next poll from the same cursor.
     Incomplete,
+    /// The API answered that the tenant lacks the licence it needs (its message): nothing can
+    /// be read until the licence is there; asked again at the next poll from the same cursor.
+    NotLicensed(String),
     Cancelled,
 }
 
@@ -316,6 +321,8 @@ pub(crate) trait Rounds {
     fn kind(&self) -> &'static str;
     fn scopes(&self) -> &[String];
     fn interval(&self) -> Duration;
+    /// The licence a scope needs (see [`WindowApi::licence`]).
+    fn licence(&self, scope: &str) -> &'static str;
     /// The state to start from, and whether it was resumed from a checkpoint.
     fn resume(&self, ctx: &SourceContext) -> (Self::State, bool);
     /// Reads one scope up to now. While `fresh` (no scope failed in this round), each unit
@@ -345,16 +352,37 @@ pub(crate) async fn run_rounds<R: Rounds>(
         scopes = source.scopes().len(),
         resumed
     );
+    // Scopes whose missing licence was told: told once, not at every poll.
+    let mut unlicensed = std::collections::BTreeSet::new();
     'outer: loop {
         let mut complete = true;
         for scope in source.scopes() {
             match source.poll(scope, &mut state, &ctx, complete).await? {
-                Outcome::Complete => {}
+                Outcome::Complete => {
+                    if unlicensed.remove(scope) {
+                        tracing::info!(message = "The API answers now: the licence is in place; reading from where the source stopped.", source = %source.name(), scope);
+                    }
+                }
                 Outcome::Incomplete => complete = false,
+                Outcome::NotLicensed(answer) => {
+                    let licence = source.licence(scope);
+                    if unlicensed.insert(scope.clone()) {
+                        tracing::error!(message = "The tenant is not licensed for this API, so nothing of it can be read; siemcast asks again at every poll and says when it answers.", source = %source.name(), scope, needs = licence, %answer);
+                    } else {
+                        tracing::debug!(message = "Still not licensed.", source = %source.name(), scope);
+                    }
+                }
                 Outcome::Cancelled => break 'outer,
             }
         }
-        if complete {
+        if complete && unlicensed.len() == source.scopes().len() {
+            // Nothing at all can be read: unhealthy, in words.
+            let needs: Vec<&str> = source.scopes().iter().map(|s| source.licence(s)).collect();
+            ctx.stats.freshness.failed(&format!(
+                "the tenant is not licensed for this API; it needs {}",
+                needs.join(", and ")
+            ));
+        } else if complete {
             ctx.stats.freshness.succeeded();
         }
         tokio::select! {
@@ -403,6 +431,10 @@ impl Rounds for PollSource {
 
     fn interval(&self) -> Duration {
         self.interval
+    }
+
+    fn licence(&self, scope: &str) -> &'static str {
+        (self.api.licence)(scope)
     }
 
     fn resume(&self, ctx: &SourceContext) -> (Checkpoint, bool) {
@@ -515,6 +547,9 @@ impl PollSource {
             let mut page = match self.client.get_as::<Listing>(&url, &ctx.cancel).await {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
+                Err(FetchError::NotLicensed { message, .. }) => {
+                    return Ok(Outcome::NotLicensed(message))
+                }
                 Err(error) => {
                     ctx.stats.freshness.failed(&error.to_string());
                     tracing::warn!(

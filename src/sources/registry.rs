@@ -8,8 +8,12 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer};
 
 use super::azure::limits::ApiFamily;
+use super::diff::DiffApi;
 use super::poll::WindowApi;
-use super::{azure_activity, entra_audit, entra_signins, graph_alerts};
+use super::{
+    azure_activity, defender_alerts, entra_audit, entra_risk_detections, entra_risky_users,
+    entra_signins, graph_alerts, graph_incidents,
+};
 use crate::event::EventKind;
 
 crate::config::choice!(
@@ -21,6 +25,9 @@ crate::config::choice!(
         EntraAudit = "entra_audit",
         EntraSignins = "entra_signins",
         O365Management = "o365_management",
+        GraphIncidents = "graph_incidents",
+        EntraRiskDetections = "entra_risk_detections",
+        EntraRiskyUsers = "entra_risky_users",
         Files = "files",
         EventHubs = "eventhubs",
     }
@@ -31,8 +38,9 @@ crate::config::choice!(
 pub enum Family {
     /// A Microsoft API filtered on a time field, polled in windows ([`super::poll`]).
     Windowed(&'static WindowApi),
-    /// Defender for Cloud alerts: every alert listed at each poll, diffed on its state.
-    Diffed,
+    /// A Microsoft API listing objects in their current state: every object listed at each
+    /// poll, diffed on its state ([`super::diff`]).
+    Diffed(&'static DiffApi),
     /// The Office 365 Management Activity API: content blobs listed in windows.
     ContentBlobs,
     /// Local files of exported records.
@@ -48,6 +56,9 @@ pub enum Scopes {
     Subscriptions,
     /// The one tenant of `[azure] tenant_id`.
     Tenant,
+    /// Fixed lists of the one tenant, each its own scope (e.g. user and service principal
+    /// risk detections).
+    Fixed(&'static [&'static str]),
     /// The `content_types` key: Office 365 audit content types.
     ContentTypes,
     /// Not a polling kind.
@@ -75,6 +86,12 @@ impl SourceKind {
             event_kind: Some(api.kind),
             api: Some(family),
         };
+        let diffed = |api: &'static DiffApi, scopes, family| KindInfo {
+            family: Family::Diffed(api),
+            scopes,
+            event_kind: Some(api.kind),
+            api: Some(family),
+        };
         match self {
             SourceKind::AzureActivity => windowed(
                 &azure_activity::API,
@@ -90,12 +107,26 @@ impl SourceKind {
             SourceKind::EntraSignins => {
                 windowed(&entra_signins::API, Scopes::Tenant, ApiFamily::EntraReports)
             }
-            SourceKind::DefenderAlerts => KindInfo {
-                family: Family::Diffed,
-                scopes: Scopes::Subscriptions,
-                event_kind: Some(EventKind::DefenderAlerts),
-                api: Some(ApiFamily::ArmReads),
-            },
+            SourceKind::GraphIncidents => windowed(
+                &graph_incidents::API,
+                Scopes::Tenant,
+                ApiFamily::GraphIncidents,
+            ),
+            SourceKind::EntraRiskDetections => windowed(
+                &entra_risk_detections::API,
+                Scopes::Fixed(entra_risk_detections::SCOPES),
+                ApiFamily::IdentityProtection,
+            ),
+            SourceKind::DefenderAlerts => diffed(
+                &defender_alerts::API,
+                Scopes::Subscriptions,
+                ApiFamily::ArmReads,
+            ),
+            SourceKind::EntraRiskyUsers => diffed(
+                &entra_risky_users::API,
+                Scopes::Tenant,
+                ApiFamily::IdentityProtection,
+            ),
             SourceKind::O365Management => KindInfo {
                 family: Family::ContentBlobs,
                 scopes: Scopes::ContentTypes,
@@ -166,9 +197,16 @@ mod tests {
     fn windowed_kinds_produce_their_apis_events() {
         for kind in SourceKind::ALL {
             let info = kind.info();
-            if let Family::Windowed(api) = info.family {
-                assert_eq!(info.event_kind, Some(api.kind), "{kind}");
-                assert!(kind.replayable() && kind.polls(), "{kind}");
+            match info.family {
+                Family::Windowed(api) => {
+                    assert_eq!(info.event_kind, Some(api.kind), "{kind}");
+                    assert!(kind.replayable() && kind.polls(), "{kind}");
+                }
+                Family::Diffed(api) => {
+                    assert_eq!(info.event_kind, Some(api.kind), "{kind}");
+                    assert!(!kind.replayable() && kind.polls(), "{kind}");
+                }
+                _ => {}
             }
             assert_eq!(kind.reads_azure_api(), kind.polls(), "{kind}");
         }
@@ -181,7 +219,7 @@ mod tests {
         let replay = kinds_text(SourceKind::replayable, false);
         assert_eq!(
             replay,
-            "azure_activity, graph_alerts, entra_audit, entra_signins and o365_management"
+            "azure_activity, graph_alerts, entra_audit, entra_signins, o365_management, graph_incidents and entra_risk_detections"
         );
         assert_eq!(kinds_text(|k| k == SourceKind::Files, true), "\"files\"");
     }

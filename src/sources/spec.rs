@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::diff::DiffApi;
 use super::eventhubs::DEFAULT_GROUP;
 use super::poll::WindowApi;
 use super::registry::{Family, Scopes};
@@ -18,13 +19,16 @@ pub enum SourceSpec {
     /// `files`: the file or directory (resolved against the config's directory) and the kind
     /// of the events in it.
     Files { path: PathBuf, kind: EventKind },
-    /// A windowed API source: its API and its scopes (subscriptions, or the tenant).
+    /// A windowed API source: its API and its scopes (subscriptions, the tenant, its lists).
     Windowed {
         api: &'static WindowApi,
         scopes: Vec<String>,
     },
-    /// `defender_alerts`: the subscriptions to list.
-    Diffed { subscriptions: Vec<String> },
+    /// A diffed API source: its API and its scopes (subscriptions, or the tenant).
+    Diffed {
+        api: &'static DiffApi,
+        scopes: Vec<String>,
+    },
     /// `o365_management`: the tenant and the content types to list.
     ContentBlobs {
         tenant: String,
@@ -109,6 +113,7 @@ impl SourceSpec {
                 .clone()
                 .map(|t| vec![t])
                 .ok_or_else(|| missing("[azure] tenant_id")),
+            Scopes::Fixed(lists) => Ok(lists.iter().map(|l| (*l).to_owned()).collect()),
             Scopes::ContentTypes => cfg
                 .content_types
                 .clone()
@@ -124,8 +129,9 @@ impl SourceSpec {
                 api,
                 scopes: scopes()?,
             },
-            Family::Diffed => SourceSpec::Diffed {
-                subscriptions: scopes()?,
+            Family::Diffed(api) => SourceSpec::Diffed {
+                api,
+                scopes: scopes()?,
             },
             Family::ContentBlobs => SourceSpec::ContentBlobs {
                 tenant: config

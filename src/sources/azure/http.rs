@@ -89,6 +89,11 @@ pub enum FetchError {
     Auth(#[from] AuthError),
     #[error("request to {url} failed: {message}")]
     Failed { url: String, message: String },
+    /// A 403 whose body says the tenant lacks the licence the API needs (Identity Protection
+    /// answers "Your tenant is not licensed for this feature."): not a permission problem, and
+    /// not worth retrying before the licence is bought.
+    #[error("request to {url} refused: the tenant is not licensed for this API: {message}")]
+    NotLicensed { url: String, message: String },
     /// A continuation link, content URI or redirect outside the API: not followed, so the
     /// token is not sent. Names the link's origin, never the token.
     #[error(
@@ -240,6 +245,18 @@ pub fn is_af429(status: StatusCode, body: &[u8]) -> bool {
     status == StatusCode::FORBIDDEN
         && serde_json::from_slice::<serde_json::Value>(body)
             .is_ok_and(|v| v["error"]["code"].as_str() == Some("AF429"))
+}
+
+/// Whether a 403's body says the tenant is not licensed (Microsoft documents no code for it;
+/// the message observed for Identity Protection is "Your tenant is not licensed for this
+/// feature.", see docs/graph-incidents-and-risk.md). A missing permission ("Missing
+/// application roles", `Authorization_RequestDenied`) is not this.
+pub fn is_not_licensed(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| {
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("not licensed"))
+    })
 }
 
 fn count(counter: &AtomicU64) {
@@ -576,6 +593,17 @@ impl ApiClient {
                                 ),
                             });
                         }
+                        (StatusCode::FORBIDDEN, Ok(body)) if is_not_licensed(&body) => {
+                            count(&self.stats.api_errors);
+                            return Err(FetchError::NotLicensed {
+                                url: url.to_owned(),
+                                message: format!(
+                                    "HTTP 403 {} (request id {})",
+                                    error_text(&body),
+                                    rid.as_deref().unwrap_or("-")
+                                ),
+                            });
+                        }
                         (_, Ok(body)) => {
                             count(&self.stats.api_errors);
                             let hint = match status {
@@ -667,6 +695,15 @@ mod tests {
             "AuthorizationFailed: no"
         );
         assert_eq!(error_text(b"plain"), "plain");
+    }
+
+    #[test]
+    fn a_403_saying_not_licensed_is_told_from_a_missing_role() {
+        let unlicensed = br#"{"error":{"code":"Forbidden","message":"Your tenant is not licensed for this feature."}}"#;
+        assert!(is_not_licensed(unlicensed));
+        let role = br#"{"error":{"code":"Forbidden","message":"Missing application roles. API required roles: IdentityRiskEvent.Read.All"}}"#;
+        assert!(!is_not_licensed(role));
+        assert!(!is_not_licensed(b"not licensed, but not JSON"));
     }
 
     #[test]

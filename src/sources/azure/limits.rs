@@ -24,14 +24,20 @@ pub enum ApiFamily {
     EntraReports,
     /// Office 365 Management Activity API, per tenant.
     O365,
+    /// Graph `security/incidents` (Defender XDR incidents), per app and tenant.
+    GraphIncidents,
+    /// Graph Identity Protection (risk detections, risky users), per tenant for all apps.
+    IdentityProtection,
 }
 
 impl ApiFamily {
-    pub const ALL: [ApiFamily; 4] = [
+    pub const ALL: [ApiFamily; 6] = [
         ApiFamily::ArmReads,
         ApiFamily::GraphAlerts,
         ApiFamily::EntraReports,
         ApiFamily::O365,
+        ApiFamily::GraphIncidents,
+        ApiFamily::IdentityProtection,
     ];
 
     /// The family a source kind's API belongs to; `None` for the kinds streamed from Event Hubs,
@@ -51,6 +57,8 @@ impl ApiFamily {
             ApiFamily::GraphAlerts => "graph_alerts",
             ApiFamily::EntraReports => "entra_reports",
             ApiFamily::O365 => "o365",
+            ApiFamily::GraphIncidents => "graph_incidents",
+            ApiFamily::IdentityProtection => "identity_protection",
         }
     }
 
@@ -66,6 +74,13 @@ impl ApiFamily {
             ApiFamily::EntraReports => (5, 10),
             // 2000 per minute per tenant (baseline).
             ApiFamily::O365 => (2000, 60),
+            // Graph publishes no incident row; the Defender XDR incidents API allows 50 calls
+            // per minute (Microsoft Learn, "Microsoft Defender XDR incidents API",
+            // https://learn.microsoft.com/defender-xdr/api-incident; see docs/graph-incidents-and-risk.md).
+            ApiFamily::GraphIncidents => (50, 60),
+            // 1 request per second per tenant for all apps ("Identity protection and
+            // conditional access service limits" on the Graph throttling page).
+            ApiFamily::IdentityProtection => (1, 1),
         };
         RateText {
             burst,
@@ -80,6 +95,8 @@ impl ApiFamily {
             ApiFamily::GraphAlerts => cfg.graph_alerts,
             ApiFamily::EntraReports => cfg.entra_reports,
             ApiFamily::O365 => cfg.o365,
+            ApiFamily::GraphIncidents => cfg.graph_incidents,
+            ApiFamily::IdentityProtection => cfg.identity_protection,
         };
         over.unwrap_or_else(|| self.documented())
     }
