@@ -49,12 +49,7 @@ mod tests {
 
     #[test]
     fn first_url_has_the_documented_filter() {
-        let e = Endpoints {
-            login: String::new(),
-            management: "https://management.azure.com".into(),
-            graph: String::new(),
-            office: String::new(),
-        };
+        let e = Endpoints::public();
         let url = first_url(&e, "sub-1", 1_793_527_200_000, 1_793_527_260_000);
         let parsed = reqwest::Url::parse(&url).unwrap();
         assert_eq!(

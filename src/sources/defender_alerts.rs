@@ -72,12 +72,7 @@ mod tests {
 
     #[test]
     fn first_url_is_the_subscription_list() {
-        let e = Endpoints {
-            login: String::new(),
-            management: "https://management.azure.com".into(),
-            graph: String::new(),
-            office: String::new(),
-        };
+        let e = Endpoints::public();
         assert_eq!(
             first_url(&e, "sub-1"),
             "https://management.azure.com/subscriptions/sub-1/providers/Microsoft.Security/alerts?api-version=2022-01-01"

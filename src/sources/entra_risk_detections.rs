@@ -67,12 +67,7 @@ mod tests {
 
     #[test]
     fn each_scope_is_its_list_filtered_on_the_update_time() {
-        let e = Endpoints {
-            login: String::new(),
-            management: String::new(),
-            graph: "https://graph.microsoft.com".into(),
-            office: String::new(),
-        };
+        let e = Endpoints::public();
         let paths: Vec<String> = SCOPES
             .iter()
             .map(|s| {

@@ -69,12 +69,7 @@ mod tests {
 
     #[test]
     fn the_list_is_read_whole() {
-        let e = Endpoints {
-            login: String::new(),
-            management: String::new(),
-            graph: "https://graph.microsoft.com".into(),
-            office: String::new(),
-        };
+        let e = Endpoints::public();
         assert_eq!(
             first_url(&e, "t"),
             "https://graph.microsoft.com/v1.0/identityProtection/riskyUsers"

@@ -42,12 +42,7 @@ mod tests {
 
     #[test]
     fn filter_has_no_quotes_and_an_open_end() {
-        let e = Endpoints {
-            login: String::new(),
-            management: String::new(),
-            graph: "https://graph.microsoft.com".into(),
-            office: String::new(),
-        };
+        let e = Endpoints::public();
         let url =
             reqwest::Url::parse(&first_url(&e, "t", 1_793_527_200_000, 1_793_527_800_000)).unwrap();
         assert_eq!(url.path(), "/v1.0/security/alerts_v2");

@@ -47,12 +47,7 @@ mod tests {
 
     #[test]
     fn incidents_are_filtered_on_their_update_time_with_alerts_expanded() {
-        let e = Endpoints {
-            login: String::new(),
-            management: String::new(),
-            graph: "https://graph.microsoft.com".into(),
-            office: String::new(),
-        };
+        let e = Endpoints::public();
         let url =
             reqwest::Url::parse(&first_url(&e, "t", 1_793_527_200_000, 1_793_527_800_000)).unwrap();
         assert_eq!(url.path(), "/v1.0/security/incidents");

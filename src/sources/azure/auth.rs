@@ -23,6 +23,17 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
+    /// Microsoft's public-cloud hosts, for unit tests of the URLs sources ask for.
+    #[cfg(test)]
+    pub fn public() -> Endpoints {
+        Endpoints {
+            login: "https://login.microsoftonline.com".into(),
+            management: "https://management.azure.com".into(),
+            graph: "https://graph.microsoft.com".into(),
+            office: "https://manage.office.com".into(),
+        }
+    }
+
     /// The cloud's endpoints, each replaced by its `*_endpoint` override when set.
     pub fn from_config(azure: &AzureConfig) -> Endpoints {
         // Office 365: GCC High for usgov (GCC and DoD set office_endpoint); 21Vianet's host is

@@ -347,3 +347,74 @@ fn an_absurd_retry_after_is_capped_and_logged() {
         stopping.elapsed().as_secs_f64()
     );
 }
+
+/// A tenant without the licence: Identity Protection answers 403 "Your tenant is not licensed
+/// for this feature.". The source says so once, in words naming the licence (not at every
+/// poll), `/healthz` is 503 with the same words, nothing is sent and nothing stops; once the
+/// licence is there, the risky users arrive, each state once, and the log says so once.
+#[test]
+fn a_tenant_without_the_licence_is_told_once_and_read_once_licensed() {
+    let sim = BackgroundSimulator::start(sim_config(20, 20, Faults::default())).unwrap();
+    sim.set_unlicensed(true);
+    let rsyslog = Rsyslog::start_tcp();
+    let mut run = Run::start(&sim, "entra_risky_users", &rsyslog, "300ms", "1s");
+    let refused = || sim.requests().iter().filter(|r| r.status == 403).count();
+    wait_until(Duration::from_secs(30), "several polls refused", || {
+        run.assert_alive();
+        refused() >= 6
+    });
+    let told = count_in(&run.log_path(), "The tenant is not licensed for this API");
+    assert_eq!(
+        told,
+        1,
+        "told once, not at every poll:\n{}",
+        tail(&run.log())
+    );
+    assert!(
+        run.log().contains("Microsoft Entra ID P2 (risky users)"),
+        "{}",
+        tail(&run.log())
+    );
+    let (code, health) = http_get(run.metrics_port, "/healthz").unwrap();
+    assert_eq!(code, 503, "{health}");
+    assert!(
+        health.contains("not licensed for this API; it needs Microsoft Entra ID P2"),
+        "{health}"
+    );
+    assert!(rsyslog.lines().is_empty(), "nothing can have been read");
+
+    sim.set_unlicensed(false);
+    let [.., finals] = sim.risk_final_records();
+    let state = |id: &str, state: &str, level: &str| format!("{id}|{state}/{level}");
+    let finals: Vec<String> = finals
+        .iter()
+        .map(|r| {
+            let v = |k: &str| r[k].as_str().unwrap().to_owned();
+            state(&v("id"), &v("riskState"), &v("riskLevel"))
+        })
+        .collect();
+    let line_key = |line: &String| {
+        let v = |k: &str| cef_value(line, k).unwrap_or_else(|| panic!("no {k}: {line}"));
+        state(v("flexString2"), v("outcome"), v("cs1"))
+    };
+    wait_until(Duration::from_secs(30), "every final state", || {
+        run.assert_alive();
+        let got: Vec<String> = rsyslog.lines().iter().map(line_key).collect();
+        finals.iter().all(|f| got.contains(f))
+    });
+    let mut got: Vec<String> = rsyslog.settled_lines().iter().map(line_key).collect();
+    let all = got.len();
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len(), all, "a state delivered twice");
+    assert_eq!(count_in(&run.log_path(), "the licence is in place"), 1);
+    wait_until(Duration::from_secs(10), "/healthz healthy again", || {
+        http_get(run.metrics_port, "/healthz").is_ok_and(|(code, _)| code == 200)
+    });
+    eprintln!(
+        "not licensed: {} refusals told once, /healthz 503 in words; licensed: {all} states of {} risky users delivered once",
+        refused(),
+        finals.len()
+    );
+    run.stop();
+}

@@ -398,6 +398,127 @@ fn graph_alerts_every_version_at_most_once_and_every_final_state_across_kill_9()
     eprintln!("{figures}");
 }
 
+/// The state key of a Graph record that changes in place: its id and its update time (ms).
+fn id_and_time(record: &serde_json::Value, time_field: &str) -> String {
+    let t = record[time_field].as_str().unwrap();
+    let ms = siemcast::event::parse_time_ms(t).unwrap_or_else(|| panic!("bad time {t}"));
+    format!("{}|{ms}", record["id"].as_str().unwrap())
+}
+
+/// A CEF line's `flexString2` (the record id whole) and `rt`.
+fn full_id_and_rt(line: &String) -> String {
+    format!(
+        "{}|{}",
+        cef_value(line, "flexString2").unwrap_or_else(|| panic!("no flexString2: {line}")),
+        cef_value(line, "rt").unwrap_or_else(|| panic!("no rt: {line}"))
+    )
+}
+
+#[test]
+fn graph_incidents_every_version_at_most_once_and_every_final_state_across_kill_9() {
+    let sim = BackgroundSimulator::start(faulty(120)).unwrap();
+    let [incidents, ..] = sim.risk_versions();
+    let [finals, ..] = sim.risk_final_records();
+    let key = |r: &serde_json::Value| id_and_time(r, "lastUpdateDateTime");
+    let finals: Vec<String> = finals.iter().map(key).collect();
+    let versions: BTreeSet<String> = incidents.iter().map(key).collect();
+    assert_eq!(finals.len(), 120);
+    assert!(versions.len() > finals.len() + 60, "incidents change");
+    let figures = states_across_kill_9(
+        &sim,
+        "graph_incidents",
+        (Service::Graph, 5),
+        &finals,
+        &versions,
+        full_id_and_rt,
+        false,
+    );
+    // Every request asked for the alerts and filtered on the update time.
+    let lists: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query.starts_with("/v1.0/security/incidents"))
+        .collect();
+    let first_pages = lists
+        .iter()
+        .filter(|r| r.path_and_query.contains("%24filter=lastUpdateDateTime"))
+        .count();
+    assert!(first_pages > 0, "no window was asked for: {lists:#?}");
+    let without: Vec<_> = lists
+        .iter()
+        .filter(|r| !r.path_and_query.contains("expand=alerts"))
+        .collect();
+    assert!(without.is_empty(), "alerts not expanded: {without:#?}");
+    eprintln!("{figures}; {} incident list requests", lists.len());
+}
+
+#[test]
+fn entra_risk_detections_of_users_and_service_principals_every_version_at_most_once_across_kill_9()
+{
+    let sim = BackgroundSimulator::start(faulty(100)).unwrap();
+    let [_, users, principals, _] = sim.risk_versions();
+    let [_, final_users, final_principals, _] = sim.risk_final_records();
+    let key = |r: &serde_json::Value| id_and_time(r, "lastUpdatedDateTime");
+    let finals: Vec<String> = final_users
+        .iter()
+        .chain(&final_principals)
+        .map(key)
+        .collect();
+    let versions: BTreeSet<String> = users.iter().chain(&principals).map(key).collect();
+    assert_eq!(finals.len(), 200, "100 of each list");
+    assert!(
+        versions.len() > finals.len() + 40,
+        "detections are remediated"
+    );
+    let figures = states_across_kill_9(
+        &sim,
+        "entra_risk_detections",
+        (Service::Graph, 5),
+        &finals,
+        &versions,
+        full_id_and_rt,
+        true,
+    );
+    eprintln!("{figures}");
+}
+
+#[test]
+fn entra_risky_users_every_state_at_most_once_and_every_final_state_across_kill_9() {
+    let sim = BackgroundSimulator::start(faulty(120)).unwrap();
+    let [.., users] = sim.risk_versions();
+    let [.., finals] = sim.risk_final_records();
+    let key = |r: &serde_json::Value| {
+        format!(
+            "{}|{}/{}",
+            r["id"].as_str().unwrap(),
+            r["riskState"].as_str().unwrap(),
+            r["riskLevel"].as_str().unwrap()
+        )
+    };
+    let finals: Vec<String> = finals.iter().map(key).collect();
+    let versions: BTreeSet<String> = users.iter().map(key).collect();
+    assert_eq!(finals.len(), 120);
+    assert!(
+        versions.len() > finals.len() + 40,
+        "risky users change state"
+    );
+    // flexString2 is the user's id, outcome its risk state, cs1 its risk level.
+    let line_key = |line: &String| {
+        let v = |k: &str| cef_value(line, k).unwrap_or_else(|| panic!("no {k}: {line}"));
+        format!("{}|{}/{}", v("flexString2"), v("outcome"), v("cs1"))
+    };
+    let figures = states_across_kill_9(
+        &sim,
+        "entra_risky_users",
+        (Service::Graph, 3),
+        &finals,
+        &versions,
+        line_key,
+        false,
+    );
+    eprintln!("{figures}");
+}
+
 #[test]
 fn o365_management_every_record_exactly_once_across_kill_9() {
     let sim = BackgroundSimulator::start(faulty(200)).unwrap();

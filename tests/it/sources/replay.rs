@@ -518,3 +518,80 @@ fn replay_applies_each_destinations_rules() {
     assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), kept);
     assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
 }
+
+/// Risk detections keep history: a past window of both lists (users' and service principals')
+/// is replayed, each detection's version in the window once; risky users list current states
+/// only and are refused, naming the kinds that can be replayed.
+#[test]
+fn risk_detections_of_both_lists_replay_and_risky_users_are_refused() {
+    let scratch = Scratch::new();
+    let mut cfg = SimConfig::around_now(Duration::from_secs(3 * 3600), Duration::ZERO, 60);
+    cfg.client_certificate = Some(mint_certificate(scratch.dir.path()));
+    cfg.page_size = 7;
+    cfg.faults = Faults {
+        throttle_every: Some(5),
+        retry_after_secs: 1,
+        ..Faults::default()
+    };
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let rsyslog = Rsyslog::start_tcp();
+    write_config(&scratch, &sim, &rsyslog.address());
+    let extra = "\n[[source]]\nname = \"risk\"\nkind = \"entra_risk_detections\"\n\n[[source]]\nname = \"risky\"\nkind = \"entra_risky_users\"\n\n[azure.rate_limits]\nidentity_protection = \"50/1s\"\n";
+    let text = std::fs::read_to_string(scratch.config()).unwrap();
+    let text = text.replacen("[[destination]]", &format!("{extra}\n[[destination]]"), 1);
+    std::fs::write(scratch.config(), text).unwrap();
+
+    let now = jiff::Timestamp::now().as_millisecond();
+    let (from, to) = (now - 2 * 3600 * 1000, now - 3600 * 1000);
+    let [_, users, principals, _] = sim.risk_final_records();
+    let mut want: Vec<String> = users
+        .iter()
+        .chain(&principals)
+        .filter(|r| {
+            let t = parse_time_ms(r["lastUpdatedDateTime"].as_str().unwrap()).unwrap();
+            t >= from && t < to
+        })
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    want.sort();
+    assert!(want.len() > 20, "the window holds detections of both lists");
+    let out = replay_source(&scratch, "risk", &rfc3339(from), &rfc3339(to));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = rsyslog.wait_for_lines(want.len(), Duration::from_secs(30));
+    let mut got: Vec<String> = lines
+        .iter()
+        .map(|l| cef_value(l, "flexString2").expect("flexString2").to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, want, "each detection of the window once");
+    let lists: BTreeMap<&str, usize> =
+        sim.requests()
+            .iter()
+            .filter(|r| r.status == 200)
+            .fold(BTreeMap::new(), |mut m, r| {
+                for list in ["/riskDetections", "/servicePrincipalRiskDetections"] {
+                    if r.path_and_query.contains(list) {
+                        *m.entry(list).or_default() += 1;
+                    }
+                }
+                m
+            });
+    assert_eq!(lists.len(), 2, "both lists read: {lists:?}");
+
+    let out = replay_source(&scratch, "risky", "2h", "1h");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"entra_risky_users\", which has no time window to replay")
+            && stderr.contains("entra_risk_detections"),
+        "{stderr}"
+    );
+    eprintln!(
+        "replayed {} detections of both lists once ({lists:?} pages)",
+        want.len()
+    );
+}

@@ -407,8 +407,8 @@ pub fn api_config(
         "o365_management" => format!("content_types = {O365_CONTENT_TYPES:?}"),
         _ => String::new(),
     };
-    // defender_alerts lists every alert at each poll: no window to set.
-    let window = if kind == "defender_alerts" {
+    // defender_alerts and entra_risky_users list every object at each poll: no window to set.
+    let window = if matches!(kind, "defender_alerts" | "entra_risky_users") {
         ""
     } else {
         "overlap = \"15s\"\nsettle_delay = \"500ms\"\n"
@@ -422,6 +422,8 @@ pub fn api_config(
 {azure}
 [azure.rate_limits]
 entra_reports = "50/1s"
+graph_incidents = "50/1s"
+identity_protection = "50/1s"
 
 [[source]]
 name = "{source}"
