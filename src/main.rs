@@ -120,9 +120,9 @@ enum Command {
     SendTest(SendTestArgs),
     /// Backfill a past time window of one API source into the destinations.
     ///
-    /// Reads [--from, --to] of the named source (azure_activity, graph_alerts, graph_incidents,
-    /// entra_audit, entra_signins, entra_risk_detections or o365_management; defender_alerts
-    /// and entra_risky_users list current states and have no time window) with a progress
+    /// Reads [--from, --to] of the named source (any API source that reads in time windows,
+    /// and o365_management; the kinds that list current states, such as defender_alerts, have
+    /// no time window, and replay names the kinds it takes) with a progress
     /// bar (plain lines when stderr is not a terminal) and delivers it to every configured
     /// destination. An o365_management source starts its subscriptions, lists content per
     /// content type a day at a time (reaching its overlap past --to, for blobs created late)

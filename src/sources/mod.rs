@@ -17,18 +17,12 @@ pub mod files;
 pub mod freshness;
 pub mod graph_alerts;
 pub mod graph_incidents;
-#[cfg(test)]
-mod hostile_tests;
-#[cfg(test)]
-mod links_tests;
 pub mod o365_management;
 pub mod poll;
-#[cfg(test)]
-mod poll_tests;
 pub mod registry;
 pub mod spec;
 #[cfg(test)]
-mod throttle_tests;
+mod tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

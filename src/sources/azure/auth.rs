@@ -399,6 +399,9 @@ async fn request_token(
 mod tests {
     use super::*;
 
+    /// Tokens against the simulator.
+    mod simulator;
+
     #[test]
     fn endpoints_follow_the_cloud_and_overrides() {
         let mut azure = AzureConfig {

@@ -6,8 +6,6 @@
 
 pub mod assertion;
 pub mod auth;
-#[cfg(test)]
-mod auth_tests;
 pub mod client;
 pub mod http;
 pub mod imds;

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::assertion::{tests::mint, ClientCertificate};
-use super::auth::{AuthMethod, Credentials, TokenCache};
-use super::http::{ApiClient, Retry};
 use crate::config::{AssertionAlgorithm, Secret};
 use crate::simulator::Service;
 use crate::simulator::{SimConfig, Simulator};
+use crate::sources::azure::assertion::{tests::mint, ClientCertificate};
+use crate::sources::azure::auth::{AuthMethod, Credentials, TokenCache};
+use crate::sources::azure::http::{ApiClient, Retry};
 
 async fn sim_with_cert(der: Vec<u8>) -> Simulator {
     let mut cfg = SimConfig::around_now(Duration::from_secs(60), Duration::ZERO, 5);
@@ -94,10 +94,13 @@ async fn post_assertion(sim: &Simulator, assertion: &str) -> (u16, serde_json::V
         ("client_id", sim.config().client_id.as_str()),
         ("grant_type", "client_credentials"),
         ("scope", scope.as_str()),
-        ("client_assertion_type", super::auth::JWT_BEARER),
+        (
+            "client_assertion_type",
+            crate::sources::azure::auth::JWT_BEARER,
+        ),
         ("client_assertion", assertion),
     ];
-    let r = super::client::client()
+    let r = crate::sources::azure::client::client()
         .post(&url)
         .form(&form)
         .send()
@@ -182,7 +185,7 @@ async fn wrong_key_expired_and_wrong_audience_are_refused() {
         .replace("127.0.0.1", "localhost");
     let err = TokenCache::default()
         .token(
-            &super::client::client(),
+            &crate::sources::azure::client::client(),
             &aliased,
             &cert_creds(&sim, &path, AssertionAlgorithm::Ps256),
             &format!("{}/.default", sim.endpoint(Service::Graph)),
@@ -257,7 +260,11 @@ async fn managed_identity_tokens_come_from_imds() {
         sim.endpoint(Service::Imds),
         sim.endpoint(Service::Graph)
     );
-    let r = super::client::client().get(&url).send().await.unwrap();
+    let r = crate::sources::azure::client::client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "bad_request_102");
@@ -287,7 +294,7 @@ fn debug_output_of_credentials_and_tokens_redacts() {
         method: AuthMethod::Certificate(Arc::new(cert)),
         ..secret.clone()
     };
-    let token = super::token::token_from_answer(
+    let token = crate::sources::azure::token::token_from_answer(
         "https://login/t/oauth2/v2.0/token".into(),
         "scope",
         &serde_json::json!({"access_token": "eyJ0eXAiOiJKV1QiLCJub25jZSI6IkFRQUJBQUFBQUFB", "expires_in": "3599"}),

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::azure::assertion::{tests::mint, ClientCertificate};
-use super::azure::auth::{AuthMethod, Credentials, TokenCache};
-use super::azure::http::{self, ApiClient, FetchError, Retry};
 use crate::config::{AssertionAlgorithm, Secret};
 use crate::simulator::{HostileLinks, Service, SimConfig, SimTls, Simulator};
+use crate::sources::azure::assertion::{tests::mint, ClientCertificate};
+use crate::sources::azure::auth::{AuthMethod, Credentials, TokenCache};
+use crate::sources::azure::http::{self, ApiClient, FetchError, Retry};
 
 fn secret(sim: &Simulator) -> Credentials {
     Credentials {
@@ -60,8 +60,8 @@ async fn lists(sim: &Simulator, http: reqwest::Client) -> Lists {
         "{}/subscriptions/{}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter=eventTimestamp ge '{}' and eventTimestamp le '{}'",
         sim.endpoint(Service::Management),
         sim.config().subscriptions[0],
-        super::poll::filter_time(now - 600_000),
-        super::poll::filter_time(now),
+        crate::sources::poll::filter_time(now - 600_000),
+        crate::sources::poll::filter_time(now),
     );
     let graph_first = format!(
         "{}/v1.0/auditLogs/directoryAudits?$top=2",
@@ -138,7 +138,7 @@ fn refused(sim: &Simulator, name: &str, got: Result<http::Page, FetchError>, hos
 #[tokio::test]
 async fn links_to_another_host_or_port_are_refused_counted_and_nothing_reaches_it() {
     let sim = Simulator::start(config()).await.unwrap();
-    let lists = lists(&sim, super::azure::client::client()).await;
+    let lists = lists(&sim, crate::sources::azure::client::client()).await;
     let foreign = format!("http://{}", sim.foreign_address());
     sim.set_hostile_links(Some(HostileLinks::Foreign));
     let cancel = CancellationToken::new();
@@ -174,7 +174,7 @@ async fn links_to_another_host_or_port_are_refused_counted_and_nothing_reaches_i
 #[tokio::test]
 async fn an_api_answer_redirecting_elsewhere_is_not_followed() {
     let sim = Simulator::start(config()).await.unwrap();
-    let lists = lists(&sim, super::azure::client::client()).await;
+    let lists = lists(&sim, crate::sources::azure::client::client()).await;
     let foreign = format!("http://{}", sim.foreign_address());
     sim.set_hostile_links(Some(HostileLinks::Redirect));
     let cancel = CancellationToken::new();
@@ -265,7 +265,12 @@ async fn redirected_token(sim: &Simulator, creds: &Credentials, login: &str) -> 
     sim.set_redirect_token_requests(true);
     let scope = format!("{}/.default", sim.endpoint(Service::Management));
     let error = TokenCache::default()
-        .token(&super::azure::client::client(), login, creds, &scope)
+        .token(
+            &crate::sources::azure::client::client(),
+            login,
+            creds,
+            &scope,
+        )
         .await
         .unwrap_err()
         .to_string();
@@ -282,7 +287,12 @@ async fn redirected_token(sim: &Simulator, creds: &Credentials, login: &str) -> 
     // The same request succeeds once the endpoint stops redirecting.
     sim.set_redirect_token_requests(false);
     TokenCache::default()
-        .token(&super::azure::client::client(), login, creds, &scope)
+        .token(
+            &crate::sources::azure::client::client(),
+            login,
+            creds,
+            &scope,
+        )
         .await
         .unwrap();
     error

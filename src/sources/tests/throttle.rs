@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::azure::auth::TokenCache;
-use super::azure::http::ApiClient;
-use super::azure::limits::{ApiFamily, Limit, Limiters};
 use crate::config::RateText;
 use crate::simulator::{Faults, RequestRecord, Service, SimConfig, Simulator};
+use crate::sources::azure::auth::TokenCache;
+use crate::sources::azure::http::ApiClient;
+use crate::sources::azure::limits::{ApiFamily, Limit, Limiters};
 
 fn client(sim: &Simulator, source: &str, limit: Option<Limit>) -> ApiClient {
     ApiClient {

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Source, SourceContext, SourceStats};
 use crate::config::Config;
 use crate::event::Event;
 use crate::simulator::{Faults, Service, SimConfig, Simulator};
+use crate::sources::{Source, SourceContext, SourceStats};
 use crate::spool::{Spool, SpoolOptions};
 
 fn faulty_sim_config() -> SimConfig {
@@ -281,7 +281,8 @@ async fn a_long_window_checkpoints_by_deltas_and_resumes_from_them() {
         biggest < 20 * 200,
         "a delta of {biggest} bytes for a 20-record page"
     );
-    let ck = super::checkpoint::Checkpoint::decode_chain(&chain).expect("the chain decodes");
+    let ck =
+        crate::sources::checkpoint::Checkpoint::decode_chain(&chain).expect("the chain decodes");
     let seen: usize = ck.scopes.values().map(|s| s.seen.len()).sum();
     assert!(seen as u64 >= first, "{seen} ids seen, {first} spooled");
     eprintln!(
@@ -361,13 +362,14 @@ async fn a_window_of_more_than_200k_ids_is_spooled_exactly_once() {
     assert_eq!(got.len(), n);
     let chain = spool.checkpoint_chain("src").expect("a checkpoint chain");
     let sizes: Vec<usize> = chain.iter().map(Vec::len).collect();
-    let ck = super::checkpoint::Checkpoint::decode_chain(&chain).expect("the chain decodes");
+    let ck =
+        crate::sources::checkpoint::Checkpoint::decode_chain(&chain).expect("the chain decodes");
     assert!(ck.ids() >= n, "{} ids remembered of {n}", ck.ids());
     let state = ck.scopes.values().next().expect("the tenant's state");
     assert!(
         state
             .span_ms
-            .is_some_and(|s| s < super::poll::INITIAL_SPAN_MS),
+            .is_some_and(|s| s < crate::sources::poll::INITIAL_SPAN_MS),
         "windows narrowed after one of {n} records: {:?}",
         state.span_ms
     );
@@ -431,7 +433,7 @@ async fn a_version_1_checkpoint_is_resumed_without_repeats() {
     let chain = spool.checkpoint_chain("src").unwrap();
     let whole: serde_json::Value = serde_json::from_slice(&chain[0]).unwrap();
     assert_eq!(whole["version"], 2, "rewritten in this version");
-    let ck = super::checkpoint::Checkpoint::decode_chain(&chain).unwrap();
+    let ck = crate::sources::checkpoint::Checkpoint::decode_chain(&chain).unwrap();
     assert!(ck.scopes.values().all(|s| s.cursor_ms > cursor));
 }
 
@@ -547,18 +549,24 @@ async fn a_wrong_secret_is_explained_without_showing_it() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&sim, dir.path(), "graph_alerts");
     let good =
-        super::azure::auth::Credentials::from_config(&cfg.azure, |p| cfg.resolve(p)).unwrap();
-    let creds = super::azure::auth::Credentials {
-        method: super::azure::auth::AuthMethod::Secret(crate::config::Secret::new(
+        crate::sources::azure::auth::Credentials::from_config(&cfg.azure, |p| cfg.resolve(p))
+            .unwrap();
+    let creds = crate::sources::azure::auth::Credentials {
+        method: crate::sources::azure::auth::AuthMethod::Secret(crate::config::Secret::new(
             "wrong-secret-value-123",
         )),
         ..good.clone()
     };
-    let tokens = super::azure::auth::TokenCache::default();
+    let tokens = crate::sources::azure::auth::TokenCache::default();
     let login = sim.endpoint(Service::Login);
     let scope = format!("{}/.default", sim.endpoint(Service::Graph));
     let err = tokens
-        .token(&super::azure::client::client(), &login, &creds, &scope)
+        .token(
+            &crate::sources::azure::client::client(),
+            &login,
+            &creds,
+            &scope,
+        )
         .await
         .unwrap_err()
         .to_string();
@@ -571,7 +579,7 @@ async fn a_wrong_secret_is_explained_without_showing_it() {
     // A scope for another resource is refused by the token endpoint.
     let err = tokens
         .token(
-            &super::azure::client::client(),
+            &crate::sources::azure::client::client(),
             &login,
             &good,
             "https://example.com/.default",
@@ -581,7 +589,12 @@ async fn a_wrong_secret_is_explained_without_showing_it() {
         .to_string();
     assert!(err.contains("AADSTS70011"), "{err}");
     assert!(tokens
-        .token(&super::azure::client::client(), &login, &good, &scope)
+        .token(
+            &crate::sources::azure::client::client(),
+            &login,
+            &good,
+            &scope
+        )
         .await
         .is_ok());
 }

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::azure::http::{self, ApiClient, FetchError};
-use super::azure::listing::Listing;
-use super::{append_page, Source, SourceContext, SourceStats};
 use crate::config::Config;
 use crate::event::{Event, EventKind};
 use crate::simulator::{Faults, Service, SimConfig, Simulator};
+use crate::sources::azure::http::{self, ApiClient, FetchError};
+use crate::sources::azure::listing::Listing;
+use crate::sources::{append_page, Source, SourceContext, SourceStats};
 use crate::spool::{Spool, SpoolOptions};
 
 const MIB: usize = 1 << 20;
@@ -31,13 +31,18 @@ fn client(sim: &Simulator, max_answer_bytes: u64) -> ApiClient {
 /// minute.
 fn activity_url(sim: &Simulator) -> String {
     let now = crate::simulator::now_ms();
-    let e = super::azure::auth::Endpoints {
+    let e = crate::sources::azure::auth::Endpoints {
         login: String::new(),
         management: sim.endpoint(Service::Management),
         graph: String::new(),
         office: String::new(),
     };
-    (super::azure_activity::API.first_url)(&e, &sim.config().subscriptions[0], now - 60_000, now)
+    (crate::sources::azure_activity::API.first_url)(
+        &e,
+        &sim.config().subscriptions[0],
+        now - 60_000,
+        now,
+    )
 }
 
 #[test]
@@ -60,9 +65,9 @@ fn retry_after_is_capped_at_fifteen_minutes_in_seconds_and_dates() {
     assert_eq!(http::capped_retry_after(asked), Duration::from_secs(7));
     // Time arithmetic on what the network said saturates.
     let now = tokio::time::Instant::now();
-    assert!(super::azure::client::later(now, Duration::MAX) > now);
+    assert!(crate::sources::azure::client::later(now, Duration::MAX) > now);
     assert_eq!(
-        super::azure::client::later(now, Duration::from_secs(3)),
+        crate::sources::azure::client::later(now, Duration::from_secs(3)),
         now + Duration::from_secs(3)
     );
 }
@@ -79,7 +84,10 @@ async fn an_absurd_retry_after_neither_panics_nor_lets_requests_through() {
         ..Faults::default()
     };
     let sim = Simulator::start(cfg).await.unwrap();
-    let c = client(&sim, super::azure::client::DEFAULT_MAX_ANSWER_BYTES);
+    let c = client(
+        &sim,
+        crate::sources::azure::client::DEFAULT_MAX_ANSWER_BYTES,
+    );
     c.stats.freshness.started(Some(Duration::from_secs(1)));
     let cancel = CancellationToken::new();
     let url = activity_url(&sim);
@@ -151,10 +159,13 @@ async fn an_answer_over_max_answer_bytes_is_refused_once_with_the_key_named() {
     assert_eq!(small.stats.api_errors.load(Ordering::Relaxed), 1);
     // Under the default cap the page is read; its continuation is a bomb of 64 MiB inflated,
     // refused at a 16 MiB cap.
-    let page = client(&sim, super::azure::client::DEFAULT_MAX_ANSWER_BYTES)
-        .get_as::<Listing>(&url, &cancel)
-        .await
-        .unwrap();
+    let page = client(
+        &sim,
+        crate::sources::azure::client::DEFAULT_MAX_ANSWER_BYTES,
+    )
+    .get_as::<Listing>(&url, &cancel)
+    .await
+    .unwrap();
     let next = page.body.string("nextLink").unwrap().to_owned();
     let bombed = client(&sim, 16 << 20);
     let err = bombed.get_as::<Listing>(&next, &cancel).await.unwrap_err();
