@@ -20,12 +20,19 @@ pub(crate) enum Node<'a> {
 pub(crate) trait Doc {
     /// The value at `p` (a path compiled from the mapping file), if every step exists.
     fn at(&self, p: &Path) -> Option<Node<'_>>;
+
+    /// Every value `p` reaches, in order: one at most for a path without `[*]`.
+    fn each<'a>(&'a self, p: &Path, f: &mut dyn FnMut(Node<'a>));
 }
 
 impl Doc for Value {
     #[inline]
     fn at(&self, p: &Path) -> Option<Node<'_>> {
         p.get(self).map(Node::Val)
+    }
+
+    fn each<'a>(&'a self, p: &Path, f: &mut dyn FnMut(Node<'a>)) {
+        p.each_from(self, 0, &mut |v| f(Node::Val(v)));
     }
 }
 

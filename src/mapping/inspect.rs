@@ -74,6 +74,7 @@ pub(crate) fn canonical(path: &Path) -> String {
                 out.push_str(&n.to_string());
                 out.push(']');
             }
+            Seg::Each => out.push_str("[*]"),
         }
     }
     out

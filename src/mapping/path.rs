@@ -1,4 +1,5 @@
-//! Small JSON paths compiled once at load: `a.b[0].c`, `claims["http://x/upn"]`, optional `$.`.
+//! Small JSON paths compiled once at load: `a.b[0].c`, `claims["http://x/upn"]`, optional `$.`,
+//! and in a field's `path` every element of an array, `alerts[*].id`.
 //! Lookup is a walk over pre-split segments with no allocation; templates (`"{a.b} on {c}"`) are
 //! split into literal text and paths here too.
 
@@ -9,6 +10,8 @@ use serde_json::Value;
 pub(crate) enum Seg {
     Key(Box<str>),
     Index(usize),
+    /// `[*]`: every element of an array (a path with one reaches many values).
+    Each,
 }
 
 /// A compiled path into a JSON event.
@@ -31,7 +34,20 @@ pub(crate) struct PathError {
 impl Path {
     /// Compiles `text`. Grammar: `[$ [.]] seg (('.' name) | '[' digits ']' | '["' quoted '"]')*`
     /// where a name is any run of characters other than `.`, `[`, `]`, `"` and whitespace.
+    /// `[*]` is refused: only a field's `path` may reach many values ([`Path::parse_each`]).
     pub(crate) fn parse(text: &str) -> Result<Path, PathError> {
+        let p = Path::parse_each(text)?;
+        match p.segs.iter().position(|s| *s == Seg::Each) {
+            Some(_) => Err(PathError {
+                offset: text.find("[*]").unwrap_or(0),
+                message: "'[*]' (every element) is allowed only in a field's `path`".into(),
+            }),
+            None => Ok(p),
+        }
+    }
+
+    /// [`Path::parse`], also taking `[*]` steps: every element of an array.
+    pub(crate) fn parse_each(text: &str) -> Result<Path, PathError> {
         let err = |offset: usize, message: &str| PathError {
             offset,
             message: message.into(),
@@ -76,6 +92,9 @@ impl Path {
                         }
                         segs.push(Seg::Key(text[start..end].into()));
                         i = end + 2;
+                    } else if text[i..].starts_with("[*]") {
+                        segs.push(Seg::Each);
+                        i += 3;
                     } else {
                         let start = i + 1;
                         let Some(rel) = text[start..].find(']') else {
@@ -85,7 +104,7 @@ impl Path {
                         if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
                             return Err(err(
                                 start,
-                                "array index must be a number; quote keys as [\"key\"]",
+                                "array index must be a number or *; quote keys as [\"key\"]",
                             ));
                         }
                         let Ok(n) = digits.parse::<usize>() else {
@@ -136,6 +155,51 @@ impl Path {
         &self.segs
     }
 
+    /// The steps up to the first `[*]` (all of them when there is none): what one value of
+    /// the event holds every value this path reaches.
+    pub(crate) fn single_segs(&self) -> &[Seg] {
+        let end = self
+            .segs
+            .iter()
+            .position(|s| *s == Seg::Each)
+            .unwrap_or(self.segs.len());
+        &self.segs[..end]
+    }
+
+    /// True when the path has a `[*]` step and so reaches any number of values.
+    pub(crate) fn fans_out(&self) -> bool {
+        self.single_segs().len() < self.segs.len()
+    }
+
+    /// Calls `f` on every value the steps of this path from `skip` on reach from `v`, in order:
+    /// a `[*]` step goes into each element of an array (nothing when it is not one).
+    pub(crate) fn each_from<'a>(&self, v: &'a Value, skip: usize, f: &mut dyn FnMut(&'a Value)) {
+        let Some(rest) = self.segs.get(skip..) else {
+            return;
+        };
+        let mut v = v;
+        for (i, s) in rest.iter().enumerate() {
+            v = match (s, v) {
+                (Seg::Key(k), Value::Object(m)) => match m.get(&**k) {
+                    Some(x) => x,
+                    None => return,
+                },
+                (Seg::Index(n), Value::Array(a)) => match a.get(*n) {
+                    Some(x) => x,
+                    None => return,
+                },
+                (Seg::Each, Value::Array(a)) => {
+                    for item in a {
+                        self.each_from(item, skip + i + 1, f);
+                    }
+                    return;
+                }
+                _ => return,
+            };
+        }
+        f(v);
+    }
+
     /// The value at this path, if every step exists.
     #[inline]
     pub(crate) fn get<'a>(&self, v: &'a Value) -> Option<&'a Value> {
@@ -149,6 +213,7 @@ impl Path {
             v = match (s, v) {
                 (Seg::Key(k), Value::Object(m)) => m.get(&**k)?,
                 (Seg::Index(n), Value::Array(a)) => a.get(*n)?,
+                // Many values: see `each_from`.
                 _ => return None,
             };
         }

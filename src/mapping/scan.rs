@@ -103,9 +103,10 @@ impl Plan {
     ) -> Plan {
         let mut nodes = vec![TrieNode::default()];
         let mut ends: Vec<bool> = vec![false];
+        // A path with `[*]` captures the array its first `[*]` walks, whole.
         rooted_paths(header, variants, fields, extra, &mut |p| {
             let mut at = 0usize;
-            for seg in p.segs() {
+            for seg in p.single_segs() {
                 at = child_or_insert(&mut nodes, &mut ends, at, seg);
             }
             ends[at] = true;
@@ -125,7 +126,7 @@ impl Plan {
         rooted_paths(header, variants, fields, extra, &mut |p| {
             let mut at = 0usize;
             let mut entry = None;
-            for (depth, seg) in p.segs().iter().enumerate() {
+            for (depth, seg) in p.single_segs().iter().enumerate() {
                 match plan.child(at, seg) {
                     Some(c) => at = c as usize,
                     None => break,
@@ -155,6 +156,7 @@ impl Plan {
         match seg {
             Seg::Key(k) => n.keys.iter().find(|(kk, _)| kk == k).map(|(_, c)| *c),
             Seg::Index(i) => n.indices.iter().find(|(ii, _)| ii == i).map(|(_, c)| *c),
+            Seg::Each => None,
         }
     }
 }
@@ -186,6 +188,7 @@ fn child_or_insert(nodes: &mut Vec<TrieNode>, ends: &mut Vec<bool>, at: usize, s
             .iter()
             .find(|(ii, _)| ii == i)
             .map(|(_, c)| *c),
+        Seg::Each => unreachable!("paths are planned up to their first [*]"),
     };
     if let Some(c) = found {
         return c as usize;
@@ -197,6 +200,7 @@ fn child_or_insert(nodes: &mut Vec<TrieNode>, ends: &mut Vec<bool>, at: usize, s
     match seg {
         Seg::Key(k) => nodes[at].keys.push((k.clone(), id)),
         Seg::Index(i) => nodes[at].indices.push((*i, id)),
+        Seg::Each => unreachable!("paths are planned up to their first [*]"),
     }
     c
 }
@@ -241,6 +245,21 @@ impl Doc for Scanned<'_, '_> {
             Leaf::Str(s) if depth == p.segs().len() => Some(Node::Str(s)),
             Leaf::Str(_) => None,
             Leaf::Val(v) => p.get_from(v, depth).map(Node::Val),
+        }
+    }
+
+    fn each<'a>(&'a self, p: &Path, f: &mut dyn FnMut(Node<'a>)) {
+        let Some(e) = self.plan.entries.get(p.id as usize) else {
+            return;
+        };
+        let Some(Some(leaf)) = self.slots.get(e.slot as usize) else {
+            return;
+        };
+        let depth = e.depth as usize;
+        match leaf {
+            Leaf::Str(s) if depth == p.segs().len() => f(Node::Str(s)),
+            Leaf::Str(_) => {}
+            Leaf::Val(v) => p.each_from(v, depth, &mut |x| f(Node::Val(x))),
         }
     }
 }

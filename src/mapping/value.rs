@@ -107,6 +107,7 @@ impl ValueSpec {
         }
         let raw: Option<&'a str> = match &self.source {
             Source::Literal(s) => Some(s),
+            Source::Path(p) if p.fans_out() => self.join_each(ev, p, scratch),
             Source::Path(p) => text_of(ev.at(p), &self.join, scratch),
             Source::First(paths) => {
                 let found = paths
@@ -161,6 +162,32 @@ impl ValueSpec {
             _ if nth > 0 => None,
             _ => self.default.as_deref(),
         }
+    }
+}
+
+impl ValueSpec {
+    /// Every present value a `[*]` path reaches, each distinct text once, joined by `join`.
+    fn join_each<'a, D: Doc>(&self, ev: &'a D, p: &Path, out: &'a mut String) -> Option<&'a str> {
+        out.clear();
+        // Where each text written so far lies in `out`.
+        let mut items: Vec<(usize, usize)> = Vec::new();
+        let mut item = String::new();
+        ev.each(p, &mut |v| {
+            if !is_present(Some(v)) {
+                return;
+            }
+            item.clear();
+            append(v, &self.join, &mut item);
+            if items.iter().any(|&(a, b)| out[a..b] == *item) {
+                return;
+            }
+            if !items.is_empty() {
+                out.push_str(&self.join);
+            }
+            items.push((out.len(), out.len() + item.len()));
+            out.push_str(&item);
+        });
+        (!items.is_empty()).then_some(out.as_str())
     }
 }
 

@@ -39,7 +39,7 @@ impl Cx<'_> {
         let item_at = start_of(item, at);
         let (source, describe) = match kind {
             "path" => {
-                let p = self.path(item, at)?;
+                let p = self.path_each(item, at)?;
                 let d = p.as_str().to_string();
                 (Source::Path(p), d)
             }
@@ -219,6 +219,20 @@ impl Cx<'_> {
     }
 
     pub(super) fn path(&mut self, item: &Item, at: usize) -> Option<Path> {
+        self.path_as(item, at, Path::parse)
+    }
+
+    /// A field's `path`, which may have `[*]` steps.
+    fn path_each(&mut self, item: &Item, at: usize) -> Option<Path> {
+        self.path_as(item, at, Path::parse_each)
+    }
+
+    fn path_as(
+        &mut self,
+        item: &Item,
+        at: usize,
+        parse: fn(&str) -> Result<Path, PathError>,
+    ) -> Option<Path> {
         let Some(s) = item.as_str() else {
             self.err_item(
                 item,
@@ -228,7 +242,7 @@ impl Cx<'_> {
             );
             return None;
         };
-        match Path::parse(s) {
+        match parse(s) {
             Ok(p) => Some(p),
             Err(e) => {
                 self.path_error(s, &e, start_of(item, at));

@@ -99,3 +99,51 @@ fn index_paths_and_duplicates() {
     );
     assert!(scan(&m.plan, br#"{"l":[0,1,"two"]"#).is_err());
 }
+
+#[test]
+fn every_element_paths_join_each_distinct_value_in_order_on_both_views() {
+    let m = mapping(
+        "[[field]]\nkey = \"cs1\"\npath = \"alerts[*].id\"\n\
+         [[field]]\nkey = \"cs2\"\npath = \"alerts[*].evidence[*].ipAddress\"\njoin = \" \"\n\
+         [[field]]\nkey = \"cs3\"\npath = \"alerts[0].id\"\n\
+         [[field]]\nkey = \"cs4\"\npath = \"none[*].id\"\n",
+    );
+    let json = br#"{"a":{"id":"c"},"alerts":[
+        {"id":"da1","evidence":[{"ipAddress":"203.0.113.5"},{"userAccount":{}},{"ipAddress":"10.0.0.1"}]},
+        {"id":"da2","evidence":[{"ipAddress":"203.0.113.5"}]},
+        {"id":null},
+        {"id":"da1"},
+        "not an object"]}"#;
+    let by_scan = {
+        let mut out = Vec::new();
+        m.render_json(json, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let by_tree = {
+        let mut out = Vec::new();
+        let v: serde_json::Value = serde_json::from_slice(json).unwrap();
+        m.render_tree(&v, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(by_scan, by_tree);
+    assert!(
+        by_scan.ends_with("cs1=da1,da2 cs2=203.0.113.5 10.0.0.1 cs3=da1"),
+        "{by_scan}"
+    );
+    // Only a field's `path` may reach many values.
+    for (fields, want) in [
+        ("first = [\"a[*].b\"]", "allowed only in a field's `path`"),
+        (
+            "template = \"{a[*].b}\"",
+            "allowed only in a field's `path`",
+        ),
+        ("path = \"a[x]\"", "array index must be a number or *"),
+    ] {
+        let text = format!(
+            "format = \"cef\"\n[header]\nvendor = \"V\"\nproduct = \"P\"\nversion = \"1\"\n\
+             class_id = \"c\"\nname = \"n\"\nseverity = \"3\"\n[[field]]\nkey = \"msg\"\n{fields}\n"
+        );
+        let e = Mapping::compile(std::path::Path::new("t.toml"), &text).unwrap_err();
+        assert!(e.to_string().contains(want), "{fields}: {e}");
+    }
+}
