@@ -2,7 +2,6 @@
 //! plain serde types with named defaults, then validated as a whole. Every problem is reported at
 //! once with the file, line and column it comes from; secrets are typed so they never print.
 
-mod eventhubs;
 pub mod hec;
 mod locate;
 mod rates;
@@ -582,14 +581,14 @@ impl fmt::Display for ConfigErrors {
 }
 
 /// Collects problems with their locations.
-struct Problems<'a> {
+pub(crate) struct Problems<'a> {
     file: &'a Path,
     locator: &'a Locator,
     list: Vec<Problem>,
 }
 
 impl Problems<'_> {
-    fn add(&mut self, path: &KeyPath, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, path: &KeyPath, message: impl Into<String>) {
         self.list.push(Problem {
             file: self.file.to_owned(),
             position: self.locator.find(path),

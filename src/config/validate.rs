@@ -191,7 +191,7 @@ impl SourceConfig {
                 }
             }
             kind if kind.polls() => self.validate_poller(kind, who, at, p),
-            // Checked with the whole config at hand (the secret file's path): config/eventhubs.rs.
+            // Checked with the whole config at hand (the secret file's path): sources/eventhubs/check.rs.
             _ => {}
         }
     }

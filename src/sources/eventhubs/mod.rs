@@ -3,6 +3,7 @@
 //! partitions. Offsets are committed only after the records are durable in the spool
 //! (at-least-once); Kafka's committed offsets are the checkpoint.
 
+mod check;
 mod consumer;
 pub mod records;
 pub mod stats;

@@ -1,10 +1,12 @@
-//! Checks of an `eventhubs` source: the Kafka endpoint, topic, group, security mode and the
+//! Checks of an `eventhubs` source, run by config validation: the Kafka endpoint, topic, group, security mode and the
 //! connection-string file (read to check its shape; its content is never shown). Also refuses
 //! the Kafka keys on every other kind, so a misplaced key is caught before start.
 
 use std::time::Duration;
 
-use super::{split_host_port, Config, KafkaSecurity, KeyPath, Problems, SourceConfig, SourceKind};
+use crate::config::{
+    split_host_port, Config, KafkaSecurity, KeyPath, Problems, SourceConfig, SourceKind,
+};
 
 /// Keys that only an `eventhubs` source reads.
 const KAFKA_KEYS: [&str; 6] = [
@@ -30,7 +32,7 @@ impl SourceConfig {
     }
 
     /// The Kafka keys, for any kind; `cfg` resolves the connection-string file.
-    pub(super) fn validate_kafka_into(
+    pub(crate) fn validate_kafka_into(
         &self,
         cfg: &Config,
         who: &str,
