@@ -4,6 +4,7 @@
 
 pub mod hec;
 mod locate;
+mod proxy;
 mod rates;
 mod rules;
 mod validate;
@@ -135,9 +136,40 @@ pub struct AzureConfig {
     pub management_endpoint: Option<String>,
     pub graph_endpoint: Option<String>,
     pub office_endpoint: Option<String>,
+    /// The HTTP proxy of every token and API request (`http://host:port`, CONNECT tunnels),
+    /// or `"none"`; when absent, the environment's `HTTPS_PROXY`. Never used for IMDS.
+    pub proxy: Option<String>,
+    /// File whose first line is the proxy's `user:password` (Basic authentication).
+    pub proxy_credentials_file: Option<PathBuf>,
+    /// Hosts, `.suffixes`, IPs and networks reached without the proxy; when absent, the
+    /// environment's `NO_PROXY`.
+    pub no_proxy: Option<Vec<String>>,
 }
 
 impl AzureConfig {
+    /// The keys choosing the proxy (see [`crate::sources::azure::proxy`]).
+    pub fn proxy_keys(&self) -> crate::sources::azure::proxy::ProxyKeys<'_> {
+        crate::sources::azure::proxy::ProxyKeys {
+            proxy: self.proxy.as_deref(),
+            credentials_file: self.proxy_credentials_file.as_deref(),
+            no_proxy: self.no_proxy.as_deref(),
+        }
+    }
+
+    /// The proxy route of the Azure client, with the process's environment.
+    ///
+    /// # Errors
+    /// The keys' problems, as `siemcast check` reports them.
+    pub fn proxy_route(
+        &self,
+        resolve: impl Fn(&Path) -> PathBuf,
+    ) -> Result<
+        crate::sources::azure::proxy::ProxyRoute,
+        Vec<crate::sources::azure::proxy::ProxyError>,
+    > {
+        crate::sources::azure::proxy::ProxyRoute::from_env(self.proxy_keys(), resolve)
+    }
+
     /// `max_answer_bytes`, or its default.
     pub fn max_answer_bytes(&self) -> u64 {
         self.max_answer_bytes

@@ -400,7 +400,8 @@ fn age(secs: f64) -> String {
 }
 
 /// For `siemcast check`, when a source reads a Microsoft API: how the pollers authenticate
-/// (never a secret), the request rates per API family and the largest answer read.
+/// (never a secret), the proxy they go through (never its credentials), the request rates per
+/// API family and the largest answer read.
 pub fn print_azure_summary(config: &Config) {
     use crate::config::SourceKind;
     use crate::sources::azure::auth::{AuthMethod, Credentials};
@@ -429,6 +430,17 @@ pub fn print_azure_summary(config: &Config) {
             ),
         },
         Err(e) => println!("  azure: {e}"),
+    }
+    match config.azure.proxy_route(|p| config.resolve(p)) {
+        Ok(route) => println!("  proxy: {}", route.describe()),
+        Err(errors) => {
+            for e in errors {
+                println!("  proxy: {e}");
+            }
+        }
+    }
+    if config.azure.managed_identity {
+        println!("  managed identity: IMDS is always reached directly, never through a proxy");
     }
     for family in ApiFamily::ALL {
         println!(

@@ -337,6 +337,7 @@ impl AzureConfig {
                 );
             }
         }
+        self.validate_proxy_into(cfg, needed, p);
         if !needed {
             return;
         }

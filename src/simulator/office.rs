@@ -306,7 +306,7 @@ mod service_tests {
     impl Client {
         async fn new(sim: &Simulator) -> Client {
             let cfg = sim.config();
-            let http = crate::sources::azure::client::client();
+            let http = reqwest::Client::clone(&crate::sources::azure::client::client());
             let office = sim.endpoint(Service::Office);
             let token = super::super::test_token(sim, &http, Service::Office).await;
             Client {

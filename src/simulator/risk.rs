@@ -284,7 +284,7 @@ mod tests {
     impl G {
         async fn start(cfg: SimConfig) -> G {
             let sim = Simulator::start(cfg).await.unwrap();
-            let http = crate::sources::azure::client::client();
+            let http = reqwest::Client::clone(&crate::sources::azure::client::client());
             let token = test_token(&sim, &http, Service::Graph).await;
             G { sim, http, token }
         }

@@ -275,8 +275,20 @@ pub fn connect(
         Some(text) => StartAt::parse(text).map_err(fail)?,
         None => StartAt::Back(cfg.lookback.0),
     };
+    let route = config
+        .azure
+        .proxy_route(|p| config.resolve(p))
+        .map_err(|errors| {
+            fail(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
     let client = ApiClient {
-        http: super::azure::client::client(),
+        http: super::azure::client::client_for(&route),
         tokens: TokenCache::shared(),
         origin: http::origin(base(&endpoints)),
         login: endpoints.login.clone(),

@@ -228,7 +228,7 @@ impl TokenCache {
     /// A token for `scope`, from the cache while it is fresh.
     pub async fn token(
         &self,
-        http: &reqwest::Client,
+        http: &super::client::AzureHttp,
         login: &str,
         creds: &Credentials,
         scope: &str,
@@ -240,7 +240,7 @@ impl TokenCache {
     /// replaced it, in which case that newer token is returned).
     pub async fn refresh(
         &self,
-        http: &reqwest::Client,
+        http: &super::client::AzureHttp,
         login: &str,
         creds: &Credentials,
         scope: &str,
@@ -251,7 +251,7 @@ impl TokenCache {
 
     async fn get(
         &self,
-        http: &reqwest::Client,
+        http: &super::client::AzureHttp,
         login: &str,
         creds: &Credentials,
         scope: &str,
@@ -300,7 +300,7 @@ fn hint(code: u64, server_error: bool) -> &'static str {
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 async fn request_token(
-    http: &reqwest::Client,
+    http: &super::client::AzureHttp,
     authority: &str,
     creds: &Credentials,
     scope: &str,
@@ -343,7 +343,7 @@ async fn request_token(
         .await
         .map_err(|e| AuthError::Transport {
             url: url.clone(),
-            message: super::client::error_chain(&e),
+            message: http.describe(&url, &e),
         })?;
     let status = response.status();
     if status.is_redirection() {

@@ -1,25 +1,85 @@
-//! The HTTP client every Azure call goes through: one reqwest client (rustls with the ring
-//! provider and the system's CAs, gzip, timeouts, no redirect followed), answers read in chunks
+//! The HTTP client every Azure call goes through: one reqwest client per proxy route (rustls
+//! with the ring provider and the system's CAs, gzip, timeouts, no redirect followed, the
+//! proxy of [`super::proxy`]), answers read in chunks
 //! against a limit on their inflated size (a gzip bomb costs at most that), and errors told
 //! with their whole chain of causes on one line.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::proxy::{DirectWhy, ProxyKeys, ProxyRoute};
 
 /// How long one request may take, and how long connecting may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The shared HTTP client.
-pub fn client() -> reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(build_client).clone()
+/// The Azure HTTP client with the proxy route it was built for, which explains its errors.
+/// Derefs to the reqwest client.
+#[derive(Debug, Clone)]
+pub struct AzureHttp {
+    client: reqwest::Client,
+    route: Arc<ProxyRoute>,
+}
+
+impl std::ops::Deref for AzureHttp {
+    type Target = reqwest::Client;
+    fn deref(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+impl AzureHttp {
+    /// A client built elsewhere (tests with their own roots) that uses no proxy.
+    pub fn direct(client: reqwest::Client) -> AzureHttp {
+        AzureHttp {
+            client,
+            route: Arc::new(ProxyRoute::Direct(DirectWhy::TurnedOff)),
+        }
+    }
+
+    /// The proxy route the client uses.
+    pub fn route(&self) -> &ProxyRoute {
+        &self.route
+    }
+
+    /// A failed request to `url` on one line: the proxy's refusal in words when it is one
+    /// (see [`ProxyRoute::explain`]), else the error's chain.
+    pub fn describe(&self, url: &str, error: &reqwest::Error) -> String {
+        self.route
+            .explain(url, error)
+            .unwrap_or_else(|| error_chain(error))
+    }
+}
+
+/// The shared HTTP client for `route`: one per route (so one connection pool), built once.
+pub fn client_for(route: &ProxyRoute) -> AzureHttp {
+    static CLIENTS: Mutex<Vec<AzureHttp>> = Mutex::new(Vec::new());
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = clients.iter().find(|c| *c.route == *route) {
+        return c.clone();
+    }
+    let made = AzureHttp {
+        client: build_client(route),
+        route: Arc::new(route.clone()),
+    };
+    clients.push(made.clone());
+    made
+}
+
+/// The shared client with the proxy the environment alone chooses (none when its values are
+/// unusable): for tests and tools without a configuration.
+pub fn client() -> AzureHttp {
+    let route = ProxyRoute::from_env(ProxyKeys::default(), std::path::Path::to_owned)
+        .unwrap_or(ProxyRoute::Direct(DirectWhy::NoneSet));
+    client_for(&route)
 }
 
 /// No redirect is followed: a token request would re-post the client secret or assertion to
-/// wherever a 307 points, and an API answer must not send a token elsewhere either.
-fn build_client() -> reqwest::Client {
-    builder()
+/// wherever a 307 points, and an API answer must not send a token elsewhere either. The proxy
+/// is `route`'s alone (reqwest's own reading of the environment is off).
+fn build_client(route: &ProxyRoute) -> reqwest::Client {
+    route
+        .apply(builder())
         .redirect(reqwest::redirect::Policy::none())
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{Credentials, TokenCache};
-use super::client::{error_chain, later, read_body, redirect_target, BodyError};
+use super::client::{later, read_body, redirect_target, BodyError};
 use super::token::AuthError;
 use crate::sources::SourceStats;
 
@@ -164,7 +164,7 @@ pub struct Page<B = serde_json::Value> {
 /// Calls one API family (one token scope) on behalf of a source.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
-    pub http: reqwest::Client,
+    pub http: super::client::AzureHttp,
     pub tokens: Arc<TokenCache>,
     pub login: String,
     pub creds: Credentials,
@@ -338,7 +338,7 @@ impl ApiClient {
         };
         let response = match response {
             Ok(r) => r,
-            Err(e) => return Ok(Answer::Transport(error_chain(&e))),
+            Err(e) => return Ok(Answer::Transport(self.http.describe(url, &e))),
         };
         let status = response.status();
         let headers = response.headers().clone();

@@ -13,6 +13,7 @@ use crate::config::{AssertionAlgorithm, Secret};
 use crate::simulator::{HostileLinks, Service, SimConfig, SimTls, Simulator};
 use crate::sources::azure::assertion::{tests::mint, ClientCertificate};
 use crate::sources::azure::auth::{AuthMethod, Credentials, TokenCache};
+use crate::sources::azure::client::AzureHttp;
 use crate::sources::azure::http::{self, ApiClient, FetchError, Retry};
 
 fn secret(sim: &Simulator) -> Credentials {
@@ -24,7 +25,7 @@ fn secret(sim: &Simulator) -> Credentials {
 }
 
 /// A client of `service`'s API as `poll::connect` makes one.
-fn client(sim: &Simulator, service: Service, http: reqwest::Client) -> ApiClient {
+fn client(sim: &Simulator, service: Service, http: AzureHttp) -> ApiClient {
     ApiClient {
         http,
         retry: Retry {
@@ -54,7 +55,7 @@ struct Lists {
     office_first: String,
 }
 
-async fn lists(sim: &Simulator, http: reqwest::Client) -> Lists {
+async fn lists(sim: &Simulator, http: AzureHttp) -> Lists {
     let now = crate::simulator::now_ms();
     let arm_first = format!(
         "{}/subscriptions/{}/providers/microsoft.insights/eventtypes/management/values?api-version=2015-04-01&$filter=eventTimestamp ge '{}' and eventTimestamp le '{}'",
@@ -197,7 +198,7 @@ async fn an_api_answer_redirecting_elsewhere_is_not_followed() {
 
 /// A CA and a certificate for 127.0.0.1 signed by it: the simulator's [`SimTls`], and a
 /// client that trusts the CA (otherwise as `http::client`: no redirects).
-fn tls() -> (SimTls, reqwest::Client) {
+fn tls() -> (SimTls, AzureHttp) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -225,7 +226,7 @@ fn tls() -> (SimTls, reqwest::Client) {
         cert_chain: vec![cert.der().to_vec()],
         key: key.serialize_der(),
     };
-    (sim_tls, client)
+    (sim_tls, AzureHttp::direct(client))
 }
 
 #[tokio::test]
