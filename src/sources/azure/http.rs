@@ -433,6 +433,8 @@ impl ApiClient {
                 Ok(t) => return Ok(t),
                 Err(e @ AuthError::Transport { .. }) if attempt < self.retry.max_attempts => {
                     tracing::warn!(message = "Cannot get a token; retrying.", source = %self.source, error = %e);
+                    // Told by /healthz while the retries go on (a proxy or network down).
+                    self.stats.freshness.failed(&e.to_string());
                     self.sleep(self.retry.backoff(attempt), cancel).await?;
                 }
                 Err(e) => return Err(e.into()),
@@ -477,6 +479,10 @@ impl ApiClient {
             let failure = match self.send(&method, url, &token, cancel).await? {
                 Answer::Transport(e) => {
                     count(&self.stats.api_errors);
+                    // Told by /healthz while the retries go on (a proxy or network down).
+                    self.stats
+                        .freshness
+                        .failed(&format!("request to {url}: transport error: {e}; retrying"));
                     (format!("transport error: {e}"), None)
                 }
                 Answer::Http {

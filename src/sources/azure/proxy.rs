@@ -444,8 +444,17 @@ impl ProxyRoute {
             };
             format!("the proxy at {proxy} answered 407 Proxy Authentication Required; {what}")
         } else if chain.contains("tunnel error: unsuccessful") {
+            // reqwest keeps only 407 apart; any other refusal (a 403 from the ACL, or the 401
+            // tinyproxy gives for a wrong password) comes without its status.
+            let credentials = if via.basic.is_some() {
+                "; if it is a wrong user or password (some proxies, e.g. tinyproxy, answer 401 then), check proxy_credentials_file"
+            } else if via.env_credentials {
+                "; if it is a wrong user or password (some proxies, e.g. tinyproxy, answer 401 then), check the ones in the proxy URL"
+            } else {
+                ""
+            };
             format!(
-                "the proxy at {proxy} refused to tunnel to {target} (its CONNECT answer was not 200, e.g. 403): allow {target} in the proxy's ACL, or list the host in no_proxy if it is reached directly"
+                "the proxy at {proxy} refused to tunnel to {target} (its answer to CONNECT was not 200, e.g. 403): allow {target} in the proxy's ACL, or list the host in no_proxy if it is reached directly{credentials}"
             )
         } else if chain.contains("tunnel error: unexpected end of file") {
             format!(

@@ -13,30 +13,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use siemcast::simulator::{BackgroundSimulator, HostileLinks, Service, SimConfig, SimTls};
+use siemcast::simulator::{BackgroundSimulator, HostileLinks, Service, SimConfig};
 use util::*;
 
 const SOURCES: [&str; 4] = ["activity", "audit", "office", "defender"];
-
-/// A CA (written to `ca.pem` in `dir`) and a certificate for 127.0.0.1 signed by it.
-fn tls(dir: &Path) -> SimTls {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "siemcast links test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = params
-        .signed_by(&key, &rcgen::Issuer::new(ca, &ca_key))
-        .unwrap();
-    SimTls {
-        cert_chain: vec![cert.der().to_vec()],
-        key: key.serialize_der(),
-    }
-}
 
 fn config(sim: &BackgroundSimulator, address: &str, metrics_port: u16) -> String {
     let sub = &sim.config().subscriptions[0];
@@ -161,7 +141,7 @@ fn tokens_and_secrets_never_leave_their_api_and_the_windows_are_read_once_it_beh
     cfg.blobs_per_page = 2;
     cfg.records_per_blob = 5;
     cfg.token_lifetime = Duration::from_secs(4);
-    cfg.tls = Some(tls(dir));
+    cfg.tls = Some(sim_tls(dir));
     // Hostile from the first request: no window can be read before.
     cfg.faults.hostile_links = Some(HostileLinks::Foreign);
     let sim = BackgroundSimulator::start(cfg).unwrap();

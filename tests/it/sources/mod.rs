@@ -7,4 +7,5 @@ mod files_rotation;
 mod hostile_apis;
 mod links;
 mod pollers;
+mod proxy;
 mod replay;

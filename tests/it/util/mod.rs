@@ -896,3 +896,24 @@ pub fn send_test_output(config: &Path) -> String {
     );
     stdout
 }
+
+/// A CA (written to `ca.pem` in `dir`; a child trusts it with `SSL_CERT_FILE`) and a
+/// certificate for 127.0.0.1 signed by it: the simulator's HTTPS.
+pub fn sim_tls(dir: &Path) -> siemcast::simulator::SimTls {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "siemcast simulator test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = params
+        .signed_by(&key, &rcgen::Issuer::new(ca, &ca_key))
+        .unwrap();
+    siemcast::simulator::SimTls {
+        cert_chain: vec![cert.der().to_vec()],
+        key: key.serialize_der(),
+    }
+}
