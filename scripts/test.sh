@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine with Rust: installs the real peers the
-# tests talk to (rsyslog with its TLS driver, syslog-ng unpacked beside it, openssl),
+# tests talk to (rsyslog with its TLS driver, syslog-ng unpacked beside it, openssl, tinyproxy),
 # systemd-analyze (package systemd), groff (groff-base, lints the man page), man (man-db:
 # verify resolves the unit's Documentation=man:siemcast(1)) and librdkafka's build tools with
 # apt-get when missing, checks formatting and lints, checks the systemd unit and the .deb
@@ -13,6 +13,8 @@ missing=()
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ] || [ -n "$(find /usr/lib -name lmnsd_ossl.so 2>/dev/null | head -n 1)" ] || missing+=(rsyslog-openssl)
 command -v openssl >/dev/null || missing+=(openssl)
+# The HTTP proxy of the proxy tests (tests/it/sources/proxy.rs).
+[ -x /usr/bin/tinyproxy ] || missing+=(tinyproxy)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v groff >/dev/null || missing+=(groff-base)
 command -v man >/dev/null || missing+=(man-db)
