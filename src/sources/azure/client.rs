@@ -62,6 +62,11 @@ pub fn client_for(route: &ProxyRoute) -> AzureHttp {
         client: build_client(route),
         route: Arc::new(route.clone()),
     };
+    tracing::info!(
+        message = "Azure HTTP client ready.",
+        proxy = %route.describe(),
+        imds = "never through a proxy"
+    );
     clients.push(made.clone());
     made
 }

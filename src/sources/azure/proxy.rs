@@ -105,17 +105,29 @@ impl ProxyError {
     }
 }
 
-/// A proxy URL as the file or the environment writes it: `http://host[:port][/]`. Returns
-/// (the URL without credentials, `host:port`, whether it held credentials), or what is wrong.
-/// The text is never echoed when it holds credentials.
-fn parse_proxy_url(text: &str) -> Result<(String, String, bool), String> {
-    // As curl and reqwest do, a bare `host:port` means http://.
-    let with_scheme = if text.contains("://") {
+/// A proxy URL as the file or the environment writes it.
+struct ParsedProxy {
+    /// `http://host:port`, without credentials.
+    shown: String,
+    /// `host:port`.
+    address: String,
+    /// The text with its scheme (`http://` added to a bare `host:port`), credentials kept.
+    full: String,
+    /// Whether it holds a user or password.
+    credentials: bool,
+}
+
+/// Reads `http://[user[:password]@]host[:port][/]` (a bare `host:port` is http://, as curl and
+/// reqwest take it). `strict`: a path or query is refused (the file's `proxy`); the
+/// environment's may have one, ignored as curl does. What is wrong never echoes the text,
+/// which may hold a password.
+fn parse_proxy_url(text: &str, strict: bool) -> Result<ParsedProxy, String> {
+    let full = if text.contains("://") {
         text.to_owned()
     } else {
         format!("http://{text}")
     };
-    let url = url::Url::parse(&with_scheme)
+    let url = url::Url::parse(&full)
         .map_err(|e| format!("is not a proxy URL like http://proxy.example.com:3128 ({e})"))?;
     let credentials = !url.username().is_empty() || url.password().is_some();
     if url.scheme() != "http" {
@@ -129,12 +141,17 @@ fn parse_proxy_url(text: &str) -> Result<(String, String, bool), String> {
         Some(h) => h.to_string(),
         None => return Err("names no host; write http://proxy.example.com:3128".into()),
     };
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+    if strict && (url.path() != "/" || url.query().is_some() || url.fragment().is_some()) {
         return Err("is a proxy's address, http://host:port, without a path or query".into());
     }
     let port = url.port_or_known_default().unwrap_or(80);
     let address = format!("{host}:{port}");
-    Ok((format!("http://{address}"), address, credentials))
+    Ok(ParsedProxy {
+        shown: format!("http://{address}"),
+        address,
+        full,
+        credentials,
+    })
 }
 
 /// The first line of a proxy credentials file, `user:password`.
@@ -268,15 +285,17 @@ impl ProxyRoute {
                 ));
                 None
             }
-            Some(text) => match parse_proxy_url(text) {
-                Ok((_, _, true)) => {
+            Some(text) => match parse_proxy_url(text, true) {
+                Ok(ParsedProxy {
+                    credentials: true, ..
+                }) => {
                     errors.push(ProxyError::at(
                         "proxy",
                         "azure: proxy holds a user or password; write the address alone (http://host:port) and put user:password on the first line of a file named by proxy_credentials_file, which is never shown".into(),
                     ));
                     None
                 }
-                Ok((shown, address, false)) => {
+                Ok(ParsedProxy { shown, address, .. }) => {
                     let basic = match keys.credentials_file {
                         Some(file) => match read_credentials(&resolve(file)) {
                             Ok(c) => Some(c),
@@ -313,14 +332,14 @@ impl ProxyRoute {
                 }
                 match env_first(&PROXY_ENV) {
                     None => Some(ProxyRoute::Direct(DirectWhy::NoneSet)),
-                    Some((name, value)) => match parse_proxy_url(value.trim()) {
-                        Ok((shown, address, env_credentials)) => Some(ProxyRoute::Via(Via {
-                            shown,
-                            address,
-                            connect: Secret::new(value.trim().to_owned()),
+                    Some((name, value)) => match parse_proxy_url(value.trim(), false) {
+                        Ok(parsed) => Some(ProxyRoute::Via(Via {
+                            shown: parsed.shown,
+                            address: parsed.address,
+                            connect: Secret::new(parsed.full),
                             from: name,
                             basic: None,
-                            env_credentials,
+                            env_credentials: parsed.credentials,
                             no_proxy,
                             no_proxy_from,
                         })),

@@ -258,6 +258,12 @@ fn token_and_api_requests_tunnel_through_the_configured_proxy_with_its_credentia
         "{requests:?}"
     );
     let text = std::fs::read_to_string(&log).unwrap();
+    // The log says which proxy the client uses, as check does.
+    assert!(
+        text.lines().any(|l| l.contains("Azure HTTP client ready.")
+            && l.contains(&format!("proxy={} (from [azure] proxy)", proxy.url()))),
+        "{text}"
+    );
     assert!(!text.contains("pr0xy-s3cret") && !summary.contains("pr0xy-s3cret"));
     eprintln!(
         "tinyproxy forwarded {} tunnels: {requests:?}",

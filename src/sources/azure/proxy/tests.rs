@@ -81,6 +81,11 @@ fn the_environment_is_read_when_the_file_says_nothing() {
     );
     let r = route(keys(None), &[("all_proxy", "all:1")]).unwrap();
     assert_eq!(via(&r).from, "all_proxy");
+    // The environment's URL may have a path, ignored as curl does; a bare host:port is http://.
+    let r = route(keys(None), &[("HTTPS_PROXY", "proxy.example:3128/")]).unwrap();
+    assert_eq!(via(&r).connect.expose(), "http://proxy.example:3128/");
+    let r = route(keys(None), &[("HTTPS_PROXY", "http://proxy:3128/x")]).unwrap();
+    assert_eq!(via(&r).shown, "http://proxy:3128");
     // HTTP_PROXY is for http:// URLs, which are never proxied here.
     let r = route(keys(None), &[("HTTP_PROXY", "http://p:1")]).unwrap();
     assert_eq!(r, ProxyRoute::Direct(DirectWhy::NoneSet));
