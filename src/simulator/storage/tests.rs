@@ -111,19 +111,23 @@ impl S {
         answer(req).await
     }
 
+    /// The body of a GET that must answer 200.
+    async fn ok(&self, path_and_query: &str) -> String {
+        let a = self.get(path_and_query, &[]).await;
+        assert_eq!(a.status, 200, "{path_and_query}: {}", a.text());
+        a.text()
+    }
+
     /// Every blob name of a listing, following `NextMarker`, and the pages it took.
     async fn list_all(&self, container: &str, extra: &str) -> (Vec<String>, usize) {
         let (mut names, mut pages, mut marker) = (Vec::new(), 0, String::new());
         loop {
-            let a = self
-                .get(
-                    &format!("/{container}?restype=container&comp=list{extra}&marker={marker}"),
-                    &[],
-                )
+            let xml = self
+                .ok(&format!(
+                    "/{container}?restype=container&comp=list{extra}&marker={marker}"
+                ))
                 .await;
-            assert_eq!(a.status, 200, "{}", a.text());
             pages += 1;
-            let xml = a.text();
             names.extend(tags(&xml, "Name"));
             match tags(&xml, "NextMarker").pop() {
                 Some(m) if !m.is_empty() => marker = url_encode(&m),
@@ -367,7 +371,7 @@ async fn blocks(s: &S, path: &str) -> (Vec<(String, usize)>, usize) {
             &[],
         )
         .await;
-    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.status, 200);
     let xml = a.text();
     let ids = tags(&xml, "Name");
     let sizes = tags(&xml, "Size")
@@ -605,6 +609,10 @@ async fn sas_tokens_and_bearer_tokens_are_checked() {
     let r = plain(list.clone()).await;
     assert_eq!((r.status, r.code()), (404, "ResourceNotFound".to_owned()));
 
+    let listed_with = |token: &str| {
+        let req = s.http.get(&list).bearer_auth(token);
+        answer(req.header("x-ms-version", "2025-11-05"))
+    };
     let r = answer(s.http.get(&list).bearer_auth(&s.token)).await;
     assert_eq!(
         (r.status, r.code()),
@@ -616,13 +624,7 @@ async fn sas_tokens_and_bearer_tokens_are_checked() {
         &format!("{}/.default", s.sim.endpoint(Service::Graph)),
     )
     .await;
-    let r = answer(
-        s.http
-            .get(&list)
-            .bearer_auth(&graph)
-            .header("x-ms-version", "2025-11-05"),
-    )
-    .await;
+    let r = listed_with(&graph).await;
     assert_eq!(
         (r.status, r.code()),
         (401, "InvalidAuthenticationInfo".to_owned())
@@ -632,14 +634,26 @@ async fn sas_tokens_and_bearer_tokens_are_checked() {
         .unwrap()
         .contains("resource_id=https://storage.azure.com"));
     let own = token(&s.sim, &s.http, &format!("{base}/.default")).await;
-    let r = answer(
-        s.http
-            .get(&list)
-            .bearer_auth(&own)
-            .header("x-ms-version", "2025-11-05"),
-    )
-    .await;
+    let r = listed_with(&own).await;
     assert_eq!(r.status, 200, "a token for the account's own endpoint");
     let refused = token_for(&s.sim, &s.http, "https://storage.example/.default").await;
     assert_eq!(refused.status(), 400);
+
+    // A managed identity's token for the storage resource.
+    let imds = answer(
+        s.http
+            .get(format!(
+                "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fstorage.azure.com%2F",
+                s.sim.endpoint(Service::Imds)
+            ))
+            .header("metadata", "true"),
+    )
+    .await;
+    let imds: serde_json::Value = serde_json::from_slice(&imds.body).unwrap();
+    let mi = imds["access_token"].as_str().unwrap();
+    let r = listed_with(mi).await;
+    assert_eq!(
+        r.status, 200,
+        "a managed identity's token for https://storage.azure.com/"
+    );
 }
