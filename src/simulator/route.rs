@@ -1,8 +1,9 @@
 //! The simulator's routing, in one place: each listener's requests go to the token endpoint,
 //! IMDS or the APIs; an API request meets the injected faults first, then goes by service and
 //! path to its listing (ARM activity log, Defender for Cloud, Graph, bulk sign-ins) or to the
-//! Office 365 feed; the storage account answers on its own (`storage.rs`, `storage/auth.rs`: SAS or token, the
-//! Blob service's errors). Every answer is logged, and a `Retry-After` given is remembered.
+//! Office 365 feed; the storage account answers on its own (`storage.rs`, `storage/auth.rs`:
+//! SAS or token, the Blob service's errors). Every answer is logged, and a `Retry-After` given
+//! is remembered.
 
 use std::sync::Arc;
 
