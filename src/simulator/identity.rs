@@ -12,7 +12,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::wire::{
-    aad_error, query_pairs, GRANT_CLIENT_CREDENTIALS, IMDS_TOKEN_PATH, JWT_BEARER, TOKEN_PATH,
+    aad_error, query_pairs, GRANT_CLIENT_CREDENTIALS, IMDS_TOKEN_PATH, JWT_BEARER,
+    STORAGE_AUDIENCE, TOKEN_PATH,
 };
 use super::{data, now_ms, Service, Shared, Token};
 
@@ -212,7 +213,8 @@ pub(super) fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: 
     let scope = get("scope");
     let audience = [Service::Management, Service::Graph, Service::Office]
         .into_iter()
-        .find(|s| scope == format!("{}/.default", shared.base[s]));
+        .find(|s| scope == format!("{}/.default", shared.base[s]))
+        .or_else(|| storage_scope(shared, scope.trim_end_matches("/.default")));
     let Some(audience) = audience else {
         return aad_error(
             StatusCode::BAD_REQUEST,
@@ -230,6 +232,13 @@ pub(super) fn token_endpoint(shared: &Shared, method: &Method, uri: &Uri, body: 
         "access_token": token,
     }))
     .into_response()
+}
+
+/// Storage takes tokens for `https://storage.azure.com` (every account) or for the account's
+/// own endpoint ("Authorize access to blobs using Microsoft Entra ID").
+fn storage_scope(shared: &Shared, resource: &str) -> Option<Service> {
+    (resource == STORAGE_AUDIENCE || resource == shared.base[&Service::Storage])
+        .then_some(Service::Storage)
 }
 
 /// A new access token for `audience`, and its lifetime in seconds.
@@ -317,7 +326,8 @@ pub(super) fn imds(shared: &Shared, method: &Method, uri: &Uri, headers: &Header
     let resource = get("resource");
     let audience = [Service::Management, Service::Graph]
         .into_iter()
-        .find(|s| resource.trim_end_matches('/') == shared.base[s]);
+        .find(|s| resource.trim_end_matches('/') == shared.base[s])
+        .or_else(|| storage_scope(shared, resource.trim_end_matches('/')));
     let Some(audience) = audience else {
         return imds_error(
             StatusCode::BAD_REQUEST,

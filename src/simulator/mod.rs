@@ -1,6 +1,8 @@
 //! A loopback simulator of the Microsoft APIs the pollers read: Entra v2.0 tokens, ARM's activity
 //! log and Defender for Cloud alerts, Graph `alerts_v2`, incidents, directory audits, sign-ins
-//! and Identity Protection risk (`risk.rs`; 403 for an unlicensed tenant), and the Office 365 Management Activity API, one port per host (HTTPS with [`SimTls`]). Seeded data;
+//! and Identity Protection risk (`risk.rs`; 403 for an unlicensed tenant), the Office 365
+//! Management Activity API, and an Azure Storage account of archived logs (`storage.rs`), one
+//! port per host (HTTPS with [`SimTls`]). Seeded data;
 //! faults (429 / 403 AF429, 503, token expiry, late events and blobs, duplicates, malformed and
 //! slow pages and blobs, alerts changing status) and hostile answers (oversized records, gzip
 //! bombs, absurd `Retry-After` and `expires_in`, links out of the API, redirected token
@@ -16,6 +18,8 @@ pub mod office;
 mod office_data;
 mod risk;
 mod route;
+mod storage;
+pub mod storage_data;
 mod wire;
 
 use std::collections::HashMap;
@@ -77,9 +81,22 @@ pub struct Faults {
     /// The token endpoint and IMDS answer every token request with a 307 to the foreign
     /// listener. Switched at run time with [`Simulator::set_redirect_token_requests`].
     pub redirect_token_requests: bool,
+    /// Append blobs of the storage account also show the first half of the record being
+    /// written next: their last line has no newline yet.
+    pub storage_partial_last_line: bool,
 }
 
 impl Faults {
+    /// Whether the `n`-th API request of a service is throttled (`throttle_every`).
+    pub(crate) fn throttles(&self, n: u64) -> bool {
+        self.throttle_every.is_some_and(|k| k > 0 && n % k == 0)
+    }
+
+    /// Whether the `n`-th API request of a service fails as unavailable (`unavailable_every`).
+    pub(crate) fn unavailable(&self, n: u64) -> bool {
+        self.unavailable_every.is_some_and(|k| k > 0 && n % k == 0)
+    }
+
     /// Whether the record with this id is served broken (`broken_records_every`).
     pub fn breaks(&self, id: &str) -> bool {
         self.broken_records_every
@@ -141,6 +158,11 @@ pub struct SimConfig {
     pub defender: Timeline,
     /// Office 365 audit records per content type (every type the API knows has data).
     pub office: Timeline,
+    /// Records per scope of the storage account: activity log per subscription, Key Vault
+    /// audit events, NSG flow logs (one record a minute in Azure).
+    pub storage: Timeline,
+    /// The storage account's name (SAS tokens are signed over it).
+    pub storage_account: String,
     /// Audit records per Office 365 content blob.
     pub records_per_blob: usize,
     /// Blobs per Office 365 content listing page (more follow through `NextPageUri`).
@@ -182,6 +204,8 @@ impl SimConfig {
             audits: timeline.clone(),
             signins: timeline.clone(),
             defender: timeline.clone(),
+            storage: timeline.clone(),
+            storage_account: "contosologarchive".into(),
             office: timeline,
             records_per_blob: 10,
             blobs_per_page: 4,
@@ -202,6 +226,8 @@ pub enum Service {
     /// The Azure instance metadata service (managed-identity tokens).
     Imds,
     Office,
+    /// The Blob service of one storage account (archived logs).
+    Storage,
 }
 
 /// One request the simulator answered.
@@ -248,6 +274,8 @@ struct Mutable {
     /// The tenant lacks the Defender XDR and Entra ID P2 licences: incidents and Identity
     /// Protection lists answer 403.
     unlicensed: bool,
+    /// Blobs of the storage account replaced at run time.
+    storage: storage::Live,
 }
 
 #[derive(Debug)]
@@ -265,6 +293,8 @@ struct Shared {
     risky_users: Vec<data::Item>,
     defender: Vec<Vec<data::Item>>,
     office: Vec<Vec<office::Blob>>,
+    /// The storage account's blobs, sorted by container and name.
+    storage: Vec<storage_data::Blob>,
     base: HashMap<Service, String>,
     /// The foreign listener of the hostile modes.
     foreign: SocketAddr,
@@ -341,6 +371,7 @@ impl Simulator {
             Service::Graph,
             Service::Imds,
             Service::Office,
+            Service::Storage,
         ] {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
@@ -388,6 +419,8 @@ impl Simulator {
                 )
             })
             .collect();
+        let storage =
+            storage_data::account(cfg.seed, &cfg.tenant_id, &cfg.subscriptions, &cfg.storage);
         let shared = Arc::new(Shared {
             state: Mutex::new(Mutable {
                 malformed_left: cfg.faults.malformed_pages,
@@ -409,6 +442,7 @@ impl Simulator {
             risky_users,
             defender,
             office,
+            storage,
             base,
             bulk: bulk::Cache::default(),
         });
@@ -662,9 +696,64 @@ impl Simulator {
             .chain(self.shared.defender.iter().flatten())
             .map(|i| i.visible_ms)
             .chain(self.shared.office.iter().flatten().map(|b| b.visible_ms))
+            .chain(
+                self.shared
+                    .storage
+                    .iter()
+                    .flat_map(|b| b.records.iter().map(|r| r.visible_ms)),
+            )
             .chain(bulk_signins.map(|i| data::sign_in_times(cfg.seed, &cfg.signins, i).1))
             .max()
             .unwrap_or(0)
+    }
+
+    /// The name of the simulated storage account.
+    pub fn storage_account(&self) -> &str {
+        &self.shared.cfg.storage_account
+    }
+
+    /// Every blob name the storage account will ever list in `container`, sorted.
+    pub fn storage_blob_names(&self, container: &str) -> Vec<String> {
+        self.shared
+            .storage
+            .iter()
+            .filter(|b| b.container == container)
+            .map(|b| b.name.clone())
+            .collect()
+    }
+
+    /// Every record `container` will hold in the end, blob by blob in name order, each blob's
+    /// in the order written (records a replacement dropped are not among them).
+    pub fn storage_records(&self, container: &str) -> Vec<serde_json::Value> {
+        (0..self.shared.storage.len())
+            .filter(|&i| self.shared.storage[i].container == container)
+            .flat_map(|i| storage::final_records(&self.shared, i))
+            .filter_map(|text| serde_json::from_str(&text).ok())
+            .collect()
+    }
+
+    /// Replaces a blob now, as when its writer recreates it: a new ETag and creation time,
+    /// the first half of what it showed, then growth again. False if it does not exist yet.
+    pub fn storage_replace(&self, container: &str, name: &str) -> bool {
+        let index = self
+            .shared
+            .storage
+            .iter()
+            .position(|b| b.container == container && b.name == name);
+        let now = now_ms();
+        match index {
+            Some(i) if storage::view(&self.shared, i, now, false).is_some() => {
+                storage::replace(&self.shared, i, now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// An account SAS query string (`sv=…&ss=b&srt=co&sp=…&se=…&spr=https&sig=…`) for the
+    /// storage account, valid until `expiry_ms`, with `permissions` (`rl`: read and list).
+    pub fn storage_sas(&self, permissions: &str, expiry_ms: i64) -> String {
+        storage::issue_sas(&self.shared, permissions, expiry_ms)
     }
 
     pub fn stop(&self) {

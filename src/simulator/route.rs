@@ -1,7 +1,9 @@
 //! The simulator's routing, in one place: each listener's requests go to the token endpoint,
 //! IMDS or the APIs; an API request meets the injected faults first, then goes by service and
 //! path to its listing (ARM activity log, Defender for Cloud, Graph, bulk sign-ins) or to the
-//! Office 365 feed. Every answer is logged, and a `Retry-After` given is remembered.
+//! Office 365 feed; the storage account answers on its own (`storage.rs`, `storage/auth.rs`:
+//! SAS or token, the Blob service's errors). Every answer is logged, and a `Retry-After` given
+//! is remembered.
 
 use std::sync::Arc;
 
@@ -12,7 +14,8 @@ use axum::response::Response;
 
 use super::wire::{error, query_pairs, request_id, Query, IDENTITY_PROTECTION, RETRY_AFTER};
 use super::{
-    bulk, defender, hostile, identity, lists, now_ms, office, RequestRecord, Service, Shared,
+    bulk, defender, hostile, identity, lists, now_ms, office, storage, RequestRecord, Service,
+    Shared,
 };
 
 pub(super) type Ctx = (Arc<Shared>, Service);
@@ -43,6 +46,7 @@ pub(super) async fn handle(
         (_, Some(r)) => r,
         (Service::Login, None) => identity::token_endpoint(&shared, &method, &uri, &body),
         (Service::Imds, None) => identity::imds(&shared, &method, &uri, &headers),
+        (Service::Storage, None) => storage::serve(&shared, &method, &uri, &headers, at_ms).await,
         _ => serve(&shared, service, &method, &uri, &headers, at_ms).await,
     };
     let retry_after_secs = response
@@ -68,6 +72,24 @@ pub(super) async fn handle(
     response
 }
 
+/// Counts an API request of `service` (the fault counters) and returns its number; every
+/// `revoke_tokens_every`-th one revokes the tokens issued so far.
+pub(super) fn count_request(shared: &Shared, service: Service) -> u64 {
+    let mut st = shared.lock();
+    let n = st.counters.entry(service).or_insert(0);
+    *n += 1;
+    let n = *n;
+    if shared
+        .cfg
+        .faults
+        .revoke_tokens_every
+        .is_some_and(|k| k > 0 && n % k == 0)
+    {
+        st.generation += 1;
+    }
+    n
+}
+
 /// Answers one API request, faults first.
 async fn serve(
     shared: &Shared,
@@ -78,19 +100,7 @@ async fn serve(
     at_ms: i64,
 ) -> Response {
     let faults = &shared.cfg.faults;
-    let n = {
-        let mut st = shared.lock();
-        let n = st.counters.entry(service).or_insert(0);
-        *n += 1;
-        let n = *n;
-        if faults
-            .revoke_tokens_every
-            .is_some_and(|k| k > 0 && n % k == 0)
-        {
-            st.generation += 1;
-        }
-        n
-    };
+    let n = count_request(shared, service);
     let rid = request_id(at_ms, n);
     if let Some(why) = identity::check_token(shared, service, headers) {
         let (code, message) = match (service, why) {
@@ -121,7 +131,7 @@ async fn serve(
     if let Some(r) = hostile::api_redirect(shared, uri) {
         return r;
     }
-    if faults.throttle_every.is_some_and(|k| k > 0 && n % k == 0) {
+    if faults.throttles(n) {
         if service == Service::Office {
             // Office 365 throttles with 403 AF429; every other time without a Retry-After.
             let wait = ((n / faults.throttle_every.unwrap_or(1)) % 2 == 1)
@@ -143,10 +153,7 @@ async fn serve(
         }
         return r;
     }
-    if faults
-        .unavailable_every
-        .is_some_and(|k| k > 0 && n % k == 0)
-    {
+    if faults.unavailable(n) {
         let mut r = error(
             service,
             StatusCode::SERVICE_UNAVAILABLE,

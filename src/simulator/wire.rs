@@ -69,6 +69,34 @@ pub const CONTENT_TYPES: &[&str] = &[
 /// The Office 365 query parameter naming the caller's tenant (its own throttling pool).
 pub(super) const PUBLISHER_IDENTIFIER: &str = "PublisherIdentifier";
 
+/// The Blob service as the simulator speaks it (Microsoft Learn, "Blob service REST API",
+/// https://learn.microsoft.com/rest/api/storageservices/blob-service-rest-api): the audience of
+/// Entra tokens for every storage account, the version header a bearer token needs, the
+/// headers and query values of List Blobs, Get Blob and Get Block List, and the containers
+/// Azure Monitor and Network Watcher write to (see `docs/storage-archives.md`).
+pub(super) const STORAGE_AUDIENCE: &str = "https://storage.azure.com";
+pub(super) const STORAGE_VERSION_HEADER: &str = "x-ms-version";
+/// The service version the simulator answers with (`x-ms-version` of its answers).
+pub(super) const STORAGE_VERSION: &str = "2025-11-05";
+/// The oldest `x-ms-version` that may carry an Entra bearer token ("Authorize with Microsoft
+/// Entra ID", https://learn.microsoft.com/rest/api/storageservices/authorize-with-azure-active-directory).
+pub(super) const STORAGE_OAUTH_MIN_VERSION: &str = "2017-11-09";
+pub(super) const STORAGE_REQUEST_ID: &str = "x-ms-request-id";
+pub(super) const STORAGE_ERROR_CODE: &str = "x-ms-error-code";
+pub(super) const STORAGE_BLOB_TYPE: &str = "x-ms-blob-type";
+pub(super) const STORAGE_RANGE: &str = "x-ms-range";
+pub(super) const STORAGE_CREATION_TIME: &str = "x-ms-creation-time";
+pub(super) const STORAGE_BLOB_CONTENT_LENGTH: &str = "x-ms-blob-content-length";
+pub(super) const STORAGE_COMMITTED_BLOCKS: &str = "x-ms-blob-committed-block-count";
+/// The containers of diagnostic settings and flow logs the simulated account holds.
+pub const CONTAINER_ACTIVITY: &str = "insights-activity-logs";
+pub const CONTAINER_KEY_VAULT: &str = "insights-logs-auditevent";
+pub const CONTAINER_NSG_FLOW: &str = "insights-logs-networksecuritygroupflowevent";
+/// The opening and closing of a flow-log document, each its own committed block ("Read flow
+/// logs": a 12-byte first block and a 2-byte last block).
+pub(super) const FLOW_HEAD: &str = "{\"records\":[";
+pub(super) const FLOW_TAIL: &str = "]}";
+
 /// Request-id headers of ARM and of Graph answers.
 pub(super) const ARM_REQUEST_ID: &str = "x-ms-request-id";
 pub(super) const ARM_CORRELATION_ID: &str = "x-ms-correlation-request-id";

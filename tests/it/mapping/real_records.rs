@@ -8,7 +8,10 @@
 //! `tests/fixtures/real/<kind>/` holds records of one mapping kind, as the API answers them (a
 //! JSON array, an object whose `value` or `records` is the array, or one record alone); `tests/fixtures/real/eventhubs/`
 //! holds Event Hubs message bodies (`{"records":[…]}`), routed and stamped by the `eventhubs`
-//! source's own decoder, each record rendered with the mapping of the kind it is routed to.
+//! source's own decoder, each record rendered with the mapping of the kind it is routed to;
+//! `tests/fixtures/real/storage_archive/` holds `PT1H.json` blob contents as diagnostic settings
+//! and flow logs write them to a storage account (JSON lines, or one `{"records":[…]}`
+//! document), routed by the same decoder, as the streamed records they are.
 
 use super::decoders as mapping_decoders;
 use crate::util::golden;
@@ -82,6 +85,25 @@ fn mapping(vendor: &str, kind: &str) -> Mapping {
     Mapping::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Whether a directory's records are routed by the `eventhubs` decoder (message bodies, or
+/// storage-archive blobs holding the same records).
+fn routed(dir: &str) -> bool {
+    dir == "eventhubs" || dir == "storage_archive"
+}
+
+/// The records of a `PT1H.json` blob: one `{"records":[…]}` document (flow logs), or JSON
+/// lines, one record a line (diagnostic settings since November 2018).
+fn blob_records(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    if serde_json::from_str::<Value>(&text).is_ok() {
+        return records(path);
+    }
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
+
 /// One event as the sender gets it from the spool, with the record id it stands for.
 struct Sent {
     /// `file#index` (for messages).
@@ -96,9 +118,14 @@ fn events(dir: &str) -> Vec<Sent> {
     let mut out = Vec::new();
     for path in files(dir) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if dir == "eventhubs" {
+        if routed(dir) {
             // One message per record list, coordinates from the file's place.
-            let body = serde_json::json!({ "records": records(&path) });
+            let list = if dir == "eventhubs" {
+                records(&path)
+            } else {
+                blob_records(&path)
+            };
+            let body = serde_json::json!({ "records": list });
             let payload = serde_json::to_vec(&body).unwrap();
             let at = Coordinates {
                 topic: "insights-logs",
@@ -168,7 +195,7 @@ fn render_dir(vendor: &str, dir: &str) -> String {
                 by_external.insert(ext.clone(), (s.record_id.clone(), s.at.clone()));
             }
         }
-        if dir == "eventhubs" {
+        if routed(dir) {
             out.push_str(s.event.kind.as_str());
             out.push('\t');
         }
