@@ -90,7 +90,7 @@ async fn token(sim: &Simulator, http: &reqwest::Client, scope: &str) -> String {
 impl S {
     async fn start(cfg: SimConfig) -> S {
         let sim = Simulator::start(cfg).await.unwrap();
-        let http = crate::sources::azure::client::client();
+        let http = reqwest::Client::clone(&crate::sources::azure::client::client());
         let token = token(&sim, &http, "https://storage.azure.com/.default").await;
         S { sim, http, token }
     }
