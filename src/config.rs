@@ -297,6 +297,18 @@ pub struct SourceConfig {
     /// `eventhubs`: how long the group waits for a silent member before handing its
     /// partitions to the others (Kafka `session.timeout.ms`, 6s–300s; default 30s).
     pub session_timeout: Option<HumanDuration>,
+    /// `storage_archive`: the storage account's name (blob endpoint
+    /// `https://{account}.blob.core.windows.net` in the public cloud).
+    pub account: Option<String>,
+    /// `storage_archive`: the Blob service endpoint instead of the cloud's (tests, other clouds).
+    pub blob_endpoint: Option<String>,
+    /// `storage_archive`: containers to read, or category names (`insights-logs-<lower>`).
+    pub containers: Option<Vec<String>>,
+    /// `storage_archive`: only blobs whose names start with this (`resourceId=/SUBSCRIPTIONS/…`).
+    pub prefix: Option<String>,
+    /// `storage_archive`: file holding a SAS (read and list) used instead of the `[azure]`
+    /// identity.
+    pub sas_token_file: Option<PathBuf>,
     /// Syslog HOSTNAME of this source's events at every destination (a template: `{source}`,
     /// `{kind}`, `{tenant}`); before the destination's own.
     pub hostname: Option<String>,
@@ -773,7 +785,9 @@ impl SourceConfig {
     /// streamed records are sorted into.
     pub fn event_kinds(&self) -> Vec<EventKind> {
         match self.kind {
-            Some(SourceKind::EventHubs) => crate::event::EventKind::STREAMED.to_vec(),
+            Some(SourceKind::EventHubs | SourceKind::StorageArchive) => {
+                crate::event::EventKind::STREAMED.to_vec()
+            }
             _ => self.event_kind().into_iter().collect(),
         }
     }

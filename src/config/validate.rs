@@ -62,6 +62,7 @@ impl Config {
             }
             s.validate_into(&who, &at, p);
             s.validate_kafka_into(self, &who, &at, p);
+            s.validate_archive_into(self, &who, &at, p);
             for (field, e) in identity::check_source(s, self) {
                 p.add(&at.key(field.key()), format!("{who}: {}: {e}", field.key()));
             }
@@ -89,10 +90,11 @@ impl Config {
             }
             d.validate_into(self, &who, &at, p);
         }
-        let needed = self
-            .sources
-            .iter()
-            .any(|s| s.kind.is_some_and(SourceKind::reads_azure_api));
+        // A storage_archive source with a SAS needs no identity.
+        let needed = self.sources.iter().any(|s| {
+            s.kind.is_some_and(SourceKind::reads_azure_api)
+                && !(s.kind == Some(SourceKind::StorageArchive) && s.sas_token_file.is_some())
+        });
         self.azure.validate_into(self, needed, p);
     }
 }
@@ -291,6 +293,133 @@ impl SourceConfig {
             );
         }
     }
+}
+
+/// Keys that only a `storage_archive` source reads.
+const ARCHIVE_KEYS: [&str; 5] = [
+    "account",
+    "blob_endpoint",
+    "containers",
+    "prefix",
+    "sas_token_file",
+];
+
+impl SourceConfig {
+    /// The `storage_archive` keys, for any kind; `cfg` resolves the SAS file (read to check its
+    /// permissions and expiry; its content is never shown).
+    pub(crate) fn validate_archive_into(
+        &self,
+        cfg: &Config,
+        who: &str,
+        at: &KeyPath,
+        p: &mut Problems<'_>,
+    ) {
+        let present = [
+            self.account.is_some(),
+            self.blob_endpoint.is_some(),
+            self.containers.is_some(),
+            self.prefix.is_some(),
+            self.sas_token_file.is_some(),
+        ];
+        if self.kind != Some(SourceKind::StorageArchive) {
+            for (key, set) in ARCHIVE_KEYS.iter().zip(present) {
+                if set {
+                    p.add(
+                        &at.key(key),
+                        format!("{who}: {key} applies only to kind \"storage_archive\""),
+                    );
+                }
+            }
+            return;
+        }
+        for (key, set) in [
+            ("overlap", self.overlap.is_some()),
+            ("settle_delay", self.settle_delay.is_some()),
+        ] {
+            if set {
+                p.add(
+                    &at.key(key),
+                    format!("{who}: {key} does not apply to kind \"storage_archive\" (it reads blobs as they grow, not time windows)"),
+                );
+            }
+        }
+        match (&self.account, &self.blob_endpoint) {
+            (None, None) => p.add(
+                at,
+                format!("{who}: account is missing; name the storage account the diagnostic settings write to, e.g. account = \"contosologarchive\""),
+            ),
+            (Some(a), _) if !valid_account(a) => p.add(
+                &at.key("account"),
+                format!("{who}: account \"{a}\" is not a storage account name (3 to 24 lower-case letters and digits)"),
+            ),
+            _ => {}
+        }
+        if let Some(url) = &self.blob_endpoint {
+            if let Err(e) = crate::sources::azure::auth::check_endpoint(url) {
+                p.add(
+                    &at.key("blob_endpoint"),
+                    format!("{who}: blob_endpoint {e}"),
+                );
+            }
+        }
+        use crate::sources::storage_archive::split::{container_of, valid_container};
+        match &self.containers {
+            None => p.add(
+                at,
+                format!("{who}: containers is missing; list the containers or log categories to read, e.g. containers = [\"insights-activity-logs\", \"AuditEvent\"]"),
+            ),
+            Some(list) if list.is_empty() => p.add(
+                &at.key("containers"),
+                format!("{who}: containers is empty; list at least one container or log category"),
+            ),
+            Some(list) => {
+                for (i, c) in list.iter().enumerate() {
+                    let name = container_of(c);
+                    if !valid_container(&name) {
+                        p.add(
+                            &at.key("containers").index(i),
+                            format!("{who}: container \"{name}\" (from \"{c}\") is not a container name (3 to 63 lower-case letters, digits and single hyphens)"),
+                        );
+                    }
+                }
+            }
+        }
+        if self
+            .prefix
+            .as_deref()
+            .is_some_and(|x| x.contains(['?', '#']))
+        {
+            p.add(
+                &at.key("prefix"),
+                format!("{who}: prefix is the start of blob names, like \"resourceId=/SUBSCRIPTIONS/<id>\"; it holds no '?' or '#'"),
+            );
+        }
+        if let Some(file) = &self.sas_token_file {
+            let path = cfg.resolve(file);
+            let checked = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot be read: {e}"))
+                .and_then(|text| {
+                    crate::sources::storage_archive::check_sas(
+                        &text,
+                        jiff::Timestamp::now().as_millisecond(),
+                    )
+                });
+            if let Err(e) = checked {
+                p.add(
+                    &at.key("sas_token_file"),
+                    format!("{who}: sas_token_file {}: {e}", path.display()),
+                );
+            }
+        }
+    }
+}
+
+/// A storage account name: 3 to 24 lower-case letters and digits.
+fn valid_account(name: &str) -> bool {
+    (3..=24).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 fn is_guid(text: &str) -> bool {

@@ -21,6 +21,7 @@ pub mod o365_management;
 pub mod poll;
 pub mod registry;
 pub mod spec;
+pub mod storage_archive;
 #[cfg(test)]
 mod tests;
 
@@ -88,6 +89,7 @@ pub enum Source {
     Diffed(DiffSource),
     O365Management(O365Source),
     EventHubs(eventhubs::EventHubsSource),
+    StorageArchive(storage_archive::ArchiveSource),
 }
 
 /// Why a source stopped.
@@ -132,6 +134,9 @@ impl Source {
             SourceSpec::Stream(spec) => {
                 Source::EventHubs(eventhubs::EventHubsSource::from_spec(cfg, config, spec)?)
             }
+            SourceSpec::Archive(spec) => Source::StorageArchive(
+                storage_archive::ArchiveSource::from_spec(cfg, config, spec)?,
+            ),
         })
     }
 
@@ -142,6 +147,7 @@ impl Source {
             Source::Diffed(s) => s.name(),
             Source::O365Management(s) => s.name(),
             Source::EventHubs(s) => s.name(),
+            Source::StorageArchive(s) => s.name(),
         }
     }
 
@@ -153,6 +159,7 @@ impl Source {
             Source::Diffed(s) => s.run(ctx).await,
             Source::O365Management(s) => s.run(ctx).await,
             Source::EventHubs(s) => s.run(ctx).await,
+            Source::StorageArchive(s) => s.run(ctx).await,
         }
     }
 }

@@ -30,6 +30,7 @@ crate::config::choice!(
         EntraRiskyUsers = "entra_risky_users",
         Files = "files",
         EventHubs = "eventhubs",
+        StorageArchive = "storage_archive",
     }
 );
 
@@ -47,6 +48,8 @@ pub enum Family {
     Files,
     /// A stream read over Kafka (Event Hubs).
     Stream,
+    /// Diagnostic-setting and flow-log blobs archived to a storage account, read as they grow.
+    Archive,
 }
 
 /// What the scopes of a polling kind are (each scope keeps its own cursor).
@@ -61,6 +64,8 @@ pub enum Scopes {
     Fixed(&'static [&'static str]),
     /// The `content_types` key: Office 365 audit content types.
     ContentTypes,
+    /// The `containers` key: blob containers of a storage account.
+    Containers,
     /// Not a polling kind.
     None,
 }
@@ -145,13 +150,21 @@ impl SourceKind {
                 event_kind: None,
                 api: None,
             },
+            // The Blob service has no per-app budget of its own here: its 503s are honoured.
+            SourceKind::StorageArchive => KindInfo {
+                family: Family::Archive,
+                scopes: Scopes::Containers,
+                event_kind: None,
+                api: None,
+            },
         }
     }
 
-    /// Whether this kind polls a Microsoft API through the Azure client (and so needs `[azure]`):
-    /// every kind but the local files and the Event Hubs stream.
+    /// Whether this kind polls a Microsoft API through the Azure client (and so needs `[azure]`,
+    /// unless a `storage_archive` source has a SAS): every kind but the local files and the
+    /// Event Hubs stream.
     pub fn reads_azure_api(self) -> bool {
-        self.info().api.is_some()
+        self.info().api.is_some() || matches!(self.info().family, Family::Archive)
     }
 
     /// Whether `replay` can read a past time window of this kind again.

@@ -36,6 +36,55 @@ pub enum SourceSpec {
     },
     /// `eventhubs`: the Kafka endpoint, topic, group and security.
     Stream(StreamSpec),
+    /// `storage_archive`: the Blob service endpoint, containers, prefix and SAS file.
+    Archive(ArchiveSpec),
+}
+
+/// A `storage_archive` source's storage side.
+#[derive(Debug, Clone)]
+pub struct ArchiveSpec {
+    /// `https://{account}.blob.core.windows.net` (per cloud), or `blob_endpoint`; no trailing `/`.
+    pub endpoint: String,
+    /// Container names (categories already turned into `insights-logs-<lower>`).
+    pub containers: Vec<String>,
+    /// Only blobs whose names start with this.
+    pub prefix: String,
+    /// The SAS file (resolved), when the source does not use the `[azure]` identity.
+    pub sas_token_file: Option<PathBuf>,
+}
+
+impl ArchiveSpec {
+    /// The storage side of `storage_archive` source `cfg`.
+    pub fn of(cfg: &SourceConfig, config: &Config) -> Result<ArchiveSpec, SourceError> {
+        let missing = |what: &str| SourceError::Config {
+            source_name: cfg.name.clone(),
+            message: format!("{what} is missing"),
+        };
+        let endpoint = match (&cfg.blob_endpoint, &cfg.account) {
+            (Some(e), _) => e.trim_end_matches('/').to_owned(),
+            (None, Some(account)) => {
+                let suffix = match config.azure.cloud {
+                    crate::config::Cloud::Public => "blob.core.windows.net",
+                    crate::config::Cloud::UsGov => "blob.core.usgovcloudapi.net",
+                    crate::config::Cloud::China => "blob.core.chinacloudapi.cn",
+                };
+                format!("https://{account}.{suffix}")
+            }
+            (None, None) => return Err(missing("account")),
+        };
+        Ok(ArchiveSpec {
+            endpoint,
+            containers: cfg
+                .containers
+                .as_ref()
+                .ok_or_else(|| missing("containers"))?
+                .iter()
+                .map(|c| super::storage_archive::split::container_of(c))
+                .collect(),
+            prefix: cfg.prefix.clone().unwrap_or_default(),
+            sas_token_file: cfg.sas_token_file.as_deref().map(|f| config.resolve(f)),
+        })
+    }
 }
 
 /// An `eventhubs` source's Kafka side.
@@ -118,7 +167,7 @@ impl SourceSpec {
                 .content_types
                 .clone()
                 .ok_or_else(|| missing("content_types")),
-            Scopes::None => Ok(Vec::new()),
+            Scopes::Containers | Scopes::None => Ok(Vec::new()),
         };
         Ok(match info.family {
             Family::Files => SourceSpec::Files {
@@ -142,6 +191,7 @@ impl SourceSpec {
                 content_types: scopes()?,
             },
             Family::Stream => SourceSpec::Stream(StreamSpec::of(cfg, config)?),
+            Family::Archive => SourceSpec::Archive(ArchiveSpec::of(cfg, config)?),
         })
     }
 }

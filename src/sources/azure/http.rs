@@ -219,7 +219,7 @@ impl ApiClient {
     }
 }
 
-fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
+pub(crate) fn request_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
     ["x-ms-request-id", "request-id"]
         .iter()
         .find_map(|h| headers.get(*h)?.to_str().ok().map(str::to_owned))
@@ -259,7 +259,7 @@ pub fn is_not_licensed(body: &[u8]) -> bool {
     })
 }
 
-fn count(counter: &AtomicU64) {
+pub(crate) fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -283,7 +283,7 @@ fn gate(url: &str) -> Gate {
 }
 
 /// One answer, read while holding the host's gate.
-enum Answer {
+pub(crate) enum Answer {
     Transport(String),
     Http {
         status: StatusCode,
@@ -293,12 +293,15 @@ enum Answer {
 }
 
 impl ApiClient {
-    /// Sends one request through the host's gate, waiting out any `Retry-After` first.
-    async fn send(
+    /// Sends one request through the host's gate, waiting out any `Retry-After` first; with
+    /// the bearer `token` when given (a SAS URL carries its own credential) and `extra`
+    /// headers beside the client's own (a blob range).
+    pub(crate) async fn send(
         &self,
         method: &reqwest::Method,
         url: &str,
-        token: &crate::config::Secret,
+        token: Option<&crate::config::Secret>,
+        extra: &[(&'static str, String)],
         cancel: &CancellationToken,
     ) -> Result<Answer, FetchError> {
         // The family's budget first: waiting for it must not hold the host's gate, which other
@@ -320,12 +323,15 @@ impl ApiClient {
                 self.sleep(t - now, cancel).await?;
             }
         }
-        let mut request = self
-            .http
-            .request(method.clone(), url)
-            .bearer_auth(token.expose());
+        let mut request = self.http.request(method.clone(), url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token.expose());
+        }
         for (k, v) in self.headers {
             request = request.header(*k, *v);
+        }
+        for (k, v) in extra {
+            request = request.header(*k, v.as_str());
         }
         if method != reqwest::Method::GET {
             // An explicit empty body: some front ends answer 411 to a POST without a length.
@@ -399,14 +405,18 @@ impl ApiClient {
         }
     }
 
-    async fn sleep(&self, d: Duration, cancel: &CancellationToken) -> Result<(), FetchError> {
+    pub(crate) async fn sleep(
+        &self,
+        d: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), FetchError> {
         tokio::select! {
             _ = cancel.cancelled() => Err(FetchError::Cancelled),
             _ = tokio::time::sleep(d) => Ok(()),
         }
     }
 
-    async fn token(
+    pub(crate) async fn token(
         &self,
         rejected: Option<&crate::config::Secret>,
         cancel: &CancellationToken,
@@ -476,7 +486,7 @@ impl ApiClient {
         let mut throttled = 0;
         loop {
             attempt += 1;
-            let failure = match self.send(&method, url, &token, cancel).await? {
+            let failure = match self.send(&method, url, Some(&token), &[], cancel).await? {
                 Answer::Transport(e) => {
                     count(&self.stats.api_errors);
                     // Told by /healthz while the retries go on (a proxy or network down).

@@ -344,7 +344,26 @@ pub fn coordinate_id(at: Coordinates<'_>, index: usize) -> String {
 }
 
 fn record_event(source: &str, at: Coordinates<'_>, index: usize, raw: &RawValue) -> Option<Event> {
-    let text_raw = raw.get();
+    let mut place = String::from(",\"topic\":");
+    place.push_str(&serde_json::Value::from(at.topic).to_string());
+    place.push_str(&format!(
+        ",\"partition\":{},\"offset\":{},\"index\":{}",
+        at.partition, at.offset, index
+    ));
+    routed_event(source, raw.get(), || coordinate_id(at, index), &place)
+}
+
+/// One streamed record (its JSON text) as an event of the kind its category picks: its own id
+/// or else `fallback_id()`, its time, and `"_siemcast":{"id":…<place>}` put first, where
+/// `place` (`,"key":value…`) says where the record was read. `None` when it is not a JSON
+/// object. What the `eventhubs` source and the `storage_archive` source (the same records,
+/// archived to blobs) share.
+pub(crate) fn routed_event(
+    source: &str,
+    text_raw: &str,
+    fallback_id: impl FnOnce() -> String,
+    place: &str,
+) -> Option<Event> {
     if !text_raw.starts_with('{') {
         return None;
     }
@@ -355,7 +374,7 @@ fn record_event(source: &str, at: Coordinates<'_>, index: usize, raw: &RawValue)
         .and_then(|p| serde_json::from_str(p.get()).ok())
         .unwrap_or_default();
     let kind = classify(&probe, &props);
-    let id = own_id(kind, &probe, &props).unwrap_or_else(|| coordinate_id(at, index));
+    let id = own_id(kind, &probe, &props).unwrap_or_else(fallback_id);
     // The record's own time (the common schema's), or what its kind's properties say happened
     // when (provisioning, risk, Graph activity and XDR records carry the event's own time
     // there, and the envelope's `time` is when it was written out): as `EventKind::time_fields`.
@@ -394,16 +413,17 @@ fn record_event(source: &str, at: Coordinates<'_>, index: usize, raw: &RawValue)
     Some(Event {
         kind,
         source: source.to_owned(),
-        json: stamp(text_raw, &id, at, index),
+        json: stamp(text_raw, &id, place),
         id,
         time_ms,
     })
 }
 
-/// The record with `"_siemcast":{"id","topic","partition","offset","index"}` put first, so a
-/// mapping can show the id and the SIEM can trace a record to the hub. The record's own bytes
-/// are kept as they are, unless they span lines (then it is written compact).
-fn stamp(record: &str, id: &str, at: Coordinates<'_>, index: usize) -> Vec<u8> {
+/// The record with `"_siemcast":{"id"<place>}` put first (`place`: the hub's
+/// `"topic","partition","offset","index"`, or a blob's), so a mapping can show the id and the
+/// SIEM can trace a record to where it was read. The record's own bytes are kept as they are,
+/// unless they span lines (then it is written compact).
+fn stamp(record: &str, id: &str, place: &str) -> Vec<u8> {
     let compact;
     let record = if record.contains(['\n', '\r']) {
         compact = serde_json::from_str::<serde_json::Value>(record)
@@ -418,15 +438,8 @@ fn stamp(record: &str, id: &str, at: Coordinates<'_>, index: usize) -> Vec<u8> {
     out.extend_from_slice(b"{\"_siemcast\":{\"id\":");
     // Writing a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut out, id);
-    out.extend_from_slice(b",\"topic\":");
-    let _ = serde_json::to_writer(&mut out, at.topic);
-    out.extend_from_slice(
-        format!(
-            ",\"partition\":{},\"offset\":{},\"index\":{}}}",
-            at.partition, at.offset, index
-        )
-        .as_bytes(),
-    );
+    out.extend_from_slice(place.as_bytes());
+    out.push(b'}');
     if !body.starts_with('}') {
         out.push(b',');
     }
