@@ -43,7 +43,8 @@ fn growing(per_scope: usize) -> SimConfig {
 
 /// A config reading `containers` of the simulator's account into rsyslog at `address`;
 /// `auth` is `client_secret = …` (the `[azure]` identity) or a `sas_token_file` line.
-fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str, extra: &str) {
+fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str, extra: &str) -> u16 {
+    let metrics = free_port();
     let azure = sim.azure_section(&format!(
         "client_secret = \"{}\"",
         sim.config().client_secret
@@ -53,6 +54,7 @@ fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str, ext
 
 [metrics]
 address = "127.0.0.1:{metrics}"
+poll_grace = "1s"
 
 {azure}
 [[source]]
@@ -72,11 +74,11 @@ syslog = "rfc3164"
 hostname = "siemcast-test"
 mappings = "{mappings}"
 "#,
-        metrics = free_port(),
         endpoint = sim.endpoint(Service::Storage),
         mappings = shipped_mappings("arcsight").display(),
     );
     std::fs::write(scratch.config(), text).unwrap();
+    metrics
 }
 
 fn spawn(config: &Path, log: &Path) -> Running {
@@ -220,4 +222,214 @@ fn storage_archive_every_record_exactly_once_while_blobs_grow_across_kill_9() {
         n(500),
         n(401)
     );
+}
+
+/// The record ids one blob's bytes give, as the source computes them (JSON lines).
+fn line_ids(container: &str, name: &str, body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    for line in body.split_inclusive('\n') {
+        if line.ends_with('\n') {
+            let text = line.trim_end_matches('\n');
+            out.push(siemcast::sources::storage_archive::record_id(
+                container,
+                name,
+                at,
+                text.as_bytes(),
+            ));
+        }
+        at += line.len() as u64;
+    }
+    out
+}
+
+#[test]
+fn storage_archive_reads_a_replaced_blob_again_without_losing_a_record() {
+    let mut cfg = growing(80);
+    cfg.faults = Faults::default();
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let container = "insights-logs-auditevent";
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    write_config(
+        &scratch,
+        &sim,
+        &rsyslog.address(),
+        "containers = [\"AuditEvent\"]",
+    );
+    let log = scratch.dir.path().join("siemcast.log");
+    let mut child = spawn(&scratch.config(), &log);
+    rsyslog.wait_for_lines_from(Some(&mut *child), 20, Duration::from_secs(60));
+    let names = sim.storage_blob_names(container);
+    let replaced = names
+        .iter()
+        .find(|n| sim.storage_replace(container, n))
+        .expect("a blob to replace")
+        .clone();
+    let total = sim.storage_records(container).len();
+    let lines = rsyslog.wait_for_lines_from(Some(&mut *child), total, Duration::from_secs(60));
+    let lines = finish(&sim, &rsyslog, &mut child, lines);
+
+    // Every record of the final blobs, by the id its place and bytes give.
+    let sas = sim.storage_sas("rl", jiff::Timestamp::now().as_millisecond() + 600_000);
+    let port: u16 = sim
+        .endpoint(Service::Storage)
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let counts = id_counts(&lines);
+    let mut kept = 0;
+    for name in &names {
+        let (code, body) = http_get(port, &format!("/{container}/{name}?{sas}")).unwrap();
+        assert_eq!(code, 200, "{name}: {body}");
+        for id in line_ids(container, name, &body) {
+            let n = counts.get(&id).copied().unwrap_or(0);
+            assert!(n >= 1, "{name}: record {id} never delivered");
+            // Only the records the replaced blob kept come twice, with the same id.
+            if n > 1 {
+                assert_eq!(name, &replaced, "{id} delivered {n} times");
+                assert_eq!(n, 2);
+                kept += 1;
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("Blob replaced").count(), 1, "told once");
+    eprintln!("storage_archive: blob replaced mid-read; {total} final records all delivered, {kept} kept records sent again with their ids");
+}
+
+#[test]
+fn storage_archive_tells_a_missing_container_and_an_expired_sas_in_words() {
+    let mut cfg = growing(30);
+    cfg.faults = Faults::default();
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    // A SAS that expires a few seconds into the run.
+    let expiry = jiff::Timestamp::now().as_millisecond() + 6_000;
+    std::fs::write(
+        scratch.dir.path().join("sas"),
+        sim.storage_sas("rl", expiry),
+    )
+    .unwrap();
+    let metrics = write_config(
+        &scratch,
+        &sim,
+        &rsyslog.address(),
+        "containers = [\"insights-activity-logs\", \"insights-logs-nosuchcategory\"]\nsas_token_file = \"sas\"",
+    );
+    let log = scratch.dir.path().join("siemcast.log");
+    let mut child = spawn(&scratch.config(), &log);
+    let has = |what: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(what)
+            .count()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "the missing container told",
+        || has("The container does not exist") > 0,
+    );
+    // Degraded once the poll interval and the grace have passed without a complete poll.
+    let mut health = String::new();
+    wait_until(Duration::from_secs(10), "/healthz degraded", || {
+        let (code, body) = http_get(metrics, "/healthz").unwrap();
+        health = body;
+        code == 503
+    });
+    assert!(
+        health.contains("insights-logs-nosuchcategory") && health.contains("ContainerNotFound"),
+        "{health}"
+    );
+    // The other container is read meanwhile.
+    rsyslog.wait_for_lines_from(Some(&mut *child), 1, Duration::from_secs(30));
+    wait_until(Duration::from_secs(30), "the expired SAS told", || {
+        has("refused the credential") > 0
+    });
+    pause(Duration::from_secs(2));
+    let (code, health) = http_get(metrics, "/healthz").unwrap();
+    assert_eq!(code, 503);
+    assert!(health.contains("AuthenticationFailed"), "{health}");
+    stop(&mut child);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("The container does not exist").count(),
+        1,
+        "told once"
+    );
+    assert_eq!(
+        text.matches("refused the credential").count(),
+        2,
+        "told once per container"
+    );
+    assert!(
+        !text.contains(sim.storage_sas("rl", expiry).split("sig=").nth(1).unwrap()),
+        "the SAS signature is logged"
+    );
+    // A SAS that cannot list is refused before start, in words.
+    std::fs::write(
+        scratch.dir.path().join("sas"),
+        sim.storage_sas("r", expiry + 600_000),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["check", "-c"])
+        .arg(scratch.config())
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && said.contains("sas_token_file") && said.contains("sp=rl"),
+        "{said}"
+    );
+}
+
+#[test]
+fn storage_archive_reads_a_large_archive_in_ranges_with_bounded_memory() {
+    let mut cfg = SimConfig::around_now(Duration::from_secs(60), Duration::ZERO, 5);
+    let now = jiff::Timestamp::now().as_millisecond();
+    // 30,000 records a kind in the last 20 minutes: a few large blobs (tens of MB).
+    cfg.storage = siemcast::simulator::Timeline {
+        count: 30_000,
+        start_ms: now - 20 * 60_000,
+        span_ms: 19 * 60_000,
+        max_latency_ms: 1_000,
+        late_every: None,
+        late_by_ms: 0,
+    };
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let total = expected(&sim);
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    write_config(
+        &scratch,
+        &sim,
+        &rsyslog.address(),
+        &format!("containers = {CONTAINERS}"),
+    );
+    let log = scratch.dir.path().join("siemcast.log");
+    let mut child = spawn(&scratch.config(), &log);
+    let pid = child.id();
+    let started = Instant::now();
+    let mut peak = 0;
+    wait_until(Duration::from_secs(120), "every record delivered", || {
+        peak = peak.max(rss_kib(pid));
+        rsyslog.count_lines() >= total
+    });
+    let took = started.elapsed().as_secs_f64();
+    stop(&mut child);
+    let biggest = sim
+        .requests()
+        .iter()
+        .filter(|r| r.service == Service::Storage && r.status == 206)
+        .count();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("Record rejected"), "nothing rejected");
+    assert!(biggest > 10, "{biggest} ranged reads");
+    assert!(peak < 200 * 1024, "peak RSS {peak} KiB");
+    eprintln!("storage_archive: {total} records in {took:.1} s ({:.0} records/s end to end), {biggest} ranged reads, peak RSS {} MiB", total as f64 / took, peak / 1024);
 }
