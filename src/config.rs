@@ -785,8 +785,12 @@ impl SourceConfig {
     /// streamed records are sorted into.
     pub fn event_kinds(&self) -> Vec<EventKind> {
         match self.kind {
-            Some(SourceKind::EventHubs | SourceKind::StorageArchive) => {
-                crate::event::EventKind::STREAMED.to_vec()
+            Some(SourceKind::EventHubs) => crate::event::EventKind::STREAMED.to_vec(),
+            // The streamed records archived to blobs, and flow-log tuples.
+            Some(SourceKind::StorageArchive) => {
+                let mut kinds = crate::event::EventKind::STREAMED.to_vec();
+                kinds.push(crate::event::EventKind::NetworkFlow);
+                kinds
             }
             _ => self.event_kind().into_iter().collect(),
         }

@@ -53,6 +53,9 @@ pub enum EventKind {
     /// Graph `identityProtection/riskyUsers` (and their `history` items); each risk state and
     /// level of a user is its own event.
     EntraRiskyUsers,
+    /// One flow tuple of an NSG or VNet flow log read from a storage archive (the
+    /// `storage_archive` source), in one flat shape for both.
+    NetworkFlow,
 }
 
 impl EventKind {
@@ -90,6 +93,7 @@ impl EventKind {
         EventKind::GraphIncidents,
         EventKind::EntraRiskDetections,
         EventKind::EntraRiskyUsers,
+        EventKind::NetworkFlow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +116,7 @@ impl EventKind {
             EventKind::GraphIncidents => "graph_incidents",
             EventKind::EntraRiskDetections => "entra_risk_detections",
             EventKind::EntraRiskyUsers => "entra_risky_users",
+            EventKind::NetworkFlow => "network_flow",
         }
     }
 
@@ -132,7 +137,8 @@ impl EventKind {
             | EventKind::EventHubsEntraRisk
             | EventKind::EventHubsGraphActivity
             | EventKind::EventHubsDefenderAlerts
-            | EventKind::EventHubsDefenderXdr => Some(EventKind::EventHubsDiagnostic),
+            | EventKind::EventHubsDefenderXdr
+            | EventKind::NetworkFlow => Some(EventKind::EventHubsDiagnostic),
             _ => None,
         }
     }
@@ -158,6 +164,8 @@ impl EventKind {
             | EventKind::EventHubsGraphActivity
             | EventKind::EventHubsDefenderXdr => &["id"],
             EventKind::EventHubsDefenderAlerts => &["SystemAlertId"],
+            // The `storage_archive` source sets its own ids (`_siemcast.id`).
+            EventKind::NetworkFlow => &["id"],
         }
     }
 
@@ -213,6 +221,7 @@ impl EventKind {
                 &["activityDateTime"],
             ],
             EventKind::EntraRiskyUsers => &[&["riskLastUpdatedDateTime"]],
+            EventKind::NetworkFlow => &[&["time"], &["recordTime"]],
         }
     }
 }

@@ -25,6 +25,7 @@ pub fn default_sourcetype(kind: EventKind) -> &'static str {
         | EventKind::EventHubsDiagnostic
         | EventKind::EventHubsGraphActivity
         | EventKind::EventHubsDefenderAlerts => "mscs:azure:eventhub",
+        EventKind::NetworkFlow => "mscs:nsgflowlogs",
     }
 }
 

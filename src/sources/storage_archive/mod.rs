@@ -21,6 +21,7 @@
 //! offset; a missing container, a refused SAS or a missing role is told in words once and makes
 //! `/healthz` degraded until it reads again.
 
+pub mod flows;
 pub mod rest;
 pub mod split;
 
@@ -607,6 +608,34 @@ impl ArchiveSource {
         if text.len() > crate::event::MAX_EVENT_BYTES {
             self.reject(container, blob, at, "larger than the event size limit", ctx);
             return;
+        }
+        if flows::maybe_flow(bytes) {
+            if let Ok(record) = serde_json::from_str::<serde_json::Value>(text) {
+                let id = record_id(container, blob, at, bytes);
+                let place = flows::Place {
+                    container,
+                    blob,
+                    offset: at,
+                    id: &id,
+                };
+                match flows::tuple_events(&self.name, &record, place) {
+                    Some(Ok(events)) => {
+                        poll.events.extend(events);
+                        return;
+                    }
+                    Some(Err(why)) => {
+                        self.reject(
+                            container,
+                            blob,
+                            at,
+                            &format!("a flow log record: {why}"),
+                            ctx,
+                        );
+                        return;
+                    }
+                    None => {}
+                }
+            }
         }
         let id = || record_id(container, blob, at, bytes);
         let mut place = String::from(",\"container\":");

@@ -23,6 +23,7 @@ use serde_json::Value;
 use siemcast::event::{Event, EventKind};
 use siemcast::mapping::{Format, Mapping};
 use siemcast::sources::eventhubs::records::{decode, Coordinates};
+use siemcast::sources::storage_archive;
 
 const VENDORS: &[&str] = &["arcsight", "qradar"];
 
@@ -125,6 +126,36 @@ fn events(dir: &str) -> Vec<Sent> {
             } else {
                 blob_records(&path)
             };
+            // Flow logs read from a storage archive: one event per tuple, as the
+            // `storage_archive` source makes them.
+            let (flows, list): (Vec<Value>, Vec<Value>) = list.into_iter().partition(|r| {
+                dir == "storage_archive"
+                    && storage_archive::flows::maybe_flow(r.to_string().as_bytes())
+            });
+            for (i, record) in flows.iter().enumerate() {
+                let bytes = record.to_string();
+                let id =
+                    storage_archive::record_id("insights-logs", &name, i as u64, bytes.as_bytes());
+                let place = storage_archive::flows::Place {
+                    container: "insights-logs",
+                    blob: &name,
+                    offset: i as u64,
+                    id: &id,
+                };
+                let events = storage_archive::flows::tuple_events("real", record, place)
+                    .unwrap_or_else(|| panic!("{name}#{i}: not a flow log"))
+                    .unwrap_or_else(|e| panic!("{name}#{i}: {e}"));
+                for (j, event) in events.into_iter().enumerate() {
+                    out.push(Sent {
+                        at: format!("{name}#{i}.{j}"),
+                        record_id: event.id.clone(),
+                        event,
+                    });
+                }
+            }
+            if list.is_empty() {
+                continue;
+            }
             let body = serde_json::json!({ "records": list });
             let payload = serde_json::to_vec(&body).unwrap();
             let at = Coordinates {
