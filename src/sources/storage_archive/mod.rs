@@ -40,10 +40,13 @@ use crate::event::Event;
 use rest::{BlobError, Listed, Store};
 use split::{blob_hour, floor_hour, hour_folder, HOUR_MS};
 
-/// Bytes read from a blob per request: what a read holds in memory at most (plus its events).
-pub const CHUNK: u64 = 4 << 20;
+/// Bytes read from a blob per request: what a read holds in memory (plus its events), unless
+/// one record is larger (then up to [`MAX_READ`]).
+pub const CHUNK: u64 = 1 << 20;
+/// The longest read: one record of the largest event size and its line end.
+const MAX_READ: u64 = crate::event::MAX_EVENT_BYTES as u64 + 2;
 /// Events spooled per batch at most (several blobs' records go in one batch).
-const BATCH_EVENTS: usize = 5_000;
+const BATCH_EVENTS: usize = 1_000;
 /// Hour folders are found again this often (new resources, new subscriptions).
 const ROOTS_EVERY: Duration = Duration::from_secs(300);
 /// Hours listed at most per poll after a long pause (a week): older ones are not read again.
@@ -490,8 +493,10 @@ impl ArchiveSource {
             Some(p) => p.offset,
         };
         let mut skipping = false;
+        // Bytes per read: CHUNK, doubled while one record does not fit (up to an event's limit).
+        let mut want = CHUNK;
         while offset < blob.length {
-            let to = blob.length.min(offset + CHUNK);
+            let to = blob.length.min(offset + want);
             let range = match self
                 .store
                 .read(container, &blob.name, offset, to, &ctx.cancel)
@@ -532,6 +537,11 @@ impl ArchiveSource {
                         for (at, record) in records {
                             self.record(container, &blob.name, at, record, poll, ctx);
                         }
+                        if used == 0 && bytes.len() as u64 == want && want < MAX_READ {
+                            // One record larger than the read: read more at once.
+                            want = (want * 2).min(MAX_READ);
+                            continue;
+                        }
                         used
                     }
                     Err(why) => {
@@ -545,13 +555,17 @@ impl ArchiveSource {
                 for (at, line) in lines {
                     self.record(container, &blob.name, at, line, poll, ctx);
                 }
-                if used == 0 && bytes.len() as u64 >= CHUNK {
-                    // A line longer than a whole read: more than an event may be.
+                if used == 0 && bytes.len() as u64 == want && want < MAX_READ {
+                    // One line longer than the read: read more at once.
+                    want = (want * 2).min(MAX_READ);
+                    continue;
+                } else if used == 0 && bytes.len() as u64 >= MAX_READ {
+                    // A line longer than an event may be: rejected, skipped to its end.
                     self.reject(
                         container,
                         &blob.name,
                         offset,
-                        &format!("a line longer than {CHUNK} bytes"),
+                        &format!("a line longer than {MAX_READ} bytes"),
                         ctx,
                     );
                     skipping = true;
@@ -571,6 +585,7 @@ impl ArchiveSource {
                 break;
             }
             offset += used as u64;
+            want = CHUNK;
             poll.ck.blobs.insert(
                 key.clone(),
                 BlobPos {
