@@ -127,7 +127,7 @@ name = "q"
         [
             "2:1: source #1: name is missing",
             "2:1: source #1: path is missing; name the file or directory to read",
-            "2:1: source #1: source_kind is missing; it names the kind of the events in the files, one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management, eventhubs_activity, eventhubs_entra_audit, eventhubs_entra_signins, eventhubs_diagnostic, eventhubs_entra_provisioning, eventhubs_entra_risk, eventhubs_graph_activity, eventhubs_defender_alerts, eventhubs_defender_xdr, graph_incidents, entra_risk_detections, entra_risky_users",
+            "2:1: source #1: source_kind is missing; it names the kind of the events in the files, one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management, eventhubs_activity, eventhubs_entra_audit, eventhubs_entra_signins, eventhubs_diagnostic, eventhubs_entra_provisioning, eventhubs_entra_risk, eventhubs_graph_activity, eventhubs_defender_alerts, eventhubs_defender_xdr, graph_incidents, entra_risk_detections, entra_risky_users, network_flow",
             "5:1: destination \"q\": address is missing; write it as host:port",
             "5:1: destination \"q\": mappings is missing; name the folder of mapping files (e.g. \"mappings/arcsight\"), or set output = \"json\" to send the source records as JSON",
         ]
@@ -597,7 +597,7 @@ fn route_mistakes_are_located_with_a_hint() {
             "19:24: destination \"arcsight\": sources names \"activty\", which is not a [[source]] of this configuration (did you mean \"activity\"?); the sources are activity, audit",
             "19:35: destination \"arcsight\": sources names \"nope\", which is not a [[source]] of this configuration; the sources are activity, audit",
             "20:28: destination \"arcsight\": kinds: \"eventhubs\" is the source kind of a source that yields several event kinds; write \"eventhubs_*\" for all of them, or name the ones to take",
-            "20:41: destination \"arcsight\": kinds: \"entra_adit\" matches no event kind; a kind is one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management, eventhubs_activity, eventhubs_entra_audit, eventhubs_entra_signins, eventhubs_diagnostic, eventhubs_entra_provisioning, eventhubs_entra_risk, eventhubs_graph_activity, eventhubs_defender_alerts, eventhubs_defender_xdr, graph_incidents, entra_risk_detections, entra_risky_users, or a prefix ending in '*' (e.g. \"eventhubs_*\") (did you mean \"entra_audit\"?)",
+            "20:41: destination \"arcsight\": kinds: \"entra_adit\" matches no event kind; a kind is one of azure_activity, defender_alerts, graph_alerts, entra_audit, entra_signins, o365_management, eventhubs_activity, eventhubs_entra_audit, eventhubs_entra_signins, eventhubs_diagnostic, eventhubs_entra_provisioning, eventhubs_entra_risk, eventhubs_graph_activity, eventhubs_defender_alerts, eventhubs_defender_xdr, graph_incidents, entra_risk_detections, entra_risky_users, network_flow, or a prefix ending in '*' (e.g. \"eventhubs_*\") (did you mean \"entra_audit\"?)",
             "20:55: destination \"arcsight\": kinds: \"graph_alerts\" matches no event of the sources it takes, which produce azure_activity",
             "20:71: destination \"arcsight\": kinds: \"files\" is the source kind of a source whose events have the kind of its source_kind; name that kind, or route by source name with sources = [...]",
         ]

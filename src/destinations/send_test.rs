@@ -101,6 +101,10 @@ const SAMPLES: [(&str, &str); 18] = [
         "entra_risky_users",
         include_str!("../../examples/events/entra_risky_users.json"),
     ),
+    (
+        "network_flow",
+        include_str!("../../examples/events/network_flow.json"),
+    ),
 ];
 
 /// Text put in the name-like fields of the test event, so nobody mistakes it for a real one.
@@ -232,6 +236,12 @@ pub fn test_event(kind: &str, id: &str, now: jiff::Timestamp) -> Option<Value> {
             ("riskLevel", "low"),
             ("riskLastUpdatedDateTime", &iso),
             ("userDisplayName", TEST_NAME),
+        ],
+        "network_flow" => &[
+            ("_siemcast.id", id),
+            ("time", &iso),
+            ("recordTime", &iso),
+            ("rule", TEST_NAME),
         ],
         _ => &[],
     };
