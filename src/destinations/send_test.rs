@@ -28,7 +28,7 @@ pub struct SendTestReport {
 }
 
 /// Bundled sample events, one file per source kind; the first event of each is the template.
-const SAMPLES: [(&str, &str); 18] = [
+const SAMPLES: [(&str, &str); 19] = [
     (
         "azure_activity",
         include_str!("../../examples/events/azure_activity.json"),
