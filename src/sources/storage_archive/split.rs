@@ -53,6 +53,10 @@ pub fn hour_folder(ms: i64) -> String {
 
 pub const HOUR_MS: i64 = 3_600_000;
 
+/// Records found in bytes read from a blob (each with its blob offset), and how many of the
+/// bytes they take.
+pub type Found<'a> = (Vec<(u64, &'a [u8])>, usize);
+
 /// The start of the hour of `ms`.
 pub fn floor_hour(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS) * HOUR_MS
@@ -61,7 +65,7 @@ pub fn floor_hour(ms: i64) -> i64 {
 /// The complete lines of `chunk` (read from blob offset `base`): each line's blob offset and
 /// bytes (without `\n`, `\r\n`), and how many bytes of `chunk` they take (up to and with the last
 /// `\n`; a partial last line is left for later). Blank lines are skipped.
-pub fn lines(chunk: &[u8], base: u64) -> (Vec<(u64, &[u8])>, usize) {
+pub fn lines(chunk: &[u8], base: u64) -> Found<'_> {
     let Some(last) = chunk.iter().rposition(|&b| b == b'\n') else {
         return (Vec::new(), 0);
     };
@@ -83,7 +87,7 @@ pub fn lines(chunk: &[u8], base: u64) -> (Vec<(u64, &[u8])>, usize) {
 /// blob offset and bytes, and where the last complete record ends (bytes of `chunk` read; the
 /// separating commas before a record are not part of it, so the next read starts with `,`).
 /// A record cut by the end of the chunk is left for later; the closing `]}` ends the scan.
-pub fn document_records(chunk: &[u8], base: u64) -> Result<(Vec<(u64, &[u8])>, usize), String> {
+pub fn document_records(chunk: &[u8], base: u64) -> Result<Found<'_>, String> {
     let mut i = 0;
     if base == 0 {
         let head = chunk
