@@ -52,11 +52,12 @@ pub fn tuple_events(
     } else {
         return None;
     };
-    Some(if vnet {
-        vnet_tuples(source, record, at)
-    } else {
-        nsg_tuples(source, record, at)
-    })
+    Some(tuples_of(
+        source,
+        record,
+        at,
+        if vnet { &VNET } else { &NSG },
+    ))
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -108,43 +109,59 @@ fn base(record: &Value, vnet: bool) -> Map<String, Value> {
     m
 }
 
-fn nsg_tuples(source: &str, record: &Value, at: Place<'_>) -> Result<Vec<Event>, String> {
-    let props = record.get("properties").ok_or("no properties")?;
-    let mut out = Vec::new();
-    for rule in items(props, "flows")? {
-        for group in items(rule, "flows")? {
-            for tuple in items(group, "flowTuples")? {
-                let t = tuple.as_str().ok_or("a flow tuple is not a string")?;
-                let mut m = base(record, false);
-                if let Some(r) = text(rule, "rule") {
-                    m.insert("rule".into(), json!(r));
-                }
-                if let Some(mac) = text(group, "mac") {
-                    m.insert("macAddress".into(), json!(mac));
-                }
-                fields(&mut m, t, false)?;
-                out.push(event(source, m, at, out.len()));
-            }
-        }
-    }
-    Ok(out)
+/// Where a flow log's tuples sit: `root.outer[].inner[].flowTuples[]`, and the field of each
+/// level copied onto its tuples (`(from, to)`).
+struct Shape {
+    vnet: bool,
+    root: &'static str,
+    outer: &'static str,
+    outer_field: (&'static str, &'static str),
+    inner: &'static str,
+    inner_field: (&'static str, &'static str),
 }
 
-fn vnet_tuples(source: &str, record: &Value, at: Place<'_>) -> Result<Vec<Event>, String> {
-    let flows = record.get("flowRecords").ok_or("no flowRecords")?;
+/// NSG flow logs: `properties.flows[]` (`rule`), `.flows[]` (`mac`).
+const NSG: Shape = Shape {
+    vnet: false,
+    root: "properties",
+    outer: "flows",
+    outer_field: ("rule", "rule"),
+    inner: "flows",
+    inner_field: ("mac", "macAddress"),
+};
+
+/// VNet flow logs: `flowRecords.flows[]` (`aclID`), `.flowGroups[]` (`rule`).
+const VNET: Shape = Shape {
+    vnet: true,
+    root: "flowRecords",
+    outer: "flows",
+    outer_field: ("aclID", "aclId"),
+    inner: "flowGroups",
+    inner_field: ("rule", "rule"),
+};
+
+fn tuples_of(
+    source: &str,
+    record: &Value,
+    at: Place<'_>,
+    shape: &Shape,
+) -> Result<Vec<Event>, String> {
+    let root = record
+        .get(shape.root)
+        .ok_or_else(|| format!("no {}", shape.root))?;
     let mut out = Vec::new();
-    for acl in items(flows, "flows")? {
-        for group in items(acl, "flowGroups")? {
-            for tuple in items(group, "flowTuples")? {
+    for outer in items(root, shape.outer)? {
+        for inner in items(outer, shape.inner)? {
+            for tuple in items(inner, "flowTuples")? {
                 let t = tuple.as_str().ok_or("a flow tuple is not a string")?;
-                let mut m = base(record, true);
-                if let Some(a) = text(acl, "aclID") {
-                    m.insert("aclId".into(), json!(a));
+                let mut m = base(record, shape.vnet);
+                for (level, (from, to)) in [(outer, shape.outer_field), (inner, shape.inner_field)]
+                {
+                    if let Some(v) = text(level, from) {
+                        m.insert(to.into(), json!(v));
+                    }
                 }
-                if let Some(r) = text(group, "rule") {
-                    m.insert("rule".into(), json!(r));
-                }
-                fields(&mut m, t, true)?;
+                fields(&mut m, t, shape.vnet)?;
                 out.push(event(source, m, at, out.len()));
             }
         }

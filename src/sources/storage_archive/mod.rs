@@ -182,6 +182,8 @@ struct Memory {
     told: BTreeSet<(String, String)>,
     /// Blobs whose partial last line was told about (name, offset).
     partial_told: BTreeSet<(String, u64)>,
+    /// Whether hours past a week were told about.
+    week_told: bool,
 }
 
 impl ArchiveSource {
@@ -304,15 +306,21 @@ impl ArchiveSource {
         let mut first_hour = poll.ck.from_hour_ms.min(last_hour);
         if last_hour - first_hour > MAX_HOURS * HOUR_MS {
             let oldest = last_hour - MAX_HOURS * HOUR_MS;
-            tracing::warn!(message = "Hours older than a week are not listed; use `siemcast replay` for them.", source = %self.name, from = %super::poll::filter_time(first_hour), now_from = %super::poll::filter_time(oldest));
+            if !std::mem::replace(&mut memory.week_told, true) {
+                tracing::warn!(message = "Hours older than a week are not listed.", source = %self.name, from = %super::poll::filter_time(first_hour), now_from = %super::poll::filter_time(oldest));
+            }
             first_hour = oldest;
         }
         let mut complete = true;
+        // Whether the hours listed may move on: every container read, or missing (a container
+        // created later starts in the current hour, which is listed anyway).
+        let mut advance = true;
         for container in &self.containers {
             let roots = match self.roots(container, memory, ctx).await {
                 Ok(r) => r,
                 Err(BlobError::Cancelled) => return Ok(None),
                 Err(e) => {
+                    advance &= e.code() == Some("ContainerNotFound");
                     self.trouble(container, &e, memory, ctx);
                     complete = false;
                     continue;
@@ -348,8 +356,9 @@ impl ArchiveSource {
                 }
             }
             complete &= ok;
+            advance &= ok;
         }
-        if complete {
+        if advance {
             // The previous hour can still be appended to; older hours are forgotten.
             let next_from = floor_hour(now - HOUR_MS).max(poll.ck.from_hour_ms);
             if next_from != poll.ck.from_hour_ms {

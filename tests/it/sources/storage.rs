@@ -81,6 +81,30 @@ mappings = "{mappings}"
     metrics
 }
 
+/// A scratch folder with a config (see [`write_config`]), the log file and the metrics port.
+struct Setup {
+    scratch: Scratch,
+    log: std::path::PathBuf,
+    metrics: u16,
+}
+
+impl Setup {
+    fn new(sim: &BackgroundSimulator, address: &str, extra: &str) -> Setup {
+        let scratch = Scratch::new();
+        let metrics = write_config(&scratch, sim, address, extra);
+        let log = scratch.dir.path().join("siemcast.log");
+        Setup {
+            scratch,
+            log,
+            metrics,
+        }
+    }
+
+    fn spawn(&self) -> Running {
+        spawn(&self.scratch.config(), &self.log)
+    }
+}
+
 fn spawn(config: &Path, log: &Path) -> Running {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
@@ -163,16 +187,14 @@ fn storage_archive_every_record_exactly_once_while_blobs_grow_across_kill_9() {
     let sim = BackgroundSimulator::start(growing(120)).unwrap();
     let total = expected(&sim);
     let mut rsyslog = Rsyslog::prepared(Listen::Tcp);
-    let scratch = Scratch::new();
-    write_config(
-        &scratch,
+    let setup = Setup::new(
         &sim,
         &rsyslog.address(),
         &format!("containers = {CONTAINERS}"),
     );
-    let log = scratch.dir.path().join("siemcast.log");
+    let log = setup.log.clone();
 
-    let mut child = spawn(&scratch.config(), &log);
+    let mut child = setup.spawn();
     wait_until(
         Duration::from_secs(60),
         "blobs read before the kill",
@@ -188,7 +210,7 @@ fn storage_archive_every_record_exactly_once_while_blobs_grow_across_kill_9() {
     let _ = child.wait();
     sim.forget_retry_after();
     rsyslog.restart(Listen::Tcp);
-    let mut child = spawn(&scratch.config(), &log);
+    let mut child = setup.spawn();
     let started = Instant::now();
     let lines = rsyslog.wait_for_lines_from(Some(&mut *child), total, Duration::from_secs(90));
     let lines = finish(&sim, &rsyslog, &mut child, lines);
@@ -266,15 +288,9 @@ fn storage_archive_reads_a_replaced_blob_again_without_losing_a_record() {
     let sim = BackgroundSimulator::start(cfg).unwrap();
     let container = "insights-logs-auditevent";
     let rsyslog = Rsyslog::start_tcp();
-    let scratch = Scratch::new();
-    write_config(
-        &scratch,
-        &sim,
-        &rsyslog.address(),
-        "containers = [\"AuditEvent\"]",
-    );
-    let log = scratch.dir.path().join("siemcast.log");
-    let mut child = spawn(&scratch.config(), &log);
+    let setup = Setup::new(&sim, &rsyslog.address(), "containers = [\"AuditEvent\"]");
+    let log = setup.log.clone();
+    let mut child = setup.spawn();
     rsyslog.wait_for_lines_from(Some(&mut *child), 20, Duration::from_secs(60));
     let names = sim.storage_blob_names(container);
     let replaced = names
@@ -322,7 +338,12 @@ fn storage_archive_tells_a_missing_container_and_an_expired_sas_in_words() {
     cfg.faults = Faults::default();
     let sim = BackgroundSimulator::start(cfg).unwrap();
     let rsyslog = Rsyslog::start_tcp();
-    let scratch = Scratch::new();
+    let setup = Setup::new(
+        &sim,
+        &rsyslog.address(),
+        "containers = [\"insights-activity-logs\", \"insights-logs-nosuchcategory\"]\nsas_token_file = \"sas\"",
+    );
+    let (scratch, log, metrics) = (&setup.scratch, setup.log.clone(), setup.metrics);
     // A SAS that expires a few seconds into the run.
     let expiry = jiff::Timestamp::now().as_millisecond() + 6_000;
     std::fs::write(
@@ -330,14 +351,7 @@ fn storage_archive_tells_a_missing_container_and_an_expired_sas_in_words() {
         sim.storage_sas("rl", expiry),
     )
     .unwrap();
-    let metrics = write_config(
-        &scratch,
-        &sim,
-        &rsyslog.address(),
-        "containers = [\"insights-activity-logs\", \"insights-logs-nosuchcategory\"]\nsas_token_file = \"sas\"",
-    );
-    let log = scratch.dir.path().join("siemcast.log");
-    let mut child = spawn(&scratch.config(), &log);
+    let mut child = setup.spawn();
     let has = |what: &str| {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
@@ -420,15 +434,13 @@ fn storage_archive_reads_a_large_archive_in_ranges_with_bounded_memory() {
     let sim = BackgroundSimulator::start(cfg).unwrap();
     let total = expected(&sim);
     let rsyslog = Rsyslog::start_tcp();
-    let scratch = Scratch::new();
-    write_config(
-        &scratch,
+    let setup = Setup::new(
         &sim,
         &rsyslog.address(),
         &format!("containers = {CONTAINERS}"),
     );
-    let log = scratch.dir.path().join("siemcast.log");
-    let mut child = spawn(&scratch.config(), &log);
+    let log = setup.log.clone();
+    let mut child = setup.spawn();
     let pid = child.id();
     let started = Instant::now();
     let mut peak = 0;
