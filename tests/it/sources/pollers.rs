@@ -68,7 +68,7 @@ fn write_config(
 }
 
 /// `siemcast run` with debug logs into `log`, and the secret in the environment when given.
-fn spawn_logged(config: &Path, log: &Path, secret: Option<&str>) -> Running {
+pub(super) fn spawn_logged(config: &Path, log: &Path, secret: Option<&str>) -> Running {
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

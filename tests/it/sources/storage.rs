@@ -9,7 +9,6 @@
 use crate::util;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use siemcast::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
@@ -101,25 +100,8 @@ impl Setup {
     }
 
     fn spawn(&self) -> Running {
-        spawn(&self.scratch.config(), &self.log)
+        super::pollers::spawn_logged(&self.scratch.config(), &self.log, None)
     }
-}
-
-fn spawn(config: &Path, log: &Path) -> Running {
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"));
-    cmd.args(["run", "-c"])
-        .arg(config)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr)
-        .env("RUST_LOG", "siemcast=debug,info")
-        .env("NO_COLOR", "1");
-    Running::new(cmd.spawn().unwrap())
 }
 
 /// Requests the storage account answered with 200 or 206.
@@ -422,9 +404,14 @@ fn storage_archive_tells_a_missing_container_and_an_expired_sas_in_words() {
 fn storage_archive_reads_a_large_archive_in_ranges_with_bounded_memory() {
     let mut cfg = SimConfig::around_now(Duration::from_secs(60), Duration::ZERO, 5);
     let now = jiff::Timestamp::now().as_millisecond();
-    // 15,000 records a kind in the last 20 minutes: a few large blobs (tens of MB).
+    // 15,000 records a kind in the last 20 minutes: a few large blobs (tens of MB); more with
+    // STORAGE_BENCH_RECORDS (benches/storage_archive.sh).
+    let count = std::env::var("STORAGE_BENCH_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(15_000);
     cfg.storage = siemcast::simulator::Timeline {
-        count: 15_000,
+        count,
         start_ms: now - 20 * 60_000,
         span_ms: 19 * 60_000,
         max_latency_ms: 1_000,
