@@ -622,54 +622,9 @@ impl ArchiveSource {
         ctx: &SourceContext,
     ) {
         ctx.stats.polled.fetch_add(1, Ordering::Relaxed);
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => t.trim(),
-            Err(_) => {
-                self.reject(container, blob, at, "not UTF-8 text", ctx);
-                return;
-            }
-        };
-        if text.len() > crate::event::MAX_EVENT_BYTES {
-            self.reject(container, blob, at, "larger than the event size limit", ctx);
-            return;
-        }
-        if flows::maybe_flow(bytes) {
-            if let Ok(record) = serde_json::from_str::<serde_json::Value>(text) {
-                let id = record_id(container, blob, at, bytes);
-                let place = flows::Place {
-                    container,
-                    blob,
-                    offset: at,
-                    id: &id,
-                };
-                match flows::tuple_events(&self.name, &record, place) {
-                    Some(Ok(events)) => {
-                        poll.events.extend(events);
-                        return;
-                    }
-                    Some(Err(why)) => {
-                        self.reject(
-                            container,
-                            blob,
-                            at,
-                            &format!("a flow log record: {why}"),
-                            ctx,
-                        );
-                        return;
-                    }
-                    None => {}
-                }
-            }
-        }
-        let id = || record_id(container, blob, at, bytes);
-        let mut place = String::from(",\"container\":");
-        place.push_str(&serde_json::Value::from(container).to_string());
-        place.push_str(",\"blob\":");
-        place.push_str(&serde_json::Value::from(blob).to_string());
-        place.push_str(&format!(",\"offset\":{at}"));
-        match crate::sources::eventhubs::records::routed_event(&self.name, text, id, &place) {
-            Some(ev) => poll.events.push(ev),
-            None => self.reject(container, blob, at, "not a JSON object", ctx),
+        match record_events(&self.name, container, blob, at, bytes) {
+            Ok(events) => poll.events.extend(events),
+            Err(why) => self.reject(container, blob, at, &why, ctx),
         }
     }
 
@@ -751,6 +706,49 @@ impl From<SourceError> for SourceOrBlob {
     fn from(e: SourceError) -> Self {
         SourceOrBlob::Source(e)
     }
+}
+
+/// The events of one record read at `offset` of `container/blob`: one, of the kind the
+/// `eventhubs` source gives the same record, or one per tuple of a flow log; why not when it
+/// cannot be read (not UTF-8, too large, not a JSON object, a flow log of another shape).
+pub fn record_events(
+    source: &str,
+    container: &str,
+    blob: &str,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<Vec<Event>, String> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| "not UTF-8 text".to_owned())?
+        .trim();
+    if text.len() > crate::event::MAX_EVENT_BYTES {
+        return Err("larger than the event size limit".into());
+    }
+    if flows::maybe_flow(bytes) {
+        if let Ok(record) = serde_json::from_str::<serde_json::Value>(text) {
+            let id = record_id(container, blob, offset, bytes);
+            let place = flows::Place {
+                container,
+                blob,
+                offset,
+                id: &id,
+            };
+            match flows::tuple_events(source, &record, place) {
+                Some(Ok(events)) => return Ok(events),
+                Some(Err(why)) => return Err(format!("a flow log record: {why}")),
+                None => {}
+            }
+        }
+    }
+    let id = || record_id(container, blob, offset, bytes);
+    let mut place = String::from(",\"container\":");
+    place.push_str(&serde_json::Value::from(container).to_string());
+    place.push_str(",\"blob\":");
+    place.push_str(&serde_json::Value::from(blob).to_string());
+    place.push_str(&format!(",\"offset\":{offset}"));
+    crate::sources::eventhubs::records::routed_event(source, text, id, &place)
+        .map(|ev| vec![ev])
+        .ok_or_else(|| "not a JSON object".to_owned())
 }
 
 /// The id of a record carrying none of its own: `sa-` and 24 hex digits of a hash of where it

@@ -65,3 +65,31 @@ fn record_ids_follow_place_and_content() {
     assert_ne!(a, record_id("c", "b/PT1H.json", 10, b"{\"x\":2}"));
     assert_ne!(a, record_id("d", "b/PT1H.json", 10, b"{\"x\":1}"));
 }
+
+#[test]
+fn records_are_routed_like_streamed_ones_and_flow_logs_split_into_tuples() {
+    let line = br#" {"time":"2026-12-06T17:01:00Z","category":"Administrative","operationName":"X/WRITE","properties":{"eventCategory":"Administrative"}}"#;
+    let evs = record_events("s", "insights-activity-logs", "b/PT1H.json", 40, line).unwrap();
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].kind, crate::event::EventKind::EventHubsActivity);
+    assert_eq!(
+        evs[0].id,
+        record_id("insights-activity-logs", "b/PT1H.json", 40, line)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&evs[0].json).unwrap();
+    assert_eq!(v["_siemcast"]["blob"], "b/PT1H.json");
+    assert_eq!(v["_siemcast"]["offset"], 40);
+    assert_eq!(v["operationName"], "X/WRITE");
+    let flow = br#"{"time":"2026-12-06T17:01:00Z","category":"NetworkSecurityGroupFlowEvent","properties":{"Version":1,"flows":[{"rule":"r","flows":[{"mac":"000D3AF87856","flowTuples":["1796576460,192.0.2.95,10.1.0.4,51529,5358,T,I,D"]}]}]}}"#;
+    let evs = record_events("s", "c", "b", 12, flow).unwrap();
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].kind, crate::event::EventKind::NetworkFlow);
+    assert!(record_events("s", "c", "b", 0, b"not json")
+        .unwrap_err()
+        .contains("not a JSON object"));
+    assert!(
+        record_events("s", "c", b"\xff".len().to_string().as_str(), 0, b"\xff{}")
+            .unwrap_err()
+            .contains("UTF-8")
+    );
+}
