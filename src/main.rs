@@ -597,6 +597,25 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
             Some(ev) if kind != ev.as_str() => {
                 println!("  source \"{}\": {} of {} events", s.name, kind, ev)
             }
+            _ if s.kind == Some(siemcast::config::SourceKind::StorageArchive) => {
+                if let Ok(spec) = siemcast::sources::spec::ArchiveSpec::of(s, &config) {
+                    let auth = match &spec.sas_token_file {
+                        Some(f) => format!("SAS from {}", f.display()),
+                        None => "the [azure] identity (token for https://storage.azure.com)".into(),
+                    };
+                    println!(
+                        "  source \"{}\": {kind} of {}, containers {}{}; {auth}",
+                        s.name,
+                        spec.endpoint,
+                        spec.containers.join(", "),
+                        if spec.prefix.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" below {}", spec.prefix)
+                        },
+                    );
+                }
+            }
             _ => println!("  source \"{}\": {}", s.name, kind),
         }
     }
