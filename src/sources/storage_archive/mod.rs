@@ -479,7 +479,7 @@ impl ArchiveSource {
         let key = format!("{container}/{}", blob.name);
         let mut offset = match poll.ck.blobs.get(&key) {
             None => 0,
-            Some(p) if blob.length < p.offset || (p.created != blob.created) => {
+            Some(p) if blob.length < p.offset || !same_time(&p.created, &blob.created) => {
                 tracing::warn!(
                     message = "Blob replaced (shorter than what was read, or created again); read again from its start. Its records keep their ids, so a SIEM drops the ones it has.",
                     source = %self.name,
@@ -501,6 +501,10 @@ impl ArchiveSource {
             }
             Some(p) => p.offset,
         };
+        // A flow log's document read up to its `]}` tail: nothing new.
+        if blob.block_blob && offset > 0 && blob.length <= offset + 2 {
+            return Ok(true);
+        }
         let mut skipping = false;
         // Bytes per read: CHUNK, doubled while one record does not fit (up to an event's limit).
         let mut want = CHUNK;
@@ -524,7 +528,11 @@ impl ArchiveSource {
                 Err(e) if e.code() == Some("InvalidRange") => return Ok(true),
                 Err(e) => return Err(e.into()),
             };
-            if range.created.as_deref().is_some_and(|c| c != blob.created) {
+            if range
+                .created
+                .as_deref()
+                .is_some_and(|c| !blob.created.is_empty() && !same_time(c, &blob.created))
+            {
                 // Replaced between the listing and the read: the next listing tells.
                 return Ok(true);
             }
@@ -586,7 +594,9 @@ impl ArchiveSource {
             if used == 0 {
                 // A partial last line (or record): read once complete.
                 let key = (format!("{container}/{}", blob.name), offset);
-                if now_ms() > hour_ms + HOUR_MS + PARTIAL_AFTER_MS
+                // (A flow log's document is committed whole: what is left is its tail.)
+                if !blob.block_blob
+                    && now_ms() > hour_ms + HOUR_MS + PARTIAL_AFTER_MS
                     && memory.partial_told.insert(key)
                 {
                     tracing::warn!(message = "Blob ends with an incomplete record long after its hour; it is read when completed, never before.", source = %self.name, container, blob = %blob.name, offset, length = blob.length);
@@ -768,6 +778,16 @@ pub fn record_id(container: &str, blob: &str, offset: u64, bytes: &[u8]) -> Stri
         id.push_str(&format!("{b:02x}"));
     }
     id
+}
+
+/// Whether two creation times (RFC 1123, as the service writes them) are the same instant;
+/// compared as text when one does not parse.
+fn same_time(a: &str, b: &str) -> bool {
+    let parse = |t: &str| jiff::fmt::rfc2822::parse(t.trim()).map(|z| z.timestamp());
+    match (parse(a), parse(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
 }
 
 fn now_ms() -> i64 {

@@ -93,3 +93,17 @@ fn records_are_routed_like_streamed_ones_and_flow_logs_split_into_tuples() {
             .contains("UTF-8")
     );
 }
+
+#[test]
+fn creation_times_compare_as_instants() {
+    assert!(same_time(
+        "Sun, 06 Dec 2026 17:00:01 GMT",
+        "Sun, 6 Dec 2026 17:00:01 +0000"
+    ));
+    assert!(!same_time(
+        "Sun, 06 Dec 2026 17:00:01 GMT",
+        "Sun, 06 Dec 2026 17:00:02 GMT"
+    ));
+    assert!(same_time("", ""));
+    assert!(!same_time("x", ""));
+}
