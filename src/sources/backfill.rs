@@ -41,6 +41,8 @@ enum Reader {
     Windowed(PollSource),
     /// With the replayed `[from, to]` (ms): the records to keep.
     O365(O365Source, i64, i64),
+    /// A storage archive: windows are hours of a container (scope); `[from, to]` as above.
+    Archive(super::storage_archive::ArchiveSource, i64, i64),
 }
 
 /// Why a backfill stopped before its end.
@@ -129,6 +131,18 @@ impl Backfill {
                     let max = Duration::from_millis(MAX_WINDOW_MS as u64);
                     (Reader::O365(o, from_ms, to_ms), scopes, list, max)
                 }
+                Source::StorageArchive(a) => {
+                    // Records land in the hour they are received: the hour after the window
+                    // too (not past now); each hour is one window of each container.
+                    use super::storage_archive::split::{floor_hour, HOUR_MS};
+                    let scopes = a.containers().to_vec();
+                    let list = (
+                        floor_hour(from_ms),
+                        (floor_hour(to_ms) + 2 * HOUR_MS).min(floor_hour(now_ms) + HOUR_MS),
+                    );
+                    let max = Duration::from_millis(HOUR_MS as u64);
+                    (Reader::Archive(a, from_ms, to_ms), scopes, list, max)
+                }
                 _ => return Err(format!("{who} cannot be replayed")),
             };
         let windows = scopes
@@ -166,6 +180,11 @@ impl Backfill {
         fresh: bool,
         mut done: impl FnMut(usize, &Window),
     ) -> Result<bool, BackfillError> {
+        if let Reader::Archive(a, from_ms, to_ms) = &self.source {
+            return self
+                .run_archive(a, (*from_ms, *to_ms), ctx, fresh, done)
+                .await;
+        }
         let mut ck = ctx
             .spool
             .checkpoint_chain(&self.name)
@@ -188,6 +207,7 @@ impl Backfill {
                         p.read_window(&w.scope, w.from_ms, w.to_ms, &mut ck, ctx, false)
                             .await?
                     }
+                    Reader::Archive(..) => unreachable!("read by run_archive"),
                     Reader::O365(o, from_ms, to_ms) => {
                         let reading = Reading::Replay {
                             from_ms: *from_ms,
@@ -205,7 +225,9 @@ impl Backfill {
                             scope: w.scope.clone(),
                             needs: match &self.source {
                                 Reader::Windowed(p) => (p.parts().1.licence)(&w.scope),
-                                Reader::O365(..) => super::o365_management::LICENCE,
+                                Reader::O365(..) | Reader::Archive(..) => {
+                                    super::o365_management::LICENCE
+                                }
                             },
                             answer,
                         })
@@ -214,6 +236,50 @@ impl Backfill {
                     Outcome::Cancelled => return Ok(false),
                     Outcome::Incomplete if attempt < WINDOW_ATTEMPTS => {}
                     Outcome::Incomplete => {
+                        return Err(BackfillError::Window {
+                            source_name: self.name.clone(),
+                            scope: w.scope.clone(),
+                            from: filter_time(w.from_ms),
+                            to: filter_time(w.to_ms),
+                        })
+                    }
+                }
+            }
+            done(i, w);
+        }
+        Ok(true)
+    }
+}
+
+impl Backfill {
+    /// [`Backfill::run`] of a storage archive: each window is an hour of a container, read
+    /// whole; the hours done are the replay's checkpoint (an interrupted hour is read again).
+    async fn run_archive(
+        &self,
+        a: &super::storage_archive::ArchiveSource,
+        (from_ms, to_ms): (i64, i64),
+        ctx: &SourceContext,
+        fresh: bool,
+        mut done: impl FnMut(usize, &Window),
+    ) -> Result<bool, BackfillError> {
+        let mut replay: super::storage_archive::Replay = ctx
+            .spool
+            .checkpoint(&self.name)
+            .filter(|_| !fresh)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        replay.from_ms = from_ms;
+        replay.to_ms = to_ms;
+        for (i, w) in self.windows.iter().enumerate() {
+            let key = format!("{}@{}", w.scope, w.from_ms);
+            let mut attempt = 0;
+            while !replay.replayed.contains(&key) {
+                attempt += 1;
+                match a.replay_hour(&w.scope, w.from_ms, &mut replay, ctx).await? {
+                    Outcome::Complete => break,
+                    Outcome::Cancelled => return Ok(false),
+                    _ if attempt < WINDOW_ATTEMPTS => {}
+                    _ => {
                         return Err(BackfillError::Window {
                             source_name: self.name.clone(),
                             scope: w.scope.clone(),

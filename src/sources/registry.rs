@@ -171,7 +171,7 @@ impl SourceKind {
     pub fn replayable(self) -> bool {
         matches!(
             self.info().family,
-            Family::Windowed(_) | Family::ContentBlobs
+            Family::Windowed(_) | Family::ContentBlobs | Family::Archive
         )
     }
 
@@ -232,7 +232,7 @@ mod tests {
         let replay = kinds_text(SourceKind::replayable, false);
         assert_eq!(
             replay,
-            "azure_activity, graph_alerts, entra_audit, entra_signins, o365_management, graph_incidents and entra_risk_detections"
+            "azure_activity, graph_alerts, entra_audit, entra_signins, o365_management, graph_incidents, entra_risk_detections and storage_archive"
         );
         assert_eq!(kinds_text(|k| k == SourceKind::Files, true), "\"files\"");
     }

@@ -171,6 +171,20 @@ struct Poll {
     full_due: bool,
     /// The hours listed moved (or nothing was spooled yet): the checkpoint is due.
     dirty: bool,
+    /// A replay (`siemcast replay`): the events kept (time in `[from, to]` ms, or none) and
+    /// the replay's own checkpoint, written instead of the source's.
+    replay: Option<Replay>,
+}
+
+/// What a replay of hours of the archive keeps and has done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replay {
+    #[serde(skip)]
+    pub from_ms: i64,
+    #[serde(skip)]
+    pub to_ms: i64,
+    /// Hours read whole (`container@hour ms`).
+    pub replayed: BTreeSet<String>,
 }
 
 /// What the source remembers between polls (not in the checkpoint).
@@ -277,6 +291,7 @@ impl ArchiveSource {
             delta_bytes: 0,
             full_due: true,
             dirty: true,
+            replay: None,
         };
         let mut memory = Memory::default();
         loop {
@@ -292,6 +307,66 @@ impl ArchiveSource {
         }
         tracing::info!(message = "Source stopped.", source = %self.name);
         Ok(())
+    }
+
+    pub fn containers(&self) -> &[String] {
+        &self.containers
+    }
+
+    /// Replays hour `hour_ms` of `container` (`siemcast replay`): every blob of the hour below
+    /// every hour folder, read from its start, its events with a time in `[replay.from_ms,
+    /// replay.to_ms]` (or none) spooled, then the hour marked done in the replay's checkpoint.
+    pub(crate) async fn replay_hour(
+        &self,
+        container: &str,
+        hour_ms: i64,
+        replay: &mut Replay,
+        ctx: &SourceContext,
+    ) -> Result<super::poll::Outcome, SourceError> {
+        use super::poll::Outcome;
+        let mut memory = Memory::default();
+        let mut poll = Poll {
+            ck: ArchiveCheckpoint::default(),
+            events: Vec::new(),
+            changed: BTreeSet::new(),
+            gone: Vec::new(),
+            delta_bytes: 0,
+            full_due: false,
+            dirty: false,
+            replay: Some(replay.clone()),
+        };
+        let failed = |e: BlobError| {
+            if matches!(e, BlobError::Cancelled) {
+                return Outcome::Cancelled;
+            }
+            tracing::warn!(message = "Hour not read completely; it is read again.", source = %self.name, container, hour = %super::poll::filter_time(hour_ms), error = %e);
+            Outcome::Incomplete
+        };
+        let roots = match self.roots(container, &mut memory, ctx).await {
+            Ok(r) => r,
+            Err(e) if e.code() == Some("ContainerNotFound") => Vec::new(),
+            Err(e) => return Ok(failed(e)),
+        };
+        for root in &roots {
+            let prefix = format!("{root}{}", hour_folder(hour_ms));
+            match self
+                .read_prefix(container, &prefix, &mut poll, &mut memory, ctx)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Ok(Outcome::Cancelled),
+                Err(SourceOrBlob::Source(e)) => return Err(e),
+                Err(SourceOrBlob::Blob(e)) => return Ok(failed(e)),
+            }
+        }
+        if let Some(r) = &mut poll.replay {
+            r.replayed.insert(format!("{container}@{hour_ms}"));
+        }
+        if !self.flush(&mut poll, ctx).await? {
+            return Ok(Outcome::Cancelled);
+        }
+        *replay = poll.replay.unwrap_or_default();
+        Ok(Outcome::Complete)
     }
 
     /// One poll of every container: `Some(complete)`, or `None` when cancelled.
@@ -633,7 +708,14 @@ impl ArchiveSource {
     ) {
         ctx.stats.polled.fetch_add(1, Ordering::Relaxed);
         match record_events(&self.name, container, blob, at, bytes) {
-            Ok(events) => poll.events.extend(events),
+            Ok(events) => match &poll.replay {
+                Some(r) => poll.events.extend(
+                    events
+                        .into_iter()
+                        .filter(|e| e.time_ms.is_none_or(|t| (r.from_ms..=r.to_ms).contains(&t))),
+                ),
+                None => poll.events.extend(events),
+            },
             Err(why) => self.reject(container, blob, at, &why, ctx),
         }
     }
@@ -666,6 +748,10 @@ impl ArchiveSource {
     /// is due); `Ok(false)` when cancelled first.
     async fn flush(&self, poll: &mut Poll, ctx: &SourceContext) -> Result<bool, SourceError> {
         let events = std::mem::take(&mut poll.events);
+        if let Some(r) = &poll.replay {
+            let bytes = serde_json::to_vec(r).expect("a checkpoint serializes");
+            return append_page(ctx, &self.name, events, bytes).await;
+        }
         let full = poll.full_due || poll.delta_bytes > (64 << 10).max(poll.ck.blobs.len() * 160);
         let ok = if full {
             poll.ck.full = true;

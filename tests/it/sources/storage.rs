@@ -465,3 +465,71 @@ fn storage_archive_reads_a_large_archive_in_ranges_with_bounded_memory() {
     );
     eprintln!("storage_archive: {total} events from {} MiB of blobs in {took:.1} s ({:.0} events/s end to end), {biggest} ranged reads, peak RSS {} MiB", archive >> 20, total as f64 / took, peak / 1024);
 }
+
+#[test]
+fn storage_archive_replays_past_hours_keeping_the_window_once() {
+    let mut cfg = SimConfig::around_now(Duration::from_secs(60), Duration::ZERO, 5);
+    let now = jiff::Timestamp::now().as_millisecond();
+    let start = now - 3 * 3_600_000;
+    cfg.storage = siemcast::simulator::Timeline {
+        count: 60,
+        start_ms: start,
+        span_ms: 40 * 60_000,
+        max_latency_ms: 1_000,
+        late_every: None,
+        late_by_ms: 0,
+    };
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let (from, to) = (start + 10 * 60_000, start + 30 * 60_000);
+    let expected = ["insights-activity-logs", "insights-logs-auditevent"]
+        .iter()
+        .flat_map(|c| sim.storage_records(c))
+        .filter(|r| {
+            let t: jiff::Timestamp = r["time"].as_str().unwrap().parse().unwrap();
+            (from..=to).contains(&t.as_millisecond())
+        })
+        .count();
+    assert!(
+        expected > 10 && expected < 120,
+        "{expected} records in the window"
+    );
+    let rsyslog = Rsyslog::start_tcp();
+    let setup = Setup::new(
+        &sim,
+        &rsyslog.address(),
+        "containers = [\"insights-activity-logs\", \"AuditEvent\"]",
+    );
+    let replay = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
+            .args(["replay", "-c"])
+            .arg(setup.scratch.config())
+            .args(["--source", "ms", "--from"])
+            .arg(siemcast::sources::poll::filter_time(from))
+            .arg("--to")
+            .arg(siemcast::sources::poll::filter_time(to))
+            .stdin(std::process::Stdio::null())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = replay();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rsyslog.wait_for_lines(expected, Duration::from_secs(30));
+    // The same replay again: its hours are done, nothing is sent twice.
+    let again = replay();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    pause(Duration::from_secs(1));
+    let lines = rsyslog.lines();
+    let counts = id_counts(&lines);
+    assert_eq!(counts.len(), expected, "every record of the window");
+    assert_eq!(lines.len(), expected, "once");
+    eprintln!("storage_archive: replay of 20 minutes three hours back: {expected} records, once across two runs");
+}
