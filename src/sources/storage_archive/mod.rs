@@ -19,7 +19,8 @@
 //! checkpoint (per blob: offset and creation time) as one batch; blobs of hours no longer
 //! listed are forgotten. Records that are not JSON objects are rejected, logged with blob and
 //! offset; a missing container, a refused SAS or a missing role is told in words once and makes
-//! `/healthz` degraded until it reads again.
+//! `/healthz` degraded until it reads again. `siemcast replay` reads whole past hours
+//! ([`ArchiveSource::replay_hour`], through `backfill`).
 
 pub mod flows;
 pub mod rest;
