@@ -121,7 +121,7 @@ enum Command {
     /// Backfill a past time window of one API source into the destinations.
     ///
     /// Reads [--from, --to] of the named source (any API source that reads in time windows,
-    /// and o365_management; the kinds that list current states, such as defender_alerts, have
+    /// o365_management and storage_archive; the kinds that list current states, such as defender_alerts, have
     /// no time window, and replay names the kinds it takes) with a progress
     /// bar (plain lines when stderr is not a terminal) and delivers it to every configured
     /// destination. An o365_management source starts its subscriptions, lists content per
