@@ -672,3 +672,63 @@ fn json_output_needs_no_mappings_and_is_checked() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn storage_archive_keys_are_checked_with_locations() {
+    let s = Scratch::new();
+    std::fs::write(
+        s.dir.path().join("sas"),
+        "sv=2022-11-02&ss=b&srt=co&sp=r&se=2030-01-01T00%3A00%3A00Z&sig=c2VjcmV0\n",
+    )
+    .unwrap();
+    let text = r#"state_dir = "state"
+
+[[source]]
+name = "archive"
+kind = "storage_archive"
+account = "Contoso_Logs"
+containers = ["AuditEvent", "Bad--Name"]
+sas_token_file = "sas"
+overlap = "1h"
+
+[[source]]
+name = "files"
+kind = "files"
+path = "in"
+source_kind = "azure_activity"
+prefix = "resourceId=/"
+
+[[destination]]
+name = "d"
+address = "127.0.0.1:514"
+mappings = "MAPPINGS"
+"#
+    .replace(
+        "MAPPINGS",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/arcsight"),
+    );
+    let problems = s.problems(&text);
+    let sas = s.dir.path().join("sas");
+    assert_eq!(
+        problems,
+        [
+            "6:1: source \"archive\": account \"Contoso_Logs\" is not a storage account name (3 to 24 lower-case letters and digits)".to_owned(),
+            "7:29: source \"archive\": container \"insights-logs-bad--name\" (from \"Bad--Name\") is not a container name (3 to 63 lower-case letters, digits and single hyphens)".to_owned(),
+            format!("8:1: source \"archive\": sas_token_file {}: the SAS allows \"r\"; reading archives needs read and list (sp=rl)", sas.display()),
+            "9:1: source \"archive\": overlap does not apply to kind \"storage_archive\" (it reads blobs as they grow, not time windows)".to_owned(),
+            "16:1: source \"files\": prefix applies only to kind \"storage_archive\"".to_owned(),
+        ]
+    );
+    // With a SAS that reads and lists, no [azure] section is needed.
+    std::fs::write(&sas, "?sv=2022-11-02&sp=rl&sig=c2VjcmV0").unwrap();
+    let good = text
+        .replace("Contoso_Logs", "contosologs")
+        .replace(", \"Bad--Name\"", "")
+        .replace("overlap = \"1h\"\n", "")
+        .replace("prefix = \"resourceId=/\"\n", "");
+    let cfg = s.load(&good).unwrap();
+    assert_eq!(
+        cfg.sources[0].event_kinds().last(),
+        Some(&crate::event::EventKind::NetworkFlow)
+    );
+}

@@ -257,17 +257,9 @@ impl SourceConfig {
             (None, _) => {}
         }
         if let Family::Diffed(api) = kind.info().family {
-            for (key, set) in [
-                ("overlap", self.overlap.is_some()),
-                ("settle_delay", self.settle_delay.is_some()),
-            ] {
-                if set {
-                    p.add(
-                        &at.key(key),
-                        format!("{who}: {key} does not apply to kind \"{kind}\", which lists every {} at each poll", api.objects),
-                    );
-                }
-            }
+            self.no_window_keys(at, p, |key| {
+                format!("{who}: {key} does not apply to kind \"{kind}\", which lists every {} at each poll", api.objects)
+            });
         }
         if let Some(start) = &self.start_at {
             if let Err(e) = crate::sources::poll::StartAt::parse(start) {
@@ -332,17 +324,9 @@ impl SourceConfig {
             }
             return;
         }
-        for (key, set) in [
-            ("overlap", self.overlap.is_some()),
-            ("settle_delay", self.settle_delay.is_some()),
-        ] {
-            if set {
-                p.add(
-                    &at.key(key),
-                    format!("{who}: {key} does not apply to kind \"storage_archive\" (it reads blobs as they grow, not time windows)"),
-                );
-            }
-        }
+        self.no_window_keys(at, p, |key| {
+            format!("{who}: {key} does not apply to kind \"storage_archive\" (it reads blobs as they grow, not time windows)")
+        });
         match (&self.account, &self.blob_endpoint) {
             (None, None) => p.add(
                 at,
@@ -409,6 +393,21 @@ impl SourceConfig {
                     &at.key("sas_token_file"),
                     format!("{who}: sas_token_file {}: {e}", path.display()),
                 );
+            }
+        }
+    }
+}
+
+impl SourceConfig {
+    /// Tells `overlap` and `settle_delay`, when set, with `message(key)`: for kinds that read
+    /// no time windows.
+    fn no_window_keys(&self, at: &KeyPath, p: &mut Problems<'_>, message: impl Fn(&str) -> String) {
+        for (key, set) in [
+            ("overlap", self.overlap.is_some()),
+            ("settle_delay", self.settle_delay.is_some()),
+        ] {
+            if set {
+                p.add(&at.key(key), message(key));
             }
         }
     }
