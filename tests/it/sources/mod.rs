@@ -9,3 +9,4 @@ mod links;
 mod pollers;
 mod proxy;
 mod replay;
+mod tenants;
