@@ -535,6 +535,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_secret_file_read_for_two_client_ids_is_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "s\n").unwrap();
+        let text = r#"
+[azure]
+client_id = "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+client_secret_file = "secret"
+[azure.tenants.a]
+tenant_id = "7d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0"
+[azure.tenants.b]
+tenant_id = "8e4f3b2c-1d0a-4f9e-b8c7-d6e5f4a3b2c1"
+client_id = "3d4e5f60-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
+client_secret_file = "secret"
+[azure.tenants.c]
+tenant_id = "9e4f3b2c-1d0a-4f9e-b8c7-d6e5f4a3b2c1"
+[[source]]
+name = "alerts-a"
+kind = "graph_alerts"
+tenant = "a"
+[[destination]]
+name = "d"
+address = "127.0.0.1:514"
+output = "json"
+"#;
+        let path = dir.path().join("siemcast.toml");
+        let config =
+            crate::config::Config::from_toml(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let tenants = config.azure.all_tenants(false);
+        let notes = shared_secret_notes(&config, &tenants);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("\"a\" (client_id 6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b), \"b\" (client_id 3d4e5f60-7a8b-4c9d-8e0f-1a2b3c4d5e6f), \"c\""),
+            "{notes:?}"
+        );
+        // The same app in every tenant: nothing to note.
+        let same = &tenants[..1];
+        assert!(shared_secret_notes(&config, same).is_empty());
+    }
+
+    #[test]
     fn sizes_and_ages_read_well() {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
