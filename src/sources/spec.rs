@@ -63,7 +63,11 @@ impl ArchiveSpec {
         let endpoint = match (&cfg.blob_endpoint, &cfg.account) {
             (Some(e), _) => e.trim_end_matches('/').to_owned(),
             (None, Some(account)) => {
-                let suffix = match config.azure.cloud {
+                // The cloud of the source's tenant (`[azure]` or `[azure.tenants.NAME]`).
+                let cloud = config
+                    .azure_for(cfg)
+                    .map_or(config.azure.cloud, |a| a.cloud);
+                let suffix = match cloud {
                     crate::config::Cloud::Public => "blob.core.windows.net",
                     crate::config::Cloud::UsGov => "blob.core.usgovcloudapi.net",
                     crate::config::Cloud::China => "blob.core.chinacloudapi.cn",
@@ -157,11 +161,9 @@ impl SourceSpec {
                 .clone()
                 .ok_or_else(|| missing("subscriptions")),
             Scopes::Tenant => config
-                .azure
-                .tenant_id
-                .clone()
+                .tenant_id_for(cfg)
                 .map(|t| vec![t])
-                .ok_or_else(|| missing("[azure] tenant_id")),
+                .ok_or_else(|| missing("the tenant's tenant_id")),
             Scopes::Fixed(lists) => Ok(lists.iter().map(|l| (*l).to_owned()).collect()),
             Scopes::ContentTypes => cfg
                 .content_types
@@ -184,10 +186,8 @@ impl SourceSpec {
             },
             Family::ContentBlobs => SourceSpec::ContentBlobs {
                 tenant: config
-                    .azure
-                    .tenant_id
-                    .clone()
-                    .ok_or_else(|| missing("[azure] tenant_id"))?,
+                    .tenant_id_for(cfg)
+                    .ok_or_else(|| missing("the tenant's tenant_id"))?,
                 content_types: scopes()?,
             },
             Family::Stream => SourceSpec::Stream(StreamSpec::of(cfg, config)?),

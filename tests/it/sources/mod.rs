@@ -10,3 +10,4 @@ mod pollers;
 mod proxy;
 mod replay;
 mod storage;
+mod tenants;
