@@ -812,7 +812,7 @@ fn tenant_problems_are_located() {
     let text = GOOD.replace("interval = \"30s\"", "interval = \"30s\"\ntenant = \"x\"");
     assert_eq!(
         s.problems(&text),
-        ["9:1: source \"logs\": tenant applies only to the Microsoft API sources (kinds \"azure_activity\", \"defender_alerts\", \"graph_alerts\", \"entra_audit\", \"entra_signins\", \"o365_management\", \"graph_incidents\", \"entra_risk_detections\" and \"entra_risky_users\")"]
+        ["9:1: source \"logs\": tenant applies only to the Microsoft API sources (kinds \"azure_activity\", \"defender_alerts\", \"graph_alerts\", \"entra_audit\", \"entra_signins\", \"o365_management\", \"graph_incidents\", \"entra_risk_detections\", \"entra_risky_users\" and \"storage_archive\")"]
     );
 }
 
