@@ -474,6 +474,16 @@ impl Checkpoint {
         self.scopes.values().map(|s| s.seen.len()).sum()
     }
 
+    /// Forgets the state of `scope` (no longer polled); the next batch writes the whole
+    /// checkpoint, since a delta cannot say that a scope is gone. True if it had one.
+    pub fn forget_scope(&mut self, scope: &str) -> bool {
+        let gone = self.scopes.remove(scope).is_some();
+        if gone {
+            self.chain = None;
+        }
+        gone
+    }
+
     /// Applies what `d` says to its scope.
     fn apply(&mut self, d: Delta) {
         let state = self
