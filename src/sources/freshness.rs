@@ -83,7 +83,7 @@ impl Freshness {
 }
 
 /// `45s`, `7m 3s`, `2h 5m`: short, for health reasons.
-pub(crate) fn human(d: Duration) -> String {
+fn human(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0 => format!("{}ms", d.as_millis()),

@@ -82,8 +82,19 @@ impl Discovery {
         format!(
             "discovers its subscriptions: {}, every {}",
             parts.join(", and "),
-            crate::sources::freshness::human(self.interval)
+            interval_text(self.interval)
         )
+    }
+}
+
+/// `1h`, `90m`, `45s`.
+fn interval_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        _ if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        _ if s > 0 => format!("{s}s"),
+        _ => format!("{}ms", d.as_millis()),
     }
 }
 
