@@ -1,0 +1,326 @@
+//! Subscription discovery end to end: `siemcast run` with `subscriptions = ["*"]` against the
+//! simulator's changing subscription list collects a subscription added mid-run from
+//! `start_at` (each of its events exactly once at a real rsyslog) and stops polling one that
+//! was disabled (the simulator's request log shows no request for it after the list that
+//! said so); explicit ids beside a management group; `siemcast discover`'s listing; and
+//! `"*"` beside ids refused by `siemcast check` with its place.
+
+use crate::util;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use siemcast::simulator::{BackgroundSimulator, Service, SimConfig, SubscriptionState};
+use util::*;
+
+const A: &str = "5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11";
+const B: &str = "0b7d4f3a-9c11-4c6a-8d3b-5f1c2a7e9e21";
+const C: &str = "9e219c11-0b7d-4f3a-8d3b-5f1c2a7e4c6a";
+
+fn simulator(ahead: Duration) -> BackgroundSimulator {
+    let mut cfg = SimConfig::around_now(Duration::from_secs(10), ahead, 60);
+    cfg.seed = 18;
+    cfg.subscriptions = [A, B, C].map(str::to_owned).to_vec();
+    cfg.page_size = 20;
+    BackgroundSimulator::start(cfg).unwrap()
+}
+
+/// An `azure_activity` config of the simulator whose subscription keys are `keys`.
+fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str, keys: &str) {
+    std::fs::write(
+        scratch.dir.path().join("client-secret"),
+        &sim.config().client_secret,
+    )
+    .unwrap();
+    let text = api_config(
+        sim,
+        "activity",
+        "azure_activity",
+        address,
+        "address = \"\"",
+        "client_secret_file = \"client-secret\"",
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("subscriptions = "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(scratch.config(), text.replace(&line, keys)).unwrap();
+}
+
+/// eventDataIds of the simulator's activity records of `subscription`.
+fn ids_of(sim: &BackgroundSimulator, subscription: &str) -> BTreeSet<String> {
+    sim.activity_records()
+        .iter()
+        .filter(|r| r["subscriptionId"] == subscription)
+        .map(|r| r["eventDataId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn received(rsyslog: &Rsyslog) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for line in rsyslog.lines() {
+        let id = cef_value(&line, "externalId")
+            .expect("externalId")
+            .to_owned();
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Activity-log requests of `subscription`, by arrival time (ms).
+fn activity_requests(sim: &BackgroundSimulator, subscription: &str) -> Vec<i64> {
+    let path = format!("/subscriptions/{subscription}/providers/");
+    sim.requests()
+        .iter()
+        .filter(|r| r.service == Service::Management && r.path_and_query.starts_with(&path))
+        .map(|r| r.at_ms)
+        .collect()
+}
+
+/// Subscription-list requests answered after `after_ms` (arrival times).
+fn list_requests_after(sim: &BackgroundSimulator, after_ms: i64) -> Vec<i64> {
+    sim.requests()
+        .iter()
+        .filter(|r| r.path_and_query.starts_with("/subscriptions?") && r.status == 200)
+        .map(|r| r.at_ms)
+        .filter(|t| *t > after_ms)
+        .collect()
+}
+
+fn log_has(log: &Path, text: &str) -> bool {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(text)
+}
+
+/// Waits until the receiver holds every id of `want` (failing on a duplicate or an id not in
+/// `allowed`), then until the simulator's timeline has passed, and returns the counts.
+fn collect(
+    child: &mut Running,
+    rsyslog: &Rsyslog,
+    sim: &BackgroundSimulator,
+    want: &BTreeSet<String>,
+    allowed: &BTreeSet<String>,
+    log: &Path,
+) -> BTreeMap<String, usize> {
+    let start = Instant::now();
+    loop {
+        let got = received(rsyslog);
+        let stray: Vec<_> = got.keys().filter(|id| !allowed.contains(*id)).collect();
+        assert!(stray.is_empty(), "ids from elsewhere: {stray:?}");
+        if want.iter().all(|id| got.contains_key(id)) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "siemcast exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{} of {} ids received; missing e.g. {:?}",
+            want.iter().filter(|id| got.contains_key(*id)).count(),
+            want.len(),
+            want.iter().find(|id| !got.contains_key(*id))
+        );
+        pause(Duration::from_millis(100));
+    }
+    let end = sim.last_visible_ms() + 2_000;
+    while jiff::Timestamp::now().as_millisecond() < end {
+        pause(Duration::from_millis(100));
+    }
+    pause(Duration::from_secs(1));
+    received(rsyslog)
+}
+
+#[test]
+fn every_subscription_is_discovered_an_added_one_is_read_from_start_at_and_a_disabled_one_stops() {
+    let sim = simulator(Duration::from_secs(14));
+    // C is not in the list yet.
+    sim.set_subscription_list(&[
+        (A, SubscriptionState::Enabled),
+        (B, SubscriptionState::Warned),
+    ]);
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    write_config(
+        &scratch,
+        &sim,
+        &rsyslog.address(),
+        "subscriptions = [\"*\"]\ndiscovery_interval = \"1s\"",
+    );
+    let log = scratch.dir.path().join("siemcast.log");
+    let mut child = spawn_run_logged(&scratch.config(), &log);
+    wait_until(Duration::from_secs(30), "B polled", || {
+        !activity_requests(&sim, B).is_empty()
+    });
+    assert!(activity_requests(&sim, C).is_empty(), "C is not listed yet");
+    assert!(log_has(&log, "Subscriptions discovered."));
+
+    // C appears, B is disabled.
+    let changed = jiff::Timestamp::now().as_millisecond();
+    sim.set_subscription_list(&[
+        (A, SubscriptionState::Enabled),
+        (B, SubscriptionState::Disabled),
+        (C, SubscriptionState::Enabled),
+    ]);
+    wait_until(Duration::from_secs(30), "the change logged", || {
+        log_has(&log, "Subscription no longer collected")
+            && log_has(&log, "New subscription discovered")
+    });
+    let (a, b, c) = (ids_of(&sim, A), ids_of(&sim, B), ids_of(&sim, C));
+    let want: BTreeSet<String> = a.union(&c).cloned().collect();
+    let allowed: BTreeSet<String> = want.union(&b).cloned().collect();
+    let counts = collect(&mut child, &rsyslog, &sim, &want, &allowed, &log);
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+
+    let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "delivered twice: {dups:?}");
+    // C's events, from 10 s before its addition (start_at is 40 s back), all arrived.
+    assert!(c.iter().all(|id| counts.contains_key(id)));
+    // No request for B after the first list that said it was disabled.
+    let told = list_requests_after(&sim, changed)[0];
+    let late: Vec<i64> = activity_requests(&sim, B)
+        .into_iter()
+        .filter(|t| *t > told)
+        .collect();
+    assert!(late.is_empty(), "B polled after it was disabled: {late:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stopped = text
+        .lines()
+        .filter(|l| l.contains("Subscription no longer collected"))
+        .collect::<Vec<_>>();
+    assert_eq!(stopped.len(), 1, "told once: {stopped:?}");
+    assert!(
+        stopped[0].contains(B) && stopped[0].contains("state Disabled"),
+        "{}",
+        stopped[0]
+    );
+    eprintln!(
+        "discovery: {} events of A and C once, {} of B's {} before it was disabled; {} subscription lists read",
+        want.len(),
+        b.iter().filter(|id| counts.contains_key(*id)).count(),
+        b.len(),
+        list_requests_after(&sim, 0).len()
+    );
+}
+
+#[test]
+fn explicit_ids_beside_a_management_group_and_what_discover_lists() {
+    let sim = simulator(Duration::from_secs(4));
+    sim.set_management_group("prod", &[B, C]);
+    sim.set_subscription_list(&[
+        (A, SubscriptionState::Disabled),
+        (B, SubscriptionState::Disabled),
+        (C, SubscriptionState::PastDue),
+    ]);
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    write_config(
+        &scratch,
+        &sim,
+        &rsyslog.address(),
+        &format!("subscriptions = [\"{A}\"]\nmanagement_groups = [\"prod\"]"),
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["discover", "-c"])
+        .arg(scratch.config())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = |s: &str| siemcast::simulator::inventory::display_name(s);
+    assert_eq!(
+        stdout,
+        format!(
+            "source \"activity\" (azure_activity): discovers its subscriptions: the subscriptions below management group prod, and 1 listed, every 1h\n\
+             \x20 {B}  Disabled  {b}  skip: state Disabled: only Enabled, Warned and PastDue subscriptions are read\n\
+             \x20 {A}  Disabled  {a}  collect\n\
+             \x20 {C}  PastDue  {c}  collect\n\
+             \x20 2 subscriptions collected, 1 skipped\n",
+            a = name(A),
+            b = name(B),
+            c = name(C),
+        )
+    );
+    let summary = check_summary(&scratch.config());
+    assert!(
+        summary.contains("    discovers its subscriptions: the subscriptions below management group prod, and 1 listed, every 1h (siemcast discover -c FILE lists them; check stays offline)"),
+        "{summary}"
+    );
+    // --source naming a source that does not exist: in words.
+    let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["discover", "--source", "nope", "-c"])
+        .arg(scratch.config())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "no source named \"nope\" in the configuration; its sources are: activity\n"
+    );
+
+    let before = sim.requests().len();
+    let log = scratch.dir.path().join("siemcast.log");
+    let mut child = spawn_run_logged(&scratch.config(), &log);
+    let want: BTreeSet<String> = ids_of(&sim, A).union(&ids_of(&sim, C)).cloned().collect();
+    let counts = collect(&mut child, &rsyslog, &sim, &want, &want, &log);
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    assert_eq!(counts.len(), want.len());
+    assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
+    let descendants = sim.requests()[before..]
+        .iter()
+        .filter(|r| {
+            r.path_and_query
+                .contains("/managementGroups/prod/descendants?")
+        })
+        .count();
+    assert!(descendants >= 1);
+    assert!(
+        activity_requests(&sim, B).is_empty(),
+        "B (disabled) was never polled"
+    );
+}
+
+#[test]
+fn every_subscription_beside_ids_is_a_located_config_error() {
+    let sim = simulator(Duration::ZERO);
+    let scratch = Scratch::new();
+    write_config(
+        &scratch,
+        &sim,
+        "127.0.0.1:9",
+        &format!("subscriptions = [\"*\", \"{A}\"]"),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["check", "-c"])
+        .arg(scratch.config())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = std::fs::read_to_string(scratch.config()).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("subscriptions = "))
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!(
+            "{}:{line}:18: source \"activity\": subscriptions = [\"*\"] (every subscription the identity can read) cannot be combined with subscription ids; write either \"*\" alone or the ids",
+            scratch.config().display()
+        )),
+        "{stderr}"
+    );
+}
