@@ -279,3 +279,129 @@ fn the_discovery_keys_are_checked_with_their_place() {
         ["16:1: source \"alerts\": management_groups applies only to kinds \"azure_activity\" and \"defender_alerts\""]
     );
 }
+
+/// A source whose state is the set of scopes it holds a position for, each with its cursor.
+struct Fake {
+    scopes: Vec<String>,
+    dynamic: Dynamic,
+    client: ApiClient,
+    endpoints: Endpoints,
+}
+
+impl Rounds for Fake {
+    type State = BTreeMap<String, i64>;
+    fn client(&mut self) -> &mut ApiClient {
+        &mut self.client
+    }
+    fn name(&self) -> &str {
+        "fake"
+    }
+    fn kind(&self) -> &'static str {
+        "azure_activity"
+    }
+    fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+    fn interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn licence(&self, _: &str) -> &'static str {
+        "-"
+    }
+    fn resume(&self, _: &SourceContext) -> (Self::State, bool) {
+        (BTreeMap::new(), false)
+    }
+    fn discovery(&mut self) -> Option<Parts<'_>> {
+        Some(Parts {
+            dynamic: &mut self.dynamic,
+            client: &self.client,
+            endpoints: &self.endpoints,
+        })
+    }
+    fn set_scopes(&mut self, scopes: Vec<String>) {
+        self.scopes = scopes;
+    }
+    fn held_scopes(&self, state: &Self::State) -> Vec<String> {
+        state.keys().cloned().collect()
+    }
+    fn forget_expired(&self, state: &mut Self::State, scope: &str, now_ms: i64) -> bool {
+        state.get(scope).is_some_and(|c| *c < now_ms - 1000) && state.remove(scope).is_some()
+    }
+    async fn poll(
+        &self,
+        _: &str,
+        _: &mut Self::State,
+        _: &SourceContext,
+        _: bool,
+    ) -> Result<crate::sources::poll::Outcome, crate::sources::SourceError> {
+        Ok(crate::sources::poll::Outcome::Complete)
+    }
+}
+
+#[tokio::test]
+async fn refresh_adds_and_removes_scopes_keeps_cursors_and_survives_failures() {
+    let sim = simulator(&[A, B, C]).await;
+    let mut endpoints = Endpoints::public();
+    endpoints.management = sim.endpoint(Service::Management);
+    let mut source = Fake {
+        scopes: Vec::new(),
+        dynamic: Dynamic::new(Discovery {
+            interval: Duration::ZERO,
+            ..spec(true, &[], &[])
+        }),
+        client: ApiClient::for_simulator(&sim, Service::Management, "fake"),
+        endpoints,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spool = crate::spool::Spool::open(dir.path(), Default::default()).unwrap();
+    let ctx = SourceContext {
+        spool: std::sync::Arc::new(spool),
+        cancel: CancellationToken::new(),
+        stats: Default::default(),
+    };
+    ctx.stats.freshness.started(Some(Duration::from_secs(1)));
+    let now = jiff::Timestamp::now().as_millisecond();
+    // A checkpoint written when the ids were listed by hand, in upper case; D is long gone.
+    let mut state = BTreeMap::from([
+        (A.to_uppercase(), now),
+        (D.to_owned(), now - 100 * 86_400_000),
+    ]);
+    assert!(refresh(&mut source, &mut state, &ctx).await);
+    let mut want = vec![A.to_uppercase(), B.to_owned(), C.to_owned()];
+    want.sort();
+    let mut got = source.scopes.clone();
+    got.sort();
+    assert_eq!(got, want, "A keeps its checkpoint's spelling");
+    assert!(!state.contains_key(D), "past the retention: forgotten");
+    assert!(state.contains_key(&A.to_uppercase()));
+
+    // B is disabled, and its cursor is recent: not polled, but its state is kept.
+    state.insert(B.to_owned(), now);
+    sim.set_subscription_list(&[
+        (A, SubscriptionState::Enabled),
+        (B, SubscriptionState::Disabled),
+        (C, SubscriptionState::Enabled),
+    ]);
+    assert!(refresh(&mut source, &mut state, &ctx).await);
+    assert!(!source.scopes.contains(&B.to_owned()));
+    assert!(state.contains_key(B));
+
+    // ARM refuses: the last list stays, the round is not a success, /healthz is told why.
+    sim.set_hostile_links(Some(crate::simulator::HostileLinks::Foreign));
+    let before = source.scopes.clone();
+    // One subscription a page from here on would need paging; a refused link fails it.
+    sim.set_subscription_list(&[
+        (A, SubscriptionState::Enabled),
+        (B, SubscriptionState::Enabled),
+        (C, SubscriptionState::Enabled),
+        (D, SubscriptionState::Enabled),
+    ]);
+    assert!(!refresh(&mut source, &mut state, &ctx).await);
+    assert_eq!(source.scopes, before);
+    let why = ctx
+        .stats
+        .freshness
+        .overdue("fake", now + 3_600_000, Duration::ZERO)
+        .unwrap();
+    assert!(why.contains("subscription discovery failed"), "{why}");
+}
