@@ -2,8 +2,9 @@
 //! simulator's changing subscription list collects a subscription added mid-run from
 //! `start_at` (each of its events exactly once at a real rsyslog) and stops polling one that
 //! was disabled (the simulator's request log shows no request for it after the list that
-//! said so); explicit ids beside a management group; `siemcast discover`'s listing; and
-//! `"*"` beside ids refused by `siemcast check` with its place.
+//! said so); explicit ids beside a management group; `siemcast discover`'s listing; a replay
+//! that discovers once and replays each subscription collected; and `"*"` beside ids refused
+//! by `siemcast check` with its place.
 
 use crate::util;
 
@@ -322,5 +323,70 @@ fn every_subscription_beside_ids_is_a_located_config_error() {
             scratch.config().display()
         )),
         "{stderr}"
+    );
+}
+
+#[test]
+fn replay_of_every_subscription_discovers_once_and_replays_each_collected_one() {
+    let mut cfg = SimConfig::around_now(Duration::from_secs(3 * 3600), Duration::ZERO, 90);
+    cfg.seed = 19;
+    cfg.subscriptions = [A, B, C].map(str::to_owned).to_vec();
+    cfg.page_size = 25;
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    sim.set_subscription_list(&[
+        (A, SubscriptionState::Enabled),
+        (B, SubscriptionState::Deleted),
+        (C, SubscriptionState::Warned),
+    ]);
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    write_config(
+        &scratch,
+        &sim,
+        &rsyslog.address(),
+        "subscriptions = [\"*\"]",
+    );
+    let now = jiff::Timestamp::now().as_millisecond();
+    let (from, to) = (now - 2 * 3_600_000, now - 3_600_000);
+    let fmt = siemcast::sources::poll::filter_time;
+    let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["replay", "-c"])
+        .arg(scratch.config())
+        .args([
+            "--source",
+            "activity",
+            "--from",
+            &fmt(from),
+            "--to",
+            &fmt(to),
+        ])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Subscriptions discovered for the replay."),
+        "{stderr}"
+    );
+    let in_window = |sub: &str| -> BTreeSet<String> {
+        sim.activity_records()
+            .iter()
+            .filter(|r| r["subscriptionId"] == sub)
+            .filter(|r| {
+                let t = siemcast::event::parse_time_ms(r["eventTimestamp"].as_str().unwrap());
+                t.is_some_and(|t| t >= from && t <= to)
+            })
+            .map(|r| r["eventDataId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let want: BTreeSet<String> = in_window(A).union(&in_window(C)).cloned().collect();
+    assert!(want.len() > 20, "{} events in the window", want.len());
+    let counts = received(&rsyslog);
+    assert_eq!(counts.keys().cloned().collect::<BTreeSet<_>>(), want);
+    assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
+    assert!(
+        activity_requests(&sim, B).is_empty(),
+        "B (deleted) was not read"
     );
 }
