@@ -12,8 +12,8 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::wire::{
-    arm_error, position, Listing, Query, DESCENDANTS_PATH, GROUP_SUBSCRIPTION_TYPE, GROUP_TYPE,
-    MANAGEMENT_GROUPS_API_VERSION, SUBSCRIPTIONS_API_VERSION,
+    arm_error, path_is, position, Listing, Query, DESCENDANTS_PATH, GROUP_SUBSCRIPTION_TYPE,
+    GROUP_TYPE, MANAGEMENT_GROUPS_API_VERSION, SUBSCRIPTIONS_API_VERSION,
 };
 use super::{Service, Shared};
 
@@ -145,12 +145,7 @@ pub(super) fn descendants<'a>(
     rid: &str,
 ) -> Result<Listing<'a>, Box<Response>> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let shape = segs.len() == DESCENDANTS_PATH.len()
-        && segs
-            .iter()
-            .zip(DESCENDANTS_PATH)
-            .all(|(a, b)| b.is_empty() || a.eq_ignore_ascii_case(b));
-    if !shape {
+    if !path_is(path, &DESCENDANTS_PATH) {
         return Err(Box::new(arm_error(
             StatusCode::NOT_FOUND,
             "InvalidResourceType",
@@ -164,16 +159,13 @@ pub(super) fn descendants<'a>(
     let st = shared.lock();
     let mut groups = st.inventory.groups.clone();
     let tenant_root = shared.cfg.tenant_id.to_ascii_lowercase();
-    if !groups.contains_key(&tenant_root) {
-        let all = st.inventory.subscriptions(shared);
-        groups.insert(
-            tenant_root,
-            Group {
-                subscriptions: all.into_iter().map(|(s, _)| s).collect(),
-                children: Vec::new(),
-            },
-        );
-    }
+    groups.entry(tenant_root).or_insert_with(|| Group {
+        subscriptions: (st.inventory.subscriptions(shared))
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect(),
+        children: Vec::new(),
+    });
     drop(st);
     if !groups.contains_key(&root.to_ascii_lowercase()) {
         return Err(Box::new(arm_error(

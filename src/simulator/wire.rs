@@ -237,12 +237,7 @@ pub(super) fn arm_subscription(
     rid: &str,
 ) -> Result<Option<usize>, Box<Response>> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let matches = segs.len() == shape.len()
-        && segs
-            .iter()
-            .zip(shape)
-            .all(|(a, b)| b.is_empty() || a.eq_ignore_ascii_case(b));
-    if !matches {
+    if !path_is(path, shape) {
         return Err(Box::new(arm_error(
             StatusCode::NOT_FOUND,
             "InvalidResourceType",
@@ -278,13 +273,22 @@ pub(super) fn arm_subscription(
 }
 
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in hex digits.
-pub(super) fn is_guid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.len() == 5
-        && groups
+fn is_guid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Whether `path`'s segments are `shape`'s (an empty one matching anything; case-insensitive).
+pub(super) fn path_is(path: &str, shape: &[&str]) -> bool {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    segs.len() == shape.len()
+        && segs
             .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+            .zip(shape)
+            .all(|(a, b)| b.is_empty() || a.eq_ignore_ascii_case(b))
 }
 
 /// A 200 answer with a JSON body (possibly cut short by a fault).

@@ -476,11 +476,7 @@ impl Rounds for PollSource {
     }
 
     fn discovery(&mut self) -> Option<discovery::Parts<'_>> {
-        Some(discovery::Parts {
-            dynamic: self.discovery.as_mut()?,
-            client: &self.client,
-            endpoints: &self.endpoints,
-        })
+        discovery::Parts::of(self.discovery.as_mut(), &self.client, &self.endpoints)
     }
 
     fn set_scopes(&mut self, scopes: Vec<String>) {

@@ -314,6 +314,21 @@ pub(crate) struct Parts<'a> {
     pub endpoints: &'a Endpoints,
 }
 
+impl<'a> Parts<'a> {
+    /// The parts of a source whose discovery is `dynamic` (`None`: fixed scopes).
+    pub(crate) fn of(
+        dynamic: Option<&'a mut Dynamic>,
+        client: &'a ApiClient,
+        endpoints: &'a Endpoints,
+    ) -> Option<Parts<'a>> {
+        Some(Parts {
+            dynamic: dynamic?,
+            client,
+            endpoints,
+        })
+    }
+}
+
 /// Before a round of `source`: lists its subscriptions again when due and updates its scopes.
 /// Returns false when the round cannot count as a successful poll (discovery failed).
 pub(crate) async fn refresh<R: Rounds>(

@@ -10,7 +10,7 @@ use crate::util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use siemcast::simulator::{BackgroundSimulator, Service, SimConfig, SubscriptionState};
@@ -51,6 +51,25 @@ fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str, key
     std::fs::write(scratch.config(), text.replace(&line, keys)).unwrap();
 }
 
+/// A receiver, and a config of `sim` with subscription keys `keys` delivering to it.
+fn receiving(sim: &BackgroundSimulator, keys: &str) -> (Rsyslog, Scratch) {
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    write_config(&scratch, sim, &rsyslog.address(), keys);
+    (rsyslog, scratch)
+}
+
+/// `siemcast ARGS -c CONFIG`, logging at info.
+fn siemcast(args: &[&str], config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
 /// eventDataIds of the simulator's activity records of `subscription`.
 fn ids_of(sim: &BackgroundSimulator, subscription: &str) -> BTreeSet<String> {
     sim.activity_records()
@@ -58,17 +77,6 @@ fn ids_of(sim: &BackgroundSimulator, subscription: &str) -> BTreeSet<String> {
         .filter(|r| r["subscriptionId"] == subscription)
         .map(|r| r["eventDataId"].as_str().unwrap().to_owned())
         .collect()
-}
-
-fn received(rsyslog: &Rsyslog) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for line in rsyslog.lines() {
-        let id = cef_value(&line, "externalId")
-            .expect("externalId")
-            .to_owned();
-        *counts.entry(id).or_insert(0) += 1;
-    }
-    counts
 }
 
 /// Activity-log requests of `subscription`, by arrival time (ms).
@@ -109,7 +117,7 @@ fn collect(
 ) -> BTreeMap<String, usize> {
     let start = Instant::now();
     loop {
-        let got = received(rsyslog);
+        let got = received_counts(rsyslog);
         let stray: Vec<_> = got.keys().filter(|id| !allowed.contains(*id)).collect();
         assert!(stray.is_empty(), "ids from elsewhere: {stray:?}");
         if want.iter().all(|id| got.contains_key(id)) {
@@ -135,7 +143,7 @@ fn collect(
         pause(Duration::from_millis(100));
     }
     pause(Duration::from_secs(1));
-    received(rsyslog)
+    received_counts(rsyslog)
 }
 
 #[test]
@@ -146,14 +154,8 @@ fn every_subscription_is_discovered_an_added_one_is_read_from_start_at_and_a_dis
         (A, SubscriptionState::Enabled),
         (B, SubscriptionState::Warned),
     ]);
-    let rsyslog = Rsyslog::start_tcp();
-    let scratch = Scratch::new();
-    write_config(
-        &scratch,
-        &sim,
-        &rsyslog.address(),
-        "subscriptions = [\"*\"]\ndiscovery_interval = \"1s\"",
-    );
+    let keys = "subscriptions = [\"*\"]\ndiscovery_interval = \"1s\"";
+    let (rsyslog, scratch) = receiving(&sim, keys);
     let log = scratch.dir.path().join("siemcast.log");
     let mut child = spawn_run_logged(&scratch.config(), &log);
     wait_until(Duration::from_secs(30), "B polled", || {
@@ -177,8 +179,7 @@ fn every_subscription_is_discovered_an_added_one_is_read_from_start_at_and_a_dis
     let want: BTreeSet<String> = a.union(&c).cloned().collect();
     let allowed: BTreeSet<String> = want.union(&b).cloned().collect();
     let counts = collect(&mut child, &rsyslog, &sim, &want, &allowed, &log);
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    stop(&mut child);
 
     let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "delivered twice: {dups:?}");
@@ -220,20 +221,9 @@ fn explicit_ids_beside_a_management_group_and_what_discover_lists() {
         (B, SubscriptionState::Disabled),
         (C, SubscriptionState::PastDue),
     ]);
-    let rsyslog = Rsyslog::start_tcp();
-    let scratch = Scratch::new();
-    write_config(
-        &scratch,
-        &sim,
-        &rsyslog.address(),
-        &format!("subscriptions = [\"{A}\"]\nmanagement_groups = [\"prod\"]"),
-    );
-
-    let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
-        .args(["discover", "-c"])
-        .arg(scratch.config())
-        .output()
-        .unwrap();
+    let keys = format!("subscriptions = [\"{A}\"]\nmanagement_groups = [\"prod\"]");
+    let (rsyslog, scratch) = receiving(&sim, &keys);
+    let out = siemcast(&["discover"], &scratch.config());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -260,11 +250,7 @@ fn explicit_ids_beside_a_management_group_and_what_discover_lists() {
         "{summary}"
     );
     // --source naming a source that does not exist: in words.
-    let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
-        .args(["discover", "--source", "nope", "-c"])
-        .arg(scratch.config())
-        .output()
-        .unwrap();
+    let out = siemcast(&["discover", "--source", "nope"], &scratch.config());
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -276,8 +262,7 @@ fn explicit_ids_beside_a_management_group_and_what_discover_lists() {
     let mut child = spawn_run_logged(&scratch.config(), &log);
     let want: BTreeSet<String> = ids_of(&sim, A).union(&ids_of(&sim, C)).cloned().collect();
     let counts = collect(&mut child, &rsyslog, &sim, &want, &want, &log);
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    stop(&mut child);
     assert_eq!(counts.len(), want.len());
     assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
     let descendants = sim.requests()[before..]
@@ -304,11 +289,7 @@ fn every_subscription_beside_ids_is_a_located_config_error() {
         "127.0.0.1:9",
         &format!("subscriptions = [\"*\", \"{A}\"]"),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
-        .args(["check", "-c"])
-        .arg(scratch.config())
-        .output()
-        .unwrap();
+    let out = siemcast(&["check"], &scratch.config());
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let text = std::fs::read_to_string(scratch.config()).unwrap();
@@ -338,31 +319,15 @@ fn replay_of_every_subscription_discovers_once_and_replays_each_collected_one() 
         (B, SubscriptionState::Deleted),
         (C, SubscriptionState::Warned),
     ]);
-    let rsyslog = Rsyslog::start_tcp();
-    let scratch = Scratch::new();
-    write_config(
-        &scratch,
-        &sim,
-        &rsyslog.address(),
-        "subscriptions = [\"*\"]",
-    );
+    let (rsyslog, scratch) = receiving(&sim, "subscriptions = [\"*\"]");
     let now = jiff::Timestamp::now().as_millisecond();
     let (from, to) = (now - 2 * 3_600_000, now - 3_600_000);
     let fmt = siemcast::sources::poll::filter_time;
-    let out = Command::new(env!("CARGO_BIN_EXE_siemcast"))
-        .args(["replay", "-c"])
-        .arg(scratch.config())
-        .args([
-            "--source",
-            "activity",
-            "--from",
-            &fmt(from),
-            "--to",
-            &fmt(to),
-        ])
-        .env("RUST_LOG", "info")
-        .output()
-        .unwrap();
+    let (from_text, to_text) = (fmt(from), fmt(to));
+    let args = [
+        "replay", "--source", "activity", "--from", &from_text, "--to", &to_text,
+    ];
+    let out = siemcast(&args, &scratch.config());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -382,7 +347,7 @@ fn replay_of_every_subscription_discovers_once_and_replays_each_collected_one() 
     };
     let want: BTreeSet<String> = in_window(A).union(&in_window(C)).cloned().collect();
     assert!(want.len() > 20, "{} events in the window", want.len());
-    let counts = received(&rsyslog);
+    let counts = received_counts(&rsyslog);
     assert_eq!(counts.keys().cloned().collect::<BTreeSet<_>>(), want);
     assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
     assert!(
