@@ -355,3 +355,39 @@ fn replay_of_every_subscription_discovers_once_and_replays_each_collected_one() 
         "B (deleted) was not read"
     );
 }
+
+#[test]
+fn switching_from_listed_ids_to_every_subscription_keeps_their_cursors() {
+    let sim = simulator(Duration::from_secs(2));
+    sim.set_subscription_list(&[
+        (A, SubscriptionState::Enabled),
+        (B, SubscriptionState::Enabled),
+        (C, SubscriptionState::Disabled),
+    ]);
+    let (rsyslog, scratch) = receiving(&sim, &format!("subscriptions = [\"{A}\"]"));
+    let log = scratch.dir.path().join("siemcast.log");
+    let a = ids_of(&sim, A);
+    let mut child = spawn_run_logged(&scratch.config(), &log);
+    let first = collect(&mut child, &rsyslog, &sim, &a, &a, &log);
+    stop(&mut child);
+    assert_eq!(first.len(), a.len());
+
+    // The same source now discovers: A goes on from its cursor, B starts at start_at.
+    write_config(
+        &scratch,
+        &sim,
+        &rsyslog.address(),
+        "subscriptions = [\"*\"]",
+    );
+    let b = ids_of(&sim, B);
+    let want: BTreeSet<String> = a.union(&b).cloned().collect();
+    let mut child = spawn_run_logged(&scratch.config(), &log);
+    wait_until(Duration::from_secs(30), "the discovery", || {
+        log_has(&log, "Subscriptions discovered.")
+    });
+    let counts = collect(&mut child, &rsyslog, &sim, &want, &want, &log);
+    stop(&mut child);
+    let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "A's events repeated: {dups:?}");
+    assert_eq!(counts.len(), want.len());
+}
