@@ -2,9 +2,10 @@
 //! simulator's changing subscription list collects a subscription added mid-run from
 //! `start_at` (each of its events exactly once at a real rsyslog) and stops polling one that
 //! was disabled (the simulator's request log shows no request for it after the list that
-//! said so); explicit ids beside a management group; `siemcast discover`'s listing; a replay
-//! that discovers once and replays each subscription collected; and `"*"` beside ids refused
-//! by `siemcast check` with its place.
+//! said so), for `azure_activity` and `defender_alerts`; a source switched from listed ids to
+//! `"*"` keeps their cursors; explicit ids beside a management group; `siemcast discover`'s
+//! listing; a replay that discovers once and replays each subscription collected; and `"*"`
+//! beside ids refused by `siemcast check` with its place.
 
 use crate::util;
 
@@ -30,6 +31,17 @@ fn simulator(ahead: Duration) -> BackgroundSimulator {
 
 /// An `azure_activity` config of the simulator whose subscription keys are `keys`.
 fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str, keys: &str) {
+    write_kind_config(scratch, sim, address, "azure_activity", keys);
+}
+
+/// A config of the simulator's `kind` whose subscription keys are `keys`.
+fn write_kind_config(
+    scratch: &Scratch,
+    sim: &BackgroundSimulator,
+    address: &str,
+    kind: &str,
+    keys: &str,
+) {
     std::fs::write(
         scratch.dir.path().join("client-secret"),
         &sim.config().client_secret,
@@ -38,7 +50,7 @@ fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str, key
     let text = api_config(
         sim,
         "activity",
-        "azure_activity",
+        kind,
         address,
         "address = \"\"",
         "client_secret_file = \"client-secret\"",
@@ -390,4 +402,85 @@ fn switching_from_listed_ids_to_every_subscription_keeps_their_cursors() {
     let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "A's events repeated: {dups:?}");
     assert_eq!(counts.len(), want.len());
+}
+
+#[test]
+fn defender_alerts_of_every_subscription_follow_the_list() {
+    let sim = simulator(Duration::from_secs(10));
+    sim.set_subscription_list(&[
+        (A, SubscriptionState::Enabled),
+        (B, SubscriptionState::Enabled),
+    ]);
+    let rsyslog = Rsyslog::start_tcp();
+    let scratch = Scratch::new();
+    let keys = "subscriptions = [\"*\"]\ndiscovery_interval = \"1s\"";
+    write_kind_config(&scratch, &sim, &rsyslog.address(), "defender_alerts", keys);
+    let log = scratch.dir.path().join("siemcast.log");
+    let alerts = |sub: &str| format!("/subscriptions/{sub}/providers/Microsoft.Security/alerts");
+    let polled = |sub: &str| -> Vec<i64> {
+        sim.requests()
+            .iter()
+            .filter(|r| r.path_and_query.starts_with(&alerts(sub)))
+            .map(|r| r.at_ms)
+            .collect()
+    };
+    let mut child = spawn_run_logged(&scratch.config(), &log);
+    wait_until(Duration::from_secs(30), "B listed", || {
+        !polled(B).is_empty()
+    });
+    let changed = jiff::Timestamp::now().as_millisecond();
+    sim.set_subscription_list(&[
+        (A, SubscriptionState::Enabled),
+        (B, SubscriptionState::Disabled),
+        (C, SubscriptionState::Enabled),
+    ]);
+    // Every final state of A's and C's alerts (flexString2: the alert's ARM id; outcome: status).
+    let key = |a: &serde_json::Value| {
+        format!(
+            "{}|{}",
+            a["id"].as_str().unwrap(),
+            a["properties"]["status"].as_str().unwrap()
+        )
+    };
+    let of = |sub: &str| format!("/subscriptions/{sub}/");
+    let finals: BTreeSet<String> = sim
+        .defender_final_alerts()
+        .iter()
+        .filter(|a| {
+            let id = a["id"].as_str().unwrap();
+            id.starts_with(&of(A)) || id.starts_with(&of(C))
+        })
+        .map(key)
+        .collect();
+    let line_key = |line: &String| {
+        format!(
+            "{}|{}",
+            cef_value(line, "flexString2").unwrap(),
+            cef_value(line, "outcome").unwrap()
+        )
+    };
+    wait_until(
+        Duration::from_secs(90),
+        "every final state of A and C",
+        || {
+            let got: BTreeSet<String> = rsyslog.lines().iter().map(line_key).collect();
+            finals.iter().all(|k| got.contains(k))
+        },
+    );
+    let end = sim.last_visible_ms() + 2_000;
+    while jiff::Timestamp::now().as_millisecond() < end {
+        pause(Duration::from_millis(100));
+    }
+    pause(Duration::from_secs(1));
+    stop(&mut child);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for line in rsyslog.lines() {
+        *counts.entry(line_key(&line)).or_default() += 1;
+    }
+    let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "states delivered twice: {dups:?}");
+    let told = list_requests_after(&sim, changed)[0];
+    let late: Vec<i64> = polled(B).into_iter().filter(|t| *t > told).collect();
+    assert!(late.is_empty(), "B listed after it was disabled: {late:?}");
+    assert!(!polled(C).is_empty());
 }
