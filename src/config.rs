@@ -7,6 +7,7 @@ mod locate;
 mod proxy;
 mod rates;
 mod rules;
+pub mod tenants;
 mod validate;
 
 use std::collections::BTreeSet;
@@ -144,6 +145,10 @@ pub struct AzureConfig {
     /// Hosts, `.suffixes`, IPs and networks reached without the proxy; when absent, the
     /// environment's `NO_PROXY`.
     pub no_proxy: Option<Vec<String>>,
+    /// `[azure.tenants.NAME]`: other tenants, each taking the keys above it does not set
+    /// (see [`tenants`]).
+    #[serde(default)]
+    pub tenants: std::collections::BTreeMap<String, tenants::TenantConfig>,
 }
 
 impl AzureConfig {
@@ -270,6 +275,9 @@ pub struct SourceConfig {
     /// How far back the first poll reaches.
     #[serde(default = "default_lookback")]
     pub lookback: HumanDuration,
+    /// Microsoft API sources: the `[azure.tenants.NAME]` whose credentials and budgets it uses;
+    /// `[azure]`'s own tenant when absent.
+    pub tenant: Option<String>,
     /// `azure_activity`, `defender_alerts`: subscription ids, or `["*"]` for every subscription
     /// the identity can read (discovered: `sources::discovery`).
     pub subscriptions: Option<Vec<String>>,

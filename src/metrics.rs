@@ -351,7 +351,13 @@ pub fn health(stats: &PipelineStats, now_ms: i64, poll_grace: Duration) -> Resul
         reasons.push(format!("source \"{name}\" is not running: {why}"));
     }
     for (name, s) in &stats.sources {
-        reasons.extend(s.freshness.overdue(name, now_ms, poll_grace));
+        let reason = s.freshness.overdue(name, now_ms, poll_grace);
+        reasons.extend(reason.map(|r| match s.tenant.as_deref() {
+            Some(t) if t != crate::config::tenants::DEFAULT_TENANT => {
+                format!("{r} (tenant \"{t}\")")
+            }
+            _ => r,
+        }));
     }
     for (name, d) in &stats.destinations {
         let problem = d
@@ -439,6 +445,25 @@ impl Exposition {
         self.family(name, kind, help);
         for (l, v) in rows {
             self.sample(name, &[(label, l)], v);
+        }
+    }
+
+    /// One family with one sample per source, labelled `source` and, for the Microsoft API
+    /// sources, `tenant` (the `[azure.tenants]` name, `default` for `[azure]`).
+    fn per_source(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        sources: &[(String, Arc<SourceStats>)],
+        value: impl Fn(&SourceStats) -> f64,
+    ) {
+        self.family(name, kind, help);
+        for (n, s) in sources {
+            match s.tenant.as_deref() {
+                Some(t) => self.sample(name, &[("source", n), ("tenant", t)], value(s)),
+                None => self.sample(name, &[("source", n)], value(s)),
+            }
         }
     }
 
@@ -565,26 +590,26 @@ pub fn render(
     );
 
     let src = &stats.sources;
-    x.per(
+    x.per_source(
         "siemcast_source_events_spooled_total",
         "counter",
         "Events a source appended to the durable spool.",
-        "source",
-        src.iter().map(|(n, s)| (n.as_str(), load(&s.spooled))),
+        src,
+        |s| load(&s.spooled),
     );
-    x.per(
+    x.per_source(
         "siemcast_source_events_rejected_total",
         "counter",
         "Items a source could not read as events (bad JSON, not an object).",
-        "source",
-        src.iter().map(|(n, s)| (n.as_str(), load(&s.rejected))),
+        src,
+        |s| load(&s.rejected),
     );
-    x.per(
+    x.per_source(
         "siemcast_source_spool_full_pauses_total",
         "counter",
         "Times a source had to wait because the spool was full.",
-        "source",
-        src.iter().map(|(n, s)| (n.as_str(), load(&s.paused))),
+        src,
+        |s| load(&s.paused),
     );
 
     let api: [(&str, &str, SourceCounter); 7] = [
@@ -625,23 +650,14 @@ pub fn render(
         ),
     ];
     for (name, help, field) in api {
-        x.per(
-            name,
-            "counter",
-            help,
-            "source",
-            src.iter().map(|(n, s)| (n.as_str(), load(field(s)))),
-        );
+        x.per_source(name, "counter", help, src, |s| load(field(s)));
     }
-    x.per(
+    x.per_source(
         "siemcast_source_last_success_timestamp_seconds",
         "gauge",
         "When a source last read everything it asked for, in seconds since the Unix epoch; 0 before its first success.",
-        "source",
-        src.iter().map(|(n, s)| {
-            let ms = s.freshness.last_success_ms().unwrap_or(0);
-            (n.as_str(), ms as f64 / 1000.0)
-        }),
+        src,
+        |s| s.freshness.last_success_ms().unwrap_or(0) as f64 / 1000.0,
     );
     partition_metrics(&mut x, src);
 

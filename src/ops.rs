@@ -490,66 +490,180 @@ pub async fn discover(config: &Config, only: Option<&str>) -> (String, Result<()
     (out, result)
 }
 
-/// For `siemcast check`, when a source reads a Microsoft API: how the pollers authenticate
-/// (never a secret), the proxy they go through (never its credentials), the request rates per
-/// API family and the largest answer read.
+/// For `siemcast check`, when a source reads a Microsoft API: per tenant in use, how the
+/// pollers authenticate (never a secret), the proxy they go through (never its credentials),
+/// the request rates per API family and the largest answer read; then a note when one secret
+/// file serves app registrations with different client ids.
 pub fn print_azure_summary(config: &Config) {
     use crate::config::SourceKind;
-    use crate::sources::azure::auth::{AuthMethod, Credentials};
-    use crate::sources::azure::limits::{describe, ApiFamily};
-    let api_sources = config
+    let used: std::collections::BTreeSet<&str> = config
         .sources
         .iter()
-        .any(|s| s.kind.is_some_and(SourceKind::reads_azure_api));
-    if !api_sources {
+        .filter(|s| s.kind.is_some_and(SourceKind::reads_azure_api))
+        .map(|s| s.tenant_name())
+        .collect();
+    if used.is_empty() {
         return;
     }
-    match Credentials::from_config(&config.azure, |p| config.resolve(p)) {
+    let tenants: Vec<_> = config
+        .azure
+        .all_tenants(true)
+        .into_iter()
+        .filter(|(name, _)| used.contains(name))
+        .collect();
+    let several = !config.azure.tenants.is_empty();
+    for (name, azure) in &tenants {
+        let indent = if several {
+            let sources: Vec<&str> = config
+                .sources
+                .iter()
+                .filter(|s| s.kind.is_some_and(SourceKind::reads_azure_api))
+                .filter(|s| s.tenant_name() == *name)
+                .map(|s| s.name.as_str())
+                .collect();
+            println!(
+                "  tenant \"{name}\" ({}): sources {}",
+                azure.tenant_id.as_deref().unwrap_or("no tenant_id"),
+                sources.join(", ")
+            );
+            "    "
+        } else {
+            "  "
+        };
+        print_tenant_summary(config, azure, indent);
+    }
+    for note in shared_secret_notes(config, &tenants) {
+        println!("  note: {note}");
+    }
+}
+
+/// One tenant's lines of [`print_azure_summary`], each starting with `indent`.
+fn print_tenant_summary(config: &Config, azure: &crate::config::AzureConfig, indent: &str) {
+    use crate::sources::azure::auth::{AuthMethod, Credentials};
+    use crate::sources::azure::limits::{describe, ApiFamily};
+    match Credentials::from_config(azure, |p| config.resolve(p)) {
         Ok(c) => match c.method {
-            AuthMethod::Secret(_) => println!("  azure: client secret of app {}", c.client_id),
+            AuthMethod::Secret(_) => {
+                println!("{indent}azure: client secret of app {}", c.client_id)
+            }
             AuthMethod::Certificate(cert) => println!(
-                "  azure: certificate of app {}, x5t#S256 {}, {} assertions",
+                "{indent}azure: certificate of app {}, x5t#S256 {}, {} assertions",
                 c.client_id,
                 cert.thumbprint(),
                 cert.algorithm()
             ),
             AuthMethod::ManagedIdentity { imds, client_id } => println!(
-                "  azure: managed identity ({}) from {imds}",
+                "{indent}azure: managed identity ({}) from {imds}",
                 client_id.map_or("system-assigned".to_owned(), |id| format!(
                     "user-assigned {id}"
                 ))
             ),
         },
-        Err(e) => println!("  azure: {e}"),
+        Err(e) => println!("{indent}azure: {e}"),
     }
-    match config.azure.proxy_route(|p| config.resolve(p)) {
-        Ok(route) => println!("  proxy: {}", route.describe()),
+    match azure.proxy_route(|p| config.resolve(p)) {
+        Ok(route) => println!("{indent}proxy: {}", route.describe()),
         Err(errors) => {
             for e in errors {
-                println!("  proxy: {e}");
+                println!("{indent}proxy: {e}");
             }
         }
     }
-    if config.azure.managed_identity {
-        println!("  managed identity: IMDS is always reached directly, never through a proxy");
+    if azure.managed_identity {
+        println!(
+            "{indent}managed identity: IMDS is always reached directly, never through a proxy"
+        );
     }
     for family in ApiFamily::ALL {
         println!(
-            "  rate limit {}: {}",
+            "{indent}rate limit {}: {}",
             family.key(),
-            describe(family.rate(&config.azure.rate_limits))
+            describe(family.rate(&azure.rate_limits))
         );
     }
-    let max = config.azure.max_answer_bytes();
+    let max = azure.max_answer_bytes();
     println!(
-        "  largest API answer read (max_answer_bytes): {max} bytes ({:.1} MiB)",
+        "{indent}largest API answer read (max_answer_bytes): {max} bytes ({:.1} MiB)",
         max as f64 / f64::from(1 << 20)
     );
+}
+
+/// One note per secret file that tenants with different client ids read: allowed (a file may
+/// hold what two app registrations share), but more likely a copy-paste slip.
+fn shared_secret_notes(
+    config: &Config,
+    tenants: &[(&str, std::borrow::Cow<'_, crate::config::AzureConfig>)],
+) -> Vec<String> {
+    let mut by_file: std::collections::BTreeMap<std::path::PathBuf, Vec<(&str, &str)>> =
+        Default::default();
+    for (name, azure) in tenants {
+        if let (Some(file), Some(client)) = (&azure.client_secret_file, &azure.client_id) {
+            by_file
+                .entry(config.resolve(file))
+                .or_default()
+                .push((name, client));
+        }
+    }
+    by_file
+        .into_iter()
+        .filter(|(_, users)| users.iter().any(|(_, c)| *c != users[0].1))
+        .map(|(file, users)| {
+            let who: Vec<String> = users
+                .iter()
+                .map(|(n, c)| format!("\"{n}\" (client_id {c})"))
+                .collect();
+            format!(
+                "client_secret_file {} is read by tenants with different client ids: {}; one secret belongs to one app registration, check that this is meant",
+                file.display(),
+                who.join(", ")
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_file_read_for_two_client_ids_is_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "s\n").unwrap();
+        let text = r#"
+[azure]
+client_id = "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+client_secret_file = "secret"
+[azure.tenants.a]
+tenant_id = "7d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0"
+[azure.tenants.b]
+tenant_id = "8e4f3b2c-1d0a-4f9e-b8c7-d6e5f4a3b2c1"
+client_id = "3d4e5f60-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
+client_secret_file = "secret"
+[azure.tenants.c]
+tenant_id = "9e4f3b2c-1d0a-4f9e-b8c7-d6e5f4a3b2c1"
+[[source]]
+name = "alerts-a"
+kind = "graph_alerts"
+tenant = "a"
+[[destination]]
+name = "d"
+address = "127.0.0.1:514"
+output = "json"
+"#;
+        let path = dir.path().join("siemcast.toml");
+        let config =
+            crate::config::Config::from_toml(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let tenants = config.azure.all_tenants(false);
+        let notes = shared_secret_notes(&config, &tenants);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("\"a\" (client_id 6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b), \"b\" (client_id 3d4e5f60-7a8b-4c9d-8e0f-1a2b3c4d5e6f), \"c\""),
+            "{notes:?}"
+        );
+        // The same app in every tenant: nothing to note.
+        let same = &tenants[..1];
+        assert!(shared_secret_notes(&config, same).is_empty());
+    }
 
     #[test]
     fn sizes_and_ages_read_well() {

@@ -94,7 +94,8 @@ impl Pipeline {
         let mut sources = Vec::new();
         for cfg in &config.sources {
             sources.push(Source::from_config(cfg, config)?);
-            stats.sources.push((cfg.name.clone(), Arc::default()));
+            let counters = crate::sources::SourceStats::for_source(cfg);
+            stats.sources.push((cfg.name.clone(), Arc::new(counters)));
         }
         let mut destinations = Vec::new();
         for cfg in &config.destinations {
@@ -113,7 +114,10 @@ impl Pipeline {
     /// name (after a reload), so Prometheus counters do not reset.
     pub fn carry_over(&mut self, previous: &PipelineStats) {
         for (name, stats) in &mut self.stats.sources {
-            if let Some((_, old)) = previous.sources.iter().find(|(n, _)| n == name) {
+            let same = |(n, old): &&(String, Arc<crate::sources::SourceStats>)| {
+                n == name && old.tenant == stats.tenant
+            };
+            if let Some((_, old)) = previous.sources.iter().find(same) {
                 *stats = old.clone();
             }
         }
@@ -144,7 +148,13 @@ impl Pipeline {
                 stats: stats.clone(),
             };
             let name = source.name().to_owned();
-            sources.spawn(async move { (name, source.run(ctx).await) });
+            // The Microsoft API sources log with the tenant they read (`tenant` field).
+            let span = match &stats.tenant {
+                Some(tenant) => tracing::info_span!("tenant", tenant = %tenant),
+                None => tracing::Span::none(),
+            };
+            let run = async move { (name, source.run(ctx).await) };
+            sources.spawn(tracing::Instrument::instrument(run, span));
         }
         let mut destinations = JoinSet::new();
         for (dest, (_, stats)) in self.destinations.into_iter().zip(&self.stats.destinations) {

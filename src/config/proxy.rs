@@ -7,8 +7,13 @@ use super::{AzureConfig, Config, KeyPath, Problem, Problems};
 impl AzureConfig {
     /// The proxy keys; `needed` when a Microsoft API source will use them (only then is an
     /// unusable `HTTPS_PROXY` in the environment a problem).
-    pub(super) fn validate_proxy_into(&self, cfg: &Config, needed: bool, p: &mut Problems<'_>) {
-        let at = KeyPath::root().key("azure");
+    pub(super) fn validate_proxy_into(
+        &self,
+        cfg: &Config,
+        at: &KeyPath,
+        needed: bool,
+        p: &mut Problems<'_>,
+    ) {
         let Err(errors) = self.proxy_route(|path| cfg.resolve(path)) else {
             return;
         };

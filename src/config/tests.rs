@@ -623,7 +623,7 @@ fn identity_mistakes_are_located() {
     assert_eq!(
         s.problems(&text),
         vec![
-            "8:1: source \"activity\": hostname: {tenant} needs [azure] tenant_id, which is not set",
+            "8:1: source \"activity\": hostname: {tenant} needs [azure] tenant_id, which is not set (or the tenant_id of the source's [azure.tenants.NAME])",
             "9:1: source \"activity\" (sent to destination \"arcsight\"): app_name: it expands to \"siemcast-activity-azure_activity-with-a-long-suffix\" for source \"activity\", kind \"azure_activity\", which is not a valid syslog APP-NAME: it is 51 characters long, more than 48",
             "22:1: destination \"arcsight\": hostname: \"azure \" is not a valid syslog HOSTNAME: it contains a space",
             "23:1: destination \"arcsight\": app_name: \"{kindd}\" is not a placeholder; the placeholders are {source}, {kind}, {tenant}",
@@ -671,4 +671,105 @@ fn json_output_needs_no_mappings_and_is_checked() {
             && problems[0].contains("\"cef\" is not one of mappings, json"),
         "{problems:?}"
     );
+}
+
+/// `POLLERS` with the alerts source reading tenant `fabrikam`, declared with `tenant_lines`.
+fn with_tenant(tenant_lines: &str) -> String {
+    POLLERS
+        .replace(
+            "kind = \"graph_alerts\"\n",
+            "kind = \"graph_alerts\"\ntenant = \"fabrikam\"\n",
+        )
+        .replace(
+            "\n[[source]]\nname = \"activity\"",
+            &format!("\n{tenant_lines}\n[[source]]\nname = \"activity\""),
+        )
+}
+
+#[test]
+fn a_named_tenant_borrows_the_default_app_registration() {
+    let s = poller_scratch();
+    std::fs::write(s.dir.path().join("secret"), "value\n").unwrap();
+    let cfg = s
+        .load(&with_tenant(
+            "[azure.tenants.fabrikam]\ntenant_id = \"7d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0\"\nrate_limits = { graph_alerts = \"10/1m\" }\n",
+        ))
+        .unwrap();
+    let alerts = &cfg.sources[1];
+    assert_eq!(alerts.tenant_name(), "fabrikam");
+    let azure = cfg.azure_for(alerts).unwrap();
+    assert_eq!(
+        azure.tenant_id.as_deref(),
+        Some("7d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0")
+    );
+    assert_eq!(azure.client_id, cfg.azure.client_id);
+    assert_eq!(
+        azure.graph_endpoint.as_deref(),
+        Some("https://graph.microsoft.us")
+    );
+    assert_eq!(azure.rate_limits.graph_alerts.map(|r| r.burst), Some(10));
+    assert_eq!(
+        cfg.tenant_id_for(&cfg.sources[0]).as_deref(),
+        Some("2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e")
+    );
+}
+
+#[test]
+fn tenant_problems_are_located() {
+    let s = poller_scratch();
+    std::fs::write(s.dir.path().join("secret"), "value\n").unwrap();
+    // An unknown tenant, named where the source names it.
+    let text = with_tenant("").replace("tenant = \"fabrikam\"", "tenant = \"fabrikan\"");
+    assert_eq!(
+        s.problems(&text),
+        ["23:1: source \"alerts\": tenant \"fabrikan\" is not configured; add [azure.tenants.fabrikan] or use one of \"default\" ([azure])"]
+    );
+    // A tenant without its id, one with a bad name, one whose own credential lacks the
+    // client id, and "default" taken.
+    let text = with_tenant(
+        "[azure.tenants.fabrikam]\ncloud = \"public\"\n\n[azure.tenants.\"a b\"]\ntenant_id = \"7d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0\"\n\n[azure.tenants.own]\ntenant_id = \"7d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0\"\nclient_secret_file = \"secret\"\n\n[azure.tenants.default]\ntenant_id = \"7d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0\"\n",
+    );
+    assert_eq!(
+        s.problems(&text),
+        [
+            "11:16: azure.tenants.fabrikam: tenant_id is missing; the Microsoft API sources need the app registration's tenant_id",
+            "14:16: azure.tenants.a b: a tenant name may use only letters, digits, '-' and '_' (at most 64)",
+            "17:16: azure.tenants.own: client_id is missing; the Microsoft API sources need the app registration's client_id",
+            "21:16: azure.tenants.default: \"default\" is the name of the [azure] tenant itself; choose another name",
+        ]
+    );
+    // Two tables of one name: TOML itself refuses the second, at its line.
+    let text = with_tenant(
+        "[azure.tenants.fabrikam]\ntenant_id = \"7d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0\"\n\n[azure.tenants.fabrikam]\ntenant_id = \"8d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0\"\n",
+    );
+    let problems = s.problems(&text);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("14:") && problems[0].contains("fabrikam"),
+        "{problems:?}"
+    );
+    // tenant on a source that reads no Microsoft API.
+    let text = GOOD.replace("interval = \"30s\"", "interval = \"30s\"\ntenant = \"x\"");
+    assert_eq!(
+        s.problems(&text),
+        ["9:1: source \"logs\": tenant applies only to the Microsoft API sources (kinds \"azure_activity\", \"defender_alerts\", \"graph_alerts\", \"entra_audit\", \"entra_signins\", \"o365_management\", \"graph_incidents\", \"entra_risk_detections\" and \"entra_risky_users\")"]
+    );
+}
+
+#[test]
+fn the_default_tenant_is_not_needed_when_every_source_names_another() {
+    let s = poller_scratch();
+    std::fs::write(s.dir.path().join("secret"), "value\n").unwrap();
+    // [azure] keeps only the app registration (a multi-tenant app); both sources name tenants.
+    let text = with_tenant(
+        "[azure.tenants.fabrikam]\ntenant_id = \"7d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0\"\n",
+    )
+    .replace("tenant_id = \"2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e\"\n", "")
+    .replace(
+        "kind = \"azure_activity\"\n",
+        "kind = \"azure_activity\"\ntenant = \"fabrikam\"\n",
+    );
+    let cfg = s.load(&text).unwrap();
+    assert!(cfg.azure.tenant_id.is_none());
+    assert!(cfg.sources.iter().all(|s| s.tenant_name() == "fabrikam"));
 }

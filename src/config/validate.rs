@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::tenants::{unknown_tenant, DEFAULT_TENANT, MAX_TENANTS};
 use super::{
     split_host_port, AzureConfig, Config, DestinationConfig, Framing, KeyPath, Output, Problem,
     Problems, SourceConfig, SourceKind, TlsConfig, Transport,
@@ -63,6 +64,23 @@ impl Config {
             s.validate_into(&who, &at, p);
             s.validate_kafka_into(self, &who, &at, p);
             s.validate_discovery_into(self, &who, &at, p);
+            if let Some(tenant) = &s.tenant {
+                let api = s.kind.is_some_and(SourceKind::reads_azure_api);
+                if s.kind.is_some() && !api {
+                    p.add(
+                        &at.key("tenant"),
+                        format!(
+                            "{who}: tenant applies only to the Microsoft API sources (kinds {})",
+                            kinds_text(|k| k.reads_azure_api(), true)
+                        ),
+                    );
+                } else if self.azure.tenant(tenant).is_none() {
+                    p.add(
+                        &at.key("tenant"),
+                        format!("{who}: {}", unknown_tenant(tenant, &self.azure)),
+                    );
+                }
+            }
             for (field, e) in identity::check_source(s, self) {
                 p.add(&at.key(field.key()), format!("{who}: {}: {e}", field.key()));
             }
@@ -90,11 +108,7 @@ impl Config {
             }
             d.validate_into(self, &who, &at, p);
         }
-        let needed = self
-            .sources
-            .iter()
-            .any(|s| s.kind.is_some_and(SourceKind::reads_azure_api));
-        self.azure.validate_into(self, needed, p);
+        self.azure.validate_into(self, p);
     }
 }
 
@@ -305,9 +319,67 @@ fn is_guid(text: &str) -> bool {
 }
 
 impl AzureConfig {
-    /// `[azure]` as the Microsoft API sources need it; `needed` when any is configured.
-    fn validate_into(&self, cfg: &Config, needed: bool, p: &mut Problems<'_>) {
+    /// `[azure]` and its `[azure.tenants.NAME]` as the Microsoft API sources need them: the
+    /// default tenant's keys when a source reads it, its credential also when a named tenant
+    /// borrows it, and every named tenant's own keys.
+    fn validate_into(&self, cfg: &Config, p: &mut Problems<'_>) {
         let at = KeyPath::root().key("azure");
+        let api = |s: &&SourceConfig| s.kind.is_some_and(SourceKind::reads_azure_api);
+        let uses_default = cfg
+            .sources
+            .iter()
+            .filter(api)
+            .any(|s| s.tenant_name() == DEFAULT_TENANT);
+        let borrowed = self
+            .tenants
+            .values()
+            .any(|t| t.own_credential_keys().is_empty());
+        self.validate_keys_into(
+            cfg,
+            &at,
+            "azure",
+            uses_default || !self.tenants.is_empty(),
+            p,
+        );
+        if uses_default {
+            self.validate_tenant_id_into(&at, "azure", p);
+        }
+        if uses_default || borrowed {
+            self.validate_credential_into(cfg, &at, "azure", p);
+        }
+        if self.tenants.len() > MAX_TENANTS {
+            p.add(
+                &at.key("tenants"),
+                format!("azure: {} tenants are configured; at most {MAX_TENANTS} are served by one process", self.tenants.len()),
+            );
+        }
+        for (name, t) in &self.tenants {
+            let at = at.key("tenants").key(name);
+            let who = format!("azure.tenants.{name}");
+            if name == DEFAULT_TENANT {
+                p.add(&at, format!("{who}: \"{DEFAULT_TENANT}\" is the name of the [azure] tenant itself; choose another name"));
+            } else if !valid_name(name) {
+                p.add(&at, format!("{who}: a tenant name may use only letters, digits, '-' and '_' (at most 64)"));
+            }
+            // Only what the tenant writes itself: what it takes from [azure] is checked there.
+            let own = t.over(&AzureConfig::default());
+            own.validate_keys_into(cfg, &at, &who, false, p);
+            own.validate_tenant_id_into(&at, &who, p);
+            if !t.own_credential_keys().is_empty() {
+                own.validate_credential_into(cfg, &at, &who, p);
+            }
+        }
+    }
+
+    /// Endpoints, IMDS, the answer cap and the proxy keys; `needed` when a source uses them.
+    fn validate_keys_into(
+        &self,
+        cfg: &Config,
+        at: &KeyPath,
+        who: &str,
+        needed: bool,
+        p: &mut Problems<'_>,
+    ) {
         for (key, value) in [
             ("login_endpoint", &self.login_endpoint),
             ("management_endpoint", &self.management_endpoint),
@@ -316,7 +388,7 @@ impl AzureConfig {
         ] {
             if let Some(url) = value {
                 if let Err(e) = crate::sources::azure::auth::check_endpoint(url) {
-                    p.add(&at.key(key), format!("azure: {key} {e}"));
+                    p.add(&at.key(key), format!("{who}: {key} {e}"));
                 }
             }
         }
@@ -324,7 +396,7 @@ impl AzureConfig {
             if let Err(e) = check_imds_endpoint(url) {
                 p.add(
                     &at.key("imds_endpoint"),
-                    format!("azure: imds_endpoint {e}"),
+                    format!("{who}: imds_endpoint {e}"),
                 );
             }
         }
@@ -333,16 +405,39 @@ impl AzureConfig {
                 p.add(
                     &at.key("max_answer_bytes"),
                     format!(
-                        "azure: max_answer_bytes = {n} is out of range; it is between {MIN_ANSWER_BYTES} (1 MiB) and {MAX_ANSWER_BYTES} (4 GiB), default {} (256 MiB)",
+                        "{who}: max_answer_bytes = {n} is out of range; it is between {MIN_ANSWER_BYTES} (1 MiB) and {MAX_ANSWER_BYTES} (4 GiB), default {} (256 MiB)",
                         crate::sources::azure::client::DEFAULT_MAX_ANSWER_BYTES
                     ),
                 );
             }
         }
-        self.validate_proxy_into(cfg, needed, p);
-        if !needed {
-            return;
+        self.validate_proxy_into(cfg, at, needed, p);
+    }
+
+    /// `tenant_id`: present, a GUID.
+    fn validate_tenant_id_into(&self, at: &KeyPath, who: &str, p: &mut Problems<'_>) {
+        match &self.tenant_id {
+            None => p.add(
+                at,
+                format!("{who}: tenant_id is missing; the Microsoft API sources need the app registration's tenant_id"),
+            ),
+            Some(v) if !is_guid(v) => p.add(
+                &at.key("tenant_id"),
+                format!("{who}: tenant_id \"{v}\" is not a GUID like 2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e"),
+            ),
+            _ => {}
         }
+    }
+
+    /// One way to authenticate, with what it needs (client id, a readable file, a loadable
+    /// certificate).
+    fn validate_credential_into(
+        &self,
+        cfg: &Config,
+        at: &KeyPath,
+        who: &str,
+        p: &mut Problems<'_>,
+    ) {
         let has_secret = self
             .client_secret
             .as_ref()
@@ -360,34 +455,28 @@ impl AzureConfig {
             && !(methods.len() == 2 && has_secret && self.client_secret_file.is_some())
         {
             p.add(
-                &at,
+                at,
                 format!(
-                    "azure: choose one way to authenticate; {} are all set",
+                    "{who}: choose one way to authenticate; {} are all set",
                     methods.join(", ")
                 ),
             );
         }
-        let needs_client_id = !self.managed_identity;
-        for (key, value, required) in [
-            ("tenant_id", &self.tenant_id, true),
-            ("client_id", &self.client_id, needs_client_id),
-        ] {
-            match value {
-                None if required => p.add(
-                    &at,
-                    format!("azure: {key} is missing; the Microsoft API sources need the app registration's {key}"),
-                ),
-                Some(v) if !is_guid(v) => p.add(
-                    &at.key(key),
-                    format!("azure: {key} \"{v}\" is not a GUID like 2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e"),
-                ),
-                _ => {}
-            }
+        match &self.client_id {
+            None if !self.managed_identity => p.add(
+                at,
+                format!("{who}: client_id is missing; the Microsoft API sources need the app registration's client_id"),
+            ),
+            Some(v) if !is_guid(v) => p.add(
+                &at.key("client_id"),
+                format!("{who}: client_id \"{v}\" is not a GUID like 2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e"),
+            ),
+            _ => {}
         }
         if self.certificate_key_file.is_some() && self.certificate_file.is_none() {
             p.add(
                 &at.key("certificate_key_file"),
-                "azure: certificate_key_file needs certificate_file (the certificate it belongs to)",
+                format!("{who}: certificate_key_file needs certificate_file (the certificate it belongs to)"),
             );
         }
         if let Some(cert) = &self.certificate_file {
@@ -397,7 +486,7 @@ impl AzureConfig {
                 key.as_deref(),
                 self.assertion_algorithm,
             ) {
-                p.add(&at.key(e.key), format!("azure: {e}"));
+                p.add(&at.key(e.key), format!("{who}: {e}"));
             }
         }
         match &self.client_secret_file {
@@ -406,13 +495,17 @@ impl AzureConfig {
                 if let Err(e) = std::fs::metadata(&path) {
                     p.add(
                         &at.key("client_secret_file"),
-                        format!("azure: cannot read client_secret_file {}: {e}", path.display()),
+                        format!("{who}: cannot read client_secret_file {}: {e}", path.display()),
                     );
                 }
             }
             None if methods.is_empty() => p.add(
-                &at,
-                "azure: no credential; set client_secret_file (or the environment variable SIEMCAST_AZURE__CLIENT_SECRET), certificate_file, or managed_identity = true",
+                at,
+                if who == "azure" {
+                    "azure: no credential; set client_secret_file (or the environment variable SIEMCAST_AZURE__CLIENT_SECRET), certificate_file, or managed_identity = true".to_owned()
+                } else {
+                    format!("{who}: no credential; set client_secret_file, certificate_file or managed_identity = true, or none of the credential keys to use [azure]'s app registration")
+                },
             ),
             _ => {}
         }

@@ -52,7 +52,7 @@ pub enum IdentityError {
     Unclosed,
     #[error("'}}' closes no placeholder; braces are only for the placeholders {PLACEHOLDERS}")]
     StrayBrace,
-    #[error("{{tenant}} needs [azure] tenant_id, which is not set")]
+    #[error("{{tenant}} needs [azure] tenant_id, which is not set (or the tenant_id of the source's [azure.tenants.NAME])")]
     NoTenant,
     #[error("is empty; a {} has 1 to {} printable ASCII characters", .field.header_name(), .field.max_len())]
     Empty { field: Field },
@@ -270,11 +270,12 @@ pub fn check_destination(
     config: &Config,
 ) -> Vec<(Origin, Field, IdentityError)> {
     let mut problems = Vec::new();
-    let tenant = config.azure.tenant_id.as_deref();
+    // No tenant at all: refused with the template itself; otherwise per source below.
+    let no_tenant = config.azure.tenant_id.is_none() && config.azure.tenants.is_empty();
     let dest = |field, text: Option<&str>, problems: &mut Vec<_>| match text
         .map(|t| Template::parse(field, t))
     {
-        Some(Ok(t)) if t.uses_tenant() && tenant.is_none() => {
+        Some(Ok(t)) if t.uses_tenant() && no_tenant => {
             problems.push((Origin::Destination, field, IdentityError::NoTenant));
             None
         }
@@ -305,8 +306,13 @@ pub fn check_destination(
                     None => continue,
                 },
             };
+            let tenant = config.tenant_id_for(s);
+            let tenant = tenant.as_deref();
             if template.uses_tenant() && tenant.is_none() {
-                continue; // reported with the template itself
+                if !no_tenant && !problems.iter().any(|(o, f, _)| *o == origin && *f == field) {
+                    problems.push((origin, field, IdentityError::NoTenant));
+                }
+                continue; // else reported with the template itself
             }
             let first_bad = s
                 .event_kinds()
@@ -331,7 +337,7 @@ pub fn check_source(s: &SourceConfig, config: &Config) -> Vec<(Field, IdentityEr
         (Field::AppName, s.app_name.as_deref()),
     ] {
         match text.map(|t| Template::parse(field, t)) {
-            Some(Ok(t)) if t.uses_tenant() && config.azure.tenant_id.is_none() => {
+            Some(Ok(t)) if t.uses_tenant() && config.tenant_id_for(s).is_none() => {
                 problems.push((field, IdentityError::NoTenant))
             }
             Some(Err(e)) => problems.push((field, e)),
@@ -387,11 +393,12 @@ impl Identities {
                     .or_else(|| out.fallback.app_name.clone()),
             };
             let mut slots = [u16::MAX; KINDS];
+            let tenant = config.tenant_id_for(s);
             for kind in s.event_kinds() {
                 if !take(&s.name, kind) {
                     continue;
                 }
-                let identity = out.resolve(&choice, &s.name, kind);
+                let identity = out.resolve(&choice, &s.name, kind, tenant.as_deref());
                 let index = match out.identities.iter().position(|i| *i == identity) {
                     Some(i) => i,
                     None => {
@@ -407,8 +414,14 @@ impl Identities {
         out
     }
 
-    fn resolve(&self, choice: &Choice, source: &str, kind: EventKind) -> Identity {
-        let tenant = self.tenant.as_deref();
+    /// `tenant`: the tenant id of the source's tenant.
+    fn resolve(
+        &self,
+        choice: &Choice,
+        source: &str,
+        kind: EventKind,
+        tenant: Option<&str>,
+    ) -> Identity {
         let value = |field, t: &Option<Template>, default: &str| match t {
             Some(t) => sanitize(field, &t.expand(source, kind, tenant)),
             None => default.to_owned(),
@@ -435,7 +448,10 @@ impl Identities {
             .map_or(u16::MAX, |(_, slots)| slots[kind as usize]);
         match self.tails.get(usize::from(slot)) {
             Some(t) => Cow::Borrowed(t),
-            None => Cow::Owned(make(&self.resolve(&self.fallback, source, kind)).into_vec()),
+            None => Cow::Owned(
+                make(&self.resolve(&self.fallback, source, kind, self.tenant.as_deref()))
+                    .into_vec(),
+            ),
         }
     }
 

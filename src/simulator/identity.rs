@@ -246,9 +246,11 @@ fn issue_token(shared: &Shared, audience: Service) -> (String, u64) {
     let cfg = &shared.cfg;
     let mut st = shared.lock();
     st.issued += 1;
+    // The tenant's mark keeps the tokens of tenants served together apart.
+    let tenant = u64::from(crc32c::crc32c(cfg.tenant_id.as_bytes()));
     let token = format!(
         "sim.{:016x}{:016x}",
-        data::mix(cfg.seed ^ st.issued),
+        data::mix(cfg.seed ^ st.issued ^ (tenant << 32)),
         data::mix(now_ms() as u64 ^ st.issued)
     );
     let lifetime = cfg.token_lifetime.as_secs().max(1);

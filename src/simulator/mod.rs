@@ -310,6 +310,72 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Mutable> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// One tenant's data, generated from `cfg`, served at `base`.
+    fn new(cfg: SimConfig, base: HashMap<Service, String>, foreign: SocketAddr) -> Shared {
+        let activity = cfg
+            .subscriptions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| data::activity(cfg.seed, &cfg.tenant_id, i, s, &cfg.activity))
+            .collect();
+        let alerts = data::alerts(cfg.seed, &cfg.tenant_id, &cfg.alerts);
+        let audits = data::directory_audits(cfg.seed, &cfg.audits);
+        let incidents = risk::incidents(cfg.seed, &cfg.tenant_id, &cfg.alerts);
+        let risk_detections = risk::detections(cfg.seed, &cfg.alerts, false);
+        let sp_risk_detections = risk::detections(cfg.seed, &cfg.alerts, true);
+        let risky_users = risk::risky_users(cfg.seed, &cfg.alerts);
+        let signins = if cfg.bulk {
+            Vec::new()
+        } else {
+            data::sign_ins(cfg.seed, &cfg.signins)
+        };
+        let defender = cfg
+            .subscriptions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| defender::alerts(cfg.seed, i, s, &cfg.defender))
+            .collect();
+        let office = (0..wire::CONTENT_TYPES.len())
+            .map(|ct| {
+                office::blobs(
+                    cfg.seed,
+                    &cfg.tenant_id,
+                    ct,
+                    &cfg.office,
+                    cfg.records_per_blob,
+                    cfg.faults.duplicate_across_pages,
+                )
+            })
+            .collect();
+        let storage =
+            storage_data::account(cfg.seed, &cfg.tenant_id, &cfg.subscriptions, &cfg.storage);
+        Shared {
+            state: Mutex::new(Mutable {
+                malformed_left: cfg.faults.malformed_pages,
+                malformed_blobs_left: cfg.faults.malformed_blobs,
+                gzip_bombs_left: cfg.faults.gzip_bombs,
+                hostile_links: cfg.faults.hostile_links,
+                redirect_tokens: cfg.faults.redirect_token_requests,
+                ..Mutable::default()
+            }),
+            foreign,
+            cfg,
+            activity,
+            alerts,
+            audits,
+            signins,
+            incidents,
+            risk_detections,
+            sp_risk_detections,
+            risky_users,
+            defender,
+            office,
+            storage,
+            base,
+            bulk: bulk::Cache::default(),
+        }
+    }
 }
 
 /// A running simulator; stops when dropped.
@@ -365,10 +431,23 @@ pub(crate) fn now_ms() -> i64 {
 impl Simulator {
     /// Binds one loopback listener per service and serves until dropped.
     pub async fn start(cfg: SimConfig) -> std::io::Result<Simulator> {
+        let mut one = Self::start_tenants(vec![cfg]).await?;
+        Ok(one.remove(0))
+    }
+
+    /// Serves several tenants on one set of listeners, as Microsoft's hosts serve every
+    /// tenant: each has its own data, token authority (`/{tenant}/oauth2/v2.0/token` with its
+    /// app and secret), faults and throttling counters, and answers only the tokens it issued
+    /// (see `route.rs`). The TLS setting of the first applies to all. One [`Simulator`] per
+    /// tenant, in order; they all stop when the first is dropped.
+    pub async fn start_tenants(cfgs: Vec<SimConfig>) -> std::io::Result<Vec<Simulator>> {
         let cancel = CancellationToken::new();
         let mut listeners = Vec::new();
         let mut base = HashMap::new();
-        let acceptor = cfg.tls.as_ref().map(hostile::acceptor).transpose()?;
+        let first = cfgs
+            .first()
+            .ok_or_else(|| std::io::Error::other("no tenant to serve"))?;
+        let acceptor = first.tls.as_ref().map(hostile::acceptor).transpose()?;
         for service in [
             Service::Login,
             Service::Management,
@@ -388,72 +467,16 @@ impl Simulator {
             listeners.push((service, listener));
         }
         let foreign = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let activity = cfg
-            .subscriptions
-            .iter()
-            .enumerate()
-            .map(|(i, s)| data::activity(cfg.seed, &cfg.tenant_id, i, s, &cfg.activity))
+        let foreign_addr = foreign.local_addr()?;
+        let tenants: route::Tenants = cfgs
+            .into_iter()
+            .map(|cfg| Arc::new(Shared::new(cfg, base.clone(), foreign_addr)))
             .collect();
-        let alerts = data::alerts(cfg.seed, &cfg.tenant_id, &cfg.alerts);
-        let audits = data::directory_audits(cfg.seed, &cfg.audits);
-        let incidents = risk::incidents(cfg.seed, &cfg.tenant_id, &cfg.alerts);
-        let risk_detections = risk::detections(cfg.seed, &cfg.alerts, false);
-        let sp_risk_detections = risk::detections(cfg.seed, &cfg.alerts, true);
-        let risky_users = risk::risky_users(cfg.seed, &cfg.alerts);
-        let signins = if cfg.bulk {
-            Vec::new()
-        } else {
-            data::sign_ins(cfg.seed, &cfg.signins)
-        };
-        let defender = cfg
-            .subscriptions
-            .iter()
-            .enumerate()
-            .map(|(i, s)| defender::alerts(cfg.seed, i, s, &cfg.defender))
-            .collect();
-        let office = (0..wire::CONTENT_TYPES.len())
-            .map(|ct| {
-                office::blobs(
-                    cfg.seed,
-                    &cfg.tenant_id,
-                    ct,
-                    &cfg.office,
-                    cfg.records_per_blob,
-                    cfg.faults.duplicate_across_pages,
-                )
-            })
-            .collect();
-        let storage =
-            storage_data::account(cfg.seed, &cfg.tenant_id, &cfg.subscriptions, &cfg.storage);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(Mutable {
-                malformed_left: cfg.faults.malformed_pages,
-                malformed_blobs_left: cfg.faults.malformed_blobs,
-                gzip_bombs_left: cfg.faults.gzip_bombs,
-                hostile_links: cfg.faults.hostile_links,
-                redirect_tokens: cfg.faults.redirect_token_requests,
-                ..Mutable::default()
-            }),
-            foreign: foreign.local_addr()?,
-            cfg,
-            activity,
-            alerts,
-            audits,
-            signins,
-            incidents,
-            risk_detections,
-            sp_risk_detections,
-            risky_users,
-            defender,
-            office,
-            storage,
-            base,
-            bulk: bulk::Cache::default(),
-        });
+        let shared = tenants[0].clone();
         for (service, listener) in listeners {
             let app = Router::new()
                 .fallback(route::handle)
-                .with_state((shared.clone(), service));
+                .with_state((tenants.clone(), service));
             let stop = cancel.clone();
             match &acceptor {
                 Some(tls) if service != Service::Imds => {
@@ -487,7 +510,13 @@ impl Simulator {
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await;
         });
-        Ok(Simulator { shared, cancel })
+        Ok(tenants
+            .iter()
+            .map(|shared| Simulator {
+                shared: shared.clone(),
+                cancel: cancel.clone(),
+            })
+            .collect())
     }
 
     /// `http://127.0.0.1:PORT` of a service (`https://` with [`SimTls`], but for IMDS).
@@ -569,6 +598,16 @@ impl Simulator {
             management = self.endpoint(Service::Management),
             graph = self.endpoint(Service::Graph),
             office = self.endpoint(Service::Office),
+        )
+    }
+
+    /// An `[azure.tenants.NAME]` section for this tenant of a [`Simulator::start_tenants`]
+    /// set: its tenant id and `credential` lines (none: the `[azure]` app registration's);
+    /// the endpoints, shared by every tenant, come from `[azure]`.
+    pub fn tenant_section(&self, name: &str, credential: &str) -> String {
+        format!(
+            "[azure.tenants.{name}]\ntenant_id = \"{tenant}\"\n{credential}\n",
+            tenant = self.shared.cfg.tenant_id,
         )
     }
 
@@ -807,6 +846,44 @@ impl BackgroundSimulator {
             sim: Some(sim),
             runtime: Some(runtime),
         })
+    }
+}
+
+/// Several tenants served together ([`Simulator::start_tenants`]) on their own thread and
+/// runtime, for synchronous whole-program tests.
+#[derive(Debug)]
+pub struct BackgroundTenants {
+    sims: Vec<Simulator>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl BackgroundTenants {
+    pub fn start(cfgs: Vec<SimConfig>) -> std::io::Result<BackgroundTenants> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let sims = runtime.block_on(Simulator::start_tenants(cfgs))?;
+        Ok(BackgroundTenants {
+            sims,
+            runtime: Some(runtime),
+        })
+    }
+}
+
+impl std::ops::Deref for BackgroundTenants {
+    type Target = [Simulator];
+    fn deref(&self) -> &[Simulator] {
+        &self.sims
+    }
+}
+
+impl Drop for BackgroundTenants {
+    fn drop(&mut self) {
+        self.sims.clear();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
     }
 }
 

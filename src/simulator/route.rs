@@ -18,15 +18,54 @@ use super::{
     Service, Shared,
 };
 
-pub(super) type Ctx = (Arc<Shared>, Service);
+/// Every tenant served on one set of listeners, the first also answering what names none.
+pub(super) type Tenants = Arc<[Arc<Shared>]>;
+
+pub(super) type Ctx = (Tenants, Service);
+
+/// The tenant a request is for, as the real services tell: the token endpoint by the tenant in
+/// its path, Office 365 by the tenant in its path, ARM, Graph and storage by the tenant that
+/// issued the bearer token. IMDS, and a request naming no known tenant, go to the first.
+fn tenant_of(tenants: &Tenants, service: Service, uri: &Uri, headers: &HeaderMap) -> Arc<Shared> {
+    let first = || tenants[0].clone();
+    if tenants.len() == 1 {
+        return first();
+    }
+    let by_id = |id: &str| {
+        tenants
+            .iter()
+            .find(|t| t.cfg.tenant_id.eq_ignore_ascii_case(id))
+            .cloned()
+    };
+    let mut segments = uri.path().trim_start_matches('/').split('/');
+    let found = match service {
+        Service::Login => segments.next().and_then(by_id),
+        Service::Office => segments.nth(2).and_then(by_id),
+        Service::Imds => None,
+        _ => {
+            let token = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            token.and_then(|token| {
+                tenants
+                    .iter()
+                    .find(|t| t.lock().tokens.contains_key(token))
+                    .cloned()
+            })
+        }
+    };
+    found.unwrap_or_else(first)
+}
 
 pub(super) async fn handle(
-    State((shared, service)): State<Ctx>,
+    State((tenants, service)): State<Ctx>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let shared = tenant_of(&tenants, service, &uri, &headers);
     let at_ms = now_ms();
     let path_and_query = uri
         .path_and_query()

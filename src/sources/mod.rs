@@ -69,6 +69,22 @@ pub struct SourceStats {
     pub freshness: freshness::Freshness,
     /// Streaming sources (`eventhubs`): counters per partition.
     pub partitions: eventhubs::PartitionTable,
+    /// The Microsoft API sources: the name of the tenant read (`default` for `[azure]`),
+    /// the `tenant` label of their metrics.
+    pub tenant: Option<String>,
+}
+
+impl SourceStats {
+    /// Fresh counters for source `cfg`.
+    pub fn for_source(cfg: &SourceConfig) -> SourceStats {
+        SourceStats {
+            tenant: cfg
+                .kind
+                .is_some_and(SourceKind::reads_azure_api)
+                .then(|| cfg.tenant_name().to_owned()),
+            ..SourceStats::default()
+        }
+    }
 }
 
 /// What every source needs from the pipeline.

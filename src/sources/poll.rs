@@ -272,24 +272,22 @@ pub fn connect(
         source_name: cfg.name.clone(),
         message,
     };
-    let endpoints = Endpoints::from_config(&config.azure);
-    let creds = Credentials::from_config(&config.azure, |p| config.resolve(p)).map_err(fail)?;
+    let azure = config.azure_for(cfg).map_err(fail)?;
+    let endpoints = Endpoints::from_config(&azure);
+    let creds = Credentials::from_config(&azure, |p| config.resolve(p)).map_err(fail)?;
     let start = match &cfg.start_at {
         Some(text) => StartAt::parse(text).map_err(fail)?,
         None => StartAt::Back(cfg.lookback.0),
     };
-    let route = config
-        .azure
-        .proxy_route(|p| config.resolve(p))
-        .map_err(|errors| {
-            fail(
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+    let route = azure.proxy_route(|p| config.resolve(p)).map_err(|errors| {
+        fail(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
     let client = ApiClient {
         http: super::azure::client::client_for(&route),
         tokens: TokenCache::shared(),
@@ -298,17 +296,12 @@ pub fn connect(
         scope: format!("{}/.default", base(&endpoints)),
         headers,
         retry: Retry::default(),
-        max_answer_bytes: config.azure.max_answer_bytes(),
+        max_answer_bytes: azure.max_answer_bytes(),
         source: cfg.name.clone(),
         // Replaced by the pipeline's counters when the source runs.
         stats: Arc::default(),
         limit: cfg.event_kind().and_then(|kind| {
-            Limit::for_kind(
-                kind,
-                &config.azure.rate_limits,
-                &creds.tenant_id,
-                &creds.client_id,
-            )
+            Limit::for_kind(kind, &azure.rate_limits, &creds.tenant_id, &creds.client_id)
         }),
         creds,
     };

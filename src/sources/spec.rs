@@ -115,11 +115,9 @@ impl SourceSpec {
                     .collect()),
             },
             Scopes::Tenant => config
-                .azure
-                .tenant_id
-                .clone()
+                .tenant_id_for(cfg)
                 .map(|t| vec![t])
-                .ok_or_else(|| missing("[azure] tenant_id")),
+                .ok_or_else(|| missing("the tenant's tenant_id")),
             Scopes::Fixed(lists) => Ok(lists.iter().map(|l| (*l).to_owned()).collect()),
             Scopes::ContentTypes => cfg
                 .content_types
@@ -142,10 +140,8 @@ impl SourceSpec {
             },
             Family::ContentBlobs => SourceSpec::ContentBlobs {
                 tenant: config
-                    .azure
-                    .tenant_id
-                    .clone()
-                    .ok_or_else(|| missing("[azure] tenant_id"))?,
+                    .tenant_id_for(cfg)
+                    .ok_or_else(|| missing("the tenant's tenant_id"))?,
                 content_types: scopes()?,
             },
             Family::Stream => SourceSpec::Stream(StreamSpec::of(cfg, config)?),

@@ -209,7 +209,7 @@ fn tenant_is_the_configured_tenant_id_and_refused_without_one() {
     let text = two_sources("hostname = \"{tenant}-{source}\"", "");
     let err = Config::from_toml(&path, &text).unwrap_err().to_string();
     assert!(
-        err.contains(":19:1: destination \"d\": hostname: {tenant} needs [azure] tenant_id, which is not set"),
+        err.contains(":19:1: destination \"d\": hostname: {tenant} needs [azure] tenant_id, which is not set (or the tenant_id of the source's [azure.tenants.NAME])"),
         "{err}"
     );
 }

@@ -10,3 +10,4 @@ mod links;
 mod pollers;
 mod proxy;
 mod replay;
+mod tenants;
