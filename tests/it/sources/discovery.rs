@@ -5,7 +5,8 @@
 //! said so), for `azure_activity` and `defender_alerts`; a source switched from listed ids to
 //! `"*"` keeps their cursors; explicit ids beside a management group; `siemcast discover`'s
 //! listing; a replay that discovers once and replays each subscription collected; and `"*"`
-//! beside ids refused by `siemcast check` with its place.
+//! beside ids refused by `siemcast check` with its place. Each tenant discovers its own
+//! subscriptions (two tenants served together).
 
 use crate::util;
 
@@ -483,4 +484,57 @@ fn defender_alerts_of_every_subscription_follow_the_list() {
     let late: Vec<i64> = polled(B).into_iter().filter(|t| *t > told).collect();
     assert!(late.is_empty(), "B listed after it was disabled: {late:?}");
     assert!(!polled(C).is_empty());
+}
+
+#[test]
+fn each_tenant_discovers_its_own_subscriptions() {
+    let configs = [
+        (A, "2c6e1f0a-4d3b-4a8c-9b7e-5f1d0c2a3b4e"),
+        (C, "7d3e2a1b-0c9f-4e8d-a7b6-c5d4e3f2a1b0"),
+    ]
+    .map(|(sub, tenant)| {
+        let mut cfg = SimConfig::around_now(Duration::from_secs(10), Duration::ZERO, 5);
+        cfg.tenant_id = tenant.to_owned();
+        cfg.subscriptions = vec![sub.to_owned(), B.to_owned()];
+        cfg
+    });
+    let sims = siemcast::simulator::BackgroundTenants::start(configs.to_vec()).unwrap();
+    // In the second tenant, B is disabled.
+    sims[1].set_subscription_list(&[
+        (C, SubscriptionState::Enabled),
+        (B, SubscriptionState::Disabled),
+    ]);
+    let scratch = Scratch::new();
+    let secret = &sims[0].config().client_secret;
+    std::fs::write(scratch.dir.path().join("secret"), secret).unwrap();
+    let text = format!(
+        "state_dir = \"state\"\n\n{}\n{}\n[[source]]\nname = \"home\"\nkind = \"azure_activity\"\nsubscriptions = [\"*\"]\n\n[[source]]\nname = \"fabrikam\"\nkind = \"azure_activity\"\ntenant = \"fabrikam\"\nsubscriptions = [\"*\"]\n\n[[destination]]\nname = \"rsyslog\"\naddress = \"127.0.0.1:9\"\ntransport = \"tcp\"\nmappings = \"{}\"\n",
+        sims[0].azure_section("client_secret_file = \"secret\""),
+        sims[1].tenant_section("fabrikam", ""),
+        shipped_mappings("arcsight").display()
+    );
+    std::fs::write(scratch.config(), text).unwrap();
+    let out = siemcast(&["discover"], &scratch.config());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sections: Vec<&str> = stdout.split("source \"").skip(1).collect();
+    assert_eq!(sections.len(), 2, "{stdout}");
+    let (home, fabrikam) = (sections[0], sections[1]);
+    assert!(home.starts_with("home\""), "{stdout}");
+    assert!(home.contains(&format!("{A}  Enabled")) && home.contains(&format!("{B}  Enabled")));
+    assert!(
+        home.contains("2 subscriptions collected, 0 skipped"),
+        "{home}"
+    );
+    assert!(!home.contains(C), "another tenant's subscription: {home}");
+    assert!(fabrikam.contains(&format!("{C}  Enabled")), "{fabrikam}");
+    assert!(fabrikam.contains(&format!("{B}  Disabled")), "{fabrikam}");
+    assert!(
+        fabrikam.contains("1 subscription collected, 1 skipped"),
+        "{fabrikam}"
+    );
 }
