@@ -30,6 +30,13 @@ fn simulator(ahead: Duration) -> BackgroundSimulator {
     BackgroundSimulator::start(cfg).unwrap()
 }
 
+/// [`simulator`], its subscription list set to `list`.
+fn listed(ahead: Duration, list: &[(&str, SubscriptionState)]) -> BackgroundSimulator {
+    let sim = simulator(ahead);
+    sim.set_subscription_list(list);
+    sim
+}
+
 /// An `azure_activity` config of the simulator whose subscription keys are `keys`.
 fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str, keys: &str) {
     write_kind_config(scratch, sim, address, "azure_activity", keys);
@@ -161,12 +168,14 @@ fn collect(
 
 #[test]
 fn every_subscription_is_discovered_an_added_one_is_read_from_start_at_and_a_disabled_one_stops() {
-    let sim = simulator(Duration::from_secs(14));
     // C is not in the list yet.
-    sim.set_subscription_list(&[
-        (A, SubscriptionState::Enabled),
-        (B, SubscriptionState::Warned),
-    ]);
+    let sim = listed(
+        Duration::from_secs(14),
+        &[
+            (A, SubscriptionState::Enabled),
+            (B, SubscriptionState::Warned),
+        ],
+    );
     let keys = "subscriptions = [\"*\"]\ndiscovery_interval = \"1s\"";
     let (rsyslog, scratch) = receiving(&sim, keys);
     let log = scratch.dir.path().join("siemcast.log");
@@ -371,12 +380,14 @@ fn replay_of_every_subscription_discovers_once_and_replays_each_collected_one() 
 
 #[test]
 fn switching_from_listed_ids_to_every_subscription_keeps_their_cursors() {
-    let sim = simulator(Duration::from_secs(2));
-    sim.set_subscription_list(&[
-        (A, SubscriptionState::Enabled),
-        (B, SubscriptionState::Enabled),
-        (C, SubscriptionState::Disabled),
-    ]);
+    let sim = listed(
+        Duration::from_secs(2),
+        &[
+            (A, SubscriptionState::Enabled),
+            (B, SubscriptionState::Enabled),
+            (C, SubscriptionState::Disabled),
+        ],
+    );
     let (rsyslog, scratch) = receiving(&sim, &format!("subscriptions = [\"{A}\"]"));
     let log = scratch.dir.path().join("siemcast.log");
     let a = ids_of(&sim, A);
@@ -407,11 +418,13 @@ fn switching_from_listed_ids_to_every_subscription_keeps_their_cursors() {
 
 #[test]
 fn defender_alerts_of_every_subscription_follow_the_list() {
-    let sim = simulator(Duration::from_secs(10));
-    sim.set_subscription_list(&[
-        (A, SubscriptionState::Enabled),
-        (B, SubscriptionState::Enabled),
-    ]);
+    let sim = listed(
+        Duration::from_secs(10),
+        &[
+            (A, SubscriptionState::Enabled),
+            (B, SubscriptionState::Enabled),
+        ],
+    );
     let rsyslog = Rsyslog::start_tcp();
     let scratch = Scratch::new();
     let keys = "subscriptions = [\"*\"]\ndiscovery_interval = \"1s\"";
