@@ -10,6 +10,7 @@
 #
 #   benches/tenants.sh                 TENANTS=100 SUBS=10 INTERVAL=30 ROUNDS=4
 #   BENCH_SIEMCAST=/path/to/siemcast benches/tenants.sh
+#   PERF=1 KEEP_WORK=1 benches/tenants.sh   (perf record of the idle rounds; the profile is kept)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TENANTS="${TENANTS:-100}"
@@ -58,8 +59,15 @@ spooled=$(metrics | awk '/^siemcast_source_events_spooled_total\{/ {s += $NF} EN
 printf 'catch-up: %d sources of %d tenants, %d events spooled, in %.1f s, %.1f CPU s\n' \
   "$sources" "$TENANTS" "$spooled" "$(awk -v a="$caught" -v b="$start" 'BEGIN {print a - b}')" "$(awk -v t="$ticks_caught" -v hz="$hz" 'BEGIN {print t / hz}')"
 
-# Idle rounds: nothing new to read, every source polls every INTERVAL.
-sleep $((INTERVAL * ROUNDS))
+# Idle rounds: nothing new to read, every source polls every INTERVAL (PERF=1: profiled).
+if [ -n "${PERF:-}" ]; then
+  perf record -F 499 -g -p "$pid" -o "$work/perf.data" -- sleep $((INTERVAL * ROUNDS)) 2> /dev/null
+  perf report -i "$work/perf.data" --stdio --no-children --percent-limit 1.5 2> /dev/null \
+    | grep -v '^$' | head -n 120 > "$work/profile"
+  echo "profile: $work/profile"
+else
+  sleep $((INTERVAL * ROUNDS))
+fi
 ticks_idle=$(( $(awk '{print $14 + $15}' "/proc/$pid/stat") - ticks_caught ))
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")

@@ -439,7 +439,16 @@ pub struct Checkpoint {
     /// (a new checkpoint, or one read from an older version).
     #[serde(skip)]
     chain: Option<ChainLen>,
+    /// Per scope, the cursor this process last wrote to the spool (see
+    /// [`Checkpoint::advance_unwritten`]).
+    #[serde(skip)]
+    written: BTreeMap<String, i64>,
 }
+
+/// How far (in cursor time) a scope's cursor may move without being written while its windows
+/// bring nothing new: an idle poll costs no spool write (no fdatasync), and a restart reads at
+/// most this much more again, deduplicated as after any crash.
+pub const IDLE_WRITE_EVERY_MS: i64 = 5 * 60 * 1000;
 
 impl PartialEq for Checkpoint {
     fn eq(&self, other: &Self) -> bool {
@@ -461,6 +470,7 @@ impl Checkpoint {
             key: IdKey::random(),
             scopes: BTreeMap::new(),
             chain: None,
+            written: BTreeMap::new(),
         }
     }
 
@@ -480,8 +490,31 @@ impl Checkpoint {
         let gone = self.scopes.remove(scope).is_some();
         if gone {
             self.chain = None;
+            self.written.remove(scope);
         }
         gone
+    }
+
+    /// Applies `delta` without anything to write when it adds no id and only moves its scope's
+    /// cursor less than [`IDLE_WRITE_EVERY_MS`] past the cursor this process last wrote for it
+    /// (`false`, nothing applied, otherwise: the caller commits it). The spool then holds an
+    /// earlier state of this checkpoint, which is what a crash at that point would have left:
+    /// a restart reads those windows again and its seen ids drop what was sent.
+    pub fn advance_unwritten(&mut self, delta: &Delta) -> bool {
+        let quiet = delta.seen.is_empty() && delta.done.is_empty();
+        let near = self
+            .written
+            .get(&delta.scope)
+            .is_some_and(|&w| delta.cursor_ms >= w && delta.cursor_ms - w < IDLE_WRITE_EVERY_MS);
+        let same_scope = self
+            .scopes
+            .get(&delta.scope)
+            .is_some_and(|s| s.since_ms == delta.since_ms);
+        if !(quiet && near && same_scope) {
+            return false;
+        }
+        self.apply(delta.clone());
+        true
     }
 
     /// Applies what `d` says to its scope.
@@ -515,6 +548,7 @@ impl Checkpoint {
 
     /// [`Checkpoint::commit`] with at most `max` ids.
     fn commit_within(&mut self, delta: Delta, max: usize) -> Append {
+        self.written.insert(delta.scope.clone(), delta.cursor_ms);
         let bytes = delta.encode();
         self.apply(delta);
         let over = self.ids() > max;
@@ -780,6 +814,42 @@ mod tests {
         assert_eq!(back.scopes["s"].cursor_ms, 49 * MIN);
         assert!(back.ids() < 50 * 20, "pruned: {}", back.ids());
         assert_eq!(back.chain, ck.chain, "the chain's size is known again");
+    }
+
+    #[test]
+    fn idle_cursor_moves_are_written_only_every_few_minutes() {
+        let mut ck = Checkpoint::new();
+        ck.scopes.insert("s".into(), ScopeState::new(0));
+        // Not written yet in this process: written.
+        let mut d = Delta::at("s", &ck.scopes["s"]);
+        d.cursor_ms = MIN;
+        assert!(!ck.advance_unwritten(&d));
+        let Append::Full { bytes, .. } = ck.commit(d) else {
+            panic!("the first append is whole");
+        };
+        // Idle windows within five minutes of cursor time: applied, nothing to write.
+        for m in 2..6 {
+            let mut d = Delta::at("s", &ck.scopes["s"]);
+            d.cursor_ms = m * MIN;
+            d.prune_seen = Some(m * MIN - 60 * MIN);
+            assert!(ck.advance_unwritten(&d), "minute {m}");
+            assert_eq!(ck.scopes["s"].cursor_ms, m * MIN);
+        }
+        // An id to remember is always written; so is a cursor five minutes past the written.
+        let mut with_id = Delta::at("s", &ck.scopes["s"]);
+        with_id.seen.insert(ck.hash("x"), 5 * MIN, 5 * MIN);
+        assert!(!ck.advance_unwritten(&with_id));
+        let mut far = Delta::at("s", &ck.scopes["s"]);
+        far.cursor_ms = 6 * MIN;
+        assert!(!ck.advance_unwritten(&far));
+        // What the spool holds is the state last written: the older cursor.
+        let back = Checkpoint::decode_chain(&[bytes]).unwrap();
+        assert_eq!(back.scopes["s"].cursor_ms, MIN);
+        // A resumed checkpoint writes each scope once before it skips.
+        let mut resumed = back;
+        let mut d = Delta::at("s", &resumed.scopes["s"]);
+        d.cursor_ms = 2 * MIN;
+        assert!(!resumed.advance_unwritten(&d));
     }
 
     #[test]

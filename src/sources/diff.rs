@@ -15,6 +15,7 @@ use super::azure::auth::Endpoints;
 use super::azure::http::{ApiClient, FetchError};
 use super::azure::listing::Listing;
 use super::azure::paging::LinkGuard;
+use super::checkpoint::IDLE_WRITE_EVERY_MS;
 use super::discovery::{self, Discovery, Dynamic};
 use super::poll::{connect, oversized, resume, run_rounds, Outcome, Rounds, StartAt};
 use super::{append_page, SourceContext, SourceError};
@@ -153,6 +154,8 @@ pub struct DiffSource {
     client: ApiClient,
     /// `subscriptions = ["*"]` or `management_groups`: the scopes are discovered.
     discovery: Option<Dynamic>,
+    /// When this process last wrote the checkpoint (ms since the epoch; 0: not yet).
+    written_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Rounds for DiffSource {
@@ -251,6 +254,7 @@ impl DiffSource {
             endpoints,
             client,
             discovery: Discovery::of(cfg).map(Dynamic::new),
+            written_ms: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -280,9 +284,13 @@ impl DiffSource {
     ) -> Result<Outcome, SourceError> {
         let object = self.api.objects;
         let now = jiff::Timestamp::now().as_millisecond();
-        ck.scopes
+        let created = !ck.scopes.contains_key(scope);
+        let known_before = ck
+            .scopes
             .entry(scope.to_owned())
-            .or_insert_with(|| KnownStates::new(self.start.resolve(now)));
+            .or_insert_with(|| KnownStates::new(self.start.resolve(now)))
+            .objects
+            .len();
         let mut url = (self.api.first_url)(&self.endpoints, scope);
         let mut guard = LinkGuard::new(&url);
         let (mut listed, mut forwarded) = (0usize, 0usize);
@@ -348,17 +356,31 @@ impl DiffSource {
                 tracing::error!(message = "The API's next link repeats; paging stopped.", source = %self.name, scope, request_id = rid);
             }
             let last = next.is_none() || looping;
+            let mut removed = 0;
             if last {
                 let before = self.api.retention.map(|r| now - r.as_millis() as i64);
+                let listed_objects = known.objects.len();
                 let dropped = known.prune(before, MAX_OBJECTS);
+                removed = listed_objects - known.objects.len();
                 if dropped > 0 {
                     tracing::warn!(message = "Map of known objects full; the oldest were forgotten, so a later change of them is forwarded as new.", source = %self.name, object, dropped);
                 }
             }
-            if (!events.is_empty() || last)
-                && !append_page(ctx, &self.name, events, ck.encode()).await?
-            {
-                return Ok(Outcome::Cancelled);
+            // A listing that changed nothing is written only now and then: the spool's older
+            // copy of the same map is what a crash would have left.
+            let written = self.written_ms.load(Ordering::Relaxed);
+            let idle = last
+                && forwarded == 0
+                && !created
+                && removed == 0
+                && known.objects.len() == known_before
+                && written > 0
+                && now - written < IDLE_WRITE_EVERY_MS;
+            if !events.is_empty() || (last && !idle) {
+                if !append_page(ctx, &self.name, events, ck.encode()).await? {
+                    return Ok(Outcome::Cancelled);
+                }
+                self.written_ms.store(now, Ordering::Relaxed);
             }
             match next {
                 Some(n) if !last => url = n,

@@ -693,7 +693,8 @@ impl PollSource {
             // on the checkpoint in the spool, until the deltas outgrow the whole checkpoint:
             // a window of P pages writes O(P) checkpoint bytes, and a poll does not rewrite
             // the ids of the whole overlap.
-            if !events.is_empty() || last {
+            // An idle window's end is written only now and then (`advance_unwritten`).
+            if !events.is_empty() || (last && !ck.advance_unwritten(&delta)) {
                 let append = ck.commit(delta);
                 if !append_commit(ctx, &self.name, events, append).await? {
                     return Ok(Outcome::Cancelled);

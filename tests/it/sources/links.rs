@@ -79,7 +79,9 @@ fn per_source(port: u16, name: &str) -> BTreeMap<String, u64> {
     body.lines()
         .filter_map(|l| l.strip_prefix(name)?.strip_prefix("{source=\""))
         .filter_map(|l| {
-            let (source, value) = l.split_once("\"} ")?;
+            // `{source="x",tenant="default"} 3`: the source, then the value after the labels.
+            let (source, rest) = l.split_once('"')?;
+            let (_, value) = rest.split_once("} ")?;
             Some((source.to_owned(), value.trim().parse::<f64>().ok()? as u64))
         })
         .collect()
