@@ -817,6 +817,30 @@ mod tests {
     }
 
     #[test]
+    fn a_forgotten_scope_is_gone_from_the_next_whole_checkpoint() {
+        let mut ck = Checkpoint::new();
+        for scope in ["a", "b"] {
+            ck.scopes.insert(scope.into(), ScopeState::new(0));
+            let mut d = Delta::at(scope, &ck.scopes[scope]);
+            d.cursor_ms = MIN;
+            ck.commit(d);
+        }
+        let mut d = Delta::at("a", &ck.scopes["a"]);
+        d.seen.insert(ck.hash("x"), MIN, MIN);
+        assert!(matches!(ck.commit(d), Append::Delta(_)), "a chain is known");
+        assert!(ck.forget_scope("b") && !ck.forget_scope("b"));
+        // A delta cannot say that a scope is gone: the next append is the whole checkpoint.
+        let mut d = Delta::at("a", &ck.scopes["a"]);
+        d.seen.insert(ck.hash("y"), MIN, MIN);
+        let Append::Full { bytes, .. } = ck.commit(d) else {
+            panic!("the append after a forgotten scope is whole");
+        };
+        let back = Checkpoint::decode_chain(&[bytes]).unwrap();
+        assert_eq!(back.scopes.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(back.scopes["a"].seen.len(), 2);
+    }
+
+    #[test]
     fn idle_cursor_moves_are_written_only_every_few_minutes() {
         let mut ck = Checkpoint::new();
         ck.scopes.insert("s".into(), ScopeState::new(0));
