@@ -278,7 +278,14 @@ pub struct SourceConfig {
     /// Microsoft API sources: the `[azure.tenants.NAME]` whose credentials and budgets it uses;
     /// `[azure]`'s own tenant when absent.
     pub tenant: Option<String>,
+    /// `azure_activity`, `defender_alerts`: subscription ids, or `["*"]` for every subscription
+    /// the identity can read (discovered: `sources::discovery`).
     pub subscriptions: Option<Vec<String>>,
+    /// `azure_activity`, `defender_alerts`: the subscriptions below these management groups
+    /// (discovered), beside any listed in `subscriptions`.
+    pub management_groups: Option<Vec<String>>,
+    /// How often discovered subscriptions are listed again (default 1h, at least 1m).
+    pub discovery_interval: Option<HumanDuration>,
     pub content_types: Option<Vec<String>>,
     pub start_at: Option<String>,
     /// Windowed API sources: how far each query reaches back before the cursor (late events).

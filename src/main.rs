@@ -118,6 +118,23 @@ enum Command {
     ///   siemcast send-test -c /etc/siemcast/siemcast.toml --destination arcsight
     #[command(verbatim_doc_comment)]
     SendTest(SendTestArgs),
+    /// List the subscriptions each discovering source would collect now.
+    ///
+    /// For every source with subscriptions = ["*"] or management_groups (or only --source
+    /// NAME): reads ARM's subscription list and the management groups' descendants with the
+    /// source's own credentials, rate limit and proxy, as the service does at each
+    /// discovery_interval, and prints each subscription's id, state and name, and whether it
+    /// is collected or why it is skipped (a state other than Enabled, Warned or PastDue; below a
+    /// management group but not readable). Changes nothing; safe while the service runs.
+    ///
+    /// Exit status: 0 when every source asked for was listed; 1 when the config is invalid,
+    /// no source discovers (or --source names none that does), or a listing failed (the
+    /// reason is printed).
+    ///
+    /// Example:
+    ///   siemcast discover -c /etc/siemcast/siemcast.toml --source activity
+    #[command(verbatim_doc_comment)]
+    Discover(DiscoverArgs),
     /// Backfill a past time window of one API source into the destinations.
     ///
     /// Reads [--from, --to] of the named source (any API source that reads in time windows,
@@ -126,7 +143,9 @@ enum Command {
     /// bar (plain lines when stderr is not a terminal) and delivers it to every configured
     /// destination. An o365_management source starts its subscriptions, lists content per
     /// content type a day at a time (reaching its overlap past --to, for blobs created late)
-    /// and keeps the records whose CreationTime is in the window. It can run while the service runs: it
+    /// and keeps the records whose CreationTime is in the window. A source with
+    /// subscriptions = ["*"] or management_groups lists its subscriptions once, as
+    /// `siemcast discover` does, and replays each one collected. It can run while the service runs: it
     /// keeps its own spool and checkpoint in STATE_DIR/replay/SOURCE, and exits 0 once every
     /// destination has acknowledged every event it read.
     ///
@@ -272,6 +291,15 @@ enum SpoolCommand {
 }
 
 #[derive(Debug, clap::Args)]
+struct DiscoverArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only this source (default: every source that discovers its subscriptions).
+    #[arg(long, value_name = "NAME")]
+    source: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
 struct SendTestArgs {
     #[command(flatten)]
     config: ConfigArg,
@@ -402,6 +430,7 @@ fn main() -> ExitCode {
         Command::DryRun(args) => dry_run(&args),
         Command::SendTest(args) => send_test(&args),
         Command::Replay(args) => replay(&args),
+        Command::Discover(args) => discover(&args),
         Command::Spool(SpoolCommand::Status(args)) => with_config(&args.config.config, |c| {
             siemcast::ops::spool_status(c, args.json)
         }),
@@ -516,6 +545,23 @@ fn with_config(path: &Path, f: impl FnOnce(&Config) -> ExitCode) -> anyhow::Resu
     })
 }
 
+fn discover(args: &DiscoverArgs) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let rt = runtime()?;
+    let (text, result) = rt.block_on(siemcast::ops::discover(&config, args.source.as_deref()));
+    print!("{text}");
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
 fn send_test(args: &SendTestArgs) -> anyhow::Result<ExitCode> {
     let config = match load_config(&args.config.config) {
         Ok(c) => c,
@@ -617,6 +663,12 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
                 }
             }
             _ => println!("  source \"{}\": {}", s.name, kind),
+        }
+        if let Some(d) = siemcast::sources::discovery::Discovery::of(s) {
+            println!(
+                "    {} (siemcast discover -c FILE lists them; check stays offline)",
+                d.describe()
+            );
         }
     }
     siemcast::ops::print_azure_summary(&config);

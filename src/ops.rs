@@ -399,6 +399,97 @@ fn age(secs: f64) -> String {
     }
 }
 
+/// `siemcast discover`: for each source whose subscriptions are discovered (or only `only`),
+/// the subscriptions it would collect now, and those it skips with the reason. `Err` names
+/// what failed in words (an unknown source, one that does not discover, a failed listing);
+/// what could be listed is in the text either way.
+pub async fn discover(config: &Config, only: Option<&str>) -> (String, Result<(), String>) {
+    use crate::sources::Source;
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut errors = Vec::new();
+    let names = || {
+        config
+            .sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chosen: Vec<_> = config
+        .sources
+        .iter()
+        .filter(|s| only.is_none_or(|n| n == s.name))
+        .collect();
+    if let (Some(name), true) = (only, chosen.is_empty()) {
+        let e = format!(
+            "no source named \"{name}\" in the configuration; its sources are: {}",
+            names()
+        );
+        return (out, Err(e));
+    }
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut any = false;
+    for cfg in chosen {
+        let source = match Source::from_config(cfg, config) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        let Some((spec, client, endpoints)) = source.discovery() else {
+            if only.is_some() {
+                errors.push(format!("source \"{}\" does not discover its subscriptions; discover applies to sources with subscriptions = [\"*\"] or management_groups", cfg.name));
+            }
+            continue;
+        };
+        any = true;
+        let kind = cfg.kind.map(|k| k.as_str()).unwrap_or("?");
+        let _ = writeln!(out, "source \"{}\" ({kind}): {}", cfg.name, spec.describe());
+        match crate::sources::discovery::discover(client, endpoints, spec, &cancel).await {
+            Ok(inv) => {
+                for f in &inv.subscriptions {
+                    let verdict = match &f.skipped {
+                        None => "collect".to_owned(),
+                        Some(why) => format!("skip: {why}"),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  {}  {}  {}  {verdict}",
+                        f.id,
+                        f.state.as_deref().unwrap_or("-"),
+                        f.name.as_deref().unwrap_or("-"),
+                    );
+                }
+                let n = inv.collected().len();
+                let _ = writeln!(
+                    out,
+                    "  {n} subscription{} collected, {} skipped",
+                    if n == 1 { "" } else { "s" },
+                    inv.subscriptions.len() - n
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  discovery failed: {e}");
+                errors.push(format!(
+                    "source \"{}\": subscription discovery failed: {e}",
+                    cfg.name
+                ));
+            }
+        }
+    }
+    if !any && errors.is_empty() {
+        errors.push(format!("no source discovers its subscriptions (subscriptions = [\"*\"] or management_groups); the sources are: {}", names()));
+    }
+    let result = if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    };
+    (out, result)
+}
+
 /// For `siemcast check`, when a source reads a Microsoft API: per tenant in use, how the
 /// pollers authenticate (never a secret), the proxy they go through (never its credentials),
 /// the request rates per API family and the largest answer read; then a note when one secret

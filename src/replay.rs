@@ -101,7 +101,15 @@ pub async fn run(
     if config.destinations.is_empty() {
         anyhow::bail!("the configuration has no [[destination]] to replay to");
     }
-    let plan = Backfill::plan(cfg, config, from, to, now).map_err(anyhow::Error::msg)?;
+    let mut plan = Backfill::plan(cfg, config, from, to, now).map_err(anyhow::Error::msg)?;
+    // `subscriptions = ["*"]`, `management_groups`: listed once, each one collected replayed.
+    if let Some(inventory) = plan.discover(&cancel).await.map_err(anyhow::Error::msg)? {
+        let collected = inventory.collected();
+        tracing::info!(message = "Subscriptions discovered for the replay.", source = %cfg.name, collected = collected.len(), subscriptions = %collected.join(","));
+        if collected.is_empty() {
+            anyhow::bail!("source \"{}\": subscription discovery found no subscription to replay; `siemcast discover -c FILE --source {}` shows what the identity can read", cfg.name, cfg.name);
+        }
+    }
     let dir = spool_dir(config, &cfg.name);
     let spool = Arc::new(
         Spool::open(

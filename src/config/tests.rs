@@ -318,7 +318,7 @@ fn defender_needs_subscriptions_and_o365_known_content_types() {
     assert_eq!(
         s.problems(&text),
         [
-            "11:1: source \"activity\": subscriptions is missing; list the subscription ids to read, e.g. subscriptions = [\"00000000-0000-0000-0000-000000000000\"]",
+            "11:1: source \"activity\": subscriptions is missing; list the subscription ids to read, e.g. subscriptions = [\"00000000-0000-0000-0000-000000000000\"], or [\"*\"] for every subscription the identity can read",
             "16:1: source \"alerts\": content_types is missing; list the audit content types to read, e.g. content_types = [\"Audit.AzureActiveDirectory\", \"Audit.Exchange\", \"Audit.SharePoint\", \"Audit.General\", \"DLP.All\"]",
         ]
     );

@@ -64,6 +64,7 @@ impl Config {
             s.validate_into(&who, &at, p);
             s.validate_kafka_into(self, &who, &at, p);
             s.validate_archive_into(self, &who, &at, p);
+            s.validate_discovery_into(self, &who, &at, p);
             if let Some(tenant) = &s.tenant {
                 let api = s.kind.is_some_and(SourceKind::reads_azure_api);
                 if s.kind.is_some() && !api {
@@ -215,9 +216,9 @@ impl SourceConfig {
     fn validate_poller(&self, kind: SourceKind, who: &str, at: &KeyPath, p: &mut Problems<'_>) {
         let scopes = kind.info().scopes;
         match (&self.subscriptions, scopes) {
-            (None, Scopes::Subscriptions) => p.add(
+            (None, Scopes::Subscriptions) if self.management_groups.is_none() => p.add(
                 at,
-                format!("{who}: subscriptions is missing; list the subscription ids to read, e.g. subscriptions = [\"00000000-0000-0000-0000-000000000000\"]"),
+                format!("{who}: subscriptions is missing; list the subscription ids to read, e.g. subscriptions = [\"00000000-0000-0000-0000-000000000000\"], or [\"*\"] for every subscription the identity can read"),
             ),
             (Some(subs), Scopes::Subscriptions) => {
                 if subs.is_empty() {
@@ -227,7 +228,8 @@ impl SourceConfig {
                     );
                 }
                 for (i, sub) in subs.iter().enumerate() {
-                    if !is_guid(sub) {
+                    // "*": checked with the discovery keys (sources/discovery/check.rs).
+                    if sub != crate::sources::discovery::EVERY && !is_guid(sub) {
                         p.add(
                             &at.key("subscriptions").index(i),
                             format!("{who}: subscription \"{sub}\" is not a subscription id (a GUID like 5f1c2a7e-8d3b-4c6a-9e21-0b7d4f3a9c11)"),

@@ -147,10 +147,8 @@ pub(super) fn listing<'a>(
     let sub_index = arm_subscription(shared, path, &DEFENDER_PATH, DEFENDER_API_VERSION, q, rid)?;
     let (asof, offset) = position(shared, q, Service::Management, rid)?;
     let mut current: std::collections::BTreeMap<usize, &Item> = Default::default();
-    for item in shared.defender[sub_index]
-        .iter()
-        .filter(|i| i.visible_ms <= asof)
-    {
+    let data: &[Item] = sub_index.map_or(&[], |i| &shared.defender[i]);
+    for item in data.iter().filter(|i| i.visible_ms <= asof) {
         current.insert(item.object, item);
     }
     let mut items: Vec<&Item> = current.into_values().collect();

@@ -229,7 +229,8 @@ pub(super) fn activity<'a>(
         )));
     }
     let (asof, offset) = position(shared, q, s, rid)?;
-    let mut items: Vec<&Item> = shared.activity[sub_index]
+    let data: &[Item] = sub_index.map_or(&[], |i| &shared.activity[i]);
+    let mut items: Vec<&Item> = data
         .iter()
         .filter(|i| i.time_ms >= ge && i.time_ms <= le && i.visible_ms <= asof)
         .collect();

@@ -13,6 +13,7 @@ pub mod data;
 mod defender;
 mod hostile;
 mod identity;
+pub mod inventory;
 mod lists;
 pub mod office;
 mod office_data;
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 pub use data::Timeline;
 pub(crate) use hostile::{acceptor as tls_acceptor, TlsPort};
 pub use hostile::{HostileLinks, SimTls, Stray, StrayRequest};
+pub use inventory::SubscriptionState;
 
 /// Which switchable faults the simulator injects. Counters are per service (ARM, Graph), over
 /// that service's API requests (token requests are not counted).
@@ -276,6 +278,8 @@ struct Mutable {
     unlicensed: bool,
     /// Blobs of the storage account replaced at run time.
     storage: storage::Live,
+    /// The subscription list and management groups, changed at run time.
+    inventory: inventory::Inventory,
 }
 
 #[derive(Debug)]
@@ -552,6 +556,24 @@ impl Simulator {
     /// Redirects token requests (token endpoint and IMDS) to the foreign listener, or stops.
     pub fn set_redirect_token_requests(&self, on: bool) {
         self.shared.lock().redirect_tokens = on;
+    }
+
+    /// What `GET /subscriptions` lists from now on: these subscriptions in these states (at
+    /// start: every configured one, `Enabled`). The activity log and Defender alerts of any
+    /// subscription stay readable whatever the list says.
+    pub fn set_subscription_list(&self, list: &[(&str, SubscriptionState)]) {
+        self.shared.lock().inventory.set_subscriptions(list);
+    }
+
+    /// Management group `group` (created if new) holds these subscriptions from now on. The
+    /// tenant root group (named by the tenant id) holds every listed subscription until set.
+    pub fn set_management_group(&self, group: &str, subscriptions: &[&str]) {
+        self.shared.lock().inventory.set_group(group, subscriptions);
+    }
+
+    /// Management group `group` has these child groups (created if new) from now on.
+    pub fn set_management_group_children(&self, group: &str, children: &[&str]) {
+        self.shared.lock().inventory.set_children(group, children);
     }
 
     /// Requests that reached the foreign listener, or an HTTPS port in clear text, so far.

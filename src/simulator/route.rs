@@ -1,7 +1,7 @@
 //! The simulator's routing, in one place: each listener's requests go to the token endpoint,
 //! IMDS or the APIs; an API request meets the injected faults first, then goes by service and
-//! path to its listing (ARM activity log, Defender for Cloud, Graph, bulk sign-ins) or to the
-//! Office 365 feed; the storage account answers on its own (`storage.rs`, `storage/auth.rs`:
+//! path to its listing (ARM activity log, Defender for Cloud, the subscription inventory, Graph,
+//! bulk sign-ins) or to the Office 365 feed; the storage account answers on its own (`storage.rs`, `storage/auth.rs`:
 //! SAS or token, the Blob service's errors). Every answer is logged, and a `Retry-After` given
 //! is remembered.
 
@@ -14,8 +14,8 @@ use axum::response::Response;
 
 use super::wire::{error, query_pairs, request_id, Query, IDENTITY_PROTECTION, RETRY_AFTER};
 use super::{
-    bulk, defender, hostile, identity, lists, now_ms, office, storage, RequestRecord, Service,
-    Shared,
+    bulk, defender, hostile, identity, inventory, lists, now_ms, office, storage, RequestRecord,
+    Service, Shared,
 };
 
 /// Every tenant served on one set of listeners, the first also answering what names none.
@@ -225,7 +225,14 @@ async fn serve(
     if let Some(r) = bulk::serve(shared, service, uri, &query, &rid) {
         return r;
     }
+    let lower = uri.path().trim_end_matches('/').to_ascii_lowercase();
     let listing = match service {
+        Service::Management if lower == "/subscriptions" => {
+            inventory::subscriptions(shared, &query, &rid)
+        }
+        Service::Management if lower.starts_with("/providers/microsoft.management/") => {
+            inventory::descendants(shared, uri.path(), &query, &rid)
+        }
         Service::Management
             if uri
                 .path()

@@ -41,6 +41,25 @@ pub(super) const DEFENDER_PATH: [&str; 5] = [
     "alerts",
 ];
 pub(super) const DEFENDER_API_VERSION: &str = "2022-01-01";
+/// ARM's subscription list, `GET /subscriptions` (Microsoft Learn, "Subscriptions - List",
+/// https://learn.microsoft.com/rest/api/resources/subscriptions/list).
+pub(super) const SUBSCRIPTIONS_API_VERSION: &str = "2022-12-01";
+/// A management group's descendants:
+/// `/providers/Microsoft.Management/managementGroups/{id}/descendants` (Microsoft Learn,
+/// "Management Groups - Get Descendants",
+/// https://learn.microsoft.com/rest/api/managementgroups/management-groups/get-descendants).
+pub(super) const DESCENDANTS_PATH: [&str; 5] = [
+    "providers",
+    "Microsoft.Management",
+    "managementGroups",
+    "",
+    "descendants",
+];
+pub(super) const MANAGEMENT_GROUPS_API_VERSION: &str = "2020-05-01";
+/// The `type` of a management group, and of a subscription, among a group's descendants.
+pub(super) const GROUP_TYPE: &str = "Microsoft.Management/managementGroups";
+pub(super) const GROUP_SUBSCRIPTION_TYPE: &str =
+    "Microsoft.Management/managementGroups/subscriptions";
 
 /// Graph lists.
 pub(super) const GRAPH_ALERTS: &str = "/v1.0/security/alerts_v2";
@@ -205,7 +224,10 @@ pub(super) fn position(
 }
 
 /// Checks an ARM list request `/subscriptions/{id}/…` against `shape` (segments, an empty one
-/// matching anything, case-insensitive) and its api-version; returns the subscription's index.
+/// matching anything, case-insensitive) and its api-version; returns the index of the
+/// subscription's data, or `None` for any other subscription id (a GUID): served as a
+/// subscription with nothing in it, whatever the subscription list says of it (subscriptions
+/// come and go during a test; their data does not). Not a GUID: 404 `SubscriptionNotFound`.
 pub(super) fn arm_subscription(
     shared: &Shared,
     path: &str,
@@ -213,14 +235,9 @@ pub(super) fn arm_subscription(
     api_version: &str,
     q: &Query,
     rid: &str,
-) -> Result<usize, Box<Response>> {
+) -> Result<Option<usize>, Box<Response>> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let matches = segs.len() == shape.len()
-        && segs
-            .iter()
-            .zip(shape)
-            .all(|(a, b)| b.is_empty() || a.eq_ignore_ascii_case(b));
-    if !matches {
+    if !path_is(path, shape) {
         return Err(Box::new(arm_error(
             StatusCode::NOT_FOUND,
             "InvalidResourceType",
@@ -239,19 +256,39 @@ pub(super) fn arm_subscription(
             rid,
         )));
     }
-    shared
+    let known = shared
         .cfg
         .subscriptions
         .iter()
-        .position(|x| x == segs[1])
-        .ok_or_else(|| {
-            Box::new(arm_error(
-                StatusCode::NOT_FOUND,
-                "SubscriptionNotFound",
-                &format!("The subscription '{}' could not be found.", segs[1]),
-                rid,
-            ))
+        .position(|x| x.eq_ignore_ascii_case(segs[1]));
+    if known.is_none() && !is_guid(segs[1]) {
+        return Err(Box::new(arm_error(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            &format!("The subscription '{}' could not be found.", segs[1]),
+            rid,
+        )));
+    }
+    Ok(known)
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in hex digits.
+fn is_guid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
         })
+}
+
+/// Whether `path`'s segments are `shape`'s (an empty one matching anything; case-insensitive).
+pub(super) fn path_is(path: &str, shape: &[&str]) -> bool {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    segs.len() == shape.len()
+        && segs
+            .iter()
+            .zip(shape)
+            .all(|(a, b)| b.is_empty() || a.eq_ignore_ascii_case(b))
 }
 
 /// A 200 answer with a JSON body (possibly cut short by a fault).

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::checkpoint::{Checkpoint, ScopeState};
+use super::discovery::{discover, Inventory};
 use super::o365_management::{Reading, MAX_WINDOW_MS, RETENTION_MS};
 use super::poll::{filter_time, Outcome, PollSource};
 use super::registry::kinds_text;
@@ -33,6 +34,9 @@ pub struct Backfill {
     name: String,
     source: Reader,
     windows: Vec<Window>,
+    /// The `[from, to]` listed per scope, and its largest chunk.
+    range: (i64, i64),
+    max_window: Duration,
 }
 
 /// What reads the windows.
@@ -145,23 +149,63 @@ impl Backfill {
                 }
                 _ => return Err(format!("{who} cannot be replayed")),
             };
-        let windows = scopes
-            .iter()
-            .flat_map(|scope| {
-                chunks(list_from, list_to, max_window)
-                    .into_iter()
-                    .map(move |(from_ms, to_ms)| Window {
-                        scope: scope.clone(),
-                        from_ms,
-                        to_ms,
-                    })
-            })
-            .collect();
-        Ok(Backfill {
+        let mut plan = Backfill {
             name: cfg.name.clone(),
             source,
-            windows,
-        })
+            windows: Vec::new(),
+            range: (list_from, list_to),
+            max_window,
+        };
+        plan.add_windows(&scopes);
+        Ok(plan)
+    }
+
+    /// Plans the windows of `scopes`.
+    fn add_windows(&mut self, scopes: &[String]) {
+        let (from, to) = self.range;
+        for scope in scopes {
+            self.windows
+                .extend(
+                    chunks(from, to, self.max_window)
+                        .into_iter()
+                        .map(|(from_ms, to_ms)| Window {
+                            scope: scope.clone(),
+                            from_ms,
+                            to_ms,
+                        }),
+                );
+        }
+    }
+
+    /// For a source whose subscriptions are discovered: lists them once (as the service would
+    /// now) and plans the window of each one collected; `Ok(None)` for fixed scopes.
+    pub async fn discover(
+        &mut self,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<Option<Inventory>, String> {
+        let Reader::Windowed(p) = &mut self.source else {
+            return Ok(None);
+        };
+        let Some((spec, client, endpoints)) = p.discovery_view() else {
+            return Ok(None);
+        };
+        let inventory = discover(client, endpoints, spec, cancel)
+            .await
+            .map_err(|e| {
+                format!(
+                    "source \"{}\": subscription discovery failed: {e}",
+                    self.name
+                )
+            })?;
+        let (listed, _) = p.parts();
+        let new: Vec<String> = inventory
+            .collected()
+            .into_iter()
+            .filter(|id| !listed.iter().any(|l| l.eq_ignore_ascii_case(id)))
+            .collect();
+        p.add_scopes(new.iter().cloned());
+        self.add_windows(&new);
+        Ok(Some(inventory))
     }
 
     pub fn windows(&self) -> &[Window] {

@@ -484,6 +484,17 @@ impl Checkpoint {
         self.scopes.values().map(|s| s.seen.len()).sum()
     }
 
+    /// Forgets the state of `scope` (no longer polled); the next batch writes the whole
+    /// checkpoint, since a delta cannot say that a scope is gone. True if it had one.
+    pub fn forget_scope(&mut self, scope: &str) -> bool {
+        let gone = self.scopes.remove(scope).is_some();
+        if gone {
+            self.chain = None;
+            self.written.remove(scope);
+        }
+        gone
+    }
+
     /// Applies `delta` without anything to write when it adds no id and only moves its scope's
     /// cursor less than [`IDLE_WRITE_EVERY_MS`] past the cursor this process last wrote for it
     /// (`false`, nothing applied, otherwise: the caller commits it). The spool then holds an
@@ -803,6 +814,30 @@ mod tests {
         assert_eq!(back.scopes["s"].cursor_ms, 49 * MIN);
         assert!(back.ids() < 50 * 20, "pruned: {}", back.ids());
         assert_eq!(back.chain, ck.chain, "the chain's size is known again");
+    }
+
+    #[test]
+    fn a_forgotten_scope_is_gone_from_the_next_whole_checkpoint() {
+        let mut ck = Checkpoint::new();
+        for scope in ["a", "b"] {
+            ck.scopes.insert(scope.into(), ScopeState::new(0));
+            let mut d = Delta::at(scope, &ck.scopes[scope]);
+            d.cursor_ms = MIN;
+            ck.commit(d);
+        }
+        let mut d = Delta::at("a", &ck.scopes["a"]);
+        d.seen.insert(ck.hash("x"), MIN, MIN);
+        assert!(matches!(ck.commit(d), Append::Delta(_)), "a chain is known");
+        assert!(ck.forget_scope("b") && !ck.forget_scope("b"));
+        // A delta cannot say that a scope is gone: the next append is the whole checkpoint.
+        let mut d = Delta::at("a", &ck.scopes["a"]);
+        d.seen.insert(ck.hash("y"), MIN, MIN);
+        let Append::Full { bytes, .. } = ck.commit(d) else {
+            panic!("the append after a forgotten scope is whole");
+        };
+        let back = Checkpoint::decode_chain(&[bytes]).unwrap();
+        assert_eq!(back.scopes.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(back.scopes["a"].seen.len(), 2);
     }
 
     #[test]

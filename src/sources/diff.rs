@@ -16,6 +16,7 @@ use super::azure::http::{ApiClient, FetchError};
 use super::azure::listing::Listing;
 use super::azure::paging::LinkGuard;
 use super::checkpoint::IDLE_WRITE_EVERY_MS;
+use super::discovery::{self, Discovery, Dynamic};
 use super::poll::{connect, oversized, resume, run_rounds, Outcome, Rounds, StartAt};
 use super::{append_page, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
@@ -151,6 +152,8 @@ pub struct DiffSource {
     start: StartAt,
     endpoints: Endpoints,
     client: ApiClient,
+    /// `subscriptions = ["*"]` or `management_groups`: the scopes are discovered.
+    discovery: Option<Dynamic>,
     /// When this process last wrote the checkpoint (ms since the epoch; 0: not yet).
     written_ms: std::sync::atomic::AtomicI64,
 }
@@ -198,6 +201,31 @@ impl Rounds for DiffSource {
         }
     }
 
+    fn discovery(&mut self) -> Option<discovery::Parts<'_>> {
+        discovery::Parts::of(self.discovery.as_mut(), &self.client, &self.endpoints)
+    }
+
+    fn set_scopes(&mut self, scopes: Vec<String>) {
+        self.scopes = scopes;
+    }
+
+    fn held_scopes(&self, ck: &DiffCheckpoint) -> Vec<String> {
+        ck.scopes.keys().cloned().collect()
+    }
+
+    /// Past the retention, every object the scope knew is no longer listed.
+    fn forget_expired(&self, ck: &mut DiffCheckpoint, scope: &str, now_ms: i64) -> bool {
+        let Some(retention) = self.api.retention else {
+            return false;
+        };
+        let oldest = now_ms - retention.as_millis() as i64;
+        let expired = ck.scopes.get(scope).is_some_and(|k| {
+            let newest = k.objects.values().map(|o| o.time_ms).max();
+            newest.unwrap_or(k.since_ms) < oldest
+        });
+        expired && ck.scopes.remove(scope).is_some()
+    }
+
     async fn poll(
         &self,
         scope: &str,
@@ -225,8 +253,15 @@ impl DiffSource {
             start,
             endpoints,
             client,
+            discovery: Discovery::of(cfg).map(Dynamic::new),
             written_ms: std::sync::atomic::AtomicI64::new(0),
         })
+    }
+
+    /// What discovers this source's subscriptions, and through what; `None`: fixed scopes.
+    pub fn discovery_view(&self) -> Option<(&Discovery, &ApiClient, &Endpoints)> {
+        let d = self.discovery.as_ref()?;
+        Some((&d.spec, &self.client, &self.endpoints))
     }
 
     pub fn name(&self) -> &str {

@@ -8,6 +8,7 @@ pub mod backfill;
 pub mod checkpoint;
 pub mod defender_alerts;
 pub mod diff;
+pub mod discovery;
 pub mod entra_audit;
 pub mod entra_risk_detections;
 pub mod entra_risky_users;
@@ -164,6 +165,22 @@ impl Source {
             Source::O365Management(s) => s.name(),
             Source::EventHubs(s) => s.name(),
             Source::StorageArchive(s) => s.name(),
+        }
+    }
+
+    /// What discovers this source's subscriptions (`subscriptions = ["*"]`,
+    /// `management_groups`), and the client and endpoints it lists them through.
+    pub fn discovery(
+        &self,
+    ) -> Option<(
+        &discovery::Discovery,
+        &azure::http::ApiClient,
+        &azure::auth::Endpoints,
+    )> {
+        match self {
+            Source::Windowed(s) => s.discovery_view(),
+            Source::Diffed(s) => s.discovery_view(),
+            _ => None,
         }
     }
 

@@ -15,6 +15,7 @@ use super::azure::http::{self, ApiClient, FetchError, Retry};
 use super::azure::limits::Limit;
 use super::azure::listing::{record_event_owned, Listing};
 use super::checkpoint::{Append, Checkpoint, Delta, ScopeState};
+use super::discovery::{self, Discovery, Dynamic};
 use super::{append_page, append_page_delta, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
@@ -243,6 +244,8 @@ pub struct PollSource {
     start: StartAt,
     endpoints: Endpoints,
     client: ApiClient,
+    /// `subscriptions = ["*"]` or `management_groups`: the scopes are discovered.
+    discovery: Option<Dynamic>,
 }
 
 /// How a window, a scope or a listing ended.
@@ -330,6 +333,21 @@ pub(crate) trait Rounds {
     fn licence(&self, scope: &str) -> &'static str;
     /// The state to start from, and whether it was resumed from a checkpoint.
     fn resume(&self, ctx: &SourceContext) -> (Self::State, bool);
+    /// The discovery of a source whose subscriptions are discovered; `None`: fixed scopes.
+    fn discovery(&mut self) -> Option<discovery::Parts<'_>> {
+        None
+    }
+    /// Replaces the scopes polled (after a discovery).
+    fn set_scopes(&mut self, _scopes: Vec<String>) {}
+    /// The scopes `state` holds a position for.
+    fn held_scopes(&self, _state: &Self::State) -> Vec<String> {
+        Vec::new()
+    }
+    /// Forgets the state of `scope`, no longer polled, once the API's retention has passed
+    /// (nothing it held could still be read); true if it was forgotten.
+    fn forget_expired(&self, _state: &mut Self::State, _scope: &str, _now_ms: i64) -> bool {
+        false
+    }
     /// Reads one scope up to now. While `fresh` (no scope failed in this round), each unit
     /// read (a window) may count as a successful poll, so a long catch-up stays healthy.
     async fn poll(
@@ -350,17 +368,21 @@ pub(crate) async fn run_rounds<R: Rounds>(
     source.client().stats = ctx.stats.clone();
     ctx.stats.freshness.started(Some(source.interval()));
     let (mut state, resumed) = source.resume(&ctx);
+    let discovers = source.discovery().is_some();
     tracing::info!(
         message = "Source started.",
         source = %source.name(),
         kind = source.kind(),
         scopes = source.scopes().len(),
+        discovers,
         resumed
     );
     // Scopes whose missing licence was told: told once, not at every poll.
     let mut unlicensed = std::collections::BTreeSet::new();
     'outer: loop {
-        let mut complete = true;
+        // Discovered subscriptions: listed again when due; a failure keeps the last list.
+        let mut complete = discovery::refresh(&mut source, &mut state, &ctx).await;
+        unlicensed.retain(|s| source.scopes().contains(s));
         for scope in source.scopes() {
             match source.poll(scope, &mut state, &ctx, complete).await? {
                 Outcome::Complete => {
@@ -380,7 +402,7 @@ pub(crate) async fn run_rounds<R: Rounds>(
                 Outcome::Cancelled => break 'outer,
             }
         }
-        if complete && unlicensed.len() == source.scopes().len() {
+        if complete && !source.scopes().is_empty() && unlicensed.len() == source.scopes().len() {
             // Nothing at all can be read: unhealthy, in words.
             let needs: Vec<&str> = source.scopes().iter().map(|s| source.licence(s)).collect();
             ctx.stats.freshness.failed(&format!(
@@ -446,6 +468,23 @@ impl Rounds for PollSource {
         resume_windows(ctx, &self.name)
     }
 
+    fn discovery(&mut self) -> Option<discovery::Parts<'_>> {
+        discovery::Parts::of(self.discovery.as_mut(), &self.client, &self.endpoints)
+    }
+
+    fn set_scopes(&mut self, scopes: Vec<String>) {
+        self.scopes = scopes;
+    }
+
+    fn held_scopes(&self, ck: &Checkpoint) -> Vec<String> {
+        ck.scopes.keys().cloned().collect()
+    }
+
+    fn forget_expired(&self, ck: &mut Checkpoint, scope: &str, now_ms: i64) -> bool {
+        let oldest = now_ms - self.timing.retention.as_millis() as i64;
+        ck.scopes.get(scope).is_some_and(|s| s.cursor_ms < oldest) && ck.forget_scope(scope)
+    }
+
     async fn poll(
         &self,
         scope: &str,
@@ -479,7 +518,23 @@ impl PollSource {
             start,
             client,
             endpoints,
+            discovery: Discovery::of(cfg).map(Dynamic::new),
         })
+    }
+
+    /// What discovers this source's subscriptions, and through what; `None`: fixed scopes.
+    pub fn discovery_view(&self) -> Option<(&Discovery, &ApiClient, &Endpoints)> {
+        let d = self.discovery.as_ref()?;
+        Some((&d.spec, &self.client, &self.endpoints))
+    }
+
+    /// Adds scopes (subscriptions discovered for a replay).
+    pub(super) fn add_scopes(&mut self, scopes: impl IntoIterator<Item = String>) {
+        for s in scopes {
+            if !self.scopes.contains(&s) {
+                self.scopes.push(s);
+            }
+        }
     }
 
     pub fn name(&self) -> &str {

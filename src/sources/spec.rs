@@ -156,10 +156,17 @@ impl SourceSpec {
         let kind: SourceKind = cfg.kind.ok_or_else(|| missing("kind"))?;
         let info = kind.info();
         let scopes = || match info.scopes {
-            Scopes::Subscriptions => cfg
-                .subscriptions
-                .clone()
-                .ok_or_else(|| missing("subscriptions")),
+            // Discovered subscriptions (`"*"`, `management_groups`) are added as the source
+            // runs (`sources::discovery`); the ids listed are its fixed scopes.
+            Scopes::Subscriptions => match (&cfg.subscriptions, &cfg.management_groups) {
+                (None, None) => Err(missing("subscriptions")),
+                (subs, _) => Ok(subs
+                    .iter()
+                    .flatten()
+                    .filter(|s| *s != super::discovery::EVERY)
+                    .cloned()
+                    .collect()),
+            },
             Scopes::Tenant => config
                 .tenant_id_for(cfg)
                 .map(|t| vec![t])

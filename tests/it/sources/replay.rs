@@ -128,17 +128,6 @@ fn activity_ids_between(sim: &BackgroundSimulator, from: i64, to: i64) -> Vec<St
     ids_between(&sim.activity_records(), fields, from, to)
 }
 
-fn received_counts(rsyslog: &Rsyslog) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for line in rsyslog.lines() {
-        let id = cef_value(&line, "externalId")
-            .expect("externalId")
-            .to_owned();
-        *counts.entry(id).or_insert(0) += 1;
-    }
-    counts
-}
-
 /// The replay succeeded, reported `new` new events, and the receiver holds exactly `expected`
 /// (sorted), each once; returns the replay's stderr.
 fn assert_delivered_once(

@@ -826,6 +826,19 @@ pub fn cef_ids(rs: &Rsyslog) -> Vec<String> {
         .collect()
 }
 
+/// How often each CEF `externalId` arrived at `rsyslog`.
+#[allow(dead_code)]
+pub fn received_counts(rsyslog: &Rsyslog) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for line in rsyslog.lines() {
+        let id = cef_value(&line, "externalId")
+            .expect("externalId")
+            .to_owned();
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
 /// Waits until `ids()` (what a receiver holds) is exactly `want`: fails at once on an id
 /// outside it (`outside` names why it should not be there), when `child` exits, or after 90 s
 /// with some of the missing ids.
