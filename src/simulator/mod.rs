@@ -86,6 +86,9 @@ pub struct Faults {
     /// Append blobs of the storage account also show the first half of the record being
     /// written next: their last line has no newline yet.
     pub storage_partial_last_line: bool,
+    /// Every n-th record of each append blob (by its place in the blob) is written broken:
+    /// `not json: ` before its text, as from a writer's bug. Not among `storage_records`.
+    pub storage_broken_lines_every: Option<u32>,
 }
 
 impl Faults {
@@ -791,6 +794,15 @@ impl Simulator {
             .flat_map(|i| storage::final_records(&self.shared, i))
             .filter_map(|text| serde_json::from_str(&text).ok())
             .collect()
+    }
+
+    /// How many broken lines (`storage_broken_lines_every`) the account's blobs hold in the
+    /// end, over every container.
+    pub fn storage_broken_lines(&self) -> usize {
+        (0..self.shared.storage.len())
+            .flat_map(|i| storage::final_records(&self.shared, i))
+            .filter(|text| text.starts_with("not json: "))
+            .count()
     }
 
     /// Replaces a blob now, as when its writer recreates it: a new ETag and creation time,

@@ -103,7 +103,7 @@ pub(super) fn view(shared: &Shared, index: usize, now: i64, partial: bool) -> Op
     match blob.kind {
         BlobKind::Append => {
             for &i in &records {
-                let line = format!("{}\n", blob.records[i].text);
+                let line = format!("{}\n", served_text(shared, blob, i));
                 push(&mut bytes, line.as_bytes(), i as u64 + 1);
             }
             let next = blob.records.iter().position(|r| r.visible_ms > now);
@@ -176,8 +176,20 @@ pub(super) fn final_records(shared: &Shared, index: usize) -> Vec<String> {
     let rep = shared.lock().storage.replaced.get(&index).cloned();
     visible(blob, rep.as_ref(), i64::MAX)
         .into_iter()
-        .map(|i| blob.records[i].text.clone())
+        .map(|i| served_text(shared, blob, i).into_owned())
         .collect()
+}
+
+/// Record `i` of `blob` as written: broken when `storage_broken_lines_every` picks it.
+fn served_text<'a>(shared: &Shared, blob: &'a Blob, i: usize) -> std::borrow::Cow<'a, str> {
+    let text = &blob.records[i].text;
+    let every = shared.cfg.faults.storage_broken_lines_every;
+    match every {
+        Some(n) if blob.kind == BlobKind::Append && (i as u32 + 1) % n.max(1) == 0 => {
+            std::borrow::Cow::Owned(format!("not json: {text}"))
+        }
+        _ => std::borrow::Cow::Borrowed(text),
+    }
 }
 
 /// `Sun, 06 Dec 2026 17:00:00 GMT`.

@@ -6,6 +6,7 @@ pub mod azure;
 pub mod azure_activity;
 pub mod backfill;
 pub mod checkpoint;
+pub mod dead_letter;
 pub mod defender_alerts;
 pub mod diff;
 pub mod discovery;

@@ -11,8 +11,6 @@
 //! still owns once the group has settled.
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -192,47 +190,19 @@ impl Shared {
     /// One dead-letter line: where the message sits, what is wrong, and the message itself
     /// (as text when it is UTF-8, else as hex), so nothing is lost.
     fn dead_line(&self, at: Coordinates<'_>, bad: &BadMessage, payload: Option<&[u8]>) -> String {
-        let bytes = payload.unwrap_or_default();
-        let mut line = serde_json::json!({
+        let fields = serde_json::json!({
             "source": self.name,
             "topic": at.topic,
             "partition": at.partition,
             "offset": at.offset,
             "error": bad.to_string(),
-            "bytes": bytes.len(),
         });
-        match std::str::from_utf8(bytes) {
-            Ok(text) => line["payload"] = text.into(),
-            Err(_) => {
-                line["payload_hex"] = bytes
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-                    .into()
-            }
-        }
-        line.to_string()
+        crate::sources::dead_letter::line(fields, payload.unwrap_or_default())
     }
 
     /// Appends the dead-letter lines and syncs the file.
     fn write_dead(&self, lines: &[String]) -> Result<(), SourceError> {
-        let written = self
-            .dead_letter
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                let mut f = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.dead_letter)?;
-                let mut text = String::new();
-                for l in lines {
-                    text.push_str(l);
-                    text.push('\n');
-                }
-                f.write_all(text.as_bytes())?;
-                f.sync_data()
-            });
+        let written = crate::sources::dead_letter::append(&self.dead_letter, lines);
         written.map_err(|e| {
             self.config_error(format!(
                 "cannot write the dead-letter file {}: {e}",

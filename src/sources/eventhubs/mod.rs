@@ -91,10 +91,7 @@ impl EventHubsSource {
             group,
             client,
             batch_size: cfg.batch_size.max(1),
-            dead_letter: config
-                .resolve(&config.state_dir)
-                .join("dead-letter")
-                .join(format!("source-{}.ndjson", cfg.name)),
+            dead_letter: crate::sources::dead_letter::path(cfg, config),
         })
     }
 

@@ -158,6 +158,8 @@ pub struct ArchiveSource {
     prefix: String,
     interval: Duration,
     start: StartAt,
+    /// Where records that are not events are kept ([`crate::sources::dead_letter`]).
+    dead_letter: std::path::PathBuf,
 }
 
 /// What one poll of the source has in hand: the checkpoint, events not yet spooled, and what
@@ -253,6 +255,7 @@ impl ArchiveSource {
             prefix: spec.prefix,
             interval: cfg.interval.0,
             start,
+            dead_letter: crate::sources::dead_letter::path(cfg, config),
         })
     }
 
@@ -638,7 +641,7 @@ impl ArchiveSource {
                         used
                     }
                     Err(why) => {
-                        self.reject(container, &blob.name, offset, &why, ctx);
+                        self.reject((container, &blob.name, offset), &why, bytes, ctx);
                         // Nothing more of this document can be read: skip to its end.
                         (range.total.saturating_sub(offset)) as usize
                     }
@@ -654,11 +657,11 @@ impl ArchiveSource {
                     continue;
                 } else if used == 0 && bytes.len() as u64 >= MAX_READ {
                     // A line longer than an event may be: rejected, skipped to its end.
+                    // Its first MAX_READ bytes are kept; the rest is skipped.
                     self.reject(
-                        container,
-                        &blob.name,
-                        offset,
-                        &format!("a line longer than {MAX_READ} bytes"),
+                        (container, &blob.name, offset),
+                        &format!("a line longer than {MAX_READ} bytes (its first {MAX_READ} bytes are kept here)"),
+                        bytes,
                         ctx,
                     );
                     skipping = true;
@@ -717,13 +720,37 @@ impl ArchiveSource {
                 ),
                 None => poll.events.extend(events),
             },
-            Err(why) => self.reject(container, blob, at, &why, ctx),
+            Err(why) => self.reject((container, blob, at), &why, bytes, ctx),
         }
     }
 
-    fn reject(&self, container: &str, blob: &str, offset: u64, why: &str, ctx: &SourceContext) {
+    /// A record that is no event, at `(container, blob, offset)`: counted, logged and kept in
+    /// the dead-letter file with where it was read and why.
+    fn reject(
+        &self,
+        (container, blob, offset): (&str, &str, u64),
+        why: &str,
+        payload: &[u8],
+        ctx: &SourceContext,
+    ) {
+        use crate::sources::dead_letter;
         ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(message = "Record rejected: it cannot be read as a JSON record; the rest of the blob is read.", source = %self.name, container, blob, offset, reason = why);
+        let fields = serde_json::json!({
+            "source": self.name,
+            "container": container,
+            "blob": blob,
+            "offset": offset,
+            "error": why,
+        });
+        let file = self.dead_letter.display();
+        match dead_letter::append(&self.dead_letter, &[dead_letter::line(fields, payload)]) {
+            Ok(()) => {
+                tracing::warn!(message = "Record rejected: it cannot be read as a JSON record; kept in the dead-letter file, and the rest of the blob is read.", source = %self.name, container, blob, offset, reason = why, %file)
+            }
+            Err(e) => {
+                tracing::error!(message = "Record rejected, and the dead-letter file cannot be written; the record is in this line only.", source = %self.name, container, blob, offset, reason = why, %file, error = %e, record = %String::from_utf8_lossy(payload))
+            }
+        }
     }
 
     /// Tells a container's trouble in words, once until it reads again; `/healthz` says it.

@@ -35,6 +35,7 @@ fn growing(per_scope: usize) -> SimConfig {
         unavailable_every: Some(14),
         revoke_tokens_every: Some(11),
         storage_partial_last_line: true,
+        storage_broken_lines_every: Some(17),
         ..Faults::default()
     };
     cfg
@@ -206,6 +207,44 @@ fn storage_archive_every_record_exactly_once_while_blobs_grow_across_kill_9() {
         dups.first()
     );
     assert_eq!(counts.len(), total, "every record once");
+    // The broken lines are each in the dead-letter file, whole, with blob and offset.
+    let dead = std::fs::read_to_string(
+        setup
+            .scratch
+            .dir
+            .path()
+            .join("state/dead-letter/source-ms.ndjson"),
+    )
+    .expect("a dead-letter file");
+    let dead: BTreeMap<(String, u64), serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| {
+            let at = (
+                v["blob"].as_str().unwrap().to_owned(),
+                v["offset"].as_u64().unwrap(),
+            );
+            (at, v)
+        })
+        .collect();
+    let broken = sim.storage_broken_lines();
+    assert!(broken > 0, "the simulator wrote no broken line");
+    assert_eq!(
+        dead.len(),
+        broken,
+        "each broken line dead-lettered (once per place)"
+    );
+    for v in dead.values() {
+        assert!(
+            v["payload"].as_str().unwrap().starts_with("not json: {"),
+            "{v}"
+        );
+        assert_eq!(
+            v["container"].as_str().map(|c| ALL.contains(&c)),
+            Some(true),
+            "{v}"
+        );
+    }
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         !text.contains(&sim.config().client_secret),
