@@ -193,9 +193,13 @@ mod tests {
             client_secret_file = "secret"
             graph_endpoint = "http://127.0.0.1:1"
             rate_limits = { arm_reads = "10/1s", entra_reports = "2/10s" }
+            proxy = "http://proxy.example:3128"
             [tenants.fabrikam]
             tenant_id = "33333333-3333-3333-3333-333333333333"
             rate_limits = { entra_reports = "1/10s" }
+            [tenants.direct]
+            tenant_id = "44444444-4444-4444-4444-444444444444"
+            proxy = "none"
             "#,
         );
         let t = a.tenant("fabrikam").unwrap();
@@ -209,6 +213,8 @@ mod tests {
         assert_eq!(t.rate_limits.arm_reads, a.rate_limits.arm_reads);
         assert_eq!(t.rate_limits.entra_reports.map(|r| r.burst), Some(1));
         assert!(t.tenants.is_empty());
+        assert_eq!(t.proxy.as_deref(), Some("http://proxy.example:3128"));
+        assert_eq!(a.tenant("direct").unwrap().proxy.as_deref(), Some("none"));
         assert!(matches!(a.tenant(DEFAULT_TENANT), Some(Cow::Borrowed(_))));
         assert!(a.tenant("nope").is_none());
     }
