@@ -334,11 +334,20 @@ fn own_id(kind: EventKind, probe: &Probe<'_>, props: &PropertiesProbe<'_>) -> Op
 /// a redelivery (after a rebalance or a crash) yields the same id and the SIEM can drop it.
 pub fn coordinate_id(at: Coordinates<'_>, index: usize) -> String {
     let key = format!("{}\0{}\0{}\0{}", at.topic, at.partition, at.offset, index);
-    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    let mut id = String::with_capacity(3 + 24);
-    id.push_str("eh-");
+    digest_id(
+        "eh-",
+        &ring::digest::digest(&ring::digest::SHA256, key.as_bytes()),
+    )
+}
+
+/// `prefix` and the first 12 bytes of `digest` in hex (24 digits): the ids of records that
+/// carry none of their own, made from where they were read (Event Hubs, storage archives).
+pub fn digest_id(prefix: &str, digest: &ring::digest::Digest) -> String {
+    use std::fmt::Write as _;
+    let mut id = String::with_capacity(prefix.len() + 24);
+    id.push_str(prefix);
     for b in &digest.as_ref()[..12] {
-        id.push_str(&format!("{b:02x}"));
+        let _ = write!(id, "{b:02x}");
     }
     id
 }

@@ -885,13 +885,7 @@ pub fn record_id(container: &str, blob: &str, offset: u64, bytes: &[u8]) -> Stri
     }
     ctx.update(&offset.to_be_bytes());
     ctx.update(bytes);
-    let digest = ctx.finish();
-    let mut id = String::with_capacity(27);
-    id.push_str("sa-");
-    for b in &digest.as_ref()[..12] {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
+    crate::sources::eventhubs::records::digest_id("sa-", &ctx.finish())
 }
 
 /// Whether two creation times (RFC 1123, as the service writes them) are the same instant;

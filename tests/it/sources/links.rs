@@ -56,18 +56,10 @@ subscriptions = ["{sub}"]
 interval = "300ms"
 start_at = "40s"
 
-[[destination]]
-name = "rsyslog"
-address = "{address}"
-transport = "tcp"
-framing = "lf"
-syslog = "rfc3164"
-hostname = "siemcast-test"
-mappings = "{mappings}"
-"#,
+{destination}"#,
         azure = sim.azure_section("client_secret_file = \"client-secret\""),
         types = O365_CONTENT_TYPES,
-        mappings = shipped_mappings("arcsight").display(),
+        destination = rsyslog_destination(address),
     )
 }
 

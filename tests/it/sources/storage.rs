@@ -65,17 +65,9 @@ interval = "300ms"
 start_at = "1h"
 {extra}
 
-[[destination]]
-name = "rsyslog"
-address = "{address}"
-transport = "tcp"
-framing = "lf"
-syslog = "rfc3164"
-hostname = "siemcast-test"
-mappings = "{mappings}"
-"#,
+{destination}"#,
         endpoint = sim.endpoint(Service::Storage),
-        mappings = shipped_mappings("arcsight").display(),
+        destination = rsyslog_destination(address),
     );
     std::fs::write(scratch.config(), text).unwrap();
     metrics

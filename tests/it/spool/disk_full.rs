@@ -153,18 +153,9 @@ source_kind = "azure_activity"
 interval = "200ms"
 batch_size = 500
 
-[[destination]]
-name = "rsyslog"
-address = "{address}"
-transport = "tcp"
-framing = "lf"
-syslog = "rfc3164"
-hostname = "siemcast-test"
-mappings = "{mappings}"
-"#,
+{destination}"#,
         state = state.display(),
-        address = rsyslog.address(),
-        mappings = shipped_mappings("arcsight").display(),
+        destination = rsyslog_destination(&rsyslog.address()),
     );
     std::fs::write(scratch.config(), config).unwrap();
     let log = scratch.dir.path().join("siemcast.log");

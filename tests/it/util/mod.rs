@@ -432,17 +432,19 @@ kind = "{kind}"
 interval = "300ms"
 {window}start_at = "40s"
 
-[[destination]]
-name = "rsyslog"
-address = "{address}"
-transport = "tcp"
-framing = "lf"
-syslog = "rfc3164"
-hostname = "siemcast-test"
-mappings = "{mappings}"
-"#,
+{destination}"#,
         azure = sim.azure_section(azure),
-        mappings = shipped_mappings("arcsight").display(),
+        destination = rsyslog_destination(address),
+    )
+}
+
+/// The `[[destination]]` every API test uses: TCP to the rsyslog at `address`, RFC 3164,
+/// the shipped ArcSight mappings.
+pub fn rsyslog_destination(address: &str) -> String {
+    format!(
+        "[[destination]]\nname = \"rsyslog\"\naddress = \"{address}\"\ntransport = \"tcp\"\n\
+         framing = \"lf\"\nsyslog = \"rfc3164\"\nhostname = \"siemcast-test\"\nmappings = \"{}\"\n",
+        shipped_mappings("arcsight").display()
     )
 }
 
