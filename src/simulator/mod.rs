@@ -168,6 +168,9 @@ pub struct SimConfig {
     pub storage: Timeline,
     /// The storage account's name (SAS tokens are signed over it).
     pub storage_account: String,
+    /// Old hours of Key Vault audit events before the timeline, generated when read and never
+    /// held: a large archive for scale tests.
+    pub storage_old_hours: Option<storage_data::OldHours>,
     /// Audit records per Office 365 content blob.
     pub records_per_blob: usize,
     /// Blobs per Office 365 content listing page (more follow through `NextPageUri`).
@@ -211,6 +214,7 @@ impl SimConfig {
             defender: timeline.clone(),
             storage: timeline.clone(),
             storage_account: "contosologarchive".into(),
+            storage_old_hours: None,
             office: timeline,
             records_per_blob: 10,
             blobs_per_page: 4,
@@ -248,6 +252,21 @@ pub struct RequestRecord {
     pub retry_after_secs: Option<u64>,
     /// The request came before a `Retry-After` this service had given had passed.
     pub early: bool,
+}
+
+impl RequestRecord {
+    /// The path (without the query), `%XX` escapes decoded: a blob's name as it was asked for.
+    pub fn decoded_path(&self) -> String {
+        storage::percent_decode(self.path_and_query.split('?').next().unwrap_or(""))
+    }
+
+    /// The decoded value of query parameter `key`.
+    pub fn query(&self, key: &str) -> Option<String> {
+        let query = self.path_and_query.split_once('?')?.1;
+        wire::query_pairs(query)
+            .into_iter()
+            .find_map(|(k, v)| (k == key).then_some(v))
+    }
 }
 
 #[derive(Debug)]
@@ -351,8 +370,12 @@ impl Shared {
                 )
             })
             .collect();
-        let storage =
+        let mut storage =
             storage_data::account(cfg.seed, &cfg.tenant_id, &cfg.subscriptions, &cfg.storage);
+        if let Some(old) = &cfg.storage_old_hours {
+            storage.extend(storage_data::old_hours(cfg.seed, &cfg.subscriptions, old));
+            storage.sort_by(|a, b| (a.container, &a.name).cmp(&(b.container, &b.name)));
+        }
         Shared {
             state: Mutex::new(Mutable {
                 malformed_left: cfg.faults.malformed_pages,
@@ -764,7 +787,7 @@ impl Simulator {
                 self.shared
                     .storage
                     .iter()
-                    .flat_map(|b| b.records.iter().map(|r| r.visible_ms)),
+                    .filter_map(|b| b.len().checked_sub(1).map(|i| b.visible_ms(i))),
             )
             .chain(bulk_signins.map(|i| data::sign_in_times(cfg.seed, &cfg.signins, i).1))
             .max()
@@ -784,6 +807,23 @@ impl Simulator {
             .filter(|b| b.container == container)
             .map(|b| b.name.clone())
             .collect()
+    }
+
+    /// The blobs of the old hours (`storage_old_hours`): container, name and hour (ms since
+    /// the epoch), newest first. None of their records is among [`Self::storage_records`].
+    pub fn storage_old_blobs(&self) -> Vec<(&'static str, String, i64)> {
+        let mut out: Vec<_> = self
+            .shared
+            .storage
+            .iter()
+            .filter_map(|b| {
+                b.old
+                    .as_ref()
+                    .map(|o| (b.container, b.name.clone(), o.hour_ms))
+            })
+            .collect();
+        out.sort_by_key(|b| std::cmp::Reverse(b.2));
+        out
     }
 
     /// Every record `container` will hold in the end, blob by blob in name order, each blob's

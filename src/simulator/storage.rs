@@ -65,14 +65,18 @@ pub(super) struct View {
 fn visible(blob: &Blob, rep: Option<&Replacement>, now: i64) -> Vec<usize> {
     let after = rep.map_or(i64::MIN, |r| r.at_ms);
     let mut out = rep.map(|r| r.kept.clone()).unwrap_or_default();
-    out.extend(
-        blob.records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.visible_ms > after && r.visible_ms <= now)
-            .map(|(i, _)| i),
-    );
+    out.extend((0..blob.len()).filter(|&i| {
+        let at = blob.visible_ms(i);
+        at > after && at <= now
+    }));
     out
+}
+
+/// Whether blob `index` exists at `now` (what [`view`] tells, without building the bytes).
+fn exists(shared: &Shared, index: usize, now: i64) -> bool {
+    let blob = &shared.storage[index];
+    shared.lock().storage.replaced.contains_key(&index)
+        || (!blob.is_empty() && blob.visible_ms(0) <= now)
 }
 
 fn block_id(seed: u64, name: &str, generation: u64, k: u64) -> String {
@@ -89,7 +93,7 @@ pub(super) fn view(shared: &Shared, index: usize, now: i64, partial: bool) -> Op
     let records = visible(blob, rep.as_ref(), now);
     let created_ms = match (&rep, records.first()) {
         (Some(r), _) => r.at_ms,
-        (None, Some(&i)) => blob.records[i].visible_ms,
+        (None, Some(&i)) => blob.visible_ms(i),
         (None, None) => return None,
     };
     let generation = rep.as_ref().map_or(0, |r| r.generation);
@@ -106,9 +110,9 @@ pub(super) fn view(shared: &Shared, index: usize, now: i64, partial: bool) -> Op
                 let line = format!("{}\n", served_text(shared, blob, i));
                 push(&mut bytes, line.as_bytes(), i as u64 + 1);
             }
-            let next = blob.records.iter().position(|r| r.visible_ms > now);
+            let next = (0..blob.len()).find(|&j| blob.visible_ms(j) > now);
             if let (true, Some(j)) = (partial, next) {
-                let text = &blob.records[j].text;
+                let text = blob.text(j);
                 push(&mut bytes, &text.as_bytes()[..text.len() / 2], j as u64 + 1);
             }
         }
@@ -116,7 +120,7 @@ pub(super) fn view(shared: &Shared, index: usize, now: i64, partial: bool) -> Op
             push(&mut bytes, FLOW_HEAD.as_bytes(), 0);
             for (n, &i) in records.iter().enumerate() {
                 let comma = if n == 0 { "" } else { "," };
-                let block = format!("{comma}{}", blob.records[i].text);
+                let block = format!("{comma}{}", blob.text(i));
                 push(&mut bytes, block.as_bytes(), i as u64 + 1);
             }
             push(&mut bytes, FLOW_TAIL.as_bytes(), u64::MAX);
@@ -124,7 +128,7 @@ pub(super) fn view(shared: &Shared, index: usize, now: i64, partial: bool) -> Op
     }
     let modified_ms = records
         .iter()
-        .map(|&i| blob.records[i].visible_ms)
+        .map(|&i| blob.visible_ms(i))
         .chain([created_ms])
         .max()
         .unwrap_or(created_ms);
@@ -170,9 +174,13 @@ pub(super) fn replace(shared: &Shared, index: usize, now: i64) {
     );
 }
 
-/// Every record text blob `index` will hold in the end (replacements drop some).
+/// Every record text blob `index` will hold in the end (replacements drop some); none for an
+/// old hour's blob (`storage_old_hours`: gigabytes, generated when read).
 pub(super) fn final_records(shared: &Shared, index: usize) -> Vec<String> {
     let blob = &shared.storage[index];
+    if blob.old.is_some() {
+        return Vec::new();
+    }
     let rep = shared.lock().storage.replaced.get(&index).cloned();
     visible(blob, rep.as_ref(), i64::MAX)
         .into_iter()
@@ -182,13 +190,13 @@ pub(super) fn final_records(shared: &Shared, index: usize) -> Vec<String> {
 
 /// Record `i` of `blob` as written: broken when `storage_broken_lines_every` picks it.
 fn served_text<'a>(shared: &Shared, blob: &'a Blob, i: usize) -> std::borrow::Cow<'a, str> {
-    let text = &blob.records[i].text;
+    let text = blob.text(i);
     let every = shared.cfg.faults.storage_broken_lines_every;
     match every {
         Some(n) if blob.kind == BlobKind::Append && (i as u32 + 1) % n.max(1) == 0 => {
             std::borrow::Cow::Owned(format!("not json: {text}"))
         }
-        _ => std::borrow::Cow::Borrowed(text),
+        _ => text,
     }
 }
 
@@ -206,7 +214,7 @@ fn xml_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -440,14 +448,14 @@ fn list(shared: &Shared, container: &str, q: &Query, now: i64, rid: &str) -> Res
     let prefix = q.get("prefix").unwrap_or("");
     let delimiter = q.get("delimiter").unwrap_or("");
     let partial = shared.cfg.faults.storage_partial_last_line;
-    let views: Vec<(usize, View)> = shared
-        .storage
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.container == container)
-        .filter_map(|(i, _)| view(shared, i, now, partial).map(|v| (i, v)))
+    // Blobs below the prefix that exist now; only those listed on this page are built.
+    let listed: Vec<usize> = (0..shared.storage.len())
+        .filter(|&i| {
+            let b = &shared.storage[i];
+            b.container == container && b.name.starts_with(prefix) && exists(shared, i, now)
+        })
         .collect();
-    let names = views.iter().map(|(i, _)| shared.storage[*i].name.as_str());
+    let names = listed.iter().map(|&i| shared.storage[i].name.as_str());
     let all = entries(names, prefix, delimiter);
     let mut page = all.iter().filter(|(name, _)| *name >= from).peekable();
     let mut body = format!(
@@ -478,10 +486,14 @@ fn list(shared: &Shared, container: &str, q: &Query, now: i64, rid: &str) -> Res
             );
             continue;
         }
-        let Some((i, v)) = views.iter().find(|(i, _)| shared.storage[*i].name == *name) else {
+        let found = listed
+            .iter()
+            .find(|&&i| shared.storage[i].name == *name)
+            .and_then(|&i| view(shared, i, now, partial).map(|v| (i, v)));
+        let Some((i, v)) = found else {
             continue;
         };
-        let kind = shared.storage[*i].kind;
+        let kind = shared.storage[i].kind;
         let _ = write!(
             body,
             "<Blob><Name>{}</Name><Properties><Creation-Time>{}</Creation-Time><Last-Modified>{}</Last-Modified><Etag>{}</Etag><Content-Length>{}</Content-Length><Content-Type>application/octet-stream</Content-Type><Content-Encoding /><Content-Language /><Content-CRC64 /><Content-MD5 /><Cache-Control /><Content-Disposition /><BlobType>{}</BlobType><AccessTier>Hot</AccessTier><AccessTierInferred>true</AccessTierInferred><LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState><ServerEncrypted>true</ServerEncrypted></Properties>{}<OrMetadata /></Blob>",

@@ -40,7 +40,111 @@ pub struct Blob {
     pub container: &'static str,
     pub name: String,
     pub kind: BlobKind,
+    /// Every record, or none when the blob is an old hour generated when read (`old`).
     pub records: Vec<Record>,
+    pub old: Option<OldBlob>,
+}
+
+impl Blob {
+    /// How many records the blob will ever hold.
+    pub fn len(&self) -> usize {
+        match &self.old {
+            Some(_) => OLD_RECORDS_PER_BLOB,
+            None => self.records.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// When record `i` is written.
+    pub fn visible_ms(&self, i: usize) -> i64 {
+        match &self.old {
+            Some(old) => old.hour_ms + i as i64 * (HOUR_MS / OLD_RECORDS_PER_BLOB as i64),
+            None => self.records[i].visible_ms,
+        }
+    }
+
+    /// The JSON text (one line) of record `i`.
+    pub fn text(&self, i: usize) -> std::borrow::Cow<'_, str> {
+        match &self.old {
+            Some(old) => std::borrow::Cow::Owned(old_record(old, i, self.visible_ms(i))),
+            None => std::borrow::Cow::Borrowed(&self.records[i].text),
+        }
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+/// Bytes of every line of an old hour's blob, its newline included: blob sizes are known
+/// without generating them.
+pub const OLD_LINE_BYTES: usize = 2_048;
+/// Records of one old hour's blob (4 MiB).
+pub const OLD_RECORDS_PER_BLOB: usize = 2_048;
+
+/// Whole hours of Key Vault audit events before `before_ms`, about `bytes` in all (one 4 MiB
+/// append blob an hour, [`OLD_RECORDS_PER_BLOB`] lines of [`OLD_LINE_BYTES`]), generated
+/// record by record when read: an archive of gigabytes costs the simulator only its names.
+#[derive(Debug, Clone)]
+pub struct OldHours {
+    pub bytes: u64,
+    pub before_ms: i64,
+}
+
+/// One old hour's blob: the records are made from the seed, the vault and the index.
+#[derive(Debug, Clone)]
+pub struct OldBlob {
+    seed: u64,
+    vault: String,
+    pub hour_ms: i64,
+    /// Index of the blob's first record among all old records (they differ from blob to blob).
+    first: usize,
+}
+
+/// The blobs of `old`, newest hour first.
+pub fn old_hours(seed: u64, subscriptions: &[String], old: &OldHours) -> Vec<Blob> {
+    let per_blob = (OLD_RECORDS_PER_BLOB * OLD_LINE_BYTES) as u64;
+    let vault = vault_id(subscriptions);
+    let last = old.before_ms.div_euclid(HOUR_MS) * HOUR_MS - HOUR_MS;
+    (0..old.bytes.div_ceil(per_blob) as usize)
+        .map(|k| {
+            let hour_ms = last - k as i64 * HOUR_MS;
+            Blob {
+                container: CONTAINER_KEY_VAULT,
+                name: format!("resourceId={vault}/{}/PT1H.json", hour_path(hour_ms)),
+                kind: BlobKind::Append,
+                records: Vec::new(),
+                old: Some(OldBlob {
+                    seed,
+                    vault: vault.clone(),
+                    hour_ms,
+                    first: 10_000_000 + k * OLD_RECORDS_PER_BLOB,
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Record `i` of an old blob, its `resultDescription` padded so that the line is
+/// [`OLD_LINE_BYTES`] long.
+fn old_record(old: &OldBlob, i: usize, time: i64) -> String {
+    let mut record = key_vault_record(old.seed, &old.vault, old.first + i, time);
+    let short = record.to_string().len() + 1;
+    let pad = OLD_LINE_BYTES.saturating_sub(short);
+    record["resultDescription"] = Value::String("archived ".repeat(pad / 9 + 1)[..pad].to_owned());
+    record.to_string()
+}
+
+/// The Key Vault whose audit events the account holds.
+fn vault_id(subscriptions: &[String]) -> String {
+    let sub = subscriptions
+        .first()
+        .map(String::as_str)
+        .unwrap_or_default();
+    format!(
+        "/SUBSCRIPTIONS/{}/RESOURCEGROUPS/RG-SHARED/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV-CONTOSO-01",
+        sub.to_uppercase()
+    )
 }
 
 /// `y=2026/m=12/d=06/h=17/m=00`: the hour folders of a blob name.
@@ -71,6 +175,7 @@ fn into_blobs(
                 name,
                 kind,
                 records,
+                old: None,
             }
         })
         .collect()
@@ -102,10 +207,7 @@ pub fn account(seed: u64, tenant: &str, subscriptions: &[String], t: &Timeline) 
         .first()
         .map(String::as_str)
         .unwrap_or_default();
-    let vault = format!(
-        "/SUBSCRIPTIONS/{}/RESOURCEGROUPS/RG-SHARED/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV-CONTOSO-01",
-        sub.to_uppercase()
-    );
+    let vault = vault_id(subscriptions);
     let audit = (0..t.count)
         .map(|i| {
             let time = t.time(i);
@@ -144,6 +246,7 @@ pub fn account(seed: u64, tenant: &str, subscriptions: &[String], t: &Timeline) 
             name,
             kind: BlobKind::Block,
             records,
+            old: None,
         });
     }
     out
@@ -305,6 +408,38 @@ mod tests {
             max_latency_ms: 2_000,
             late_every: None,
             late_by_ms: 0,
+        }
+    }
+
+    #[test]
+    fn old_hours_are_whole_hours_of_fixed_lines_before_the_timeline() {
+        let before = 1_796_575_800_000; // 16:50
+        let old = OldHours {
+            bytes: 3 * (OLD_RECORDS_PER_BLOB * OLD_LINE_BYTES) as u64 - 1,
+            before_ms: before,
+        };
+        let blobs = old_hours(1, &["5f1c2a7e-aaaa".into()], &old);
+        assert_eq!(blobs.len(), 3);
+        assert!(
+            blobs[0].name.contains("/y=2026/m=12/d=06/h=15/m=00/"),
+            "{}",
+            blobs[0].name
+        );
+        assert!(blobs[2].name.contains("/h=13/m=00/"), "{}", blobs[2].name);
+        let mut ids = std::collections::BTreeSet::new();
+        for b in &blobs {
+            assert!(b.records.is_empty(), "generated when read");
+            assert_eq!(b.len(), OLD_RECORDS_PER_BLOB);
+            for i in [0, 1, OLD_RECORDS_PER_BLOB - 1] {
+                let text = b.text(i);
+                assert_eq!(text.len() + 1, OLD_LINE_BYTES, "{text}");
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["category"], "AuditEvent");
+                assert!(ids.insert(v["correlationId"].as_str().unwrap().to_owned()));
+                let hour = b.old.as_ref().unwrap().hour_ms;
+                assert!((hour..hour + HOUR_MS).contains(&b.visible_ms(i)));
+            }
+            assert_eq!(b.text(7), b.text(7), "the same bytes at every read");
         }
     }
 

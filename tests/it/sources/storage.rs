@@ -4,7 +4,8 @@
 //! rsyslog, is killed with SIGKILL midway and restarted, and every record arrives exactly once;
 //! a replaced blob is read again from its start without losing a record; bad credentials and
 //! missing containers are told in words and make `/healthz` degraded; a large archive is read
-//! in ranges with bounded memory.
+//! in ranges with bounded memory; of a 2 GiB archive only the open hours are listed and read,
+//! and a replay reads only the hour it asks for.
 
 use crate::util;
 
@@ -495,6 +496,181 @@ fn storage_archive_reads_a_large_archive_in_ranges_with_bounded_memory() {
         "peak RSS {peak} KiB for an archive of {archive} bytes"
     );
     eprintln!("storage_archive: {total} events from {} MiB of blobs in {took:.1} s ({:.0} events/s end to end), {biggest} ranged reads, peak RSS {} MiB", archive >> 20, total as f64 / took, peak / 1024);
+}
+
+/// The blob reads (Get Blob, Get Blob Properties) of requests `from..` of the storage account,
+/// by blob name.
+fn blob_reads(sim: &BackgroundSimulator, from: usize) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for r in sim.requests().iter().skip(from) {
+        let path = r.decoded_path();
+        if r.service != Service::Storage || r.query("comp").as_deref() == Some("list") {
+            continue;
+        }
+        if let Some((_, name)) = path.trim_start_matches('/').split_once('/') {
+            *out.entry(name.to_owned()).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn storage_archive_reads_only_open_hours_of_a_2_gib_archive_and_replays_one_old_hour() {
+    // 2 GiB of Key Vault audit events in 512 old hours (4 MiB blobs generated when read),
+    // then 300 records in the last 20 minutes. STORAGE_ARCHIVE_BYTES sets another size.
+    let bytes: u64 = std::env::var("STORAGE_ARCHIVE_BYTES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2 << 30);
+    let mut cfg = SimConfig::around_now(Duration::from_secs(60), Duration::ZERO, 5);
+    let now = jiff::Timestamp::now().as_millisecond();
+    cfg.storage = siemcast::simulator::Timeline {
+        count: 300,
+        start_ms: now - 20 * 60_000,
+        span_ms: 19 * 60_000,
+        max_latency_ms: 1_000,
+        late_every: None,
+        late_by_ms: 0,
+    };
+    // The old hours end before the hour of `start_at = "1h"` (the first hour a first start
+    // lists).
+    cfg.storage_old_hours = Some(siemcast::simulator::storage_data::OldHours {
+        bytes,
+        before_ms: now - 3_600_000,
+    });
+    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let old = sim.storage_old_blobs();
+    let per_blob = (siemcast::simulator::storage_data::OLD_RECORDS_PER_BLOB
+        * siemcast::simulator::storage_data::OLD_LINE_BYTES) as u64;
+    assert!(
+        old.len() as u64 * per_blob >= bytes,
+        "{} old blobs",
+        old.len()
+    );
+    let expected = sim.storage_records("insights-logs-auditevent").len();
+    assert_eq!(expected, 300);
+    let rsyslog = Rsyslog::start_tcp();
+    let setup = Setup::new(&sim, &rsyslog.address(), "containers = [\"AuditEvent\"]");
+    let mut child = setup.spawn();
+    let pid = child.id();
+    let mut peak = 0;
+    wait_until(
+        Duration::from_secs(90),
+        "every recent record delivered",
+        || {
+            peak = peak.max(rss_kib(pid));
+            rsyslog.count_lines() >= expected
+        },
+    );
+    // A few more polls: nothing old is read later either.
+    for _ in 0..10 {
+        peak = peak.max(rss_kib(pid));
+        pause(Duration::from_millis(300));
+    }
+    stop(&mut child);
+    let lines = rsyslog.lines();
+    let counts = id_counts(&lines);
+    assert_eq!(counts.len(), expected, "every recent record");
+    assert_eq!(
+        lines.len(),
+        expected,
+        "once, and nothing from the old hours"
+    );
+    let reads = blob_reads(&sim, 0);
+    let old_names: BTreeMap<&str, i64> = old.iter().map(|(_, n, h)| (n.as_str(), *h)).collect();
+    let old_read: Vec<&String> = reads
+        .keys()
+        .filter(|n| old_names.contains_key(n.as_str()))
+        .collect();
+    assert!(old_read.is_empty(), "old hours read: {old_read:?}");
+    assert!(!reads.is_empty(), "the recent blobs were read");
+    // Listed by hour: one folder level at a time (a delimiter), or one hour's prefix; a few
+    // listings per poll, not one per old hour.
+    let lists: Vec<(String, Option<String>)> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.service == Service::Storage && r.query("comp").as_deref() == Some("list"))
+        .map(|r| (r.query("prefix").unwrap_or_default(), r.query("delimiter")))
+        .collect();
+    assert!(
+        lists
+            .iter()
+            .all(|(p, d)| d.as_deref() == Some("/") || p.contains("/h=")),
+        "{lists:?}"
+    );
+    let polls = lists.iter().filter(|(p, _)| p.contains("/h=")).count();
+    assert!(
+        lists.len() < polls * 3 + 10 && polls < old.len(),
+        "{} listings ({polls} of hours) for {} old hours",
+        lists.len(),
+        old.len()
+    );
+    assert!(peak < 96 * 1024, "peak RSS {peak} KiB");
+
+    // One old hour in the middle of the archive, replayed: only its blob is read.
+    let (_, name, hour) = old[old.len() / 2].clone();
+    let before = sim.requests().len();
+    let started = Instant::now();
+    let mut replay = std::process::Command::new(env!("CARGO_BIN_EXE_siemcast"))
+        .args(["replay", "-c"])
+        .arg(setup.scratch.config())
+        .args(["--source", "ms", "--from"])
+        .arg(siemcast::sources::poll::filter_time(hour))
+        .arg("--to")
+        .arg(siemcast::sources::poll::filter_time(hour + 3_599_999))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let mut replay_peak = 0;
+    let status = loop {
+        replay_peak = replay_peak.max(rss_kib(replay.id()));
+        if let Some(status) = replay.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "replay still running"
+        );
+        pause(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(replay.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    let took = started.elapsed().as_secs_f64();
+    let per_hour = siemcast::simulator::storage_data::OLD_RECORDS_PER_BLOB;
+    let lines = rsyslog.wait_for_lines(expected + per_hour, Duration::from_secs(60));
+    pause(Duration::from_millis(500));
+    let lines = if rsyslog.lines().len() > lines.len() {
+        rsyslog.lines()
+    } else {
+        lines
+    };
+    let counts = id_counts(&lines);
+    assert_eq!(lines.len(), expected + per_hour, "the old hour once");
+    assert_eq!(counts.len(), expected + per_hour);
+    // Its blob, and the next hour's (records land in the hour they are received).
+    let next = old
+        .iter()
+        .find(|(_, _, h)| *h == hour + 3_600_000)
+        .map(|(_, n, _)| n.clone())
+        .unwrap();
+    let reads = blob_reads(&sim, before);
+    assert_eq!(
+        reads.keys().collect::<Vec<_>>(),
+        vec![&name, &next],
+        "only the replayed hour and the next read"
+    );
+    assert!(replay_peak < 96 * 1024, "replay peak RSS {replay_peak} KiB");
+    eprintln!(
+        "storage_archive: {} GiB archive ({} old hours): {expected} recent records read with {} listings, no old blob read, peak RSS {} MiB; one old hour replayed ({per_hour} records; 8 MiB read) in {took:.1} s, peak RSS {} MiB",
+        bytes >> 30,
+        old.len(),
+        lists.len(),
+        peak / 1024,
+        replay_peak / 1024
+    );
 }
 
 #[test]
