@@ -24,6 +24,8 @@ pub struct RateLimitsConfig {
     pub graph_incidents: Option<RateText>,
     /// Graph Identity Protection (risk detections, risky users), per tenant: 1/s.
     pub identity_protection: Option<RateText>,
+    /// Blob service requests per storage account (archived logs): 20,000/s.
+    pub storage: Option<RateText>,
 }
 
 /// A rate written as `"N/PERIOD"`: at most N requests at once, refilled evenly over PERIOD.

@@ -112,6 +112,7 @@ impl RateLimitsConfig {
             o365: self.o365.or(base.o365),
             graph_incidents: self.graph_incidents.or(base.graph_incidents),
             identity_protection: self.identity_protection.or(base.identity_protection),
+            storage: self.storage.or(base.storage),
         }
     }
 }

@@ -28,16 +28,19 @@ pub enum ApiFamily {
     GraphIncidents,
     /// Graph Identity Protection (risk detections, risky users), per tenant for all apps.
     IdentityProtection,
+    /// The Blob service of one storage account (archived logs), whoever asks.
+    Storage,
 }
 
 impl ApiFamily {
-    pub const ALL: [ApiFamily; 6] = [
+    pub const ALL: [ApiFamily; 7] = [
         ApiFamily::ArmReads,
         ApiFamily::GraphAlerts,
         ApiFamily::EntraReports,
         ApiFamily::O365,
         ApiFamily::GraphIncidents,
         ApiFamily::IdentityProtection,
+        ApiFamily::Storage,
     ];
 
     /// The family a source kind's API belongs to; `None` for the kinds streamed from Event Hubs,
@@ -59,6 +62,7 @@ impl ApiFamily {
             ApiFamily::O365 => "o365",
             ApiFamily::GraphIncidents => "graph_incidents",
             ApiFamily::IdentityProtection => "identity_protection",
+            ApiFamily::Storage => "storage",
         }
     }
 
@@ -81,6 +85,10 @@ impl ApiFamily {
             // 1 request per second per tenant for all apps ("Identity protection and
             // conditional access service limits" on the Graph throttling page).
             ApiFamily::IdentityProtection => (1, 1),
+            // 20,000 requests per second per storage account (Microsoft Learn, "Scalability and
+            // performance targets for standard storage accounts",
+            // https://learn.microsoft.com/azure/storage/common/scalability-targets-standard-account).
+            ApiFamily::Storage => (20_000, 1),
         };
         RateText {
             burst,
@@ -97,17 +105,28 @@ impl ApiFamily {
             ApiFamily::O365 => cfg.o365,
             ApiFamily::GraphIncidents => cfg.graph_incidents,
             ApiFamily::IdentityProtection => cfg.identity_protection,
+            ApiFamily::Storage => cfg.storage,
         };
         over.unwrap_or_else(|| self.documented())
     }
 
     /// What shares one budget besides app and tenant: ARM's is per subscription (the path's
-    /// `/subscriptions/{id}`; tenant-level calls share the tenant's).
+    /// `/subscriptions/{id}`; tenant-level calls share the tenant's), storage's per account
+    /// (the host and port).
     fn subscope(self, url: &str) -> String {
-        if self != ApiFamily::ArmReads {
-            return String::new();
+        let url = reqwest::Url::parse(url);
+        match (self, &url) {
+            (ApiFamily::ArmReads, _) => {}
+            (ApiFamily::Storage, Ok(u)) => {
+                return format!(
+                    "{}:{}",
+                    u.host_str().unwrap_or_default(),
+                    u.port_or_known_default().unwrap_or(0)
+                );
+            }
+            _ => return String::new(),
         }
-        let path = reqwest::Url::parse(url)
+        let path = url
             .map(|u| u.path().to_ascii_lowercase())
             .unwrap_or_default();
         let mut segments = path.split('/').skip_while(|s| *s != "subscriptions");
@@ -200,6 +219,17 @@ impl Limit {
         })
     }
 
+    /// The budget of the storage accounts a `storage_archive` source reads: one per account,
+    /// shared by every source and principal reading it.
+    pub fn for_storage(cfg: &RateLimitsConfig) -> Limit {
+        Limit {
+            family: ApiFamily::Storage,
+            rate: ApiFamily::Storage.rate(cfg),
+            principal: String::new(),
+            limiters: Limiters::shared(),
+        }
+    }
+
     /// Waits until a request to `url` fits the budget.
     pub async fn until_ready(&self, url: &str) {
         let limiter = self
@@ -234,6 +264,11 @@ mod tests {
             "tenant"
         );
         assert_eq!(ApiFamily::GraphAlerts.subscope("https://g/v1.0/x"), "");
+        assert_eq!(
+            ApiFamily::Storage.subscope("https://acct.blob.core.windows.net/c/b?x=1"),
+            "acct.blob.core.windows.net:443"
+        );
+        assert_eq!(ApiFamily::Storage.rate(&cfg).burst, 20_000);
         assert_eq!(
             describe(ApiFamily::ArmReads.documented()),
             "250 per 10s (one every 40 ms after a burst of 250)"

@@ -244,6 +244,11 @@ impl ArchiveSource {
             };
         client.origin = origin(&spec.endpoint);
         client.scope = rest::STORAGE_SCOPE.to_owned();
+        let rates = config
+            .azure_for(cfg)
+            .map(|a| a.rate_limits.clone())
+            .unwrap_or_default();
+        client.limit = Some(crate::sources::azure::limits::Limit::for_storage(&rates));
         Ok(ArchiveSource {
             name: cfg.name.clone(),
             store: Store {

@@ -42,6 +42,16 @@ fn growing(per_scope: usize) -> SimConfig {
     cfg
 }
 
+/// A simulator of [`growing`] records without faults, and rsyslog over TCP.
+fn calm(per_scope: usize) -> (BackgroundSimulator, Rsyslog) {
+    let mut cfg = growing(per_scope);
+    cfg.faults = Faults::default();
+    (
+        BackgroundSimulator::start(cfg).unwrap(),
+        Rsyslog::start_tcp(),
+    )
+}
+
 /// A config reading `containers` of the simulator's account into rsyslog at `address`;
 /// `auth` is `client_secret = …` (the `[azure]` identity) or a `sas_token_file` line.
 fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str, extra: &str) -> u16 {
@@ -297,11 +307,8 @@ fn line_ids(container: &str, name: &str, body: &str) -> Vec<String> {
 
 #[test]
 fn storage_archive_reads_a_replaced_blob_again_without_losing_a_record() {
-    let mut cfg = growing(80);
-    cfg.faults = Faults::default();
-    let sim = BackgroundSimulator::start(cfg).unwrap();
+    let (sim, rsyslog) = calm(80);
     let container = "insights-logs-auditevent";
-    let rsyslog = Rsyslog::start_tcp();
     let setup = Setup::new(&sim, &rsyslog.address(), "containers = [\"AuditEvent\"]");
     let log = setup.log.clone();
     let mut child = setup.spawn();
@@ -348,10 +355,7 @@ fn storage_archive_reads_a_replaced_blob_again_without_losing_a_record() {
 
 #[test]
 fn storage_archive_tells_a_missing_container_and_an_expired_sas_in_words() {
-    let mut cfg = growing(30);
-    cfg.faults = Faults::default();
-    let sim = BackgroundSimulator::start(cfg).unwrap();
-    let rsyslog = Rsyslog::start_tcp();
+    let (sim, rsyslog) = calm(30);
     let setup = Setup::new(
         &sim,
         &rsyslog.address(),
@@ -670,6 +674,54 @@ fn storage_archive_reads_only_open_hours_of_a_2_gib_archive_and_replays_one_old_
         lists.len(),
         peak / 1024,
         replay_peak / 1024
+    );
+}
+
+#[test]
+fn storage_archive_keeps_to_the_storage_request_budget() {
+    // `[azure.rate_limits] storage = "4/1s"`: a burst of 4, then one request every 250 ms,
+    // for the account, however many containers the source reads (without it, this source
+    // makes 10 requests within 15 ms).
+    let (sim, rsyslog) = calm(30);
+    let setup = Setup::new(
+        &sim,
+        &rsyslog.address(),
+        &format!("containers = {CONTAINERS}"),
+    );
+    let text = std::fs::read_to_string(setup.scratch.config()).unwrap();
+    let text = text.replacen(
+        "[[source]]",
+        "[azure.rate_limits]\nstorage = \"4/1s\"\n\n[[source]]",
+        1,
+    );
+    std::fs::write(setup.scratch.config(), text).unwrap();
+    let mut child = setup.spawn();
+    let total = expected(&sim);
+    rsyslog.wait_for_lines_from(Some(&mut *child), total, Duration::from_secs(60));
+    pause(Duration::from_secs(2));
+    stop(&mut child);
+    let at: Vec<i64> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.service == Service::Storage)
+        .map(|r| r.at_ms)
+        .collect();
+    assert!(at.len() > 30, "{} requests", at.len());
+    // In any second at most the burst and four more (a little slack for the clock).
+    for w in at.windows(10) {
+        assert!(
+            w[9] - w[0] >= 900,
+            "10 requests within {} ms: {w:?}",
+            w[9] - w[0]
+        );
+    }
+    let counts = id_counts(&rsyslog.lines());
+    assert!(counts.values().all(|&n| n == 1), "once");
+    assert_eq!(counts.len(), total, "every record");
+    eprintln!(
+        "storage_archive: {} requests in {} ms at storage = \"4/1s\"; {total} events once",
+        at.len(),
+        at[at.len() - 1] - at[0]
     );
 }
 
