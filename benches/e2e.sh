@@ -16,11 +16,12 @@
 #   benches/e2e.sh [N] [MODES]     N default 200000; MODES default "tcp tls syslog-ng poller"
 #   BACKLOG_N=1000000 benches/e2e.sh 200000 "backlog"     (POLLER_N=20000 sets the poller's)
 #   DEDUPE_N=1000000 benches/e2e.sh 1000 "dedupe"
-#   BATCH_SIZE=1000 benches/e2e.sh     (the files source's batch_size: events per spool fdatasync)
+#   BATCH_SIZE=5000 benches/e2e.sh     (the files source's batch_size: events per spool fdatasync;
+#                                      default: siemcast's own, 1000)
 #   BENCH_SIEMCAST=/path/to/other/siemcast benches/e2e.sh   (e.g. an older build, for before/after)
 #   RULES_FILE=benches/rules20.toml benches/e2e.sh 200000 tcp   (the destination's filter rules)
 #   KEEP_WORK=1 benches/e2e.sh     (keeps the work folder, with each run's config and log)
-#   MALLOC_ARENA_MAX=16 benches/e2e.sh   (glibc's arenas for siemcast; default 1, as the unit sets)
+#   MALLOC_ARENA_MAX=1 benches/e2e.sh   (glibc's arenas for siemcast; default: glibc's own)
 #
 # Needs python3 and openssl; syslog-ng is unpacked by scripts/install-syslog-ng.sh if missing.
 # The receiver is examples/bench_receiver.rs (Rust, 1 MiB reads, hashed ids), far cheaper per
@@ -39,8 +40,9 @@ root="$PWD"
 tgt="${CARGO_TARGET_DIR:-$root/target}" # where cargo puts the builds
 cargo build --release --quiet --bin siemcast --example bench_receiver --example bench_simulator
 bin="${BENCH_SIEMCAST:-$tgt/release/siemcast}" # another build to compare against
-# siemcast runs with the shipped systemd unit's MALLOC_ARENA_MAX=1 (one glibc arena).
-arenas="${MALLOC_ARENA_MAX:-1}"
+# siemcast runs at its default settings: glibc's malloc arenas unless MALLOC_ARENA_MAX is set.
+arena_env=()
+[ -n "${MALLOC_ARENA_MAX:-}" ] && arena_env=("MALLOC_ARENA_MAX=$MALLOC_ARENA_MAX")
 receiver="$tgt/release/examples/bench_receiver"
 simulator="$tgt/release/examples/bench_simulator"
 hz=$(getconf CLK_TCK)
@@ -140,22 +142,28 @@ finish() {
   local hwm ticks
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   ticks=$(( $(awk '{print $14 + $15}' "/proc/$pid/stat") - ticks_before ))
+  # System CPU and minor page faults since the forwarder started (page buffers freed and
+  # faulted in again show here).
+  local sys_ticks minflt
+  sys_ticks=$(awk '{print $15}' "/proc/$pid/stat")
+  minflt=$(awk '{print $10}' "/proc/$pid/stat")
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   local line
   line=$(tail -n1 "$out")
-  python3 - "$label" "$expect" "$start" "$hwm" "$ticks" "$hz" "$line" "$status" "${7:-}" >> "$results" <<'PY'
+  python3 - "$label" "$expect" "$start" "$hwm" "$ticks" "$hz" "$line" "$status" "${7:-}" "$sys_ticks" "$minflt" >> "$results" <<'PY'
 import sys
 label, n, start, hwm, ticks, hz, line, status = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7], sys.argv[8]
+sys_ticks, minflt = int(sys.argv[10]), int(sys.argv[11])
 f = dict(kv.split("=") for kv in line.split())
 if sys.argv[9] == "first":  # from the first event received (a drain: not the reconnect wait)
     start = float(f["first"])
 secs = float(f["done"]) - start
 cpu = ticks / hz
 ok = int(f["distinct"]) == n and status == "0"
-print(f"{label}\t{n}\t{n / secs if secs > 0 else 0:.0f}\t{cpu / n * 1e6:.2f}\t{hwm / 1024:.1f}\t{f['lines']}\t{f['distinct']}\t{'ok' if ok else 'MISSING'}\t{float(f['cpu']) / n * 1e6:.2f}")
+print(f"{label}\t{n}\t{n / secs if secs > 0 else 0:.0f}\t{cpu / n * 1e6:.2f}\t{hwm / 1024:.1f}\t{f['lines']}\t{f['distinct']}\t{'ok' if ok else 'MISSING'}\t{float(f['cpu']) / n * 1e6:.2f}\t{sys_ticks / hz / n * 1e6:.2f}\t{minflt / n:.2f}")
 PY
-  tail -n1 "$results" | awk -F'\t' '{printf "  %-10s %9s events/s  %6s CPU s/M  %6s MiB peak RSS  %s/%s lines/ids %s\n", $1, $3, $4, $5, $6, $7, $8}'
+  tail -n1 "$results" | awk -F'\t' '{printf "  %-10s %9s events/s  %6s CPU s/M (%s sys)  %6s MiB peak RSS  %s/%s lines/ids %s  %s minor faults/event\n", $1, $3, $4, $10, $5, $6, $7, $8, $11}'
 }
 
 siemcast_config() { # $1 = dir, $2 = port, $3 = transport, $4 = source section
@@ -188,7 +196,7 @@ kind = "files"
 path = "$work/input"
 source_kind = "azure_activity"
 interval = "100ms"
-batch_size = ${BATCH_SIZE:-5000}
+${BATCH_SIZE:+batch_size = $BATCH_SIZE}
 CONF
 }
 
@@ -200,7 +208,7 @@ run_siemcast() { # $1 = tcp | tls
   siemcast_config "$dir" "$rx_port" "$mode" "$(files_source)"
   local start
   start=$(date +%s.%N)
-  MALLOC_ARENA_MAX="$arenas" RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
+  env ${arena_env[@]+"${arena_env[@]}"} RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
   finish "siemcast-$mode" $! "$start" "$dir/received" "$N"
 }
 
@@ -269,7 +277,7 @@ settle_delay = \"2s\"
 start_at = \"2h\""
   local start
   start=$(date +%s.%N)
-  MALLOC_ARENA_MAX="$arenas" RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
+  env ${arena_env[@]+"${arena_env[@]}"} RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
   finish "poller" $! "$start" "$dir/received" "${sim[activity_records]}"
   echo "  (the simulator process used $(awk -v hz="$hz" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$sim_pid/stat") s CPU serving the pages)"
 }
@@ -303,7 +311,7 @@ settle_delay = \"2s\"
 start_at = \"2h\""
   local start
   start=$(date +%s.%N)
-  MALLOC_ARENA_MAX="$arenas" RUST_LOG="warn,siemcast::sources::poll=debug" "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
+  env ${arena_env[@]+"${arena_env[@]}"} RUST_LOG="warn,siemcast::sources::poll=debug" "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
   finish "dedupe" $! "$start" "$dir/received" "$n"
   # Exactly once: as many lines as ids, also after the polls that read every sign-in again.
   local lines
@@ -334,7 +342,7 @@ run_backlog() {
   sed -i "s|^address = \"\"$|address = \"127.0.0.1:$mport\"|" "$dir/siemcast.toml"
   local start pid
   start=$(date +%s.%N)
-  MALLOC_ARENA_MAX="$arenas" RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
+  env ${arena_env[@]+"${arena_env[@]}"} RUST_LOG=warn "$bin" run -c "$dir/siemcast.toml" 2> "$dir/log" &
   pid=$!
   # Filled when the source's spooled counter reaches n (read from the metrics endpoint).
   local spooled=0
@@ -387,9 +395,9 @@ python3 - "$results" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 print()
-print(f"{'run':<14}{'events':>9}{'events/s':>11}{'CPU s/M':>9}{'peak RSS MiB':>14}{'lines':>9}{'ids':>9}  check  receiver CPU s/M")
+print(f"{'run':<14}{'events':>9}{'events/s':>11}{'CPU s/M':>9}{'sys s/M':>9}{'faults/ev':>10}{'peak RSS MiB':>14}{'lines':>9}{'ids':>9}  check  receiver CPU s/M")
 for r in rows:
-    print(f"{r[0]:<14}{r[1]:>9}{int(r[2]):>11,}{r[3]:>9}{r[4]:>14}{r[5]:>9}{r[6]:>9}  {r[7]:<6} {r[8]}")
+    print(f"{r[0]:<14}{r[1]:>9}{int(r[2]):>11,}{r[3]:>9}{r[9]:>9}{r[10]:>10}{r[4]:>14}{r[5]:>9}{r[6]:>9}  {r[7]:<6} {r[8]}")
 by = {r[0]: r for r in rows}
 if "siemcast-tcp" in by and "syslog-ng" in by:
     t, g = by["siemcast-tcp"], by["syslog-ng"]

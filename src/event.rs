@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 mod ident;
+pub(crate) use ident::id_and_time;
 
 /// The largest record, as JSON text, that a source hands the spool. A record over it is
 /// rejected alone (logged, counted in `siemcast_source_events_rejected_total`) and its source
@@ -347,15 +348,35 @@ impl Event {
     /// The spool payload: `ver u8 | kind u8 | time i64 (i64::MIN = none) | source len u16 |
     /// source | id len u16 | id | json`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let Event {
+            kind,
+            source,
+            id,
+            time_ms,
+            json,
+        } = self;
+        Event::encode_parts(*kind, source, id, *time_ms, json, out);
+    }
+
+    /// [`Event::encode`] of the event these parts make, without making it.
+    pub fn encode_parts(
+        kind: EventKind,
+        source: &str,
+        id: &str,
+        time_ms: Option<i64>,
+        json: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        out.reserve(12 + source.len() + id.len() + json.len());
         out.push(EVENT_FORMAT);
-        out.push(self.kind.code());
-        out.extend_from_slice(&self.time_ms.unwrap_or(i64::MIN).to_le_bytes());
-        for text in [&self.source, &self.id] {
+        out.push(kind.code());
+        out.extend_from_slice(&time_ms.unwrap_or(i64::MIN).to_le_bytes());
+        for text in [source, id] {
             let bytes = &text.as_bytes()[..text.len().min(u16::MAX as usize)];
             out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
             out.extend_from_slice(bytes);
         }
-        out.extend_from_slice(&self.json);
+        out.extend_from_slice(json);
     }
 
     /// Reads back what [`Event::encode`] wrote, as an owned event.

@@ -372,6 +372,7 @@ impl Destination {
         let mut in_flight: VecDeque<(u64, u64, u64)> = VecDeque::new();
         let mut next = *acked;
         let mut records = Vec::new();
+        let mut read_bufs = crate::spool::ReadBuffers::default();
         let mut buf = Vec::new();
         let mut ends = Vec::new();
         let mut payload = Vec::new();
@@ -426,14 +427,16 @@ impl Destination {
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 continue;
             }
-            records.clear();
+            read_bufs.recycle(&mut records);
             let (from, mut taken) = (next, std::mem::take(&mut records));
-            let (after, taken) = blocking(spool, move |s| {
-                let read = s.read(from, BATCH_RECORDS, BATCH_BYTES, &mut taken)?;
-                Ok((read, taken))
+            let mut bufs = std::mem::take(&mut read_bufs);
+            let (after, taken, bufs) = blocking(spool, move |s| {
+                let read = s.read_with(from, BATCH_RECORDS, BATCH_BYTES, &mut taken, &mut bufs)?;
+                Ok((read, taken, bufs))
             })
             .await?;
             records = taken;
+            read_bufs = bufs;
             if records.is_empty() {
                 next = after;
                 if !in_flight.is_empty() {

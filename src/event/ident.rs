@@ -46,7 +46,7 @@ pub fn from_json_vec(kind: EventKind, source: &str, json: Vec<u8>) -> Result<Eve
 }
 
 /// The id and time of the JSON object in `json`, as [`from_json_bytes`] gives them.
-fn id_and_time(kind: EventKind, json: &[u8]) -> Option<(String, Option<i64>)> {
+pub(crate) fn id_and_time(kind: EventKind, json: &[u8]) -> Option<(String, Option<i64>)> {
     let text = std::str::from_utf8(json).ok()?;
     let names = Names::of(kind);
     let mut de = serde_json::Deserializer::from_str(text);

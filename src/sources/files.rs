@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use self::identity::Listed;
 use self::lines::Line;
 use self::tracker::Tracker;
-use super::{append_page, SourceContext, SourceError};
+use super::{append_encoded, EncodedPage, SourceContext, SourceError};
 use crate::config::SourceConfig;
 use crate::event::{self, Event, EventKind, Item};
 
@@ -126,7 +126,8 @@ impl Unreadable {
 /// One page ready to append: its events and where the file stands after it.
 #[derive(Debug)]
 struct Page {
-    events: Vec<Event>,
+    /// The page's events, encoded for the spool.
+    events: EncodedPage,
     /// Items in this page that could not be read as events (told together, per file).
     unreadable: Unreadable,
     /// NDJSON lines over the size limit skipped in this page (each told when found).
@@ -418,15 +419,16 @@ impl FilesSource {
             if record {
                 checkpoint.files.insert(key.to_owned(), page.progress);
             }
-            if !append_page(ctx, &self.name, &page.events, checkpoint.encode()).await? {
+            let count = page.events.len() as u64;
+            if !append_encoded(ctx, &self.name, page.events, checkpoint.encode()).await? {
                 outcome = Some(Read::Cancelled);
             }
             let rejected = page.unreadable.count + page.oversized;
             ctx.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
             ctx.stats
                 .polled
-                .fetch_add(page.events.len() as u64 + rejected, Ordering::Relaxed);
-            events += page.events.len() as u64;
+                .fetch_add(count + rejected, Ordering::Relaxed);
+            events += count;
             unreadable.merge(page.unreadable);
             if ctx.cancel.is_cancelled() {
                 outcome = Some(Read::Cancelled);
@@ -442,7 +444,7 @@ impl FilesSource {
     fn pages(&self, key: &str, data: &[u8], progress: FileProgress) -> Vec<Page> {
         let whole = lines::is_single_document(data, self.max_event).unwrap_or(false);
         let mut pages = Vec::new();
-        let mut events = Vec::new();
+        let mut events = EncodedPage::pooled();
         let mut unreadable = Unreadable::default();
         if whole {
             let items = event::read_documents(data);
@@ -453,7 +455,7 @@ impl FilesSource {
                 self.take(item, &mut events, &mut unreadable);
                 if events.len() >= self.batch_size && emitted < total {
                     pages.push(Page {
-                        events: std::mem::take(&mut events),
+                        events: std::mem::replace(&mut events, EncodedPage::pooled()),
                         unreadable: std::mem::take(&mut unreadable),
                         oversized: 0,
                         progress: FileProgress {
@@ -478,6 +480,7 @@ impl FilesSource {
             });
             return pages;
         }
+        events.recycle();
         let mut reader = std::io::Cursor::new(data);
         reader.set_position(progress.offset.min(data.len() as u64));
         let mut at = progress;
@@ -498,7 +501,7 @@ impl FilesSource {
         reader: &mut impl std::io::BufRead,
         at: FileProgress,
     ) -> std::io::Result<Option<Page>> {
-        let mut events = Vec::new();
+        let mut events = EncodedPage::pooled();
         let mut unreadable = Unreadable::default();
         let mut oversized = 0;
         let mut progress = at;
@@ -530,9 +533,9 @@ impl FilesSource {
             progress.lines += 1;
             progress.offset += n as u64;
             // One object per line is the common case: id and time straight from the bytes,
-            // which become the body. Anything else takes the `Value` path below.
-            if let Some(ev) = Event::from_json_bytes(self.kind, &self.name, line.trim_ascii()) {
-                events.push(ev);
+            // which are encoded into the page as the body. Anything else takes the `Value`
+            // path below.
+            if events.push_json(self.kind, &self.name, line.trim_ascii()) {
                 continue;
             }
             let mut items = Vec::new();
@@ -541,7 +544,11 @@ impl FilesSource {
                 self.take(item, &mut events, &mut unreadable);
             }
         }
-        Ok((progress != at).then_some(Page {
+        if progress == at {
+            events.recycle();
+            return Ok(None);
+        }
+        Ok(Some(Page {
             events,
             unreadable,
             oversized,
@@ -549,7 +556,7 @@ impl FilesSource {
         }))
     }
 
-    fn take(&self, item: Item, events: &mut Vec<Event>, unreadable: &mut Unreadable) {
+    fn take(&self, item: Item, events: &mut EncodedPage, unreadable: &mut Unreadable) {
         match item {
             Ok(value) => {
                 let ev = Event::from_json(self.kind, &self.name, &value);
@@ -562,7 +569,7 @@ impl FilesSource {
                         )
                     });
                 } else {
-                    events.push(ev);
+                    events.push(&ev);
                 }
             }
             Err(error) => unreadable.add(|| error.to_string()),

@@ -20,6 +20,7 @@ pub mod freshness;
 pub mod graph_alerts;
 pub mod graph_incidents;
 pub mod o365_management;
+pub mod page;
 pub mod poll;
 pub mod registry;
 pub mod spec;
@@ -41,6 +42,7 @@ use spec::SourceSpec;
 pub use diff::DiffSource;
 pub use files::FilesSource;
 pub use o365_management::O365Source;
+pub use page::EncodedPage;
 pub use poll::PollSource;
 
 /// Counters a source keeps, read by the pipeline summary and metrics.
@@ -255,8 +257,8 @@ where
     I::Item: std::borrow::Borrow<Event>,
 {
     use std::borrow::Borrow as _;
-    // Every payload in one buffer (one allocation per page, not per event).
-    let (mut bytes, mut ends) = (Vec::new(), Vec::new());
+    // Every payload in one buffer, kept from page to page.
+    let mut page = EncodedPage::pooled();
     for ev in events {
         let ev: &Event = ev.borrow();
         if ev.json.len() > crate::event::MAX_EVENT_BYTES {
@@ -269,11 +271,44 @@ where
             );
             continue;
         }
-        ev.encode(&mut bytes);
-        ends.push(bytes.len());
+        page.push(ev);
     }
-    let payloads = Arc::new((bytes, ends));
-    let count = payloads.1.len();
+    append_encoded_as(ctx, source, page, checkpoint, delta).await
+}
+
+/// [`append_page`] of events already encoded (see [`EncodedPage::push_json`]); the page's
+/// buffers go back to the pool.
+pub async fn append_encoded(
+    ctx: &SourceContext,
+    source: &str,
+    page: EncodedPage,
+    checkpoint: Vec<u8>,
+) -> Result<bool, SourceError> {
+    append_encoded_as(ctx, source, page, checkpoint, false).await
+}
+
+/// Holds a page while parts of it are appended; gives its buffers back to the pool at the end.
+struct Held(Arc<EncodedPage>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let page = std::mem::replace(&mut self.0, Arc::new(EncodedPage::default()));
+        if let Ok(page) = Arc::try_unwrap(page) {
+            page.recycle();
+        }
+    }
+}
+
+async fn append_encoded_as(
+    ctx: &SourceContext,
+    source: &str,
+    page: EncodedPage,
+    checkpoint: Vec<u8>,
+    delta: bool,
+) -> Result<bool, SourceError> {
+    let held = Held(Arc::new(page));
+    let payloads = &held.0;
+    let count = payloads.len();
     let checkpoint = Arc::new((checkpoint, delta));
     // The part of the page appended next: `take` events from `done`; the page's checkpoint goes
     // with its last part, the checkpoint as it stands with the others.
@@ -292,14 +327,7 @@ where
         let spool = ctx.spool.clone();
         let (p, name) = (payloads.clone(), source.to_owned());
         let result = tokio::task::spawn_blocking(move || {
-            let (bytes, ends) = &*p;
-            let starts = std::iter::once(0).chain(ends.iter().copied());
-            let refs: Vec<&[u8]> = starts
-                .zip(ends)
-                .map(|(start, &end)| &bytes[start..end])
-                .skip(done)
-                .take(take)
-                .collect();
+            let refs: Vec<&[u8]> = p.payloads().skip(done).take(take).collect();
             let (checkpoint, delta) = &*ck;
             if *delta {
                 spool.append_batch_delta(&name, &refs, checkpoint)
@@ -330,9 +358,9 @@ where
             // A part over a quarter of the spool might never fit beside the newest segment
             // (never reclaimed): in smaller parts, then wait.
             Err(SpoolError::Full { max, .. })
-                if take > 1 && part_bytes(&payloads.1, done, take) > max / 4 =>
+                if take > 1 && part_bytes(&payloads.ends, done, take) > max / 4 =>
             {
-                take = quarter(&payloads.1, done, take, max);
+                take = quarter(&payloads.ends, done, take, max);
             }
             Err(SpoolError::Full {
                 disk_full, free, ..
@@ -361,9 +389,7 @@ where
             }
             // This one event and a checkpoint can never fit in the spool: it goes alone.
             Err(SpoolError::BatchTooLarge { .. }) if take == 1 => {
-                let (bytes, ends) = &*payloads;
-                let start = done.checked_sub(1).map_or(0, |i| ends[i]);
-                let payload = &bytes[start..ends[done]];
+                let payload = payloads.payloads().nth(done).unwrap_or_default();
                 let id = crate::event::EventView::decode(payload).map_or("?", |v| v.id);
                 reject(
                     ctx,
@@ -377,7 +403,7 @@ where
             }
             // Several events: in smaller parts.
             Err(SpoolError::BatchTooLarge { max, .. }) if take > 1 => {
-                take = quarter(&payloads.1, done, take, max);
+                take = quarter(&payloads.ends, done, take, max);
             }
             Err(error) => {
                 return Err(SourceError::Spool {

@@ -57,11 +57,30 @@ impl Spool {
         max_bytes: usize,
         out: &mut Vec<Record>,
     ) -> Result<u64, SpoolError> {
+        self.read_with(
+            from,
+            max_records,
+            max_bytes,
+            out,
+            &mut ReadBuffers::default(),
+        )
+    }
+
+    /// [`Spool::read`] reusing `bufs` (payload buffers given back with
+    /// [`ReadBuffers::recycle`], and the read window).
+    pub fn read_with(
+        &self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+        out: &mut Vec<Record>,
+        bufs: &mut ReadBuffers,
+    ) -> Result<u64, SpoolError> {
         let max_records = max_records.max(1);
         let mut next = from;
         let mut count = 0usize;
         let mut bytes = 0usize;
-        let mut win = Window::new(256 * 1024);
+        let win = &mut bufs.window;
         loop {
             let (reader, path, start, end, seg_next, after) = {
                 let st = lock(&self.state);
@@ -128,9 +147,12 @@ impl Spool {
                     .map_err(|e| io_err("read segment", &path, e))?;
                 match payload {
                     Some(p) if record::crc_ok(&h, p) => {
+                        let mut payload = bufs.spare.pop().unwrap_or_default();
+                        payload.clear();
+                        payload.extend_from_slice(p);
                         out.push(Record {
                             seq: h.seq,
-                            payload: p.to_vec(),
+                            payload,
                         });
                         count += 1;
                         bytes += h.len;

@@ -111,6 +111,42 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
+/// What a reader keeps between [`Spool::read_with`] calls so that reading a batch allocates
+/// nothing once the buffers have grown: the payload buffers of the batch before, and the read
+/// window. (Buffers allocated on one thread and freed on another make glibc give memory back
+/// and fault it in again for every batch.)
+#[derive(Debug)]
+pub struct ReadBuffers {
+    spare: Vec<Vec<u8>>,
+    window: Window,
+}
+
+impl Default for ReadBuffers {
+    fn default() -> Self {
+        ReadBuffers {
+            spare: Vec::new(),
+            window: Window::new(READ_WINDOW),
+        }
+    }
+}
+
+impl ReadBuffers {
+    /// Takes back the payload buffers of `records` (which is left empty) for the next read.
+    pub fn recycle(&mut self, records: &mut Vec<Record>) {
+        self.spare.extend(
+            records
+                .drain(..)
+                .map(|r| r.payload)
+                .filter(|p| p.capacity() <= KEEP_PAYLOAD),
+        );
+    }
+}
+
+/// Bytes a reader's window holds at once.
+const READ_WINDOW: usize = 256 * 1024;
+/// Payload buffers larger than this are not kept for reuse (one huge event).
+const KEEP_PAYLOAD: usize = 64 * 1024;
+
 /// Queue state of one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestinationStatus {

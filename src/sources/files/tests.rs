@@ -8,7 +8,12 @@ use tokio_util::sync::CancellationToken;
 fn ids(pages: &[Page]) -> Vec<Vec<String>> {
     pages
         .iter()
-        .map(|p| p.events.iter().map(|e| e.id.clone()).collect())
+        .map(|p| {
+            p.events
+                .payloads()
+                .map(|e| crate::event::Event::decode(e).unwrap().id)
+                .collect()
+        })
         .collect()
 }
 
