@@ -288,12 +288,17 @@ pub async fn append_encoded(
 }
 
 /// Holds a page while parts of it are appended; gives its buffers back to the pool at the end.
-struct Held(Arc<EncodedPage>);
+struct Held(Option<Arc<EncodedPage>>);
+
+impl Held {
+    fn page(&self) -> &Arc<EncodedPage> {
+        self.0.as_ref().expect("a page is held until dropped")
+    }
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let page = std::mem::replace(&mut self.0, Arc::new(EncodedPage::default()));
-        if let Ok(page) = Arc::try_unwrap(page) {
+        if let Some(Ok(page)) = self.0.take().map(Arc::try_unwrap) {
             page.recycle();
         }
     }
@@ -306,8 +311,8 @@ async fn append_encoded_as(
     checkpoint: Vec<u8>,
     delta: bool,
 ) -> Result<bool, SourceError> {
-    let held = Held(Arc::new(page));
-    let payloads = &held.0;
+    let held = Held(Some(Arc::new(page)));
+    let payloads = held.page();
     let count = payloads.len();
     let checkpoint = Arc::new((checkpoint, delta));
     // The part of the page appended next: `take` events from `done`; the page's checkpoint goes

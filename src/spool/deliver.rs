@@ -147,8 +147,7 @@ impl Spool {
                     .map_err(|e| io_err("read segment", &path, e))?;
                 match payload {
                     Some(p) if record::crc_ok(&h, p) => {
-                        let mut payload = bufs.spare.pop().unwrap_or_default();
-                        payload.clear();
+                        let mut payload = bufs.spare.take();
                         payload.extend_from_slice(p);
                         out.push(Record {
                             seq: h.seq,

@@ -117,28 +117,47 @@ pub struct Record {
 /// and fault it in again for every batch.)
 #[derive(Debug)]
 pub struct ReadBuffers {
-    spare: Vec<Vec<u8>>,
+    spare: Spare,
     window: Window,
+}
+
+/// Payload buffers kept for the next read, and their capacity in bytes.
+#[derive(Debug, Default)]
+struct Spare {
+    bufs: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Spare {
+    /// A cleared buffer for the next payload.
+    fn take(&mut self) -> Vec<u8> {
+        let mut b = self.bufs.pop().unwrap_or_default();
+        self.bytes -= b.capacity();
+        b.clear();
+        b
+    }
 }
 
 impl Default for ReadBuffers {
     fn default() -> Self {
         ReadBuffers {
-            spare: Vec::new(),
+            spare: Spare::default(),
             window: Window::new(READ_WINDOW),
         }
     }
 }
 
 impl ReadBuffers {
-    /// Takes back the payload buffers of `records` (which is left empty) for the next read.
+    /// Takes back the payload buffers of `records` (which is left empty) for the next read,
+    /// up to [`KEEP_SPARE`] bytes of them.
     pub fn recycle(&mut self, records: &mut Vec<Record>) {
-        self.spare.extend(
-            records
-                .drain(..)
-                .map(|r| r.payload)
-                .filter(|p| p.capacity() <= KEEP_PAYLOAD),
-        );
+        for r in records.drain(..) {
+            let cap = r.payload.capacity();
+            if cap <= KEEP_PAYLOAD && self.spare.bytes + cap <= KEEP_SPARE {
+                self.spare.bytes += cap;
+                self.spare.bufs.push(r.payload);
+            }
+        }
     }
 }
 
@@ -146,6 +165,8 @@ impl ReadBuffers {
 const READ_WINDOW: usize = 256 * 1024;
 /// Payload buffers larger than this are not kept for reuse (one huge event).
 const KEEP_PAYLOAD: usize = 64 * 1024;
+/// Payload buffers kept at most, in bytes: a batch's worth (whatever mix of sizes came before).
+const KEEP_SPARE: usize = 8 << 20;
 
 /// Queue state of one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,6 +73,47 @@ fn append_read_ack_reopen_on_disk() {
 }
 
 #[test]
+fn reads_reusing_buffers_give_the_same_records_and_keep_a_bounded_spare() {
+    let s = MemStorage::new();
+    let spool = mem_open(&s, SpoolOptions::default());
+    append(&spool, "a", 0..10, "x");
+    append(&spool, "a", 10..20, "y");
+    let mut bufs = ReadBuffers::default();
+    let mut out = Vec::new();
+    let mut got = Vec::new();
+    let mut next = 0;
+    loop {
+        bufs.recycle(&mut out);
+        assert!(out.is_empty());
+        let after = spool
+            .read_with(next, 4, 1 << 20, &mut out, &mut bufs)
+            .unwrap();
+        if out.is_empty() {
+            break;
+        }
+        got.extend(ids(&out));
+        next = after;
+    }
+    assert_eq!(got, (0..20).map(payload).collect::<Vec<_>>());
+    assert_eq!(got, ids(&read_all(&spool, 0).0));
+    // A huge buffer is not kept, and the spare stays within its bound.
+    let mut records: Vec<Record> = (0..400)
+        .map(|i| Record {
+            seq: i,
+            payload: Vec::with_capacity(if i == 0 { KEEP_PAYLOAD + 1 } else { 60 * 1024 }),
+        })
+        .collect();
+    let mut bufs = ReadBuffers::default();
+    bufs.recycle(&mut records);
+    assert!(bufs.spare.bufs.iter().all(|b| b.capacity() <= KEEP_PAYLOAD));
+    assert!(bufs.spare.bytes <= KEEP_SPARE && bufs.spare.bytes > KEEP_SPARE - 64 * 1024);
+    assert_eq!(
+        bufs.spare.bytes,
+        bufs.spare.bufs.iter().map(Vec::capacity).sum::<usize>()
+    );
+}
+
+#[test]
 fn read_limits_and_checkpoint_skipping() {
     let s = MemStorage::new();
     let spool = mem_open(&s, SpoolOptions::default());
