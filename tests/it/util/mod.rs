@@ -17,12 +17,14 @@ pub fn rsyslogd() -> PathBuf {
 }
 
 /// The lines of a receiver's output file (none while it does not exist).
+/// The complete lines of a receiver's output file. A last line without its newline is left
+/// out: the receiver is still writing it (rsyslog's omfile writes a long transaction in
+/// buffer-sized pieces, so a reader can catch the file in the middle of a line). Every message
+/// a receiver takes in, a truncated one too, is written with its newline.
 pub fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.lines().map(str::to_owned).collect()
 }
 
 /// A loopback port nobody listens on right now.
