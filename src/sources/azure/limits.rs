@@ -114,23 +114,23 @@ impl ApiFamily {
     /// `/subscriptions/{id}`; tenant-level calls share the tenant's), storage's per account
     /// (the host and port).
     fn subscope(self, url: &str) -> String {
-        let url = reqwest::Url::parse(url);
-        match (self, &url) {
-            (ApiFamily::ArmReads, _) => {}
-            (ApiFamily::Storage, Ok(u)) => {
-                return format!(
-                    "{}:{}",
-                    u.host_str().unwrap_or_default(),
-                    u.port_or_known_default().unwrap_or(0)
-                );
+        let parsed = || reqwest::Url::parse(url).ok();
+        match self {
+            ApiFamily::ArmReads => {
+                let path = parsed()
+                    .map(|u| u.path().to_ascii_lowercase())
+                    .unwrap_or_default();
+                let mut segments = path.split('/').skip_while(|s| *s != "subscriptions");
+                segments.nth(1).unwrap_or("tenant").to_owned()
             }
-            _ => return String::new(),
+            ApiFamily::Storage => parsed()
+                .map(|u| {
+                    let port = u.port_or_known_default().unwrap_or(0);
+                    format!("{}:{port}", u.host_str().unwrap_or_default())
+                })
+                .unwrap_or_default(),
+            _ => String::new(),
         }
-        let path = url
-            .map(|u| u.path().to_ascii_lowercase())
-            .unwrap_or_default();
-        let mut segments = path.split('/').skip_while(|s| *s != "subscriptions");
-        segments.nth(1).unwrap_or("tenant").to_owned()
     }
 }
 
