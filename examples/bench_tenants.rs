@@ -87,20 +87,14 @@ async fn main() -> anyhow::Result<()> {
     for (i, sim) in sims.iter().enumerate() {
         let name = format!("t{i:03}");
         text.push_str(&sim.tenant_section(&name, ""));
-        let subs: Vec<String> = sim
-            .config()
-            .subscriptions
-            .iter()
-            .map(|s| format!("\"{s}\""))
-            .collect();
         for (kind, scope) in [
             (
                 "azure_activity",
-                format!("subscriptions = [{}]\n", subs.join(", ")),
+                format!("{}\n", sim.config().subscriptions_line()),
             ),
             (
                 "defender_alerts",
-                format!("subscriptions = [{}]\n", subs.join(", ")),
+                format!("{}\n", sim.config().subscriptions_line()),
             ),
             ("graph_alerts", String::new()),
             ("entra_audit", String::new()),

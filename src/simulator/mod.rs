@@ -187,6 +187,16 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// `subscriptions = ["…", …]`: the source key naming every subscription served.
+    pub fn subscriptions_line(&self) -> String {
+        let quoted: Vec<String> = self
+            .subscriptions
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect();
+        format!("subscriptions = [{}]", quoted.join(", "))
+    }
+
     /// A small tenant whose records start `back` before now and keep arriving for `ahead`.
     pub fn around_now(back: Duration, ahead: Duration, per_scope: usize) -> SimConfig {
         let now = now_ms();

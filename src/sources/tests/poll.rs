@@ -49,12 +49,6 @@ fn config(sim: &Simulator, dir: &Path, source: &str) -> Config {
 /// [`config`] with another `overlap`.
 fn config_with(sim: &Simulator, dir: &Path, source: &str, overlap: &str) -> Config {
     std::fs::write(dir.join("secret"), &sim.config().client_secret).unwrap();
-    let subs: Vec<String> = sim
-        .config()
-        .subscriptions
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect();
     let text = format!(
         r#"state_dir = "state"
 [metrics]
@@ -79,7 +73,7 @@ mappings = "{mappings}"
 "#,
         azure = sim.azure_section("client_secret_file = \"secret\""),
         subs = if source == "azure_activity" {
-            format!("subscriptions = [{}]", subs.join(", "))
+            sim.config().subscriptions_line()
         } else {
             String::new()
         },

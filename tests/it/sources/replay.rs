@@ -52,12 +52,6 @@ fn mint_certificate(dir: &Path) -> Vec<u8> {
 }
 
 fn write_config(scratch: &Scratch, sim: &BackgroundSimulator, address: &str) {
-    let subs: Vec<String> = sim
-        .config()
-        .subscriptions
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect();
     let text = format!(
         r#"state_dir = "state"
 
@@ -68,7 +62,7 @@ address = ""
 [[source]]
 name = "activity"
 kind = "azure_activity"
-subscriptions = [{subs}]
+{subs}
 
 [[destination]]
 name = "rsyslog"
@@ -78,7 +72,7 @@ hostname = "siemcast-test"
 mappings = "{mappings}"
 "#,
         azure = sim.azure_section("certificate_file = \"app.pem\""),
-        subs = subs.join(", "),
+        subs = sim.config().subscriptions_line(),
         mappings = shipped_mappings("arcsight").display(),
     );
     std::fs::write(scratch.config(), text).unwrap();

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use siemcast::simulator::{BackgroundSimulator, Faults, Service, SimConfig};
 use util::*;
 
-const CONTAINERS: &str =
-    r#"["insights-activity-logs", "AuditEvent", "insights-logs-networksecuritygroupflowevent"]"#;
+/// The source's `containers` line: the three containers the account holds.
+const CONTAINERS: &str = r#"containers = ["insights-activity-logs", "AuditEvent", "insights-logs-networksecuritygroupflowevent"]"#;
 const ALL: [&str; 3] = [
     "insights-activity-logs",
     "insights-logs-auditevent",
@@ -173,11 +173,7 @@ fn storage_archive_every_record_exactly_once_while_blobs_grow_across_kill_9() {
     let sim = BackgroundSimulator::start(growing(120)).unwrap();
     let total = expected(&sim);
     let mut rsyslog = Rsyslog::prepared(Listen::Tcp);
-    let setup = Setup::new(
-        &sim,
-        &rsyslog.address(),
-        &format!("containers = {CONTAINERS}"),
-    );
+    let setup = Setup::new(&sim, &rsyslog.address(), CONTAINERS);
     let log = setup.log.clone();
 
     let mut child = setup.spawn();
@@ -457,11 +453,7 @@ fn storage_archive_reads_a_large_archive_in_ranges_with_bounded_memory() {
     let sim = BackgroundSimulator::start(cfg).unwrap();
     let total = expected(&sim);
     let rsyslog = Rsyslog::start_tcp();
-    let setup = Setup::new(
-        &sim,
-        &rsyslog.address(),
-        &format!("containers = {CONTAINERS}"),
-    );
+    let setup = Setup::new(&sim, &rsyslog.address(), CONTAINERS);
     let log = setup.log.clone();
     let mut child = setup.spawn();
     let pid = child.id();
@@ -683,11 +675,7 @@ fn storage_archive_keeps_to_the_storage_request_budget() {
     // for the account, however many containers the source reads (without it, this source
     // makes 10 requests within 15 ms).
     let (sim, rsyslog) = calm(30);
-    let setup = Setup::new(
-        &sim,
-        &rsyslog.address(),
-        &format!("containers = {CONTAINERS}"),
-    );
+    let setup = Setup::new(&sim, &rsyslog.address(), CONTAINERS);
     let text = std::fs::read_to_string(setup.scratch.config()).unwrap();
     let text = text.replacen(
         "[[source]]",

@@ -397,15 +397,7 @@ pub fn api_config(
     azure: &str,
 ) -> String {
     let subscriptions = match kind {
-        "azure_activity" | "defender_alerts" => {
-            let subs: Vec<String> = sim
-                .config()
-                .subscriptions
-                .iter()
-                .map(|s| format!("\"{s}\""))
-                .collect();
-            format!("subscriptions = [{}]", subs.join(", "))
-        }
+        "azure_activity" | "defender_alerts" => sim.config().subscriptions_line(),
         "o365_management" => format!("content_types = {O365_CONTENT_TYPES:?}"),
         _ => String::new(),
     };
