@@ -76,6 +76,7 @@ fn records() -> Vec<Vec<u8>> {
                 id: format!("bench-{i}"),
                 time_ms: None,
                 json: serde_json::to_vec(&ev).unwrap(),
+                checked: true,
             }
             .encode(&mut out);
             out

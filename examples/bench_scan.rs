@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `ident` runs the files source's id and time read (`Event::from_json_bytes`), `render` the
-//! ArcSight Azure Activity mapping's `render_json`, ITERATIONS times over one event: the first
+//! ArcSight Azure Activity mapping's `render_json`, `checked` its `render_body` of a body
+//! checked at ingest (what the sender does with spooled events), ITERATIONS times over one
+//! event: the first
 //! line of FILE, or the first sample of `examples/events/azure_activity.json`. Run it twice with
 //! different counts and divide the difference to leave out start-up (`benches/README.md`).
 
@@ -24,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     let (mode, iterations, file) = match args.as_slice() {
         [m, n] => (m.as_str(), n, None),
         [m, n, f] => (m.as_str(), n, Some(f)),
-        _ => bail!("usage: bench_scan ident|render ITERATIONS [FILE.ndjson]"),
+        _ => bail!("usage: bench_scan ident|render|checked ITERATIONS [FILE.ndjson]"),
     };
     let iterations: u64 = iterations.parse().context("ITERATIONS")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -58,7 +60,12 @@ fn main() -> anyhow::Result<()> {
                 mapping.render_json(black_box(&event), &mut out)?;
                 total += out.len() as u64;
             }
-            other => bail!("unknown mode {other:?}: ident or render"),
+            "checked" => {
+                out.clear();
+                mapping.render_body(black_box(&event), true, &mut out)?;
+                total += out.len() as u64;
+            }
+            other => bail!("unknown mode {other:?}: ident, render or checked"),
         }
     }
     println!("{total}");

@@ -266,10 +266,16 @@ pub struct Event {
     pub time_ms: Option<i64>,
     /// The JSON object, compact.
     pub json: Vec<u8>,
+    /// `json` was checked as serde_json checks a `Value` when the event was made (a whole
+    /// parse, or serialized from a `Value`), so the sender may walk it without checking again
+    /// (`Mapping::render_body`). Kept in the spool as the payload's format version.
+    pub checked: bool,
 }
 
-/// Spool payload format version written by [`Event::encode`].
+/// Spool payload format versions written by [`Event::encode`]: 1 for a body not checked as
+/// JSON when the event was made, 2 for one that was (otherwise the same layout).
 const EVENT_FORMAT: u8 = 1;
+const EVENT_FORMAT_CHECKED: u8 = 2;
 
 /// Why a spool payload could not be read back as an event.
 #[derive(Debug, thiserror::Error)]
@@ -329,6 +335,7 @@ impl Event {
             id,
             time_ms,
             json,
+            checked: true,
         }
     }
 
@@ -346,7 +353,7 @@ impl Event {
     }
 
     /// The spool payload: `ver u8 | kind u8 | time i64 (i64::MIN = none) | source len u16 |
-    /// source | id len u16 | id | json`.
+    /// source | id len u16 | id | json`; `ver` is 2 when the body is `checked`, else 1.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let Event {
             kind,
@@ -354,8 +361,9 @@ impl Event {
             id,
             time_ms,
             json,
+            checked,
         } = self;
-        Event::encode_parts(*kind, source, id, *time_ms, json, out);
+        Event::encode_parts(*kind, source, id, *time_ms, json, *checked, out);
     }
 
     /// [`Event::encode`] of the event these parts make, without making it.
@@ -365,10 +373,15 @@ impl Event {
         id: &str,
         time_ms: Option<i64>,
         json: &[u8],
+        checked: bool,
         out: &mut Vec<u8>,
     ) {
         out.reserve(12 + source.len() + id.len() + json.len());
-        out.push(EVENT_FORMAT);
+        out.push(if checked {
+            EVENT_FORMAT_CHECKED
+        } else {
+            EVENT_FORMAT
+        });
         out.push(kind.code());
         out.extend_from_slice(&time_ms.unwrap_or(i64::MIN).to_le_bytes());
         for text in [source, id] {
@@ -388,6 +401,7 @@ impl Event {
             id: view.id.to_owned(),
             time_ms: view.time_ms,
             json: view.json.to_vec(),
+            checked: view.checked,
         })
     }
 }
@@ -400,6 +414,8 @@ pub struct EventView<'a> {
     pub id: &'a str,
     pub time_ms: Option<i64>,
     pub json: &'a [u8],
+    /// See [`Event::checked`].
+    pub checked: bool,
 }
 
 impl<'a> EventView<'a> {
@@ -415,7 +431,7 @@ impl<'a> EventView<'a> {
             Ok(head)
         };
         let version = take(1)?[0];
-        if version != EVENT_FORMAT {
+        if version != EVENT_FORMAT && version != EVENT_FORMAT_CHECKED {
             return Err(DecodeError::Version(version));
         }
         let code = take(1)?[0];
@@ -433,6 +449,7 @@ impl<'a> EventView<'a> {
             id,
             time_ms: (time != i64::MIN).then_some(time),
             json: rest,
+            checked: version == EVENT_FORMAT_CHECKED,
         })
     }
 }

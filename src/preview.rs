@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use crate::config::SyslogFormat;
+use crate::destinations::body::BodyJson;
 use crate::destinations::render_message;
 use crate::destinations::syslog::{Stamp, SyslogWriter};
 use crate::mapping::{Mapping, MappingSet, RenderError};
@@ -225,7 +226,7 @@ impl Run<'_, '_> {
             &p.writer,
             p.writer.default_tail(),
             &p.stamp,
-            json,
+            BodyJson::unchecked(json),
             &mut self.payload,
             &mut self.buf,
         )?;

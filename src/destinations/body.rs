@@ -73,6 +73,32 @@ pub enum Body<'a> {
     Json,
 }
 
+/// An event's JSON body to render: its bytes, and whether they were checked as JSON when the
+/// event was made (`Event::checked`: then a mapping walks them without checking them again).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyJson<'a> {
+    pub bytes: &'a [u8],
+    pub checked: bool,
+}
+
+impl<'a> BodyJson<'a> {
+    /// JSON from outside the spool (a file, a command line): checked when it is rendered.
+    pub fn unchecked(bytes: &'a [u8]) -> Self {
+        BodyJson {
+            bytes,
+            checked: false,
+        }
+    }
+
+    /// The body of a spooled event.
+    pub fn of(event: &crate::event::EventView<'a>) -> Self {
+        BodyJson {
+            bytes: event.json,
+            checked: event.checked,
+        }
+    }
+}
+
 impl<'a> From<&'a Mapping> for Body<'a> {
     fn from(m: &'a Mapping) -> Self {
         Body::Mapping(m)
@@ -100,9 +126,16 @@ impl Body<'_> {
 
     /// Appends the body for the event JSON `json` to `out`.
     pub fn render(self, json: &[u8], out: &mut Vec<u8>) -> Result<(), RenderError> {
+        self.render_body(BodyJson::unchecked(json), out)
+    }
+
+    /// [`Body::render`] for a body that may have been checked when its event was made.
+    pub fn render_body(self, json: BodyJson<'_>, out: &mut Vec<u8>) -> Result<(), RenderError> {
         match self {
-            Body::Mapping(m) => m.render_json(json, out),
-            Body::Json => compact_json(json, out).map_err(|e| RenderError::Json(e.to_string())),
+            Body::Mapping(m) => m.render_body(json.bytes, json.checked, out),
+            Body::Json => {
+                compact_json(json.bytes, out).map_err(|e| RenderError::Json(e.to_string()))
+            }
         }
     }
 }
@@ -360,6 +393,7 @@ output = "json"
                 id: id.into(),
                 time_ms: None,
                 json: json.to_vec(),
+                checked: false,
             }
             .encode(&mut out);
             out

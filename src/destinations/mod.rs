@@ -29,7 +29,7 @@ use crate::config::{Config, DestinationConfig};
 use crate::event::{Event, EventKind, EventView};
 use crate::mapping::RenderError;
 use crate::spool::{Record, Spool, SpoolError};
-use body::{Bodies, Body};
+use body::{Bodies, Body, BodyJson};
 use filter::{KindRules, Verdict};
 use identity::Identities;
 use route::Route;
@@ -599,7 +599,7 @@ impl Destination {
                 &self.writer,
                 &tail(()),
                 stamp,
-                event.json,
+                BodyJson::of(&event),
                 payload,
                 buf,
             )
@@ -609,7 +609,7 @@ impl Destination {
                 let filtered = match mapping {
                     // The rules need the event's fields: one scan serves them and the mapping.
                     Body::Mapping(mapping) => mapping
-                        .render_json_unless(event.json, payload, |doc| {
+                        .render_json_unless(event.json, event.checked, payload, |doc| {
                             match rules.decide(event.source, event.id, doc) {
                                 Verdict::Keep => None,
                                 Verdict::Filtered(rule) => Some(rule),
@@ -673,7 +673,7 @@ impl Destination {
                     &self.writer,
                     &tail,
                     stamp,
-                    event.json,
+                    BodyJson::of(&event),
                     payload,
                     buf,
                 )
@@ -732,12 +732,12 @@ pub fn render_message<'a>(
     writer: &SyslogWriter,
     tail: &[u8],
     stamp: &Stamp,
-    json: &[u8],
+    json: BodyJson<'_>,
     payload: &mut Vec<u8>,
     out: &mut Vec<u8>,
 ) -> Result<bool, RenderError> {
     payload.clear();
-    mapping.into().render(json, payload)?;
+    mapping.into().render_body(json, payload)?;
     Ok(writer.write_as(stamp, tail, payload, out))
 }
 
@@ -851,6 +851,7 @@ mappings = "{mappings}"
                 id: id.into(),
                 time_ms: None,
                 json: json.to_vec(),
+                checked: false,
             }
             .encode(&mut out);
             out

@@ -23,7 +23,7 @@ pub use diag::{Diagnostic, MappingErrors};
 pub(crate) use dict::closest;
 pub use inspect::FieldInfo;
 
-pub(crate) use doc::Doc;
+pub(crate) use doc::{Doc, Node};
 pub(crate) use path::Path as JsonPath;
 use value::{convert, Convert, Converted, ValueSpec};
 pub(crate) use value::{Compare, Cond, SimpleGlob, Test};
@@ -188,11 +188,71 @@ impl Mapping {
     /// error, is exactly that of `render_tree(&serde_json::from_slice(json)?, out)`; invalid JSON is
     /// [`RenderError::Json`] with serde_json's message. On error `out` is left as it was.
     pub fn render_json(&self, json: &[u8], out: &mut Vec<u8>) -> Result<(), RenderError> {
-        let doc = scan::scan(&self.plan, json).map_err(|e| RenderError::Json(e.to_string()))?;
+        self.render_body(json, false, out)
+    }
+
+    /// [`Mapping::render_json`] for a body that was `checked` as JSON when it entered the spool
+    /// (`EventView::checked`): then its bytes are walked without checking them again, with the
+    /// same result. When the walk finds them not well-formed after all, or when `checked` is
+    /// false, this is `render_json`.
+    pub fn render_body(
+        &self,
+        json: &[u8],
+        checked: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RenderError> {
+        let doc = self.scan(json, checked)?;
         if doc.root != "an object" {
             return Err(RenderError::NotAnObject { found: doc.root });
         }
         self.render_doc(&doc, out)
+    }
+
+    /// For tests only: [`Mapping::render_body`] of a checked body by the unchecking walk alone,
+    /// `None` where that walk gives up (and `render_body` would check the bytes instead).
+    #[doc(hidden)]
+    pub fn render_checked_walk(
+        &self,
+        json: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), RenderError>> {
+        self.render_walked(scan::scan_checked(&self.plan, json)?, out)
+    }
+
+    /// For tests only: rendering by the checking walk of not yet checked bytes (what the
+    /// sources' id and time read uses), `None` where it is not sure serde_json accepts them.
+    #[doc(hidden)]
+    pub fn render_checking_walk(
+        &self,
+        json: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), RenderError>> {
+        self.render_walked(scan::scan_checking(&self.plan, json)?, out)
+    }
+
+    fn render_walked(
+        &self,
+        doc: scan::Scanned<'_, '_>,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), RenderError>> {
+        Some(if doc.root != "an object" {
+            Err(RenderError::NotAnObject { found: doc.root })
+        } else {
+            self.render_doc(&doc, out)
+        })
+    }
+
+    fn scan<'p, 'de>(
+        &'p self,
+        json: &'de [u8],
+        checked: bool,
+    ) -> Result<scan::Scanned<'p, 'de>, RenderError> {
+        if checked {
+            if let Some(doc) = scan::scan_checked(&self.plan, json) {
+                return Ok(doc);
+            }
+        }
+        scan::scan(&self.plan, json).map_err(|e| RenderError::Json(e.to_string()))
     }
 
     /// Makes [`Mapping::render_json_unless`]'s single scan also collect the values at `extra`
@@ -213,10 +273,11 @@ impl Mapping {
     pub(crate) fn render_json_unless<T>(
         &self,
         json: &[u8],
+        checked: bool,
         out: &mut Vec<u8>,
         skip: impl FnOnce(&dyn Doc) -> Option<T>,
     ) -> Result<Option<T>, RenderError> {
-        let doc = scan::scan(&self.plan, json).map_err(|e| RenderError::Json(e.to_string()))?;
+        let doc = self.scan(json, checked)?;
         if doc.root != "an object" {
             return Err(RenderError::NotAnObject { found: doc.root });
         }

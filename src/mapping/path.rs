@@ -46,6 +46,15 @@ impl Path {
         }
     }
 
+    /// The path of object keys `keys` from the top of the event (any key text).
+    pub(crate) fn of_keys(keys: &[&str]) -> Path {
+        Path {
+            segs: keys.iter().map(|k| Seg::Key((*k).into())).collect(),
+            text: keys.join(".").into(),
+            id: Path::UNPLANNED,
+        }
+    }
+
     /// [`Path::parse`], also taking `[*]` steps: every element of an array.
     pub(crate) fn parse_each(text: &str) -> Result<Path, PathError> {
         let err = |offset: usize, message: &str| PathError {

@@ -164,7 +164,11 @@ impl Plan {
 /// Length and three bytes of a key packed into a word; equal keys have equal tags.
 #[inline]
 fn tag(k: &str) -> u32 {
-    let b = k.as_bytes();
+    tag_bytes(k.as_bytes())
+}
+
+#[inline]
+fn tag_bytes(b: &[u8]) -> u32 {
     match b.len() {
         0 => 0,
         n => {
@@ -432,14 +436,83 @@ impl<'de> Visitor<'de> for KeyPick<'_> {
     }
     #[inline]
     fn visit_str<E>(self, k: &str) -> Result<Option<u32>, E> {
-        let n = &self.plan.nodes[self.node as usize];
-        let t = tag(k);
+        Ok(self.plan.pick(self.node, k))
+    }
+}
+
+impl Plan {
+    /// The child of trie node `node` that object key `k` names, if any.
+    #[inline]
+    fn pick(&self, node: u32, k: &str) -> Option<u32> {
+        self.pick_bytes(node, k.as_bytes())
+    }
+
+    /// [`Plan::pick`] for a key's bytes (a key is named only by its exact bytes).
+    #[inline]
+    fn pick_bytes(&self, node: u32, k: &[u8]) -> Option<u32> {
+        let n = &self.nodes[node as usize];
+        let t = tag_bytes(k);
         for (i, kt) in n.tags.iter().enumerate() {
-            if *kt == t && *n.keys[i].0 == *k {
-                return Ok(Some(n.keys[i].1));
+            if *kt == t && n.keys[i].0.as_bytes() == k {
+                return Some(n.keys[i].1);
             }
         }
-        Ok(None)
+        None
+    }
+}
+
+mod walk;
+pub(crate) use walk::{scan_checked, scan_checking};
+
+/// Object-key paths read from raw JSON by the checking walk, outside any mapping: the sources'
+/// id and time read (`event::ident`). Built once per event kind.
+#[derive(Debug)]
+pub(crate) struct PathSet {
+    plan: Plan,
+    paths: Vec<Path>,
+}
+
+impl PathSet {
+    /// The plan for `paths`, each given as its keys from the top of the event.
+    pub(crate) fn new(paths: &[&[&str]]) -> PathSet {
+        let mut paths: Vec<Path> = paths.iter().map(|keys| Path::of_keys(keys)).collect();
+        let mut header: Header = Default::default();
+        let plan = Plan::build(
+            &mut header,
+            &mut [],
+            &mut [],
+            &mut paths.iter_mut().collect::<Vec<_>>(),
+        );
+        PathSet { plan, paths }
+    }
+
+    /// Checks `json` as serde_json's `Value` parse does while reading the paths. `None` when
+    /// the walk is not sure serde_json accepts it (see `walk.rs`): the caller then parses it
+    /// with serde_json itself.
+    pub(crate) fn read<'s, 'de>(&'s self, json: &'de [u8]) -> Option<PathValues<'s, 'de>> {
+        Some(PathValues {
+            set: self,
+            doc: scan_checking(&self.plan, json)?,
+        })
+    }
+}
+
+/// What [`PathSet::read`] found in one JSON value.
+#[derive(Debug)]
+pub(crate) struct PathValues<'s, 'de> {
+    set: &'s PathSet,
+    doc: Scanned<'s, 'de>,
+}
+
+impl PathValues<'_, '_> {
+    /// Whether the JSON value is an object.
+    pub(crate) fn is_object(&self) -> bool {
+        self.doc.root == "an object"
+    }
+
+    /// The value at the `i`th path given to [`PathSet::new`].
+    pub(crate) fn get(&self, i: usize) -> Option<Node<'_>> {
+        self.doc.at(self.set.paths.get(i)?)
     }
 }
 

@@ -69,7 +69,7 @@ impl EncodedPage {
         let Some((id, time_ms)) = crate::event::id_and_time(kind, json) else {
             return false;
         };
-        Event::encode_parts(kind, source, &id, time_ms, json, &mut self.bytes);
+        Event::encode_parts(kind, source, &id, time_ms, json, true, &mut self.bytes);
         self.ends.push(self.bytes.len());
         true
     }

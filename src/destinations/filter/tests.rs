@@ -33,7 +33,7 @@ fn verdict(set: &RuleSet, kind: EventKind, source: &str, id: &str, event: &Value
     let json = serde_json::to_vec(event).unwrap();
     let mut out = Vec::new();
     let skipped = mapping
-        .render_json_unless(&json, &mut out, |doc| {
+        .render_json_unless(&json, true, &mut out, |doc| {
             match for_kind.decide(source, id, doc) {
                 Verdict::Keep => None,
                 Verdict::Filtered(i) => Some(i),

@@ -277,6 +277,7 @@ impl Destination {
             id: &event_id,
             time_ms: Some(now.as_millisecond()),
             json: &json,
+            checked: true,
         };
         let mut raw = Vec::new();
         hec.write_event(&self.cfg, &view, &mut raw)?;
@@ -384,6 +385,7 @@ entra_audit = "my:audit"
             id: "a",
             time_ms,
             json,
+            checked: false,
         };
         let mut out = Vec::new();
         hec.write_event(

@@ -425,6 +425,9 @@ pub(crate) fn routed_event(
         json: stamp(text_raw, &id, place),
         id,
         time_ms,
+        // Read as a `RawValue`, which does not check everything a `Value` parse does (lone
+        // surrogate escapes, number range, depth): the sender checks it when it renders.
+        checked: false,
     })
 }
 

@@ -281,6 +281,7 @@ fn event(source: &str, fields: Map<String, Value>, at: Place<'_>, n: usize) -> E
         json: Value::Object(m).to_string().into_bytes(),
         id,
         time_ms,
+        checked: true,
     }
 }
 

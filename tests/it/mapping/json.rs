@@ -184,6 +184,9 @@ fn reference(m: &Mapping, json: &[u8]) -> (Result<(), RenderError>, Vec<u8>) {
 }
 
 fn same_for_all(json: &[u8]) -> Result<(), TestCaseError> {
+    // A body checked at ingest is one serde_json parses: only then may the sender walk it
+    // without checking (`render_checked_walk`), and the walk must then give the same result.
+    let valid = serde_json::from_slice::<Value>(json).is_ok();
     for (name, m) in &fixtures().mappings {
         let (want, want_out) = reference(m, json);
         let mut out = b"<prefix>".to_vec();
@@ -196,6 +199,57 @@ fn same_for_all(json: &[u8]) -> Result<(), TestCaseError> {
             name,
             String::from_utf8_lossy(json)
         );
+        let mut walked = b"<prefix>".to_vec();
+        let walk = m.render_checked_walk(json, &mut walked);
+        let gave_up = walk.is_none();
+        if valid {
+            let walk = walk.ok_or_else(|| {
+                TestCaseError::fail(format!("{name}: the walk gave up on valid JSON"))
+            })?;
+            prop_assert_eq!(
+                &walk,
+                &want,
+                "{}: {:?}",
+                name,
+                String::from_utf8_lossy(json)
+            );
+            if walk.is_ok() {
+                prop_assert_eq!(
+                    String::from_utf8_lossy(&walked),
+                    String::from_utf8_lossy(&want_out),
+                    "{}: {:?}",
+                    name,
+                    String::from_utf8_lossy(json)
+                );
+            }
+        }
+        // The checking walk answers only where serde_json accepts, and then as it does.
+        let mut checking = b"<prefix>".to_vec();
+        if let Some(got) = m.render_checking_walk(json, &mut checking) {
+            prop_assert!(
+                valid,
+                "{}: answered for {:?}",
+                name,
+                String::from_utf8_lossy(json)
+            );
+            prop_assert_eq!(&got, &want, "{}: {:?}", name, String::from_utf8_lossy(json));
+            if got.is_ok() {
+                prop_assert_eq!(&checking, &walked);
+            }
+        }
+        // On invalid JSON the walk has to stop without panicking (it did, to get here); when it
+        // gives up, `render_body` checks the bytes and reports what `render_json` does.
+        let mut body = b"<prefix>".to_vec();
+        let checked = m.render_body(json, true, &mut body);
+        if valid || gave_up {
+            prop_assert_eq!(
+                &checked,
+                &want,
+                "{}: {:?}",
+                name,
+                String::from_utf8_lossy(json)
+            );
+        }
     }
     Ok(())
 }
@@ -407,6 +461,14 @@ fn samples_render_the_same_in_every_spelling() {
         for style in 0..3 {
             same_for_all(&text(ev, style)).unwrap();
         }
+        // The real samples hold nothing the checking walk leaves to serde_json.
+        let (name, m) = &fixtures().mappings[0];
+        let json = text(ev, 0);
+        assert!(
+            m.render_checking_walk(&json, &mut Vec::new()).is_some(),
+            "{name}: {}",
+            String::from_utf8_lossy(&json)
+        );
     }
 }
 
