@@ -247,12 +247,17 @@ impl Mapping {
         json: &'de [u8],
         checked: bool,
     ) -> Result<scan::Scanned<'p, 'de>, RenderError> {
-        if checked {
-            if let Some(doc) = scan::scan_checked(&self.plan, json) {
-                return Ok(doc);
-            }
+        // The walks are several times cheaper than serde_json's deserializer; where they give
+        // up (see `scan/walk.rs`), serde_json decides and words the error.
+        let walked = if checked {
+            scan::scan_checked(&self.plan, json)
+        } else {
+            scan::scan_checking(&self.plan, json)
+        };
+        match walked {
+            Some(doc) => Ok(doc),
+            None => scan::scan(&self.plan, json).map_err(|e| RenderError::Json(e.to_string())),
         }
-        scan::scan(&self.plan, json).map_err(|e| RenderError::Json(e.to_string()))
     }
 
     /// Makes [`Mapping::render_json_unless`]'s single scan also collect the values at `extra`

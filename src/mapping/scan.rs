@@ -2,6 +2,10 @@
 //! JSON bytes that keeps only the values those paths reach (strings borrowed when they have no
 //! escapes, a full `Value` only for arrays and objects a path asks for as a whole).
 //!
+//! Two scans give the same answers: the hand-written walks of `walk.rs` (used first: several
+//! times cheaper), and [`scan`] below, driven by serde_json's deserializer, which decides
+//! whatever the walks leave to it and words every error.
+//!
 //! Guarantee: scanning accepts and rejects exactly the inputs `serde_json::from_slice::<Value>`
 //! does, with the same error, and every path resolves to what it would on that `Value`. To keep
 //! that true, skipped values are still parsed by serde_json's own `deserialize_any` (UTF-8,
@@ -25,6 +29,9 @@ struct TrieNode {
     keys: Vec<(Box<str>, u32)>,
     /// [`tag`] of each key in `keys`: a cheap filter before comparing the text.
     tags: Vec<u32>,
+    /// For a node with many keys: an open-addressing table by [`slot_of`] of the tag, holding
+    /// index + 1 into `keys` (0: empty), so a key is found in a probe or two.
+    table: Box<[u16]>,
     /// Children by array index.
     indices: Vec<(usize, u32)>,
     /// Set when a path ends here: the value is captured whole into this slot (no children).
@@ -117,6 +124,7 @@ impl Plan {
         assign(&mut nodes, &ends, 0, &mut slots);
         for n in &mut nodes {
             n.tags = n.keys.iter().map(|(k, _)| tag(k)).collect();
+            n.table = table(&n.tags);
         }
         let mut plan = Plan {
             nodes,
@@ -178,6 +186,32 @@ fn tag_bytes(b: &[u8]) -> u32 {
                 | u32::from(b[n - 1]) << 24
         }
     }
+}
+
+/// Nodes with fewer keys are searched in order (as fast, and no table to keep).
+const TABLE_FROM: usize = 6;
+
+/// Where a key with tag `t` is first looked for in a table of `2^bits` entries.
+#[inline]
+fn slot_of(t: u32, bits: u32) -> usize {
+    (t.wrapping_mul(0x9E37_79B1) >> (32 - bits)) as usize
+}
+
+/// The lookup table for a node's key tags (see [`TrieNode::table`]); empty for few keys.
+fn table(tags: &[u32]) -> Box<[u16]> {
+    if tags.len() < TABLE_FROM || tags.len() >= usize::from(u16::MAX) {
+        return Box::new([]);
+    }
+    let bits = (tags.len() * 2).next_power_of_two().trailing_zeros();
+    let mut table = vec![0u16; 1 << bits];
+    for (i, t) in tags.iter().enumerate() {
+        let mut at = slot_of(*t, bits);
+        while table[at] != 0 {
+            at = (at + 1) & (table.len() - 1);
+        }
+        table[at] = u16::try_from(i + 1).unwrap_or(0);
+    }
+    table.into_boxed_slice()
 }
 
 fn child_or_insert(nodes: &mut Vec<TrieNode>, ends: &mut Vec<bool>, at: usize, seg: &Seg) -> usize {
@@ -452,6 +486,17 @@ impl Plan {
     fn pick_bytes(&self, node: u32, k: &[u8]) -> Option<u32> {
         let n = &self.nodes[node as usize];
         let t = tag_bytes(k);
+        if !n.table.is_empty() {
+            let mask = n.table.len() - 1;
+            let mut at = slot_of(t, n.table.len().trailing_zeros());
+            loop {
+                let i = usize::from(*n.table.get(at)?).checked_sub(1)?;
+                if n.tags[i] == t && n.keys[i].0.as_bytes() == k {
+                    return Some(n.keys[i].1);
+                }
+                at = (at + 1) & mask;
+            }
+        }
         for (i, kt) in n.tags.iter().enumerate() {
             if *kt == t && n.keys[i].0.as_bytes() == k {
                 return Some(n.keys[i].1);

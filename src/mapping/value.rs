@@ -489,6 +489,11 @@ pub(crate) fn convert(conv: Convert, s: &str) -> Option<Converted<'_>> {
         Convert::LeefTime => {
             write_leef_time(&mut buf, parse_time(t)?)?;
         }
+        // A plain dotted quad is its own canonical form (the standard parser refuses leading
+        // zeros and anything else), so it is written as given rather than formatted again.
+        Convert::Ip if t.parse::<std::net::Ipv4Addr>().is_ok() => {
+            return Some(Converted::Text(t));
+        }
         Convert::Ip => {
             let ip = crate::parse::ip(t)?;
             write!(buf, "{ip}").ok()?;

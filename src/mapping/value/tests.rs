@@ -219,3 +219,41 @@ fn conditions() {
     };
     assert!(m.matches(&ev));
 }
+
+#[test]
+fn a_dotted_quad_written_as_given_is_the_canonical_form() {
+    let mut cases: Vec<String> = [
+        "0.0.0.0",
+        "255.255.255.255",
+        "10.0.177.12",
+        " 10.0.0.1 ",
+        "010.0.0.1",
+        "1.2.3.04",
+        "1.2.3",
+        "1.2.3.4.5",
+        "256.1.1.1",
+        "+1.2.3.4",
+        "1.2.3.4:80",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut x = 0x9E37_79B9u32;
+    for _ in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        cases.push(std::net::Ipv4Addr::from(x).to_string());
+        cases.push(format!(
+            "{}.{}.{}.{:03}",
+            x >> 24,
+            (x >> 16) & 255,
+            (x >> 8) & 255,
+            x & 255
+        ));
+    }
+    for s in &cases {
+        let want = crate::parse::ip(s).map(|ip| ip.to_string());
+        assert_eq!(conv(Convert::Ip, s), want, "{s:?}");
+    }
+}
