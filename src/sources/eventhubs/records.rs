@@ -343,11 +343,12 @@ pub fn coordinate_id(at: Coordinates<'_>, index: usize) -> String {
 /// `prefix` and the first 12 bytes of `digest` in hex (24 digits): the ids of records that
 /// carry none of their own, made from where they were read (Event Hubs, storage archives).
 pub fn digest_id(prefix: &str, digest: &ring::digest::Digest) -> String {
-    use std::fmt::Write as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(prefix.len() + 24);
     id.push_str(prefix);
     for b in &digest.as_ref()[..12] {
-        let _ = write!(id, "{b:02x}");
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 15)]));
     }
     id
 }
@@ -437,7 +438,7 @@ pub(crate) fn routed_event(
 /// unless they span lines (then it is written compact).
 fn stamp(record: &str, id: &str, place: &str) -> Vec<u8> {
     let compact;
-    let record = if record.contains(['\n', '\r']) {
+    let record = if memchr::memchr2(b'\n', b'\r', record.as_bytes()).is_some() {
         compact = serde_json::from_str::<serde_json::Value>(record)
             .map(|v| v.to_string())
             .unwrap_or_else(|_| record.replace(['\n', '\r'], " "));
@@ -462,6 +463,18 @@ fn stamp(record: &str, id: &str, place: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_ids_are_the_prefix_and_the_first_twelve_bytes_in_lower_hex() {
+        for text in ["", "a", "hub\u{0}3\u{0}17\u{0}0"] {
+            let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+            let hex: String = d.as_ref()[..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(digest_id("eh-", &d), format!("eh-{hex}"));
+        }
+    }
 
     const AT: Coordinates<'static> = Coordinates {
         topic: "insights-activity-logs",
