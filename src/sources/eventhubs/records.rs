@@ -9,6 +9,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::event::{parse_time_ms, Event, EventKind};
+use crate::mapping::scan::{PathSet, PathValues};
+use crate::mapping::Node;
 
 /// Largest message accepted: Event Hubs Standard caps an event at 1 MB, so anything larger is
 /// not what a diagnostic setting writes.
@@ -374,15 +376,42 @@ pub(crate) fn routed_event(
     fallback_id: impl FnOnce() -> String,
     place: &str,
 ) -> Option<Event> {
+    routed_event_by(source, text_raw, fallback_id, place, true)
+}
+
+/// [`routed_event`]; `walk` false reads the record with serde_json alone (for the tests that
+/// compare the two).
+fn routed_event_by(
+    source: &str,
+    text_raw: &str,
+    fallback_id: impl FnOnce() -> String,
+    place: &str,
+    walk: bool,
+) -> Option<Event> {
     if !text_raw.starts_with('{') {
         return None;
     }
-    let probe: Probe<'_> = serde_json::from_str(text_raw).ok()?;
-    let props: PropertiesProbe<'_> = probe
-        .properties
-        .filter(|p| p.get().starts_with('{'))
-        .and_then(|p| serde_json::from_str(p.get()).ok())
-        .unwrap_or_default();
+    // The checking walk reads the probed fields and checks the record as a `Value` parse
+    // would, in one pass; where it is not sure, serde_json reads them (and checks less).
+    let walked = walk
+        .then(|| PROBE_PATHS.read(text_raw.as_bytes()))
+        .flatten();
+    let (probe, props, checked) = match &walked {
+        Some(found) if found.is_object() => {
+            let (probe, props) = probes_of(found);
+            (probe, props, true)
+        }
+        Some(_) => return None,
+        None => {
+            let probe: Probe<'_> = serde_json::from_str(text_raw).ok()?;
+            let props: PropertiesProbe<'_> = probe
+                .properties
+                .filter(|p| p.get().starts_with('{'))
+                .and_then(|p| serde_json::from_str(p.get()).ok())
+                .unwrap_or_default();
+            (probe, props, false)
+        }
+    };
     let kind = classify(&probe, &props);
     let id = own_id(kind, &probe, &props).unwrap_or_else(fallback_id);
     // The record's own time (the common schema's), or what its kind's properties say happened
@@ -426,10 +455,104 @@ pub(crate) fn routed_event(
         json: stamp(text_raw, &id, place),
         id,
         time_ms,
-        // Read as a `RawValue`, which does not check everything a `Value` parse does (lone
-        // surrogate escapes, number range, depth): the sender checks it when it renders.
-        checked: false,
+        // Checked by the walk; a record serde_json read as a `RawValue` is not checked as
+        // much as a `Value` parse checks (lone surrogate escapes, number range, depth): the
+        // sender checks it when it renders.
+        checked,
     })
+}
+
+/// The fields [`Probe`] reads at the top of a record, then [`PropertiesProbe`]'s inside
+/// `properties`, in the order of the struct fields; for the checking walk.
+const PROBE_TOP: [&str; 12] = [
+    "category",
+    "Category",
+    "type",
+    "Type",
+    "time",
+    "Time",
+    "TimeGenerated",
+    "EventTimeString",
+    "timeStamp",
+    "timestamp",
+    "id",
+    "SystemAlertId",
+];
+const PROBE_PROPERTIES: [&str; 11] = [
+    "id",
+    "eventCategory",
+    "alertType",
+    "timeGeneratedUtc",
+    "requestId",
+    "lastUpdatedDateTime",
+    "riskLastUpdatedDateTime",
+    "createdDateTime",
+    "activityDateTime",
+    "timeGenerated",
+    "Timestamp",
+];
+
+static PROBE_PATHS: std::sync::LazyLock<PathSet> = std::sync::LazyLock::new(|| {
+    let top = PROBE_TOP.iter().map(std::slice::from_ref);
+    let inner: Vec<[&str; 2]> = PROBE_PROPERTIES.iter().map(|k| ["properties", k]).collect();
+    let all: Vec<&[&str]> = top.chain(inner.iter().map(|p| &p[..])).collect();
+    PathSet::new(&all)
+});
+
+/// [`Probe`] and [`PropertiesProbe`] from what the checking walk found: each field as
+/// [`Lenient`] reads it (a string, or a number's text; anything else none).
+fn probes_of<'v>(found: &'v PathValues<'_, '_>) -> (Probe<'v>, PropertiesProbe<'v>) {
+    let field = |i: usize| -> Option<Lenient<'v>> {
+        let text = match found.get(i)? {
+            Node::Str(s) => Some(Cow::Borrowed(s)),
+            Node::Val(serde_json::Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+            Node::Val(serde_json::Value::Number(n)) => Some(Cow::Owned(lenient_number(n))),
+            Node::Val(_) => None,
+        };
+        Some(Lenient(text))
+    };
+    let probe = Probe {
+        category: field(0),
+        category_upper: field(1),
+        kind: field(2),
+        kind_upper: field(3),
+        time: field(4),
+        time_upper: field(5),
+        time_generated: field(6),
+        event_time_string: field(7),
+        time_stamp: field(8),
+        time_stamp_lower: field(9),
+        id: field(10),
+        system_alert_id: field(11),
+        properties: None,
+    };
+    let p = |i: usize| field(PROBE_TOP.len() + i);
+    let props = PropertiesProbe {
+        id: p(0),
+        eventCategory: p(1),
+        alertType: p(2),
+        timeGeneratedUtc: p(3),
+        requestId: p(4),
+        lastUpdatedDateTime: p(5),
+        riskLastUpdatedDateTime: p(6),
+        createdDateTime: p(7),
+        activityDateTime: p(8),
+        timeGenerated: p(9),
+        Timestamp: p(10),
+    };
+    (probe, props)
+}
+
+/// A number's text as [`Lenient`] gives it (serde_json hands it an unsigned, a signed or a
+/// float, each written by its own `Display`).
+fn lenient_number(n: &serde_json::Number) -> String {
+    if let Some(u) = n.as_u64() {
+        u.to_string()
+    } else if let Some(i) = n.as_i64() {
+        i.to_string()
+    } else {
+        n.as_f64().map(|f| f.to_string()).unwrap_or_default()
+    }
 }
 
 /// The record with `"_siemcast":{"id"<place>}` put first (`place`: the hub's
@@ -463,6 +586,85 @@ fn stamp(record: &str, id: &str, place: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn probed_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::{json, Value};
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            // Hundredths: written without an exponent, which the walk would leave to serde_json.
+            any::<i32>().prop_map(|n| json!(f64::from(n) / 100.0)),
+            prop::sample::select(vec![
+                "",
+                "Administrative",
+                "AuditLogs",
+                "SignInLogs",
+                "RiskyUsers",
+                "AdvancedHunting-DeviceEvents",
+                "MicrosoftGraphActivityLogs",
+                "Microsoft.Security/Locations/alerts",
+                "2025-12-12T15:03:58.1234567Z",
+                "9/28/2016 8:40:06 PM +00:00",
+                "x\"y\\z\u{e9}\n",
+            ])
+            .prop_map(|s| json!(s)),
+        ];
+        let key = prop::sample::select(
+            PROBE_TOP
+                .iter()
+                .chain(PROBE_PROPERTIES.iter())
+                .chain(["properties", "other"].iter())
+                .copied()
+                .collect::<Vec<_>>(),
+        );
+        let object = move |inner: BoxedStrategy<Value>| {
+            prop::collection::vec((key.clone(), inner), 0..12).prop_map(|kv| {
+                Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            })
+        };
+        let props = object(leaf.clone().boxed());
+        object(prop_oneof![3 => leaf, 1 => props].boxed())
+    }
+
+    proptest! {
+        /// The checking walk reads a record's kind, id, time and body exactly as serde_json's
+        /// probes do (records without repeated keys: serde_json refuses those, the walk takes
+        /// the last), and checks the record.
+        #[test]
+        fn the_walk_reads_records_as_serde_json_does(v in probed_value(), pretty in any::<bool>()) {
+            let text = if pretty { serde_json::to_string_pretty(&v) } else { serde_json::to_string(&v) }.unwrap();
+            let by = |walk| routed_event_by("hub", &text, || "fallback".to_owned(), ",\"index\":0", walk);
+            let (walked, parsed) = (by(true).unwrap(), by(false).unwrap());
+            prop_assert!(walked.checked, "{}", text);
+            prop_assert!(!parsed.checked);
+            prop_assert_eq!(Event { checked: false, ..walked }, parsed);
+        }
+    }
+
+    #[test]
+    fn a_record_the_walk_is_not_sure_of_is_read_by_serde_json_unchecked() {
+        for record in [
+            r#"{"category":"AuditLogs","properties":{"id":"a","x":"\ud800"}}"#,
+            r#"{"category":"AuditLogs","properties":{"id":"a","x":1e999}}"#,
+        ] {
+            let ev = routed_event("hub", record, || "f".to_owned(), "").unwrap();
+            assert_eq!(
+                (ev.kind, ev.id.as_str(), ev.checked),
+                (EventKind::EventHubsEntraAudit, "a", false)
+            );
+        }
+        let ev = routed_event(
+            "hub",
+            r#"{"category":"AuditLogs","properties":{"id":"a"}}"#,
+            || "f".to_owned(),
+            "",
+        )
+        .unwrap();
+        assert!(ev.checked);
+    }
 
     #[test]
     fn digest_ids_are_the_prefix_and_the_first_twelve_bytes_in_lower_hex() {
