@@ -507,7 +507,7 @@ impl Plan {
 }
 
 mod walk;
-pub(crate) use walk::{scan_checked, scan_checking};
+pub(crate) use walk::{array_member_spans, scan_checked, scan_checking};
 
 /// Object-key paths read from raw JSON by the checking walk, outside any mapping: the sources'
 /// id and time read (`event::ident`). Built once per event kind.

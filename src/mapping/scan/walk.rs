@@ -245,29 +245,11 @@ impl<'de, const CHECK: bool> Walk<'_, 'de, CHECK> {
             b'"' => self.string().map(drop),
             b'{' if CHECK => self.object(None),
             b'[' if CHECK => self.array(None),
-            b'{' | b'[' => {
-                // Brackets balance in a well-formed body; only strings can hide one.
-                let mut depth = 0usize;
-                loop {
-                    match *self.b.get(self.i)? {
-                        b'"' => {
-                            self.string()?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth = depth.checked_sub(1)?;
-                            if depth == 0 {
-                                self.i += 1;
-                                return Some(());
-                            }
-                        }
-                        _ => {}
-                    }
-                    self.i += 1;
-                }
+            _ if CHECK => self.scalar(),
+            _ => {
+                self.i = skip_unchecked(self.b, self.i)?;
+                Some(())
             }
-            _ => self.scalar(),
         }
     }
 
@@ -385,6 +367,137 @@ impl<'de, const CHECK: bool> Walk<'_, 'de, CHECK> {
         }
         self.depth -= 1;
         Some(())
+    }
+}
+
+/// Where the value starting at `b[i]` ends, found by its quotes and brackets alone (a
+/// well-formed value's brackets balance; only strings can hide one); nothing is checked.
+fn skip_unchecked(b: &[u8], mut i: usize) -> Option<usize> {
+    let string = |i: usize| -> Option<usize> {
+        let mut i = i + 1;
+        loop {
+            i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+            if b[i] == b'"' {
+                return Some(i + 1);
+            }
+            i += 2;
+        }
+    };
+    match *b.get(i)? {
+        b'"' => string(i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            loop {
+                match *b.get(i)? {
+                    b'"' => {
+                        i = string(i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let start = i;
+            while let Some(c) = b.get(i) {
+                if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                    break;
+                }
+                i += 1;
+            }
+            (i > start).then_some(i)
+        }
+    }
+}
+
+/// The byte ranges of the elements of the array that is member `key` of the JSON object
+/// `text` (an Event Hubs message's `records`), found without checking the elements: the caller
+/// checks each one (the checking walk) before it relies on them. Everything else is checked as
+/// [`scan_checking`] checks it, and `None` whenever serde_json might read the object otherwise:
+/// `key` missing, repeated or spelled with an escape, its value not an array, or anything the
+/// checking walk leaves to serde_json.
+pub(crate) fn array_member_spans(text: &str, key: &str) -> Option<Vec<(usize, usize)>> {
+    let plan = Plan::default();
+    let mut slots = Vec::new();
+    let mut w = Walk::<true> {
+        plan: &plan,
+        text,
+        b: text.as_bytes(),
+        i: 0,
+        depth: 0,
+        slots: &mut slots,
+    };
+    let mut spans = None;
+    w.ws();
+    w.expect(b'{')?;
+    w.enter()?;
+    w.ws();
+    if w.expect(b'}').is_none() {
+        loop {
+            w.ws();
+            let start = w.i;
+            if w.string()? {
+                return None;
+            }
+            let named = text.get(start + 1..w.i - 1)? == key;
+            w.ws();
+            w.expect(b':')?;
+            w.ws();
+            if !named {
+                w.skip()?;
+            } else if spans.is_some() {
+                return None;
+            } else {
+                spans = Some(w.elements()?);
+            }
+            w.ws();
+            match *w.b.get(w.i)? {
+                b',' => w.i += 1,
+                b'}' => {
+                    w.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    w.ws();
+    (w.i == text.len()).then_some(())?;
+    spans
+}
+
+impl Walk<'_, '_, true> {
+    /// The byte ranges of the elements of the array at the cursor, each stepped over unchecked.
+    fn elements(&mut self) -> Option<Vec<(usize, usize)>> {
+        self.expect(b'[')?;
+        self.ws();
+        let mut spans = Vec::new();
+        if self.expect(b']').is_some() {
+            return Some(spans);
+        }
+        loop {
+            self.ws();
+            let start = self.i;
+            self.i = skip_unchecked(self.b, self.i)?;
+            spans.push((start, self.i));
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(spans);
+                }
+                _ => return None,
+            }
+        }
     }
 }
 

@@ -189,6 +189,12 @@ fn text<'x>(field: &'x Option<Lenient<'_>>) -> Option<&'x str> {
 
 /// Reads one message value into events of the source `source`.
 pub fn decode(source: &str, at: Coordinates<'_>, payload: Option<&[u8]>) -> Decoded {
+    decode_by(source, at, payload, true)
+}
+
+/// [`decode`]; `walk` false reads the message with serde_json alone (for the tests that compare
+/// the two).
+fn decode_by(source: &str, at: Coordinates<'_>, payload: Option<&[u8]>, walk: bool) -> Decoded {
     let mut out = Decoded::default();
     let payload = match payload {
         Some(p) if !p.is_empty() => p,
@@ -200,6 +206,9 @@ pub fn decode(source: &str, at: Coordinates<'_>, payload: Option<&[u8]>) -> Deco
     if payload.len() > MAX_MESSAGE_BYTES {
         out.bad.push(BadMessage::TooLarge(payload.len()));
         return out;
+    }
+    if let Some(walked) = walk.then(|| decode_walked(source, at, payload)).flatten() {
+        return walked;
     }
     let envelope: Envelope<'_> = match serde_json::from_slice(payload) {
         Ok(e) => e,
@@ -356,13 +365,54 @@ pub fn digest_id(prefix: &str, digest: &ring::digest::Digest) -> String {
 }
 
 fn record_event(source: &str, at: Coordinates<'_>, index: usize, raw: &RawValue) -> Option<Event> {
+    routed_event(
+        source,
+        raw.get(),
+        || coordinate_id(at, index),
+        &place(at, index),
+    )
+}
+
+/// Where record `index` of the message at `at` was read, as [`stamp`] writes it.
+fn place(at: Coordinates<'_>, index: usize) -> String {
     let mut place = String::from(",\"topic\":");
     place.push_str(&serde_json::Value::from(at.topic).to_string());
     place.push_str(&format!(
         ",\"partition\":{},\"offset\":{},\"index\":{}",
         at.partition, at.offset, index
     ));
-    routed_event(source, raw.get(), || coordinate_id(at, index), &place)
+    place
+}
+
+/// [`decode`] of a message the checking walk is sure of, envelope and every record (one pass
+/// over each record, which also checks it); `None` leaves the message to serde_json.
+fn decode_walked(source: &str, at: Coordinates<'_>, payload: &[u8]) -> Option<Decoded> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let spans = crate::mapping::scan::array_member_spans(text, "records")?;
+    let records: Vec<&str> = spans
+        .iter()
+        .map(|&(a, b)| text.get(a..b))
+        .collect::<Option<_>>()?;
+    let found: Vec<PathValues<'_, '_>> = records
+        .iter()
+        .map(|r| PROBE_PATHS.read(r.as_bytes()))
+        .collect::<Option<_>>()?;
+    let mut out = Decoded::default();
+    out.events.reserve(records.len());
+    for (index, (raw, found)) in records.iter().zip(&found).enumerate() {
+        let event = walked_event(
+            source,
+            raw,
+            || coordinate_id(at, index),
+            &place(at, index),
+            found,
+        );
+        match event {
+            Some(ev) => out.events.push(ev),
+            None => out.bad.push(BadMessage::RecordNotObject(index)),
+        }
+    }
+    Some(out)
 }
 
 /// One streamed record (its JSON text) as an event of the kind its category picks: its own id
@@ -396,12 +446,8 @@ fn routed_event_by(
     let walked = walk
         .then(|| PROBE_PATHS.read(text_raw.as_bytes()))
         .flatten();
-    let (probe, props, checked) = match &walked {
-        Some(found) if found.is_object() => {
-            let (probe, props) = probes_of(found);
-            (probe, props, true)
-        }
-        Some(_) => return None,
+    match &walked {
+        Some(found) => walked_event(source, text_raw, fallback_id, place, found),
         None => {
             let probe: Probe<'_> = serde_json::from_str(text_raw).ok()?;
             let props: PropertiesProbe<'_> = probe
@@ -409,11 +455,51 @@ fn routed_event_by(
                 .filter(|p| p.get().starts_with('{'))
                 .and_then(|p| serde_json::from_str(p.get()).ok())
                 .unwrap_or_default();
-            (probe, props, false)
+            Some(probed_event(
+                source,
+                text_raw,
+                fallback_id,
+                place,
+                (&probe, &props),
+                false,
+            ))
         }
-    };
-    let kind = classify(&probe, &props);
-    let id = own_id(kind, &probe, &props).unwrap_or_else(fallback_id);
+    }
+}
+
+/// [`routed_event`] for a record the checking walk read (`found`): checked.
+fn walked_event(
+    source: &str,
+    text_raw: &str,
+    fallback_id: impl FnOnce() -> String,
+    place: &str,
+    found: &PathValues<'_, '_>,
+) -> Option<Event> {
+    if !found.is_object() {
+        return None;
+    }
+    let (probe, props) = probes_of(found);
+    Some(probed_event(
+        source,
+        text_raw,
+        fallback_id,
+        place,
+        (&probe, &props),
+        true,
+    ))
+}
+
+/// The event of a record whose probed fields were read.
+fn probed_event(
+    source: &str,
+    text_raw: &str,
+    fallback_id: impl FnOnce() -> String,
+    place: &str,
+    (probe, props): (&Probe<'_>, &PropertiesProbe<'_>),
+    checked: bool,
+) -> Event {
+    let kind = classify(probe, props);
+    let id = own_id(kind, probe, props).unwrap_or_else(fallback_id);
     // The record's own time (the common schema's), or what its kind's properties say happened
     // when (provisioning, risk, Graph activity and XDR records carry the event's own time
     // there, and the envelope's `time` is when it was written out): as `EventKind::time_fields`.
@@ -449,7 +535,7 @@ fn routed_event_by(
         .chain(then)
         .copied()
         .find_map(|field| text(field).and_then(parse_time_ms));
-    Some(Event {
+    Event {
         kind,
         source: source.to_owned(),
         json: stamp(text_raw, &id, place),
@@ -459,7 +545,7 @@ fn routed_event_by(
         // much as a `Value` parse checks (lone surrogate escapes, number range, depth): the
         // sender checks it when it renders.
         checked,
-    })
+    }
 }
 
 /// The fields [`Probe`] reads at the top of a record, then [`PropertiesProbe`]'s inside
@@ -642,6 +728,108 @@ mod tests {
             prop_assert!(!parsed.checked);
             prop_assert_eq!(Event { checked: false, ..walked }, parsed);
         }
+    }
+
+    /// A message of generated records (and some that are not objects), maybe with other keys.
+    fn message() -> impl Strategy<Value = Vec<u8>> {
+        use serde_json::{json, Value};
+        let element = prop_oneof![
+            6 => probed_value(),
+            1 => Just(json!("text")),
+            1 => Just(json!([1, {"a": 2}])),
+        ];
+        (
+            prop::collection::vec(element, 0..6),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(records, other, pretty)| {
+                let mut m = serde_json::Map::new();
+                if other {
+                    m.insert("other".into(), json!({"records": [1], "x": "]}\"\\"}));
+                }
+                m.insert("records".into(), Value::Array(records));
+                if pretty {
+                    serde_json::to_vec_pretty(&Value::Object(m)).unwrap()
+                } else {
+                    serde_json::to_vec(&Value::Object(m)).unwrap()
+                }
+            })
+    }
+
+    fn same(walked: &Decoded, parsed: &Decoded) -> Result<(), TestCaseError> {
+        let unchecked = |d: &Decoded| -> Vec<Event> {
+            d.events
+                .iter()
+                .map(|e| Event {
+                    checked: false,
+                    ..e.clone()
+                })
+                .collect()
+        };
+        prop_assert_eq!(unchecked(walked), unchecked(parsed));
+        prop_assert_eq!(format!("{:?}", walked.bad), format!("{:?}", parsed.bad));
+        Ok(())
+    }
+
+    proptest! {
+        /// The walk splits and reads a message exactly as serde_json does, and checks it.
+        #[test]
+        fn the_walk_decodes_messages_as_serde_json_does(payload in message()) {
+            let walked = decode_walked("hub", AT, &payload);
+            prop_assert!(walked.is_some(), "{}", String::from_utf8_lossy(&payload));
+            let walked = walked.unwrap();
+            prop_assert!(walked.events.iter().all(|e| e.checked));
+            same(&walked, &decode_by("hub", AT, Some(&payload), false))?;
+        }
+
+        /// On a broken message the walk answers only where serde_json reads the message, and
+        /// then as it does.
+        #[test]
+        fn the_walk_leaves_broken_messages_to_serde_json(
+            payload in message(),
+            cut in any::<prop::sample::Index>(),
+            byte in prop_oneof![any::<u8>(), prop::sample::select(b"{}[],:\"\\ 0e".to_vec())],
+            how in 0u8..3,
+        ) {
+            let mut bytes = payload;
+            let at = cut.index(bytes.len());
+            match how {
+                0 => bytes.truncate(at),
+                1 => bytes[at] = byte,
+                _ => bytes.insert(at, byte),
+            }
+            if let Some(walked) = decode_walked("hub", AT, &bytes) {
+                prop_assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_ok());
+                same(&walked, &decode_by("hub", AT, Some(&bytes), false))?;
+            }
+        }
+    }
+
+    #[test]
+    fn the_walk_leaves_odd_envelopes_to_serde_json() {
+        for message in [
+            &br#"{"records":[],"records":[]}"#[..],
+            br#"{"rec\u006frds":[]}"#,
+            br#"{"records":{}}"#,
+            br#"{"other":[]}"#,
+            br#"[]"#,
+            br#"{"records":[{"a":1e5}]}"#,
+        ] {
+            assert!(
+                decode_walked("hub", AT, message).is_none(),
+                "{}",
+                String::from_utf8_lossy(message)
+            );
+        }
+        let d = decode_walked(
+            "hub",
+            AT,
+            br#"{"x":[1,"]"],"records":[{"category":"AuditLogs"},2]}"#,
+        )
+        .unwrap();
+        assert_eq!(d.events.len(), 1);
+        assert!(matches!(d.bad[..], [BadMessage::RecordNotObject(1)]));
     }
 
     #[test]
