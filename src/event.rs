@@ -790,4 +790,22 @@ mod tests {
         buf[0] = 9;
         assert!(matches!(Event::decode(&buf), Err(DecodeError::Version(9))));
     }
+
+    #[test]
+    fn whether_the_body_was_checked_is_the_format_version() {
+        let v = json!({"eventDataId": "e1"});
+        let checked = Event::from_json(EventKind::AzureActivity, "activity", &v);
+        assert!(checked.checked);
+        let unchecked = Event {
+            checked: false,
+            ..checked.clone()
+        };
+        for (ev, version) in [(&checked, 2), (&unchecked, 1)] {
+            let mut buf = Vec::new();
+            ev.encode(&mut buf);
+            assert_eq!(buf[0], version);
+            assert_eq!(&Event::decode(&buf).unwrap(), ev);
+            assert_eq!(EventView::decode(&buf).unwrap().checked, ev.checked);
+        }
+    }
 }
