@@ -293,6 +293,9 @@ struct Mutable {
     issued: u64,
     counters: HashMap<Service, u64>,
     blocked_until_ms: HashMap<Service, i64>,
+    /// Bumped by [`Simulator::forget_retry_after`]: a request that started before
+    /// (the killed client's, answered after the kill) does not block the next client.
+    retry_epoch: u64,
     malformed_left: u32,
     malformed_blobs_left: u32,
     gzip_bombs_left: u32,
@@ -672,7 +675,9 @@ impl Simulator {
     /// Forgets the `Retry-After`s given so far (a test does this when it kills the client: a
     /// new process cannot know them), so `early` only flags the current client's requests.
     pub fn forget_retry_after(&self) {
-        self.shared.lock().blocked_until_ms.clear();
+        let mut st = self.shared.lock();
+        st.blocked_until_ms.clear();
+        st.retry_epoch += 1;
     }
 
     /// Continuation pages served as truncated JSON so far.

@@ -71,11 +71,13 @@ pub(super) async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let early = {
+    let (early, epoch) = {
         let st = shared.lock();
-        st.blocked_until_ms
+        let early = st
+            .blocked_until_ms
             .get(&service)
-            .is_some_and(|until| at_ms < *until)
+            .is_some_and(|until| at_ms < *until);
+        (early, st.retry_epoch)
     };
     let redirect = match service {
         Service::Login | Service::Imds => hostile::token_redirect(&shared, &uri),
@@ -94,7 +96,7 @@ pub(super) async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let mut st = shared.lock();
-    if let Some(secs) = retry_after_secs {
+    if let Some(secs) = retry_after_secs.filter(|_| st.retry_epoch == epoch) {
         let wait_ms = i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000);
         st.blocked_until_ms
             .insert(service, now_ms().saturating_add(wait_ms));
