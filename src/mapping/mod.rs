@@ -191,21 +191,18 @@ impl Mapping {
         self.render_body(json, false, out)
     }
 
-    /// [`Mapping::render_json`] for a body that was `checked` as JSON when it entered the spool
-    /// (`EventView::checked`): then its bytes are walked without checking them again, with the
-    /// same result. When the walk finds them not well-formed after all, or when `checked` is
-    /// false, this is `render_json`.
+    /// [`Mapping::render_json`] for a body that may have been `checked` as JSON when it entered
+    /// the spool (`EventView::checked`): then its bytes are walked without checking them again,
+    /// with the same result (and checked after all if the walk finds them not well-formed).
+    /// Unchecked bytes are checked as they are walked; serde_json decides where the walk is not
+    /// sure. Same output and errors either way.
     pub fn render_body(
         &self,
         json: &[u8],
         checked: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), RenderError> {
-        let doc = self.scan(json, checked)?;
-        if doc.root != "an object" {
-            return Err(RenderError::NotAnObject { found: doc.root });
-        }
-        self.render_doc(&doc, out)
+        self.render_scanned(self.scan(json, checked)?, out)
     }
 
     /// For tests only: [`Mapping::render_body`] of a checked body by the unchecking walk alone,
@@ -216,7 +213,7 @@ impl Mapping {
         json: &[u8],
         out: &mut Vec<u8>,
     ) -> Option<Result<(), RenderError>> {
-        self.render_walked(scan::scan_checked(&self.plan, json)?, out)
+        Some(self.render_scanned(scan::scan_checked(&self.plan, json)?, out))
     }
 
     /// For tests only: rendering by the checking walk of not yet checked bytes (what the
@@ -227,19 +224,18 @@ impl Mapping {
         json: &[u8],
         out: &mut Vec<u8>,
     ) -> Option<Result<(), RenderError>> {
-        self.render_walked(scan::scan_checking(&self.plan, json)?, out)
+        Some(self.render_scanned(scan::scan_checking(&self.plan, json)?, out))
     }
 
-    fn render_walked(
+    fn render_scanned(
         &self,
         doc: scan::Scanned<'_, '_>,
         out: &mut Vec<u8>,
-    ) -> Option<Result<(), RenderError>> {
-        Some(if doc.root != "an object" {
-            Err(RenderError::NotAnObject { found: doc.root })
-        } else {
-            self.render_doc(&doc, out)
-        })
+    ) -> Result<(), RenderError> {
+        if doc.root != "an object" {
+            return Err(RenderError::NotAnObject { found: doc.root });
+        }
+        self.render_doc(&doc, out)
     }
 
     fn scan<'p, 'de>(
