@@ -27,6 +27,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use super::{Leaf, Plan, Scanned};
+use crate::json::span::value_end;
 
 /// The deepest nesting the checking walk answers for (serde_json's `Value` parse refuses
 /// nesting deeper than 128; deeper than this, the caller's fallback decides).
@@ -247,7 +248,7 @@ impl<'de, const CHECK: bool> Walk<'_, 'de, CHECK> {
             b'[' if CHECK => self.array(None),
             _ if CHECK => self.scalar(),
             _ => {
-                self.i = skip_unchecked(self.b, self.i)?;
+                self.i = value_end(self.b, self.i)?;
                 Some(())
             }
         }
@@ -370,54 +371,6 @@ impl<'de, const CHECK: bool> Walk<'_, 'de, CHECK> {
     }
 }
 
-/// Where the value starting at `b[i]` ends, found by its quotes and brackets alone (a
-/// well-formed value's brackets balance; only strings can hide one); nothing is checked.
-fn skip_unchecked(b: &[u8], mut i: usize) -> Option<usize> {
-    let string = |i: usize| -> Option<usize> {
-        let mut i = i + 1;
-        loop {
-            i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-            if b[i] == b'"' {
-                return Some(i + 1);
-            }
-            i += 2;
-        }
-    };
-    match *b.get(i)? {
-        b'"' => string(i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            loop {
-                match *b.get(i)? {
-                    b'"' => {
-                        i = string(i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth = depth.checked_sub(1)?;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            let start = i;
-            while let Some(c) = b.get(i) {
-                if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
-                    break;
-                }
-                i += 1;
-            }
-            (i > start).then_some(i)
-        }
-    }
-}
-
 /// The byte ranges of the elements of the array that is member `key` of the JSON object
 /// `text` (an Event Hubs message's `records`), found without checking the elements: the caller
 /// checks each one (the checking walk) before it relies on them. Everything else is checked as
@@ -486,7 +439,7 @@ impl Walk<'_, '_, true> {
         loop {
             self.ws();
             let start = self.i;
-            self.i = skip_unchecked(self.b, self.i)?;
+            self.i = value_end(self.b, self.i)?;
             spans.push((start, self.i));
             self.ws();
             match *self.b.get(self.i)? {

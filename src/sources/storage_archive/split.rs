@@ -120,7 +120,7 @@ pub fn document_records(chunk: &[u8], base: u64) -> Result<Found<'_>, String> {
                 chunk[i].escape_ascii()
             ));
         }
-        match object_end(&chunk[i..]) {
+        match crate::json::span::value_end(&chunk[i..], 0) {
             Some(len) => {
                 out.push((base + i as u64, &chunk[i..i + len]));
                 i += len;
@@ -129,34 +129,6 @@ pub fn document_records(chunk: &[u8], base: u64) -> Result<Found<'_>, String> {
             None => return Ok((out, done)),
         }
     }
-}
-
-/// The length of the JSON object at the start of `bytes`, if it ends within them.
-fn object_end(bytes: &[u8]) -> Option<usize> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 #[cfg(test)]
