@@ -73,16 +73,26 @@ fn kill_dash_nine_loses_no_acknowledged_batch() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (first, first_seen) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| {
-                    let mut it = l.strip_prefix("ok ")?.split(' ');
-                    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-                })
-                .collect::<Vec<(u64, u64)>>()
+            let mut got = Vec::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut it = match line.strip_prefix("ok ") {
+                    Some(rest) => rest.split(' '),
+                    None => continue,
+                };
+                if let (Some(Ok(batch)), Some(Ok(seq))) =
+                    (it.next().map(str::parse), it.next().map(str::parse))
+                {
+                    got.push((batch, seq));
+                    let _ = first.send(());
+                }
+            }
+            got
         });
+        // The kill lands a while after the child's first acknowledged batch (a loaded machine
+        // can take longer than the whole wait below just to start the child).
+        let _ = first_seen.recv_timeout(Duration::from_secs(60));
         // A plain test thread, no async runtime here: blocking is what we want.
         #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_millis(150 + 70 * round));
