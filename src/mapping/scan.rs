@@ -507,7 +507,7 @@ impl Plan {
 }
 
 mod walk;
-pub(crate) use walk::{array_member_spans, scan_checked, scan_checking};
+pub(crate) use walk::{array_member_spans, scan_checked, scan_checking, scan_checking_text};
 
 /// Object-key paths read from raw JSON by the checking walk, outside any mapping: the sources'
 /// id and time read (`event::ident`). Built once per event kind.
@@ -538,6 +538,14 @@ impl PathSet {
         Some(PathValues {
             set: self,
             doc: scan_checking(&self.plan, json)?,
+        })
+    }
+
+    /// [`PathSet::read`] of text (its UTF-8 is not checked again).
+    pub(crate) fn read_text<'s, 'de>(&'s self, text: &'de str) -> Option<PathValues<'s, 'de>> {
+        Some(PathValues {
+            set: self,
+            doc: scan_checking_text(&self.plan, text)?,
         })
     }
 }

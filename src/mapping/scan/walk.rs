@@ -45,7 +45,14 @@ pub(crate) fn scan_checked<'p, 'de>(plan: &'p Plan, json: &'de [u8]) -> Option<S
 /// Scans `json`, checking every byte: `Some` only when serde_json's `Value` parse surely
 /// accepts it, with what [`super::scan`] would give.
 pub(crate) fn scan_checking<'p, 'de>(plan: &'p Plan, json: &'de [u8]) -> Option<Scanned<'p, 'de>> {
-    let text = std::str::from_utf8(json).ok()?;
+    scan_checking_text(plan, std::str::from_utf8(json).ok()?)
+}
+
+/// [`scan_checking`] of bytes already known to be UTF-8 (not checked again).
+pub(crate) fn scan_checking_text<'p, 'de>(
+    plan: &'p Plan,
+    text: &'de str,
+) -> Option<Scanned<'p, 'de>> {
     walk::<true>(plan, text)
 }
 

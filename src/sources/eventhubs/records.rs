@@ -395,7 +395,7 @@ fn decode_walked(source: &str, at: Coordinates<'_>, payload: &[u8]) -> Option<De
         .collect::<Option<_>>()?;
     let found: Vec<PathValues<'_, '_>> = records
         .iter()
-        .map(|r| PROBE_PATHS.read(r.as_bytes()))
+        .map(|r| PROBE_PATHS.read_text(r))
         .collect::<Option<_>>()?;
     let mut out = Decoded::default();
     out.events.reserve(records.len());
@@ -443,9 +443,7 @@ fn routed_event_by(
     }
     // The checking walk reads the probed fields and checks the record as a `Value` parse
     // would, in one pass; where it is not sure, serde_json reads them (and checks less).
-    let walked = walk
-        .then(|| PROBE_PATHS.read(text_raw.as_bytes()))
-        .flatten();
+    let walked = walk.then(|| PROBE_PATHS.read_text(text_raw)).flatten();
     match &walked {
         Some(found) => walked_event(source, text_raw, fallback_id, place, found),
         None => {
