@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use serde_json::Value;
 
-mod ident;
+pub(crate) mod ident;
 pub(crate) use ident::id_and_time;
 
 /// The largest record, as JSON text, that a source hands the spool. A record over it is

@@ -17,8 +17,11 @@ use serde_json::Value;
 use super::{parse_time_ms, Event, EventKind};
 use crate::json::capture::{Capture, Leaf, Skip};
 use crate::json::visit::scalars_give;
-use crate::mapping::scan::PathSet;
+use crate::mapping::scan::{PathSet, PathValues};
 use crate::mapping::Node;
+
+/// An event's id and time (ms since the epoch), as the sources read them from its JSON.
+pub(crate) type Ident = (String, Option<i64>);
 
 /// Builds the event for one JSON object held in `json`, keeping those bytes as its body.
 /// `None` when `json` is not valid JSON or needs the `Value` path (see the module docs).
@@ -52,13 +55,16 @@ pub fn from_json_vec(kind: EventKind, source: &str, json: Vec<u8>) -> Result<Eve
 
 /// The id and time of the JSON object in `json`, as [`from_json_bytes`] gives them.
 pub(crate) fn id_and_time(kind: EventKind, json: &[u8]) -> Option<(String, Option<i64>)> {
-    match walked(kind, json) {
+    let Ok(text) = std::str::from_utf8(json) else {
+        return None;
+    };
+    match walked_text(kind, text) {
         Some(answer) => answer,
-        None => parsed(kind, json),
+        None => parsed_text(kind, text),
     }
 }
 
-/// The paths [`walked`] reads for each kind (by `EventKind::ALL` index): the id fields, the
+/// The paths [`walked_text`] reads for each kind (by `EventKind::ALL` index): the id fields, the
 /// time paths, the id suffix paths, then `value` and `records`.
 static PATHS: LazyLock<Vec<PathSet>> = LazyLock::new(|| {
     EventKind::ALL
@@ -73,21 +79,51 @@ static PATHS: LazyLock<Vec<PathSet>> = LazyLock::new(|| {
         .collect()
 });
 
+/// [`walked_text`] of bytes.
+#[cfg(test)]
+fn walked(kind: EventKind, json: &[u8]) -> Option<Option<(String, Option<i64>)>> {
+    walked_text(kind, std::str::from_utf8(json).ok()?)
+}
+
 /// [`id_and_time`] by the mapping scan's checking walk (`mapping::scan::PathSet`), several
 /// times cheaper than serde_json's deserializer: `None` when the walk is not sure serde_json
-/// accepts the bytes (then [`parsed`] decides, exactly).
-fn walked(kind: EventKind, json: &[u8]) -> Option<Option<(String, Option<i64>)>> {
+/// accepts the text (then [`parsed_text`] decides, exactly).
+fn walked_text(kind: EventKind, text: &str) -> Option<Option<(String, Option<i64>)>> {
     let set = PATHS.get(kind as usize)?;
-    let found = set.read(json)?;
+    Some(ident_of(kind, &set.read_text(text)?))
+}
+
+/// [`id_and_time`] of the JSON value that starts at byte `at` of `text` (a record of an API
+/// page), and where that value ends: `Some` only when the value is surely JSON that serde_json's
+/// `Value` parse accepts; `None` when that is not sure (not JSON, or JSON the walk leaves to
+/// serde_json and serde_json's own read found no id in).
+pub(crate) fn id_and_time_checked_at(
+    kind: EventKind,
+    text: &str,
+    at: usize,
+) -> Option<(Option<Ident>, usize)> {
+    let set = PATHS.get(kind as usize)?;
+    if let Some((found, end)) = set.read_at(text, at) {
+        return Some((ident_of(kind, &found), end));
+    }
+    // The walk is not sure: serde_json reads the value where the brackets say it ends (it
+    // answers only when that is a whole JSON value).
+    let end = crate::json::span::value_end(text.as_bytes(), at)?;
+    let answer = parsed_text(kind, text.get(at..end)?)?;
+    Some((Some(answer), end))
+}
+
+/// The id and time in what the checking walk found in an event.
+fn ident_of(kind: EventKind, found: &PathValues<'_, '_>) -> Option<(String, Option<i64>)> {
     if !found.is_object() {
-        return Some(None);
+        return None;
     }
     let n = Names::of(kind);
     let (ids, times, suffixes) = (n.ids.len(), n.times.len(), n.suffix.len());
     let at = |i: usize| found.get(i);
     let is_array = |i: usize| matches!(at(i), Some(Node::Val(Value::Array(_))));
     if is_array(ids + times + suffixes) || is_array(ids + times + suffixes + 1) {
-        return Some(None);
+        return None;
     }
     let text = |node: Node<'_>| -> Option<String> {
         match node {
@@ -97,9 +133,7 @@ fn walked(kind: EventKind, json: &[u8]) -> Option<Option<(String, Option<i64>)>>
             _ => None,
         }
     };
-    let Some(id) = (0..ids).find_map(|i| text(at(i)?)) else {
-        return Some(None);
-    };
+    let id = (0..ids).find_map(|i| text(at(i)?))?;
     let suffix: Vec<&str> = (ids + times..ids + times + suffixes)
         .filter_map(|i| match at(i)? {
             Node::Str(s) => Some(s),
@@ -118,12 +152,17 @@ fn walked(kind: EventKind, json: &[u8]) -> Option<Option<(String, Option<i64>)>>
         Node::Val(Value::Number(n)) => parse_time_ms(&n.to_string()),
         Node::Val(_) => None,
     });
-    Some(Some((id, time_ms)))
+    Some((id, time_ms))
+}
+
+/// [`parsed_text`] of bytes.
+#[cfg(test)]
+fn parsed(kind: EventKind, json: &[u8]) -> Option<(String, Option<i64>)> {
+    parsed_text(kind, std::str::from_utf8(json).ok()?)
 }
 
 /// [`id_and_time`] by serde_json's deserializer: exact on every input.
-fn parsed(kind: EventKind, json: &[u8]) -> Option<(String, Option<i64>)> {
-    let text = std::str::from_utf8(json).ok()?;
+fn parsed_text(kind: EventKind, text: &str) -> Option<(String, Option<i64>)> {
     let names = Names::of(kind);
     let mut de = serde_json::Deserializer::from_str(text);
     let found = Top { names: &names }.deserialize(&mut de).ok()??;
@@ -588,6 +627,12 @@ mod tests {
                 let walk = walked(*kind, text.as_bytes());
                 prop_assert!(walk.is_some(), "the walk gave up on {}", text);
                 prop_assert_eq!(walk.unwrap(), parsed(*kind, text.as_bytes()), "{}", text);
+                // Read where it stands in a page: the same answer, and where the record ends.
+                let page = format!("[{text} ,1]");
+                prop_assert_eq!(
+                    id_and_time_checked_at(*kind, &page, 1),
+                    Some((parsed(*kind, text.as_bytes()), 1 + text.len()))
+                );
             }
         }
 

@@ -507,7 +507,10 @@ impl Plan {
 }
 
 mod walk;
-pub(crate) use walk::{array_member_spans, scan_checked, scan_checking, scan_checking_text};
+pub(crate) use walk::{
+    array_member_spans, scan_checked, scan_checking, scan_checking_at, scan_checking_text,
+    top_members, TopValue,
+};
 
 /// Object-key paths read from raw JSON by the checking walk, outside any mapping: the sources'
 /// id and time read (`event::ident`). Built once per event kind.
@@ -531,22 +534,24 @@ impl PathSet {
         PathSet { plan, paths }
     }
 
-    /// Checks `json` as serde_json's `Value` parse does while reading the paths. `None` when
-    /// the walk is not sure serde_json accepts it (see `walk.rs`): the caller then parses it
-    /// with serde_json itself.
-    pub(crate) fn read<'s, 'de>(&'s self, json: &'de [u8]) -> Option<PathValues<'s, 'de>> {
-        Some(PathValues {
-            set: self,
-            doc: scan_checking(&self.plan, json)?,
-        })
-    }
-
-    /// [`PathSet::read`] of text (its UTF-8 is not checked again).
+    /// The values of the paths in `text`, read by the checking walk: `None` when it is not
+    /// sure serde_json's `Value` parse accepts `text` (then serde_json must decide).
     pub(crate) fn read_text<'s, 'de>(&'s self, text: &'de str) -> Option<PathValues<'s, 'de>> {
         Some(PathValues {
             set: self,
             doc: scan_checking_text(&self.plan, text)?,
         })
+    }
+
+    /// [`PathSet::read_text`] of the JSON value that starts at byte `at` of `text`, and where
+    /// that value ends (what follows is not looked at).
+    pub(crate) fn read_at<'s, 'de>(
+        &'s self,
+        text: &'de str,
+        at: usize,
+    ) -> Option<(PathValues<'s, 'de>, usize)> {
+        let (doc, end) = scan_checking_at(&self.plan, text, at)?;
+        Some((PathValues { set: self, doc }, end))
     }
 }
 

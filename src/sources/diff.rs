@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use super::azure::auth::Endpoints;
 use super::azure::http::{ApiClient, FetchError};
-use super::azure::listing::Listing;
 use super::azure::paging::LinkGuard;
 use super::checkpoint::IDLE_WRITE_EVERY_MS;
 use super::discovery::{self, Discovery, Dynamic};
@@ -296,7 +295,7 @@ impl DiffSource {
         let (mut listed, mut forwarded) = (0usize, 0usize);
         loop {
             // Each record kept as its text (no tree of the whole page), parsed on its own.
-            let mut page = match self.client.get_as::<Listing>(&url, &ctx.cancel).await {
+            let page = match self.client.get_listing(&url, None, &ctx.cancel).await {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(FetchError::NotLicensed { message, .. }) => {
@@ -309,7 +308,7 @@ impl DiffSource {
                 }
             };
             let rid = page.request_id.as_deref().unwrap_or("-");
-            let Some(records) = page.body.records.take() else {
+            let Some(records) = page.body.records() else {
                 tracing::warn!(message = "Page has no value array; listed again at the next poll.", source = %self.name, request_id = rid);
                 ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.freshness.failed(&format!(
@@ -327,15 +326,14 @@ impl DiffSource {
                 .get_mut(scope)
                 .expect("scope state exists while listing it");
             let mut events = Vec::new();
-            for (index, text) in records.into_iter().enumerate() {
+            for (index, record) in records.enumerate() {
                 listed += 1;
-                if oversized(&text, &self.name, rid, index) {
+                if oversized(record.text, &self.name, rid, index) {
                     ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 let record: serde_json::Value =
-                    serde_json::from_str(text.get()).unwrap_or_default();
-                drop(text);
+                    serde_json::from_str(record.text).unwrap_or_default();
                 let Some((id, state, time)) = (self.api.key)(&record) else {
                     ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(message = "Listed object without id, state or time skipped.", source = %self.name, object, request_id = rid);
@@ -355,6 +353,8 @@ impl DiffSource {
             if looping {
                 tracing::error!(message = "The API's next link repeats; paging stopped.", source = %self.name, scope, request_id = rid);
             }
+            // The answer's text is freed before its events go to the spool.
+            drop(page);
             let last = next.is_none() || looping;
             let mut removed = 0;
             if last {

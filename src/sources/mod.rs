@@ -304,7 +304,7 @@ impl Drop for Held {
     }
 }
 
-async fn append_encoded_as(
+pub(crate) async fn append_encoded_as(
     ctx: &SourceContext,
     source: &str,
     page: EncodedPage,

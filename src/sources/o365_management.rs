@@ -510,7 +510,7 @@ impl O365Source {
             let mut events = Vec::new();
             for (index, record) in records.into_iter().enumerate() {
                 fetched += 1;
-                if oversized(&record, &self.name, rid, index) {
+                if oversized(record.get(), &self.name, rid, index) {
                     ctx.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }

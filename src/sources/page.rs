@@ -74,6 +74,27 @@ impl EncodedPage {
         true
     }
 
+    /// Adds the event these parts make (its body `json`, checked as JSON) without making it.
+    pub fn push_parts(
+        &mut self,
+        kind: EventKind,
+        source: &str,
+        id: &str,
+        time_ms: Option<i64>,
+        json: &str,
+    ) {
+        Event::encode_parts(
+            kind,
+            source,
+            id,
+            time_ms,
+            json.as_bytes(),
+            true,
+            &mut self.bytes,
+        );
+        self.ends.push(self.bytes.len());
+    }
+
     /// The payloads, in order.
     pub fn payloads(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());

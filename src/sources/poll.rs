@@ -13,9 +13,10 @@ use std::time::Duration;
 use super::azure::auth::{Credentials, Endpoints, TokenCache};
 use super::azure::http::{self, ApiClient, FetchError, Retry};
 use super::azure::limits::Limit;
-use super::azure::listing::{record_event_owned, Listing};
+use super::azure::listing::record_event;
 use super::checkpoint::{Append, Checkpoint, Delta, ScopeState};
 use super::discovery::{self, Discovery, Dynamic};
+use super::page::EncodedPage;
 use super::{append_page, append_page_delta, SourceContext, SourceError};
 use crate::config::{Config, SourceConfig};
 use crate::event::{Event, EventKind};
@@ -184,13 +185,8 @@ pub fn next_span(span: i64, covered: i64, ahead: usize, t: &Timing) -> i64 {
 /// True (with a warning) when an API record is larger than
 /// [`MAX_EVENT_BYTES`](crate::event::MAX_EVENT_BYTES): it is rejected alone, without being
 /// parsed, and the rest of its page is read. `index` is its place in the page.
-pub(crate) fn oversized(
-    record: &serde_json::value::RawValue,
-    source: &str,
-    request_id: &str,
-    index: usize,
-) -> bool {
-    let bytes = record.get().len();
+pub(crate) fn oversized(record: &str, source: &str, request_id: &str, index: usize) -> bool {
+    let bytes = record.len();
     let over = bytes > crate::event::MAX_EVENT_BYTES;
     if over {
         tracing::warn!(
@@ -203,6 +199,35 @@ pub(crate) fn oversized(
         );
     }
     over
+}
+
+/// [`append_commit`] of events already encoded.
+pub(crate) async fn append_commit_encoded(
+    ctx: &SourceContext,
+    source: &str,
+    events: EncodedPage,
+    append: Append,
+) -> Result<bool, SourceError> {
+    let (checkpoint, delta) = match append {
+        Append::Full { bytes, dropped } => {
+            forgot(source, dropped);
+            (bytes, false)
+        }
+        Append::Delta(bytes) => (bytes, true),
+    };
+    super::append_encoded_as(ctx, source, events, checkpoint, delta).await
+}
+
+/// Says that ids were forgotten to keep a checkpoint within its limit.
+fn forgot(source: &str, dropped: usize) {
+    if dropped > 0 {
+        tracing::warn!(
+            message = "Seen ids over their limit; the oldest were forgotten, so late copies of them could repeat.",
+            source,
+            dropped,
+            limit = super::checkpoint::MAX_IDS
+        );
+    }
 }
 
 /// Appends a page's events with the checkpoint record [`Checkpoint::commit`] chose; says so
@@ -219,14 +244,7 @@ where
 {
     match append {
         Append::Full { bytes, dropped } => {
-            if dropped > 0 {
-                tracing::warn!(
-                    message = "Seen ids over their limit; the oldest were forgotten, so late copies of them could repeat.",
-                    source,
-                    dropped,
-                    limit = super::checkpoint::MAX_IDS
-                );
-            }
+            forgot(source, dropped);
             append_page(ctx, source, events, bytes).await
         }
         Append::Delta(bytes) => append_page_delta(ctx, source, events, bytes).await,
@@ -604,7 +622,11 @@ impl PollSource {
         // New records past the cursor: what the next window's span is fitted to.
         let (mut fetched, mut new, mut ahead) = (0usize, 0usize, 0usize);
         loop {
-            let mut page = match self.client.get_as::<Listing>(&url, &ctx.cancel).await {
+            let page = match self
+                .client
+                .get_listing(&url, Some(self.api.kind), &ctx.cancel)
+                .await
+            {
                 Ok(p) => p,
                 Err(FetchError::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(FetchError::NotLicensed { message, .. }) => {
@@ -624,8 +646,7 @@ impl PollSource {
                 }
             };
             let rid = page.request_id.as_deref().unwrap_or("-");
-            // Taken out of the page: each record is dropped once it is an event.
-            let Some(records) = page.body.records.take() else {
+            let Some(records) = page.body.records() else {
                 tracing::warn!(message = "Page has no value array; the window is read again at the next poll.", source = %self.name, request_id = rid);
                 ctx.stats.api_malformed.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.freshness.failed(&format!(
@@ -640,29 +661,43 @@ impl PollSource {
                 .expect("scope state exists while polling it")
                 .seen;
             let mut delta = Delta::at(scope, &ck.scopes[scope]);
-            let mut events = Vec::new();
+            // The new records, encoded for the spool straight from the page's text.
+            let mut events = EncodedPage::pooled();
             let mut rejected = 0u64;
             ctx.stats
                 .polled
                 .fetch_add(records.len() as u64, Ordering::Relaxed);
-            for (index, record) in records.into_iter().enumerate() {
+            for (index, record) in records.enumerate() {
                 fetched += 1;
-                if oversized(&record, &self.name, rid, index) {
+                if oversized(record.text, &self.name, rid, index) {
                     rejected += 1;
                     continue;
                 }
-                let accepted = record_event_owned(self.api.kind, &self.name, record)
-                    .filter(|ev| !ev.id.starts_with("sha:"))
-                    .and_then(|ev| Some((ev.time_ms?, ev)));
-                let Some((time, ev)) = accepted else {
+                let kind = self.api.kind;
+                // Its id and time read with the page, or else read now (through a `Value`
+                // when the bytes path declines it).
+                let mut event = None;
+                let (id, time) = match record.ident {
+                    Some((id, time)) => (id.as_str(), *time),
+                    None => {
+                        event = record_event(kind, &self.name, record.text);
+                        event
+                            .as_ref()
+                            .map_or(("", None), |ev| (ev.id.as_str(), ev.time_ms))
+                    }
+                };
+                let Some(time) = time.filter(|_| !id.starts_with("sha:")) else {
                     rejected += 1;
                     tracing::warn!(message = "Record skipped: not a JSON object with an id and a time.", source = %self.name, request_id = rid);
                     continue;
                 };
-                let h = ck.key.hash(&ev.id);
+                let h = ck.key.hash(id);
                 if !seen.contains(h, time) && delta.seen.insert(h, time, time) {
                     ahead += usize::from(time > start_cursor);
-                    events.push(ev);
+                    match &event {
+                        Some(ev) => events.push(ev),
+                        None => events.push_parts(kind, &self.name, id, Some(time), record.text),
+                    }
                 }
             }
             new += events.len();
@@ -677,6 +712,9 @@ impl PollSource {
             if looping {
                 tracing::error!(message = "The API's next link repeats; paging stopped and the window taken as read.", source = %self.name, scope, request_id = rid);
             }
+            // The answer's text is freed before its encoded events go to the spool, so a page
+            // is not held three times over (text, encoded events, the spool's batch).
+            drop(page);
             let last = next.is_none() || looping;
             if last {
                 // The cursor moves; ids no later window can return are forgotten.
@@ -696,9 +734,11 @@ impl PollSource {
             // An idle window's end is written only now and then (`advance_unwritten`).
             if !events.is_empty() || (last && !ck.advance_unwritten(&delta)) {
                 let append = ck.commit(delta);
-                if !append_commit(ctx, &self.name, events, append).await? {
+                if !append_commit_encoded(ctx, &self.name, events, append).await? {
                     return Ok(Outcome::Cancelled);
                 }
+            } else {
+                events.recycle();
             }
             ctx.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
             match next {

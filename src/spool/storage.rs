@@ -191,7 +191,10 @@ pub(crate) fn read_exact_at(
 /// A sliding read window over a file, for sequential scans with occasional look-ahead.
 #[derive(Debug)]
 pub(crate) struct Window {
+    /// Zeroed once as it grows, then read into again and again: only `..len` holds the file's
+    /// bytes at `start`.
     buf: Vec<u8>,
+    len: usize,
     start: u64,
     chunk: usize,
 }
@@ -200,6 +203,7 @@ impl Window {
     pub fn new(chunk: usize) -> Window {
         Window {
             buf: Vec::new(),
+            len: 0,
             start: 0,
             chunk,
         }
@@ -217,20 +221,23 @@ impl Window {
         if end > limit {
             return Ok(None);
         }
-        let have = offset >= self.start && end <= self.start + self.buf.len() as u64;
+        let have = offset >= self.start && end <= self.start + self.len as u64;
         if !have {
             let want = (len.max(self.chunk) as u64).min(limit - offset) as usize;
-            self.buf.clear();
-            self.buf.resize(want, 0);
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+            // Nothing is kept from the previous fill if this one fails part way.
+            self.len = 0;
             let mut filled = 0;
             while filled < want {
-                let n = f.read_at(offset + filled as u64, &mut self.buf[filled..])?;
+                let n = f.read_at(offset + filled as u64, &mut self.buf[filled..want])?;
                 if n == 0 {
                     break;
                 }
                 filled += n;
             }
-            self.buf.truncate(filled);
+            self.len = filled;
             self.start = offset;
             if filled < len {
                 return Ok(None);
@@ -242,7 +249,7 @@ impl Window {
 
     /// Drops the buffered bytes (after the file changed underneath).
     pub fn reset(&mut self) {
-        self.buf.clear();
+        self.len = 0;
         self.start = 0;
     }
 }

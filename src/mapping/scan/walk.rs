@@ -56,7 +56,31 @@ pub(crate) fn scan_checking_text<'p, 'de>(
     walk::<true>(plan, text)
 }
 
+/// [`scan_checking_text`] of the JSON value that starts at byte `at` of `text`: what it found,
+/// and where the value ends (what follows is not looked at).
+pub(crate) fn scan_checking_at<'p, 'de>(
+    plan: &'p Plan,
+    text: &'de str,
+    at: usize,
+) -> Option<(Scanned<'p, 'de>, usize)> {
+    walk_at::<true>(plan, text, at)
+}
+
 fn walk<'p, 'de, const CHECK: bool>(plan: &'p Plan, text: &'de str) -> Option<Scanned<'p, 'de>> {
+    let at = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len();
+    let (doc, end) = walk_at::<CHECK>(plan, text, at)?;
+    let rest = &text.as_bytes()[end..];
+    rest.iter()
+        .all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        .then_some(doc)
+}
+
+/// Walks the value at byte `at` of `text`; answers where it ends.
+fn walk_at<'p, 'de, const CHECK: bool>(
+    plan: &'p Plan,
+    text: &'de str,
+    at: usize,
+) -> Option<(Scanned<'p, 'de>, usize)> {
     let json = text.as_bytes();
     let mut slots = Vec::with_capacity(plan.slots as usize);
     slots.resize_with(plan.slots as usize, || None);
@@ -64,11 +88,10 @@ fn walk<'p, 'de, const CHECK: bool>(plan: &'p Plan, text: &'de str) -> Option<Sc
         plan,
         text,
         b: json,
-        i: 0,
+        i: at,
         depth: 0,
         slots: &mut slots,
     };
-    walk.ws();
     let root = match *walk.b.get(walk.i)? {
         b'{' => {
             walk.object(Some(0))?;
@@ -95,11 +118,8 @@ fn walk<'p, 'de, const CHECK: bool>(plan: &'p Plan, text: &'de str) -> Option<Sc
             "a number"
         }
     };
-    walk.ws();
-    if walk.i != json.len() {
-        return None;
-    }
-    Some(Scanned { plan, slots, root })
+    let end = walk.i;
+    Some((Scanned { plan, slots, root }, end))
 }
 
 /// A cursor over the bytes, and the slots the trie's captures fill.
@@ -385,6 +405,50 @@ impl<'de, const CHECK: bool> Walk<'_, 'de, CHECK> {
 /// `key` missing, repeated or spelled with an escape, its value not an array, or anything the
 /// checking walk leaves to serde_json.
 pub(crate) fn array_member_spans(text: &str, key: &str) -> Option<Vec<(usize, usize)>> {
+    let mut found = None;
+    let b = text.as_bytes();
+    for member in top_members(text, key, &mut |at| value_end(b, at))? {
+        if member.key == key {
+            match (member.value, &found) {
+                (TopValue::Elements(spans), None) => found = Some(spans),
+                _ => return None,
+            }
+        }
+    }
+    found
+}
+
+/// One member of a top-level object, as [`top_members`] found it.
+#[derive(Debug)]
+pub(crate) struct TopMember<'a> {
+    /// The key as written (the walk gives up on a key with an escape).
+    pub key: &'a str,
+    pub value: TopValue,
+}
+
+/// The value of a [`TopMember`].
+#[derive(Debug, PartialEq)]
+pub(crate) enum TopValue {
+    /// The array of the member named `elements_of`: the byte ranges of its elements, as
+    /// [`top_members`]'s `element` found them.
+    Elements(Vec<(usize, usize)>),
+    /// A string: the byte range of its text with the quotes, and whether it holds an escape.
+    Text { span: (usize, usize), escaped: bool },
+    /// Anything else.
+    Other,
+}
+
+/// The members of the JSON object `text`, in order (a repeated key each time). The elements of
+/// the arrays of members named `elements_of` are stepped over by `element`, given where one
+/// starts and answering where it ends (`None`: give up), which checks them as far as the
+/// caller needs. Everything else is checked as [`scan_checking`] checks it: `None` when `text`
+/// is not an object, when a key holds an escape, or on anything the checking walk leaves to
+/// serde_json.
+pub(crate) fn top_members<'a>(
+    text: &'a str,
+    elements_of: &str,
+    element: &mut dyn FnMut(usize) -> Option<usize>,
+) -> Option<Vec<TopMember<'a>>> {
     let plan = Plan::default();
     let mut slots = Vec::new();
     let mut w = Walk::<true> {
@@ -395,7 +459,7 @@ pub(crate) fn array_member_spans(text: &str, key: &str) -> Option<Vec<(usize, us
         depth: 0,
         slots: &mut slots,
     };
-    let mut spans = None;
+    let mut members = Vec::new();
     w.ws();
     w.expect(b'{')?;
     w.enter()?;
@@ -407,17 +471,26 @@ pub(crate) fn array_member_spans(text: &str, key: &str) -> Option<Vec<(usize, us
             if w.string()? {
                 return None;
             }
-            let named = text.get(start + 1..w.i - 1)? == key;
+            let key = text.get(start + 1..w.i - 1)?;
             w.ws();
             w.expect(b':')?;
             w.ws();
-            if !named {
-                w.skip()?;
-            } else if spans.is_some() {
-                return None;
-            } else {
-                spans = Some(w.elements()?);
-            }
+            let at = w.i;
+            let value = match *w.b.get(at)? {
+                b'[' if key == elements_of => TopValue::Elements(w.elements(element)?),
+                b'"' => {
+                    let escaped = w.string()?;
+                    TopValue::Text {
+                        span: (at, w.i),
+                        escaped,
+                    }
+                }
+                _ => {
+                    w.skip()?;
+                    TopValue::Other
+                }
+            };
+            members.push(TopMember { key, value });
             w.ws();
             match *w.b.get(w.i)? {
                 b',' => w.i += 1,
@@ -430,13 +503,16 @@ pub(crate) fn array_member_spans(text: &str, key: &str) -> Option<Vec<(usize, us
         }
     }
     w.ws();
-    (w.i == text.len()).then_some(())?;
-    spans
+    (w.i == text.len()).then_some(members)
 }
 
 impl Walk<'_, '_, true> {
-    /// The byte ranges of the elements of the array at the cursor, each stepped over unchecked.
-    fn elements(&mut self) -> Option<Vec<(usize, usize)>> {
+    /// The byte ranges of the elements of the array at the cursor, each stepped over by
+    /// `element` (see [`top_members`]).
+    fn elements(
+        &mut self,
+        element: &mut dyn FnMut(usize) -> Option<usize>,
+    ) -> Option<Vec<(usize, usize)>> {
         self.expect(b'[')?;
         self.ws();
         let mut spans = Vec::new();
@@ -446,7 +522,7 @@ impl Walk<'_, '_, true> {
         loop {
             self.ws();
             let start = self.i;
-            self.i = value_end(self.b, self.i)?;
+            self.i = element(start).filter(|&end| end > start && end <= self.b.len())?;
             spans.push((start, self.i));
             self.ws();
             match *self.b.get(self.i)? {

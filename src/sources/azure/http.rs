@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{Credentials, TokenCache};
 use super::client::{later, read_body, redirect_target, BodyError};
+use super::listing::Listing;
 use super::token::AuthError;
 use crate::sources::SourceStats;
 
@@ -475,6 +476,33 @@ impl ApiClient {
         url: &str,
         cancel: &CancellationToken,
     ) -> Result<Page<B>, FetchError> {
+        self.request_parsed(method, url, cancel, |body| serde_json::from_slice(&body))
+            .await
+    }
+
+    /// A list answer ([`Listing::read`]: its records and their ids and times read once, for
+    /// `kind` when given), with the retries of [`ApiClient::get`].
+    pub async fn get_listing(
+        &self,
+        url: &str,
+        kind: Option<crate::event::EventKind>,
+        cancel: &CancellationToken,
+    ) -> Result<Page<Listing>, FetchError> {
+        self.request_parsed(reqwest::Method::GET, url, cancel, |body| {
+            Listing::read(body, kind)
+        })
+        .await
+    }
+
+    /// [`ApiClient::request`] with the body of a `200` made into `B` by `parse` (an error
+    /// counts as malformed and the answer is fetched again).
+    async fn request_parsed<B>(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        cancel: &CancellationToken,
+        parse: impl Fn(Vec<u8>) -> Result<B, serde_json::Error>,
+    ) -> Result<Page<B>, FetchError> {
         if let Some((link, why)) = outside(&self.origin, url) {
             return Err(self.refuse("link", link, why));
         }
@@ -526,7 +554,7 @@ impl ApiClient {
                             count(&self.stats.api_errors);
                             (e.to_string(), None)
                         }
-                        (StatusCode::OK, Ok(body)) => match serde_json::from_slice(&body) {
+                        (StatusCode::OK, Ok(body)) => match parse(body) {
                             Ok(json) => {
                                 return Ok(Page {
                                     body: json,

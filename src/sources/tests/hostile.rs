@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::event::{Event, EventKind};
 use crate::simulator::{Faults, Service, SimConfig, Simulator};
 use crate::sources::azure::http::{self, ApiClient, FetchError};
-use crate::sources::azure::listing::Listing;
 use crate::sources::{append_page, Source, SourceContext, SourceStats};
 use crate::spool::{Spool, SpoolOptions};
 
@@ -93,7 +92,7 @@ async fn an_absurd_retry_after_neither_panics_nor_lets_requests_through() {
     let url = activity_url(&sim);
     let task = tokio::spawn({
         let (c, cancel) = (c.clone(), cancel.clone());
-        async move { c.get_as::<Listing>(&url, &cancel).await.map(|_| ()) }
+        async move { c.get_listing(&url, None, &cancel).await.map(|_| ()) }
     });
     let start = Instant::now();
     while !sim.requests().iter().any(|r| r.status == 429) {
@@ -145,7 +144,7 @@ async fn an_answer_over_max_answer_bytes_is_refused_once_with_the_key_named() {
     // 20 records of 200 KiB: 4 MiB, over a 2 MiB cap.
     let small = client(&sim, 2 << 20);
     let url = activity_url(&sim);
-    let err = small.get_as::<Listing>(&url, &cancel).await.unwrap_err();
+    let err = small.get_listing(&url, None, &cancel).await.unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("larger than 2097152 bytes") && text.contains("[azure] max_answer_bytes"),
@@ -163,12 +162,12 @@ async fn an_answer_over_max_answer_bytes_is_refused_once_with_the_key_named() {
         &sim,
         crate::sources::azure::client::DEFAULT_MAX_ANSWER_BYTES,
     )
-    .get_as::<Listing>(&url, &cancel)
+    .get_listing(&url, None, &cancel)
     .await
     .unwrap();
     let next = page.body.string("nextLink").unwrap().to_owned();
     let bombed = client(&sim, 16 << 20);
-    let err = bombed.get_as::<Listing>(&next, &cancel).await.unwrap_err();
+    let err = bombed.get_listing(&next, None, &cancel).await.unwrap_err();
     assert!(
         err.to_string().contains("larger than 16777216 bytes"),
         "{err}"
