@@ -26,6 +26,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::records::{self, BadMessage, Coordinates};
 use super::EventHubsSource;
 use crate::event::Event;
+use crate::sources::page::EncodedPage;
 use crate::sources::{SourceContext, SourceError};
 use crate::spool::SpoolError;
 
@@ -230,13 +231,12 @@ impl Shared {
         if events.is_empty() {
             return Ok(Some(0));
         }
-        let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(events.len());
+        // Every payload in one buffer, kept from batch to batch.
+        let mut payloads = EncodedPage::pooled();
         for ev in events {
-            let mut buf = Vec::with_capacity(ev.json.len() + 64);
-            ev.encode(&mut buf);
-            payloads.push(buf);
+            payloads.push(ev);
         }
-        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[u8]> = payloads.payloads().collect();
         let ends: Vec<usize> = refs
             .iter()
             .scan(0, |end, r| {
@@ -244,6 +244,21 @@ impl Shared {
                 Some(*end)
             })
             .collect();
+        let result = self.spool_payloads(events, &refs, &ends, next);
+        drop(refs);
+        payloads.recycle();
+        result
+    }
+
+    /// [`Shared::spool`] of the events' payloads (`ends`: where each ends, counted from the
+    /// first).
+    fn spool_payloads(
+        &self,
+        events: &[Event],
+        refs: &[&[u8]],
+        ends: &[usize],
+        next: &BTreeMap<i32, i64>,
+    ) -> Result<Option<u64>, SourceError> {
         let checkpoint =
             serde_json::json!({ "version": 1, "topic": self.topic, "next_offsets": next })
                 .to_string();
@@ -268,12 +283,12 @@ impl Shared {
                     return Ok(Some(rejected));
                 }
                 Err(SpoolError::BatchTooLarge { max, .. }) if take > 1 => {
-                    take = crate::sources::quarter(&ends, done, take, max);
+                    take = crate::sources::quarter(ends, done, take, max);
                 }
                 Err(SpoolError::Full { max, .. })
-                    if take > 1 && crate::sources::part_bytes(&ends, done, take) > max / 4 =>
+                    if take > 1 && crate::sources::part_bytes(ends, done, take) > max / 4 =>
                 {
-                    take = crate::sources::quarter(&ends, done, take, max);
+                    take = crate::sources::quarter(ends, done, take, max);
                 }
                 Err(SpoolError::BatchTooLarge { .. }) => {
                     tracing::warn!(message = "Record rejected: it can never fit in the spool ([spool] max_bytes).", source = %self.name, event = %events[done].id, bytes = part[0].len());
