@@ -508,7 +508,7 @@ impl Plan {
 
 mod walk;
 pub(crate) use walk::{
-    array_member_spans, scan_checked, scan_checking, scan_checking_at, scan_checking_text,
+    array_member_elements, scan_checked, scan_checking, scan_checking_at, scan_checking_text,
     top_members, TopValue,
 };
 

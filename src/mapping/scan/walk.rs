@@ -399,15 +399,18 @@ impl<'de, const CHECK: bool> Walk<'_, 'de, CHECK> {
 }
 
 /// The byte ranges of the elements of the array that is member `key` of the JSON object
-/// `text` (an Event Hubs message's `records`), found without checking the elements: the caller
-/// checks each one (the checking walk) before it relies on them. Everything else is checked as
+/// `text` (an Event Hubs message's `records`), each element stepped over by `element` (see
+/// [`top_members`]), which checks it and reads it on the way. Everything else is checked as
 /// [`scan_checking`] checks it, and `None` whenever serde_json might read the object otherwise:
 /// `key` missing, repeated or spelled with an escape, its value not an array, or anything the
 /// checking walk leaves to serde_json.
-pub(crate) fn array_member_spans(text: &str, key: &str) -> Option<Vec<(usize, usize)>> {
+pub(crate) fn array_member_elements(
+    text: &str,
+    key: &str,
+    element: &mut dyn FnMut(usize) -> Option<usize>,
+) -> Option<Vec<(usize, usize)>> {
     let mut found = None;
-    let b = text.as_bytes();
-    for member in top_members(text, key, &mut |at| value_end(b, at))? {
+    for member in top_members(text, key, element)? {
         if member.key == key {
             match (member.value, &found) {
                 (TopValue::Elements(spans), None) => found = Some(spans),

@@ -375,12 +375,27 @@ fn record_event(source: &str, at: Coordinates<'_>, index: usize, raw: &RawValue)
 
 /// Where record `index` of the message at `at` was read, as [`stamp`] writes it.
 fn place(at: Coordinates<'_>, index: usize) -> String {
+    place_of(&message_place(at), index)
+}
+
+/// What [`place`] writes for every record of the message at `at`: all but the index.
+fn message_place(at: Coordinates<'_>) -> String {
     let mut place = String::from(",\"topic\":");
     place.push_str(&serde_json::Value::from(at.topic).to_string());
     place.push_str(&format!(
-        ",\"partition\":{},\"offset\":{},\"index\":{}",
-        at.partition, at.offset, index
+        ",\"partition\":{},\"offset\":{}",
+        at.partition, at.offset
     ));
+    place
+}
+
+/// [`place`] of record `index` of the message whose [`message_place`] is `message`.
+fn place_of(message: &str, index: usize) -> String {
+    use std::fmt::Write as _;
+    let mut place = String::with_capacity(message.len() + 16);
+    place.push_str(message);
+    // Writing into a String cannot fail.
+    let _ = write!(place, ",\"index\":{index}");
     place
 }
 
@@ -388,23 +403,31 @@ fn place(at: Coordinates<'_>, index: usize) -> String {
 /// over each record, which also checks it); `None` leaves the message to serde_json.
 fn decode_walked(source: &str, at: Coordinates<'_>, payload: &[u8]) -> Option<Decoded> {
     let text = std::str::from_utf8(payload).ok()?;
-    let spans = crate::mapping::scan::array_member_spans(text, "records")?;
+    // Each record is checked as its probes are read, and that read finds where it ends.
+    let mut found: Vec<PathValues<'_, '_>> = Vec::new();
+    let mut read = |at: usize| {
+        let (values, end) = PROBE_PATHS.read_at(text, at)?;
+        found.push(values);
+        Some(end)
+    };
+    let spans = crate::mapping::scan::array_member_elements(text, "records", &mut read)?;
     let records: Vec<&str> = spans
         .iter()
         .map(|&(a, b)| text.get(a..b))
         .collect::<Option<_>>()?;
-    let found: Vec<PathValues<'_, '_>> = records
-        .iter()
-        .map(|r| PROBE_PATHS.read_text(r))
-        .collect::<Option<_>>()?;
+    // A repeated `records` array was refused above, so the reads are those of these records.
+    if found.len() != records.len() {
+        return None;
+    }
     let mut out = Decoded::default();
     out.events.reserve(records.len());
+    let message = message_place(at);
     for (index, (raw, found)) in records.iter().zip(&found).enumerate() {
         let event = walked_event(
             source,
             raw,
             || coordinate_id(at, index),
-            &place(at, index),
+            &place_of(&message, index),
             found,
         );
         match event {
@@ -671,6 +694,21 @@ fn stamp(record: &str, id: &str, place: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_place_names_topic_partition_offset_and_index() {
+        let at = Coordinates {
+            topic: "in\"sights",
+            partition: 7,
+            offset: -1,
+        };
+        assert_eq!(
+            place(at, 12),
+            r#","topic":"in\"sights","partition":7,"offset":-1,"index":12"#
+        );
+        let message = message_place(at);
+        assert_eq!(place_of(&message, 0), format!("{message},\"index\":0"));
+    }
 
     fn probed_value() -> impl Strategy<Value = serde_json::Value> {
         use serde_json::{json, Value};
