@@ -8,7 +8,9 @@
 //!   is checked, and the walk answers only when it is sure serde_json's `Value` parse accepts
 //!   the input; whatever it is not sure of (an exponent, a `\u` escape of a surrogate, nesting
 //!   deeper than [`MAX_DEPTH`], any error) makes it answer `None`, and the caller falls back to
-//!   serde_json's own parse, which decides exactly and words the error.
+//!   serde_json's own parse, which decides exactly and words the error. [`top_members`] walks
+//!   the envelope of an API page or an Event Hubs message in this mode, handing each record to
+//!   a read of its own ([`scan_checking_at`]) that checks it and finds where it ends.
 //!
 //! Guarantee: where either scan answers on input that `serde_json::from_slice::<Value>`
 //! accepts, the result is exactly [`super::scan`]'s; `scan_checking` never answers on input
