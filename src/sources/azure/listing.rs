@@ -56,12 +56,7 @@ impl Listing {
     pub fn read(body: Vec<u8>, kind: Option<EventKind>) -> Result<Listing, serde_json::Error> {
         match String::from_utf8(body) {
             Ok(text) => match walked(&text, kind) {
-                Some((spans, idents, strings)) => Ok(Listing {
-                    text,
-                    spans,
-                    idents,
-                    strings,
-                }),
+                Some(listing) => Ok(Listing { text, ..listing }),
                 None => Listing::parsed(text.as_bytes()),
             },
             Err(e) => Listing::parsed(e.as_bytes()),
@@ -115,17 +110,9 @@ impl Listing {
 }
 
 /// What [`Listing::read`] takes from the page by the checking walk: the record spans, their ids
-/// and times, the string members. `None` when the walk is not sure of every byte serde_json's
-/// parse would read (then that parse decides).
-#[allow(clippy::type_complexity)]
-fn walked(
-    text: &str,
-    kind: Option<EventKind>,
-) -> Option<(
-    Option<Vec<(usize, usize)>>,
-    Vec<Option<Ident>>,
-    Vec<(String, String)>,
-)> {
+/// and times, the string members (all but the text, which the caller keeps). `None` when the
+/// walk is not sure of every byte serde_json's parse would read (then that parse decides).
+fn walked(text: &str, kind: Option<EventKind>) -> Option<Listing> {
     let mut spans = None;
     let mut strings: Vec<(String, String)> = Vec::new();
     // Each record is checked as its id and time are read, and that read finds where it ends.
@@ -168,7 +155,12 @@ fn walked(
     if spans.is_none() {
         idents.clear();
     }
-    Some((spans, idents, strings))
+    Some(Listing {
+        text: String::new(),
+        spans,
+        idents,
+        strings,
+    })
 }
 
 /// serde_json's read of a list answer ([`Listing::parsed`]).

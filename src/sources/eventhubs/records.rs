@@ -423,13 +423,11 @@ fn decode_walked(source: &str, at: Coordinates<'_>, payload: &[u8]) -> Option<De
     out.events.reserve(records.len());
     let message = message_place(at);
     for (index, (raw, found)) in records.iter().zip(&found).enumerate() {
-        let event = walked_event(
-            source,
-            raw,
-            || coordinate_id(at, index),
-            &place_of(&message, index),
-            found,
-        );
+        let event = probes_of(found).map(|(probe, props)| {
+            let place = place_of(&message, index);
+            let id = || coordinate_id(at, index);
+            probed_event(source, raw, id, &place, (&probe, &props), true)
+        });
         match event {
             Some(ev) => out.events.push(ev),
             None => out.bad.push(BadMessage::RecordNotObject(index)),
@@ -467,8 +465,11 @@ fn routed_event_by(
     // The checking walk reads the probed fields and checks the record as a `Value` parse
     // would, in one pass; where it is not sure, serde_json reads them (and checks less).
     let walked = walk.then(|| PROBE_PATHS.read_text(text_raw)).flatten();
-    match &walked {
-        Some(found) => walked_event(source, text_raw, fallback_id, place, found),
+    let (probe, props, checked) = match &walked {
+        Some(found) => {
+            let (probe, props) = probes_of(found)?;
+            (probe, props, true)
+        }
         None => {
             let probe: Probe<'_> = serde_json::from_str(text_raw).ok()?;
             let props: PropertiesProbe<'_> = probe
@@ -476,37 +477,16 @@ fn routed_event_by(
                 .filter(|p| p.get().starts_with('{'))
                 .and_then(|p| serde_json::from_str(p.get()).ok())
                 .unwrap_or_default();
-            Some(probed_event(
-                source,
-                text_raw,
-                fallback_id,
-                place,
-                (&probe, &props),
-                false,
-            ))
+            (probe, props, false)
         }
-    }
-}
-
-/// [`routed_event`] for a record the checking walk read (`found`): checked.
-fn walked_event(
-    source: &str,
-    text_raw: &str,
-    fallback_id: impl FnOnce() -> String,
-    place: &str,
-    found: &PathValues<'_, '_>,
-) -> Option<Event> {
-    if !found.is_object() {
-        return None;
-    }
-    let (probe, props) = probes_of(found);
+    };
     Some(probed_event(
         source,
         text_raw,
         fallback_id,
         place,
         (&probe, &props),
-        true,
+        checked,
     ))
 }
 
@@ -607,8 +587,12 @@ static PROBE_PATHS: std::sync::LazyLock<PathSet> = std::sync::LazyLock::new(|| {
 });
 
 /// [`Probe`] and [`PropertiesProbe`] from what the checking walk found: each field as
-/// [`Lenient`] reads it (a string, or a number's text; anything else none).
-fn probes_of<'v>(found: &'v PathValues<'_, '_>) -> (Probe<'v>, PropertiesProbe<'v>) {
+/// [`Lenient`] reads it (a string, or a number's text; anything else none). `None` when the
+/// record is not a JSON object.
+fn probes_of<'v>(found: &'v PathValues<'_, '_>) -> Option<(Probe<'v>, PropertiesProbe<'v>)> {
+    if !found.is_object() {
+        return None;
+    }
     let field = |i: usize| -> Option<Lenient<'v>> {
         let text = match found.get(i)? {
             Node::Str(s) => Some(Cow::Borrowed(s)),
@@ -647,7 +631,7 @@ fn probes_of<'v>(found: &'v PathValues<'_, '_>) -> (Probe<'v>, PropertiesProbe<'
         timeGenerated: p(9),
         Timestamp: p(10),
     };
-    (probe, props)
+    Some((probe, props))
 }
 
 /// A number's text as [`Lenient`] gives it (serde_json hands it an unsigned, a signed or a
